@@ -1,0 +1,1 @@
+"""Commands behind the Makefile: stacks in either mode, certs, reload, tests, diagnostics."""

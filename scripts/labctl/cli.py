@@ -1,0 +1,100 @@
+"""`scripts/lab COMMAND`: what each Makefile target calls."""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from collections.abc import Callable
+
+from . import native, paths
+from .venv import ensure_venv
+
+
+def _mode_or_exit() -> str:
+    mode = paths.running_mode()
+    if mode is None:
+        raise SystemExit("lab: no stack is running here: `make native-up` or `make up` first")
+    return mode
+
+
+def cmd_certs(_args: argparse.Namespace) -> int:
+    return subprocess.run(["sh", str(paths.SCRIPTS / "certs.sh"), str(paths.CERTS)]).returncode
+
+
+def cmd_native_up(_args: argparse.Namespace) -> int:
+    native.up()
+    return 0
+
+
+def cmd_native_down(_args: argparse.Namespace) -> int:
+    native.down()
+    return 0
+
+
+def cmd_reload(_args: argparse.Namespace) -> int:
+    _mode_or_exit()
+    return native.reload()
+
+
+def cmd_dump(_args: argparse.Namespace) -> int:
+    _mode_or_exit()
+    print(native.dump_config())
+    return 0
+
+
+def pytest(*args: str) -> int:
+    """Run pytest from .venv; exit status 5 (nothing collected) counts as a failure."""
+    ensure_venv()
+    return subprocess.run([str(paths.VENV_PYTHON), "-m", "pytest", *args], cwd=paths.ROOT).returncode
+
+
+def cmd_unit_test(args: argparse.Namespace) -> int:
+    return pytest("tests/unit", *args.pytest_args)
+
+
+def cmd_integration_test(args: argparse.Namespace) -> int:
+    return pytest("tests/integration", *args.pytest_args)
+
+
+def cmd_test(_args: argparse.Namespace) -> int:
+    """The README's test command: unit, then a native stack for integration, then down."""
+    results: dict[str, int] = {"unit": pytest("tests/unit")}
+    try:
+        native.up()
+        results["integration"] = pytest("tests/integration")
+    finally:
+        native.down()
+    print("\nlab test summary: " + ", ".join(f"{k} {'ok' if v == 0 else f'FAILED ({v})'}" for k, v in results.items()))
+    return 0 if all(code == 0 for code in results.values()) else 1
+
+
+COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
+    "certs": (cmd_certs, "generate the lab CA and server certificate under .lab/certs (once)"),
+    "native-up": (cmd_native_up, "start nginx + gunicorn natively (LAB_SCENARIO honoured)"),
+    "native-down": (cmd_native_down, "stop the native stack"),
+    "reload": (cmd_reload, "nginx -t the edited config, then reload it in the running stack"),
+    "dump": (cmd_dump, "nginx -T of the running stack"),
+    "unit-test": (cmd_unit_test, "unit tests (no network)"),
+    "integration-test": (cmd_integration_test, "integration suite against LAB_URL (default: the local stack)"),
+    "test": (cmd_test, "unit + native stack + integration, then down"),
+}
+
+PASSES_PYTEST_ARGS = {"unit-test", "integration-test"}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="scripts/lab", description="proxylab's commands")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (_, help_text) in COMMANDS.items():
+        command = sub.add_parser(name, help=help_text)
+        if name in PASSES_PYTEST_ARGS:
+            command.add_argument("pytest_args", nargs=argparse.REMAINDER)
+    args = parser.parse_args(argv)
+    try:
+        return COMMANDS[args.command][0](args)
+    except KeyboardInterrupt:
+        return 130
+    except subprocess.CalledProcessError as error:
+        print(f"lab: {error}", file=sys.stderr)
+        return error.returncode or 1

@@ -1,0 +1,163 @@
+"""Native mode: the system's nginx (as any user, everything under .lab/) in front of gunicorn
+from .venv on loopback. Same nginx files and same URLs as compose mode; starts in seconds."""
+
+from __future__ import annotations
+
+import os
+import resource
+import signal
+import socket
+import subprocess
+import time
+
+from . import nginxctl, paths
+from .health import wait_healthy
+from .venv import ensure_venv
+
+GUNICORN_PID = paths.RUN / "gunicorn.pid"
+NGINX_PID = paths.NGINX_PREFIX / "run" / "nginx.pid"
+APP_LOG = paths.LOGS / "app.log"
+NGINX_ACCESS_LOG = paths.NGINX_PREFIX / "logs" / "access.log"
+NGINX_ERROR_LOG = paths.NGINX_PREFIX / "logs" / "error.log"
+
+
+def _raise_fd_limit() -> None:
+    # Inherited by nginx and gunicorn: thousands of websockets need thousands of descriptors.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _read_pid(path) -> int | None:
+    try:
+        pid = int(path.read_text().strip())
+        os.kill(pid, 0)
+        return pid
+    except (OSError, ValueError):
+        return None
+
+
+def app_env() -> dict[str, str]:
+    return {
+        **os.environ,
+        "GUNICORN_BIND": f"127.0.0.1:{paths.app_port()}",
+        "GUNICORN_PIDFILE": str(GUNICORN_PID),
+        "LAB_UPLOAD_DIR": str(paths.UPLOADS),
+        "LAB_SCENARIOS_DIR": str(paths.SCENARIOS),
+        "LAB_SCENARIO": paths.scenario(),
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+def start_gunicorn() -> subprocess.Popen[bytes]:
+    paths.LOGS.mkdir(parents=True, exist_ok=True)
+    log = APP_LOG.open("ab")
+    return subprocess.Popen(
+        [
+            str(paths.VENV / "bin" / "gunicorn"),
+            "--config",
+            str(paths.APP_DIR / "gunicorn.conf.py"),
+            "--chdir",
+            str(paths.APP_DIR),
+            "labapp:create_app()",
+        ],
+        env=app_env(),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+def up() -> None:
+    if (scenario := paths.scenario()) and not (paths.SCENARIOS / scenario).is_dir():
+        raise SystemExit(f"lab: no scenario named {scenario!r} (see nginx/scenarios/)")
+    nginxctl.native_env()  # fails early, with install instructions, when nginx is missing
+    ensure_venv()
+    down(quiet=True)
+    busy = [p for p in (paths.https_port(), paths.http_port(), paths.app_port()) if not _port_free(p)]
+    if busy:
+        raise SystemExit(
+            f"lab: port(s) {busy} already in use on 127.0.0.1 (a compose stack? `make down`), "
+            "or choose others with LAB_HTTPS_PORT / LAB_HTTP_PORT / LAB_APP_PORT"
+        )
+    for directory in (paths.RUN, paths.UPLOADS, paths.LOGS):
+        directory.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["sh", str(paths.SCRIPTS / "certs.sh"), str(paths.CERTS)], check=True)
+    _raise_fd_limit()
+
+    started = time.monotonic()
+    app = start_gunicorn()
+    try:
+        wait_healthy(
+            f"http://127.0.0.1:{paths.app_port()}/healthz", None, 30, lambda: app.poll() is None
+        )
+        nginxctl.run("start")
+        paths.MODE_FILE.write_text("native\n")
+        wait_healthy(f"https://localhost:{paths.https_port()}/healthz", paths.CA, 15)
+    except (RuntimeError, subprocess.CalledProcessError) as error:
+        down(quiet=True)
+        raise SystemExit(f"lab: native stack failed to start: {error}\n  logs: {paths.LOGS}, {NGINX_ERROR_LOG}")
+    print_ready(f"native (nginx + gunicorn on 127.0.0.1:{paths.app_port()})", time.monotonic() - started)
+
+
+def print_ready(what: str, seconds: float) -> None:
+    scenario = paths.scenario() or "baseline"
+    print(
+        f"lab: up in {seconds:.1f}s, {what}, config: {scenario}\n"
+        f"  https://localhost:{paths.https_port()}   (CA: {paths.CA.relative_to(paths.ROOT)})\n"
+        f"  http://localhost:{paths.http_port()}    (redirects to HTTPS)\n"
+        f"  try: curl --cacert {paths.CA.relative_to(paths.ROOT)} https://localhost:{paths.https_port()}/debug/request",
+        flush=True,
+    )
+
+
+def _stop(pid: int | None, sig: signal.Signals, wait_s: float) -> None:
+    if pid is None:
+        return
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        return
+    end = time.monotonic() + wait_s
+    while time.monotonic() < end:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+    os.kill(pid, signal.SIGKILL)
+
+
+def down(quiet: bool = False) -> None:
+    nginx_pid, app_pid = _read_pid(NGINX_PID), _read_pid(GUNICORN_PID)
+    # SIGTERM is a fast shutdown for both: open websockets are closed rather than waited for.
+    _stop(nginx_pid, signal.SIGTERM, 10)
+    _stop(app_pid, signal.SIGTERM, 15)
+    if paths.running_mode() == "native":
+        paths.MODE_FILE.unlink()
+    if not quiet:
+        print("lab: native stack stopped" if nginx_pid or app_pid else "lab: no native stack was running")
+
+
+def reload() -> int:
+    return nginxctl.run("reload", check=False).returncode
+
+
+def dump_config() -> str:
+    result = nginxctl.run("dump", check=False, capture=True)
+    return result.stdout + result.stderr
+
+
+def log_files() -> dict[str, object]:
+    return {"nginx access": NGINX_ACCESS_LOG, "nginx error": NGINX_ERROR_LOG, "app": APP_LOG}

@@ -1,0 +1,58 @@
+"""Native-mode calls into scripts/nginx-ctl.sh, the renderer and driver both modes share."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+from . import paths
+
+INSTALL_HINT = (
+    "nginx is not installed. Install it, then run this again:\n"
+    "  Debian/Ubuntu: sudo apt-get install -y nginx-light   (or nginx)\n"
+    "  Fedora:        sudo dnf install -y nginx\n"
+    "  macOS:         brew install nginx\n"
+    "Only the binary is used: the lab runs it as you, with everything under .lab/."
+)
+
+
+def nginx_binary() -> str | None:
+    # Debian puts nginx in /usr/sbin, which is not on a normal user's PATH.
+    return shutil.which("nginx") or next(
+        (p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if Path(p).exists()), None
+    )
+
+
+def native_env() -> dict[str, str]:
+    binary = nginx_binary()
+    if binary is None:
+        raise SystemExit(INSTALL_HINT)
+    return {
+        **os.environ,
+        "LAB_NGINX_BIN": binary,
+        "LAB_NGINX_SRC": str(paths.NGINX_SRC),
+        "LAB_NGINX_PREFIX": str(paths.NGINX_PREFIX),
+        "LAB_UPSTREAM": f"127.0.0.1:{paths.app_port()}",
+        # The keepalive pool; never resolved through DNS natively (see snippets/upstream.conf).
+        "LAB_PROXY_TARGET": "lab_app",
+        "LAB_RESOLVER": "127.0.0.1",
+        "LAB_HTTPS_PORT": str(paths.https_port()),
+        "LAB_HTTP_PORT": str(paths.http_port()),
+        "LAB_UPLOAD_DIR": str(paths.UPLOADS),
+        "LAB_CERT_DIR": str(paths.CERTS),
+        "LAB_NGINX_USER": getpass.getuser(),
+        "LAB_SCENARIO": paths.scenario(),
+    }
+
+
+def run(*args: str, check: bool = True, capture: bool = False) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["sh", str(paths.SCRIPTS / "nginx-ctl.sh"), *args],
+        env=native_env(),
+        check=check,
+        text=True,
+        capture_output=capture,
+    )

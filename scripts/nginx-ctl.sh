@@ -1,0 +1,114 @@
+#!/bin/sh
+# Renders nginx/ (plus the LAB_SCENARIO overlay) and drives nginx. One script for both modes:
+# native mode calls it from scripts/lab, compose mode from the nginx container's entrypoint.
+#
+#   nginx-ctl.sh render DIR   render the config into DIR
+#   nginx-ctl.sh start        render, test, then run nginx (foreground with LAB_NGINX_FOREGROUND=1)
+#   nginx-ctl.sh reload       render into a staging dir, nginx -t it, and only then swap + reload:
+#                             a broken edit is refused with nginx's message, the old config serves on
+#   nginx-ctl.sh dump         nginx -T of the running config
+set -eu
+
+: "${LAB_NGINX_SRC:?directory holding nginx.conf and scenarios/}"
+: "${LAB_NGINX_PREFIX:?nginx prefix: logs/, run/, tmp/ and conf/ live here}"
+: "${LAB_UPSTREAM:=app:8000}"
+: "${LAB_PROXY_TARGET:=$LAB_UPSTREAM}"
+: "${LAB_RESOLVER:=127.0.0.11}"
+: "${LAB_HTTPS_PORT:=8443}"
+: "${LAB_HTTP_PORT:=8080}"
+: "${LAB_LISTEN_HTTPS:=$LAB_HTTPS_PORT}"
+: "${LAB_LISTEN_HTTP:=$LAB_HTTP_PORT}"
+: "${LAB_PUBLIC_HTTPS_PORT:=$LAB_HTTPS_PORT}"
+: "${LAB_SERVER_NAMES:=localhost 127.0.0.1 [::1]}"
+: "${LAB_MAX_UPLOAD_MB:=4096}"
+: "${LAB_UPLOAD_DIR:=/srv/uploads}"
+: "${LAB_CERT_DIR:=/lab/certs}"
+: "${LAB_NGINX_USER:=nginx}"
+: "${LAB_SCENARIO:=}"
+NGINX=${LAB_NGINX_BIN:-nginx}
+CONF="$LAB_NGINX_PREFIX/conf"
+
+render() {
+    out=$1
+    rm -rf "$out"
+    mkdir -p "$out"
+    (cd "$LAB_NGINX_SRC" && find . -path ./scenarios -prune -o -type f -name '*.conf' -print) |
+        while read -r f; do
+            mkdir -p "$out/$(dirname "$f")"
+            cp "$LAB_NGINX_SRC/$f" "$out/$f"
+        done
+    if [ -n "$LAB_SCENARIO" ]; then
+        scenario="$LAB_NGINX_SRC/scenarios/$LAB_SCENARIO"
+        if [ ! -d "$scenario" ]; then
+            echo "nginx-ctl: no scenario '$LAB_SCENARIO' under $LAB_NGINX_SRC/scenarios" >&2
+            exit 2
+        fi
+        # A scenario's .conf files replace the baseline files of the same relative path.
+        (cd "$scenario" && find . -type f -name '*.conf' -print) | while read -r f; do
+            mkdir -p "$out/$(dirname "$f")"
+            cp "$scenario/$f" "$out/$f"
+        done
+    fi
+    find "$out" -type f -name '*.conf' | while read -r f; do
+        sed -i \
+            -e "s|{{LAB_UPSTREAM}}|$LAB_UPSTREAM|g" \
+            -e "s|{{LAB_PROXY_TARGET}}|$LAB_PROXY_TARGET|g" \
+            -e "s|{{LAB_RESOLVER}}|$LAB_RESOLVER|g" \
+            -e "s|{{LAB_LISTEN_HTTPS}}|$LAB_LISTEN_HTTPS|g" \
+            -e "s|{{LAB_LISTEN_HTTP}}|$LAB_LISTEN_HTTP|g" \
+            -e "s|{{LAB_PUBLIC_HTTPS_PORT}}|$LAB_PUBLIC_HTTPS_PORT|g" \
+            -e "s|{{LAB_SERVER_NAMES}}|$LAB_SERVER_NAMES|g" \
+            -e "s|{{LAB_MAX_UPLOAD_MB}}|$LAB_MAX_UPLOAD_MB|g" \
+            -e "s|{{LAB_UPLOAD_DIR}}|$LAB_UPLOAD_DIR|g" \
+            -e "s|{{LAB_CERT_DIR}}|$LAB_CERT_DIR|g" \
+            -e "s|{{LAB_NGINX_USER}}|$LAB_NGINX_USER|g" \
+            "$f"
+    done
+    if grep -rn '{{LAB_[A-Z_]*}}' "$out" >&2; then
+        echo "nginx-ctl: placeholders above have no value" >&2
+        exit 2
+    fi
+}
+
+nginx_cmd() {
+    "$NGINX" -p "$LAB_NGINX_PREFIX/" -e logs/error.log "$@"
+}
+
+prepare_prefix() {
+    mkdir -p "$LAB_NGINX_PREFIX/logs" "$LAB_NGINX_PREFIX/run" "$LAB_NGINX_PREFIX/tmp"
+}
+
+case "${1:-}" in
+    render)
+        render "${2:?render needs an output directory}"
+        ;;
+    start)
+        prepare_prefix
+        render "$CONF"
+        nginx_cmd -t -q -c "$CONF/nginx.conf"
+        if [ "${LAB_NGINX_FOREGROUND:-0}" = 1 ]; then
+            exec "$NGINX" -p "$LAB_NGINX_PREFIX/" -e logs/error.log -c "$CONF/nginx.conf" -g 'daemon off;'
+        fi
+        nginx_cmd -c "$CONF/nginx.conf"
+        ;;
+    reload)
+        render "$CONF.next"
+        if ! nginx_cmd -t -q -c "$CONF.next/nginx.conf"; then
+            rm -rf "$CONF.next"
+            echo "nginx-ctl: the edited config is refused (nginx's message above); the running config is unchanged" >&2
+            exit 1
+        fi
+        rm -rf "$CONF.prev"
+        mv "$CONF" "$CONF.prev"
+        mv "$CONF.next" "$CONF"
+        nginx_cmd -c "$CONF/nginx.conf" -s reload
+        echo "nginx-ctl: config reloaded"
+        ;;
+    dump)
+        nginx_cmd -T -q -c "$CONF/nginx.conf"
+        ;;
+    *)
+        echo "usage: nginx-ctl.sh render DIR | start | reload | dump" >&2
+        exit 2
+        ;;
+esac

@@ -1,0 +1,37 @@
+"""proxylab's Flask app: the thing nginx sits in front of."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from . import errors, middleware, uploads
+from .settings import LabSettings
+from .views import bugs, debug, errors_demo, redirects, slow, websockets
+
+
+def create_app(settings: LabSettings | None = None) -> Flask:
+    settings = settings or LabSettings.from_env()
+    app = Flask(__name__)
+    app.request_class = uploads.StreamingRequest
+    app.config["LAB"] = settings
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_upload_bytes
+    if settings.fix_form_memory:
+        # Werkzeug caps non-file form fields at 500 kB; large text fields are legitimate here.
+        app.config["MAX_FORM_MEMORY_SIZE"] = settings.max_form_memory_mb * 1024 * 1024
+    app.json.sort_keys = False
+
+    for blueprint in (
+        debug.bp,
+        redirects.bp,
+        websockets.make_blueprint(settings.ws_route_flag),
+        uploads.bp,
+        errors_demo.bp,
+        slow.bp,
+        bugs.bp,
+    ):
+        app.register_blueprint(blueprint)
+
+    if settings.fix_json_errors:
+        errors.register(app)
+    middleware.install(app, settings)
+    return app

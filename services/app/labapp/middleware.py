@@ -1,0 +1,148 @@
+"""WSGI layers around the Flask app: request id and request log, body draining, ProxyFix.
+
+gevent-websocket's worker bypasses gunicorn's HTTP layer (no forwarded-header handling, no
+access log), so these live in the app where every worker class gets them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from flask import Flask, g, request
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from .settings import LabSettings
+
+Environ = dict[str, Any]
+StartResponse = Callable[..., Any]
+WSGIApp = Callable[[Environ, StartResponse], Iterable[bytes]]
+
+REQUEST_ID_KEY = "lab.request_id"
+DRAIN_CHUNK = 256 * 1024
+
+access_log = logging.getLogger("labapp.access")
+
+
+def _has_body(environ: Environ) -> bool:
+    if "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
+        return True
+    try:
+        return int(environ.get("CONTENT_LENGTH") or 0) > 0
+    except ValueError:
+        return False
+
+
+class _ClosingIterable:
+    """Yields the app's body, then runs ``on_close`` once the server has sent it."""
+
+    def __init__(self, body: Iterable[bytes], on_close: Callable[[], None]) -> None:
+        self._body = body
+        self._on_close = on_close
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self._body)
+
+    def close(self) -> None:
+        try:
+            close = getattr(self._body, "close", None)
+            if close is not None:
+                close()
+        finally:
+            self._on_close()
+
+
+class RequestLog:
+    """Adopts nginx's X-Request-ID (or makes one), echoes it, and logs one JSON line per request."""
+
+    def __init__(self, app: WSGIApp) -> None:
+        self.app = app
+
+    def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        request_id = environ.get("HTTP_X_REQUEST_ID") or uuid.uuid4().hex
+        environ[REQUEST_ID_KEY] = request_id
+        started = time.perf_counter()
+        seen: dict[str, str] = {}
+
+        def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            seen["status"] = status.split(" ", 1)[0]
+            headers = [h for h in headers if h[0].lower() != "x-request-id"]
+            headers.append(("X-Request-ID", request_id))
+            return start_response(status, headers, exc_info)
+
+        def log_line() -> None:
+            access_log.info(
+                json.dumps(
+                    {
+                        "request_id": request_id,
+                        "method": environ.get("REQUEST_METHOD"),
+                        "path": environ.get("PATH_INFO"),
+                        "status": int(seen.get("status", "0") or 0),
+                        "websocket": "wsgi.websocket" in environ,
+                        "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                    }
+                )
+            )
+
+        return _ClosingIterable(self.app(environ, start), log_line)
+
+
+class DrainBody:
+    """Reads whatever request body the view left unread before the connection closes.
+
+    Without it, a view that answers early (403 before reading a large upload) makes the worker
+    close a socket with unread data: the kernel sends RST, nginx logs "writev() failed (104)"
+    and the client gets 502 instead of the 403 (sync and gevent workers; early-reject scenario).
+    """
+
+    def __init__(self, app: WSGIApp, limit_bytes: int) -> None:
+        self.app = app
+        self.limit_bytes = limit_bytes
+
+    def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        if "wsgi.websocket" in environ or not _has_body(environ):
+            return self.app(environ, start_response)
+        return _ClosingIterable(self.app(environ, start_response), lambda: self._drain(environ))
+
+    def _drain(self, environ: Environ) -> None:
+        stream = environ["wsgi.input"]
+        remaining = self.limit_bytes
+        try:
+            while remaining > 0:
+                chunk = stream.read(min(DRAIN_CHUNK, remaining))
+                if not chunk:
+                    return
+                remaining -= len(chunk)
+        except Exception:  # noqa: BLE001 - the peer went away: nothing left to protect
+            return
+
+
+def install(app: Flask, settings: LabSettings) -> None:
+    @app.before_request
+    def _adopt_request_id() -> None:
+        g.request_id = request.environ.get(REQUEST_ID_KEY, "")
+
+    wsgi: WSGIApp = app.wsgi_app
+    if settings.fix_proxy:
+        # Exactly one trusted hop (nginx): the last X-Forwarded-For value is the one nginx added.
+        wsgi = ProxyFix(wsgi, x_for=1, x_proto=1, x_host=1, x_port=1)
+    if settings.fix_drain_body:
+        wsgi = DrainBody(wsgi, settings.max_upload_bytes + 1024 * 1024)
+    app.wsgi_app = RequestLog(wsgi)  # type: ignore[method-assign]
+    _configure_logging()
+
+
+def _configure_logging() -> None:
+    root = logging.getLogger("labapp")
+    if root.handlers:
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    root.propagate = False

@@ -1,0 +1,1 @@
+"""Shared by the integration, scenario and reliability suites: how to reach a running lab."""

@@ -1,0 +1,146 @@
+"""The running lab as tests see it: URLs, verified TLS, websocket clients, streamed bodies."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import ssl
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import requests
+import websocket
+
+from labctl import paths
+
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Lab:
+    url: str  # through nginx, https
+    ca: Path
+    direct_url: str | None  # straight to gunicorn, when reachable (native mode)
+
+    @property
+    def host(self) -> str:
+        """host:port as the client sends it, e.g. localhost:8443."""
+        return urlsplit(self.url).netloc
+
+    @property
+    def ws_url(self) -> str:
+        return "wss://" + self.host
+
+    @property
+    def http_url(self) -> str:
+        return f"http://{urlsplit(self.url).hostname}:{paths.http_port()}"
+
+    def session(self) -> requests.Session:
+        session = requests.Session()
+        session.verify = str(self.ca)
+        return session
+
+    def ssl_context(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=str(self.ca))
+
+    def ws(self, path: str, timeout: float = 10, **kwargs: object) -> websocket.WebSocket:
+        """A real websocket client over wss, verifying the lab's CA."""
+        return websocket.create_connection(
+            self.ws_url + path,
+            timeout=timeout,
+            sslopt={"ca_certs": str(self.ca), "cert_reqs": ssl.CERT_REQUIRED},
+            **kwargs,
+        )
+
+
+def lab_from_env() -> Lab:
+    direct = os.environ.get("LAB_DIRECT_URL")
+    if direct is None and paths.running_mode() == "native":
+        direct = f"http://127.0.0.1:{paths.app_port()}"
+    return Lab(url=paths.lab_url().rstrip("/"), ca=paths.lab_ca(), direct_url=direct or None)
+
+
+class PatternBody:
+    """A deterministic body of ``size`` bytes, generated in chunks and hashed as it is read.
+
+    Never held whole in memory: pass ``chunks()`` to requests (chunked) or the object itself
+    (Content-Length) and compare ``sha256`` after the upload.
+    """
+
+    def __init__(self, size: int, seed: bytes = b"proxylab", chunk: int = MIB) -> None:
+        self.size = size
+        self._block = hashlib.sha256(seed).digest() * (chunk // 32)
+        self._hash = hashlib.sha256()
+        self._sent = 0
+
+    def chunks(self) -> Iterator[bytes]:
+        while self._sent < self.size:
+            piece = self._block[: min(len(self._block), self.size - self._sent)]
+            self._sent += len(piece)
+            self._hash.update(piece)
+            yield piece
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self.chunks()
+
+    @property
+    def sha256(self) -> str:
+        assert self._sent == self.size, f"only {self._sent} of {self.size} bytes were sent"
+        return self._hash.hexdigest()
+
+
+def multipart_chunks(body: PatternBody, filename: str, boundary: str) -> Iterator[bytes]:
+    """multipart/form-data with one file field, streamed."""
+    yield (
+        f"--{boundary}\r\n"
+        f'Content-Disposition: form-data; name="file"; filename="{filename}"\r\n'
+        "Content-Type: application/octet-stream\r\n\r\n"
+    ).encode()
+    yield from body.chunks()
+    yield f"\r\n--{boundary}--\r\n".encode()
+
+
+def multipart_length(body_size: int, filename: str, boundary: str) -> int:
+    head = len(
+        (
+            f"--{boundary}\r\n"
+            f'Content-Disposition: form-data; name="file"; filename="{filename}"\r\n'
+            "Content-Type: application/octet-stream\r\n\r\n"
+        ).encode()
+    )
+    return head + body_size + len(f"\r\n--{boundary}--\r\n".encode())
+
+
+def sha256_of_response(response: requests.Response) -> tuple[int, str]:
+    digest, size = hashlib.sha256(), 0
+    for piece in response.iter_content(MIB):
+        digest.update(piece)
+        size += len(piece)
+    return size, digest.hexdigest()
+
+
+def assert_json_error(response: requests.Response, status: int, hint: str = "") -> dict:
+    """The lab's error envelope, with a message that says which layer broke it."""
+    content_type = response.headers.get("Content-Type", "")
+    assert response.status_code == status, (
+        f"expected {status}, got {response.status_code}: {response.text[:300]!r}. {hint}"
+    )
+    assert content_type.startswith("application/json"), (
+        f"error {status} came back as {content_type!r}, not JSON: {response.text[:200]!r}. "
+        "nginx needs the json-errors snippet (error_page), the app LAB_FIX_JSON_ERRORS=1. " + hint
+    )
+    body = response.json()
+    assert set(body) == {"code", "msg", "request_id"}, f"not the error envelope: {body}"
+    assert body["code"] == status and body["msg"] and body["request_id"], body
+    assert "Traceback" not in response.text and "<html" not in response.text.lower()
+    return body
+
+
+def ws_json(conn: websocket.WebSocket) -> dict:
+    return json.loads(conn.recv())
