@@ -90,7 +90,7 @@ def make_blueprint(websocket_flag: bool) -> Blueprint:
                 }
             )
         )
-        ws.close(1000, b"info sent")
+        ws.close(1000, "info sent")
         return Response(status=204)
 
     return bp
