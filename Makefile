@@ -1,7 +1,20 @@
 # proxylab: every target is a thin call into scripts/lab (see `scripts/lab --help`).
 LAB := python3 scripts/lab
 
-.PHONY: up down native-up native-down integration-test unit-test test reload dump certs lint
+.PHONY: up down logs offline-images compose-test test-compose native-up native-down integration-test unit-test test reload dump certs lint
+
+up:               ## docker compose: build, start, wait until healthy, print the URLs (LAB_SCENARIO too)
+	$(LAB) up
+down:             ## docker compose: stop and remove the stack
+	$(LAB) down
+logs:             ## follow the running stack's logs (either mode)
+	$(LAB) logs --follow
+offline-images:   ## local stand-ins for the base images + a wheelhouse: compose with no registry
+	$(LAB) offline-images
+compose-test:     ## compose-only checks (ports, user, reload, app restarts) against `make up`
+	$(LAB) compose-test
+test-compose:     ## CI's compose path: make up, integration suite, compose checks, then down
+	$(LAB) test-compose
 
 native-up:        ## nginx + gunicorn natively, no Docker (LAB_SCENARIO=name to pick a scenario)
 	$(LAB) native-up

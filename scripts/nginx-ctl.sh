@@ -7,6 +7,14 @@
 #   nginx-ctl.sh reload       render into a staging dir, nginx -t it, and only then swap + reload:
 #                             a broken edit is refused with nginx's message, the old config serves on
 #   nginx-ctl.sh dump         nginx -T of the running config
+#
+# Compose mode only (unset natively):
+#   LAB_NGINX_LOGS=stdio             logs/access.log and logs/error.log -> the stdout and stderr of
+#                                    the container's PID 1 (nginx, exec'd by start): both reach
+#                                    `docker compose logs` (`docker logs` keeps them apart), also
+#                                    from the nginx -t / -s reload that `docker exec` runs later
+#   LAB_NGINX_SHUTDOWN_TIMEOUT=5s    worker_shutdown_timeout: bounds a graceful stop (SIGQUIT) or a
+#                                    reload while websockets are open (they would hold it for hours)
 set -eu
 
 : "${LAB_NGINX_SRC:?directory holding nginx.conf and scenarios/}"
@@ -76,6 +84,18 @@ nginx_cmd() {
 
 prepare_prefix() {
     mkdir -p "$LAB_NGINX_PREFIX/logs" "$LAB_NGINX_PREFIX/run" "$LAB_NGINX_PREFIX/tmp"
+    if [ "${LAB_NGINX_LOGS:-}" = stdio ]; then
+        # Not /dev/stdout: that would be the terminal of whoever runs `nginx -t` through exec.
+        ln -sf /proc/1/fd/1 "$LAB_NGINX_PREFIX/logs/access.log"
+        ln -sf /proc/1/fd/2 "$LAB_NGINX_PREFIX/logs/error.log"
+    fi
+}
+
+# Main-context directives given with -g at start; the master keeps them across reloads.
+start_globals() {
+    if [ -n "${LAB_NGINX_SHUTDOWN_TIMEOUT:-}" ]; then
+        printf 'worker_shutdown_timeout %s; ' "$LAB_NGINX_SHUTDOWN_TIMEOUT"
+    fi
 }
 
 case "${1:-}" in
@@ -85,11 +105,12 @@ case "${1:-}" in
     start)
         prepare_prefix
         render "$CONF"
-        nginx_cmd -t -q -c "$CONF/nginx.conf"
+        globals=$(start_globals)
+        nginx_cmd -t -q -c "$CONF/nginx.conf" ${globals:+-g "$globals"}
         if [ "${LAB_NGINX_FOREGROUND:-0}" = 1 ]; then
-            exec "$NGINX" -p "$LAB_NGINX_PREFIX/" -e logs/error.log -c "$CONF/nginx.conf" -g 'daemon off;'
+            exec "$NGINX" -p "$LAB_NGINX_PREFIX/" -e logs/error.log -c "$CONF/nginx.conf" -g "${globals}daemon off;"
         fi
-        nginx_cmd -c "$CONF/nginx.conf"
+        nginx_cmd -c "$CONF/nginx.conf" ${globals:+-g "$globals"}
         ;;
     reload)
         render "$CONF.next"

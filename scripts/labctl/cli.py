@@ -6,9 +6,10 @@ import argparse
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 
-from . import native, paths
+from . import compose, native, offline, paths
 from .venv import ensure_venv
 
 
@@ -33,14 +34,38 @@ def cmd_native_down(_args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_up(_args: argparse.Namespace) -> int:
+    compose.up()
+    return 0
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    compose.down(volumes=args.volumes)
+    return 0
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    if _mode_or_exit() == "compose":
+        return compose.logs(follow=args.follow)
+    files = [str(path) for path in native.log_files().values()]
+    return subprocess.run(["tail", "-n", "50", *(["-F"] if args.follow else []), *files]).returncode
+
+
+def cmd_offline_images(args: argparse.Namespace) -> int:
+    return offline.build(force=args.force)
+
+
 def cmd_reload(_args: argparse.Namespace) -> int:
-    _mode_or_exit()
+    if _mode_or_exit() == "compose":
+        return compose.reload()
     return native.reload()
 
 
 def cmd_dump(_args: argparse.Namespace) -> int:
-    _mode_or_exit()
-    print(native.dump_config())
+    if _mode_or_exit() == "compose":
+        print(compose.dump_config())
+    else:
+        print(native.dump_config())
     return 0
 
 
@@ -56,6 +81,10 @@ def cmd_unit_test(args: argparse.Namespace) -> int:
 
 def cmd_integration_test(args: argparse.Namespace) -> int:
     return pytest("tests/integration", *args.pytest_args)
+
+
+def cmd_compose_test(args: argparse.Namespace) -> int:
+    return pytest("tests/compose", *args.pytest_args)
 
 
 TEST_UPLOAD_LIMIT_MB = "512"
@@ -78,6 +107,25 @@ def cmd_test(_args: argparse.Namespace) -> int:
     return 0 if all(code == 0 for code in results.values()) else 1
 
 
+def cmd_test_compose(_args: argparse.Namespace) -> int:
+    """The compose path of CI: `make up`, the integration suite unchanged, the compose-only checks,
+    then down. With no registry, `make offline-images` first."""
+    os.environ.setdefault("LAB_MAX_UPLOAD_MB", TEST_UPLOAD_LIMIT_MB)
+    results: dict[str, int] = {}
+    started = time.monotonic()
+    try:
+        compose.up()
+        results["integration (compose)"] = pytest("tests/integration")
+        results["compose checks"] = pytest("tests/compose")
+    finally:
+        compose.down()
+    print(
+        f"\nlab test-compose summary ({time.monotonic() - started:.0f}s): "
+        + ", ".join(f"{k} {'ok' if v == 0 else f'FAILED ({v})'}" for k, v in results.items())
+    )
+    return 0 if len(results) == 2 and all(code == 0 for code in results.values()) else 1
+
+
 def cmd_lint(_args: argparse.Namespace) -> int:
     ensure_venv()
     ruff = str(paths.VENV / "bin" / "ruff")
@@ -86,6 +134,17 @@ def cmd_lint(_args: argparse.Namespace) -> int:
 
 
 COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
+    "up": (cmd_up, "docker compose: build, start, wait until healthy, print the URLs"),
+    "down": (cmd_down, "docker compose: stop and remove the stack (--volumes: the uploads too)"),
+    "logs": (cmd_logs, "the running stack's logs (--follow to keep reading)"),
+    "offline-images": (
+        cmd_offline_images,
+        "local stand-ins for the public base images + a wheelhouse, for engines with no registry",
+    ),
+    "compose-test": (
+        cmd_compose_test,
+        "compose-only checks against the running compose stack (tests/compose)",
+    ),
     "certs": (cmd_certs, "generate the lab CA and server certificate under .lab/certs (once)"),
     "native-up": (cmd_native_up, "start nginx + gunicorn natively (LAB_SCENARIO honoured)"),
     "native-down": (cmd_native_down, "stop the native stack"),
@@ -97,10 +156,16 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
         "integration suite against LAB_URL (default: the local stack)",
     ),
     "test": (cmd_test, "unit + native stack + integration, then down"),
+    "test-compose": (cmd_test_compose, "compose stack + integration suite + compose checks, then down"),
     "lint": (cmd_lint, "ruff check and ruff format --check"),
 }
 
-PASSES_PYTEST_ARGS = {"unit-test", "integration-test"}
+PASSES_PYTEST_ARGS = {"unit-test", "integration-test", "compose-test"}
+FLAGS: dict[str, list[tuple[str, str]]] = {
+    "down": [("--volumes", "also remove the uploads volume")],
+    "logs": [("--follow", "keep printing new lines (Ctrl-C stops)")],
+    "offline-images": [("--force", "rebuild the stand-ins and the wheelhouse even when present")],
+}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -110,6 +175,8 @@ def main(argv: list[str] | None = None) -> int:
         command = sub.add_parser(name, help=help_text)
         if name in PASSES_PYTEST_ARGS:
             command.add_argument("pytest_args", nargs=argparse.REMAINDER)
+        for flag, flag_help in FLAGS.get(name, []):
+            command.add_argument(flag, action="store_true", help=flag_help)
     args = parser.parse_args(argv)
     try:
         return COMMANDS[args.command][0](args)

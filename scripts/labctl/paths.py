@@ -47,5 +47,11 @@ def scenario() -> str:
 
 
 def running_mode() -> str | None:
-    """'native' or 'compose' while a stack started by this checkout is up."""
-    return MODE_FILE.read_text().strip() if MODE_FILE.is_file() else None
+    """'native' or 'compose' while a stack started by this checkout is up: `make native-up` and
+    `make up` leave a mode file; a compose stack started with plain `docker compose up` is found
+    by its containers' labels (this project, this checkout)."""
+    if MODE_FILE.is_file():
+        return MODE_FILE.read_text().strip()
+    from .compose import running_here  # here, not at the top: compose imports this module
+
+    return "compose" if running_here() else None

@@ -4,18 +4,22 @@ from __future__ import annotations
 
 from collections import deque
 
-from . import native, paths
+from . import compose, native, paths
 
 
 def dump_config() -> str:
     """nginx -T of the running stack, or a note saying why there is none."""
     if paths.running_mode() == "native":
         return native.dump_config()
+    if paths.running_mode() == "compose":
+        return compose.dump_config()
     return "(no stack started from this checkout is running)"
 
 
 def log_tail(lines: int = 60) -> dict[str, str]:
     """The last lines of each log, by name ("nginx access", "nginx error", "app")."""
+    if paths.running_mode() == "compose":
+        return compose.log_tail(lines)
     tails = {}
     if paths.running_mode() == "native":
         for name, path in native.log_files().items():

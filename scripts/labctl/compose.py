@@ -1,0 +1,333 @@
+"""Compose mode: the stack of compose.yaml, through Compose v2 (`docker compose`) or v1
+(`docker-compose` 1.29), whichever this machine has. v1 has no `up --wait`, so health is polled
+here: Docker's own status for failures, the real HTTPS URL (verified against the lab CA) for success.
+
+Exec, logs and inspection go straight to `docker` with the compose labels, which both versions set
+the same way: quicker than a Compose round trip and the same output whichever Compose is installed.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import time
+
+from . import paths
+from .health import get_json
+
+COMPOSE_FILE = paths.ROOT / "compose.yaml"
+# What `make offline-images` leaves behind: the stand-in images and wheelhouse for `make up`.
+OFFLINE_ENV = paths.LAB / "offline-images.env"
+# The settings `make up` started the stack with, for later Compose calls on it (tests recreate the
+# app container with exactly these; a different LAB_MAX_UPLOAD_MB would silently change it).
+STARTED_ENV = paths.RUN / "compose.env"
+SERVICES = ("certs", "app", "nginx")
+NGINX_CTL = "/lab/scripts/nginx-ctl.sh"  # where compose.yaml mounts scripts/ in the nginx container
+
+ENGINE_HINT = (
+    "no Docker engine answers here. Install and start one, then run this again:\n"
+    "  Debian/Ubuntu (as root): scripts/ci-docker.sh   (docker.io + docker-compose, starts dockerd)\n"
+    "  elsewhere: Docker Desktop or Docker Engine with the Compose plugin\n"
+    "Without Docker: `make native-up` runs the same stack with the system's nginx."
+)
+
+
+def project() -> str:
+    """The compose project: COMPOSE_PROJECT_NAME, else proxylab (as .env says for bare compose)."""
+    return os.environ.get("COMPOSE_PROJECT_NAME", "").strip() or "proxylab"
+
+
+@functools.cache
+def compose_cmd() -> tuple[str, ...]:
+    """`docker compose` (v2) when the plugin exists, else `docker-compose` (v1)."""
+    if shutil.which("docker"):
+        probe = subprocess.run(["docker", "compose", "version"], capture_output=True, text=True)
+        if probe.returncode == 0:
+            return ("docker", "compose")
+    if shutil.which("docker-compose"):
+        return ("docker-compose",)
+    raise SystemExit(
+        "lab: neither `docker compose` (v2) nor `docker-compose` (v1) is installed.\n" + ENGINE_HINT
+    )
+
+
+def compose_version() -> str:
+    result = subprocess.run([*compose_cmd(), "version", "--short"], capture_output=True, text=True)
+    return (result.stdout.strip() or "?").lstrip("v")
+
+
+def require_engine() -> None:
+    if not shutil.which("docker"):
+        raise SystemExit("lab: the docker CLI is not installed.\n" + ENGINE_HINT)
+    if subprocess.run(["docker", "info"], capture_output=True).returncode != 0:
+        raise SystemExit("lab: " + ENGINE_HINT)
+
+
+def image_exists(name: str) -> bool:
+    return subprocess.run(["docker", "image", "inspect", name], capture_output=True).returncode == 0
+
+
+def read_env_file(path) -> dict[str, str]:
+    values = {}
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#") and "=" in line:
+            key, _, value = line.partition("=")
+            values[key.strip()] = value.strip()
+    return values
+
+
+def offline_settings(quiet: bool = True) -> dict[str, str]:
+    """The stand-ins of `make offline-images`, when built here and not overridden by the env.
+
+    LAB_OFFLINE=0 ignores them (use the public images); variables already set in the environment
+    win over the file."""
+    if os.environ.get("LAB_OFFLINE", "").strip() == "0" or not OFFLINE_ENV.is_file():
+        return {}
+    values = {k: v for k, v in read_env_file(OFFLINE_ENV).items() if k not in os.environ}
+    missing = [v for k, v in values.items() if k.endswith("_IMAGE") and not image_exists(v)]
+    if missing:
+        if not quiet:
+            print(
+                f"lab: ignoring {OFFLINE_ENV.relative_to(paths.ROOT)}: image(s) {missing} are gone "
+                "(`make offline-images` builds them again)",
+                file=sys.stderr,
+            )
+        return {}
+    return values
+
+
+NOFILE = 65536
+
+
+def default_nofile() -> int:
+    """compose.yaml's 65536, or less where this machine's hard limit is lower and cannot be raised
+    (dockerd without CAP_SYS_RESOURCE, as on the CI machines: runc then refuses to start)."""
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    return NOFILE if hard == resource.RLIM_INFINITY else min(NOFILE, hard)
+
+
+def compose_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = {**os.environ, **offline_settings()}
+    env.setdefault("LAB_NOFILE", str(default_nofile()))
+    env.update(extra or {})
+    return env
+
+
+def run(
+    *args: str,
+    project_name: str | None = None,
+    extra_env: dict[str, str] | None = None,
+    check: bool = True,
+    capture: bool = False,
+) -> subprocess.CompletedProcess[str]:
+    """One Compose command on compose.yaml for this checkout's project."""
+    command = [*compose_cmd(), "-p", project_name or project(), "-f", str(COMPOSE_FILE), *args]
+    return subprocess.run(
+        command,
+        cwd=paths.ROOT,
+        env=compose_env(extra_env),
+        check=check,
+        text=True,
+        capture_output=capture,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def docker(*args: str, check: bool = True, capture: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["docker", *args], check=check, text=True, capture_output=capture)
+
+
+def container_id(service: str, project_name: str | None = None) -> str | None:
+    """The (newest) container of a service of the project, running or not."""
+    result = docker(
+        "ps", "-a", "-q",
+        "--filter", f"label=com.docker.compose.project={project_name or project()}",
+        "--filter", f"label=com.docker.compose.service={service}",
+        check=False,
+    )  # fmt: skip
+    ids = result.stdout.split()
+    return ids[0] if ids else None
+
+
+def running_here() -> bool:
+    """A running nginx container of this project, started from this checkout (by `make up` or by
+    plain `docker compose up`): both Compose versions label the working directory."""
+    if not shutil.which("docker"):
+        return False
+    result = docker(
+        "ps", "-q", "--filter", "status=running",
+        "--filter", f"label=com.docker.compose.project={project()}",
+        "--filter", f"label=com.docker.compose.project.working_dir={paths.ROOT}",
+        "--filter", "label=com.docker.compose.service=nginx",
+        check=False,
+    )  # fmt: skip
+    return result.returncode == 0 and bool(result.stdout.strip())
+
+
+def inspect(container: str) -> dict:
+    return json.loads(docker("inspect", container).stdout)[0]
+
+
+def _state(info: dict) -> str:
+    """running / healthy / starting / unhealthy / exited(N) / ..."""
+    state = info["State"]
+    if state["Status"] != "running":
+        return f"{state['Status']}({state.get('ExitCode')})"
+    health = state.get("Health")
+    return health["Status"] if health else "running"
+
+
+def states(project_name: str | None = None) -> dict[str, str]:
+    found = {}
+    for service in SERVICES:
+        cid = container_id(service, project_name)
+        found[service] = _state(inspect(cid)) if cid else "missing"
+    return found
+
+
+def wait_ready(url: str, deadline_s: float = 120, project_name: str | None = None) -> dict[str, str]:
+    """Until the URL answers 200 {"status": "ok"} through nginx (TLS verified against the lab CA)
+    with the app healthy for Docker; raise at once when a container dies or turns unhealthy."""
+    end = time.monotonic() + deadline_s
+    last, current = "no answer yet", {}
+    while time.monotonic() < end:
+        current = states(project_name)
+        if current["certs"].startswith("exited") and current["certs"] != "exited(0)":
+            raise RuntimeError(f"the certs service failed: {current}")
+        for service in ("app", "nginx"):
+            if current[service].startswith(("exited", "dead", "unhealthy")):
+                raise RuntimeError(f"{service} is {current[service]}: {current}")
+        try:
+            status, body = get_json(url, paths.lab_ca() if paths.lab_ca().is_file() else None, timeout=2)
+            if status == 200 and body == {"status": "ok"}:
+                if current["app"] == "healthy":
+                    return current
+                last = f"{url} answers; waiting for the app's healthcheck: {current}"
+            else:
+                last = f"HTTP {status}: {body}"
+        except (OSError, ValueError) as error:
+            last = f"{url}: {error}; containers: {current}"
+        time.sleep(0.5)
+    raise RuntimeError(f"not ready after {deadline_s:.0f}s: {last}")
+
+
+def up() -> None:
+    if paths.running_mode() == "native":
+        raise SystemExit("lab: a native stack is running from this checkout: `make native-down` first")
+    if (scenario := paths.scenario()) and not (paths.SCENARIOS / scenario).is_dir():
+        raise SystemExit(f"lab: no scenario named {scenario!r} (see nginx/scenarios/)")
+    require_engine()
+    offline = offline_settings(quiet=False)
+    env = compose_env()
+    images = (
+        f"python base {env.get('LAB_PYTHON_IMAGE') or 'python:3.13-slim-trixie'}, "
+        f"nginx {env.get('LAB_NGINX_IMAGE') or 'nginx:1.30-trixie'}"
+        + (f", wheels from services/app/{env['LAB_WHEELHOUSE']}/" if env.get("LAB_WHEELHOUSE") else "")
+    )
+    print(f"lab: compose up ({' '.join(compose_cmd())} {compose_version()}, project {project()}): {images}")
+    if offline:
+        where = OFFLINE_ENV.relative_to(paths.ROOT)
+        print(f"     (local stand-ins from {where}; LAB_OFFLINE=0 for the public images)", flush=True)
+    # Made here, as the user: a bind mount's missing source would be created by Docker, as root.
+    paths.CERTS.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    build = run("build", "app", capture=True, check=False)
+    if build.returncode != 0:
+        print(build.stdout + build.stderr, file=sys.stderr)
+        raise SystemExit(
+            "lab: building the app image failed (output above). With no registry: "
+            "`make offline-images` first."
+        )
+    print(f"lab: app image built in {time.monotonic() - started:.1f}s", flush=True)
+    result = run("up", "-d", "--remove-orphans", check=False)
+    try:
+        if result.returncode != 0:
+            raise RuntimeError(f"`compose up` exited with {result.returncode}")
+        wait_ready(f"{paths.lab_url().rstrip('/')}/healthz")
+    except RuntimeError as error:
+        for name, tail in log_tail(40).items():
+            print(f"--- {name} (last lines)\n{tail}", file=sys.stderr)
+        raise SystemExit(
+            f"lab: compose stack failed to start: {error}\n"
+            "  the containers are left as they are for `make logs`; `make down` removes them"
+        ) from None
+    paths.RUN.mkdir(parents=True, exist_ok=True)
+    STARTED_ENV.write_text(
+        "".join(f"{k}={v}\n" for k, v in sorted(env.items()) if k.startswith(("LAB_", "GUNICORN_")))
+    )
+    paths.MODE_FILE.write_text("compose\n")
+    from .native import print_ready
+
+    print_ready(f"compose ({project()}: nginx + app, app not published)", time.monotonic() - started)
+
+
+def down(volumes: bool = False) -> None:
+    require_engine()
+    if paths.running_mode() == "native":
+        print("lab: note: the running stack is a native one (`make native-down` stops it)")
+    run("down", "--remove-orphans", *(["--volumes"] if volumes else []))
+    STARTED_ENV.unlink(missing_ok=True)
+    if paths.running_mode() == "compose":
+        paths.MODE_FILE.unlink()
+
+
+def started_env() -> dict[str, str]:
+    """LAB_* / GUNICORN_* settings of the running stack, as `make up` passed them to Compose."""
+    return read_env_file(STARTED_ENV) if STARTED_ENV.is_file() else {}
+
+
+def _nginx_ctl(command: str, capture: bool) -> subprocess.CompletedProcess[str]:
+    cid = container_id("nginx")
+    if cid is None:
+        raise SystemExit("lab: the compose stack has no nginx container: `make up` first")
+    return subprocess.run(
+        ["docker", "exec", cid, "sh", NGINX_CTL, command], text=True, capture_output=capture
+    )
+
+
+def reload() -> int:
+    """nginx-ctl.sh reload inside the nginx container: the bind-mounted nginx/ is rendered and
+    `nginx -t`-ed first, so a broken edit is refused with nginx's message and the old config serves."""
+    return _nginx_ctl("reload", capture=False).returncode
+
+
+def dump_config() -> str:
+    result = _nginx_ctl("dump", capture=True)
+    return result.stdout + result.stderr
+
+
+def logs(follow: bool, lines: int = 100) -> int:
+    args = ["logs", f"--tail={lines}"] + (["--follow"] if follow else [])
+    try:
+        return run(*args, check=False).returncode
+    except KeyboardInterrupt:
+        return 0
+
+
+def log_tail(lines: int = 60) -> dict[str, str]:
+    """nginx's access log (its stdout), error log (stderr) and the app's output."""
+    tails: dict[str, str] = {}
+    nginx, app = container_id("nginx"), container_id("app")
+    if nginx:
+        result = docker("logs", "--tail", str(lines), nginx, check=False)
+        tails["nginx access"] = result.stdout
+        tails["nginx error"] = result.stderr
+    else:
+        tails["nginx"] = "(no nginx container)"
+    if app:
+        result = subprocess.run(
+            ["docker", "logs", "--tail", str(lines), app],
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        tails["app"] = result.stdout
+    else:
+        tails["app"] = "(no app container)"
+    return tails

@@ -1,0 +1,31 @@
+"""Container healthcheck: GET /healthz on gunicorn's own port, exit 0 only on 200 {"status": "ok"}.
+
+Standard library only and no TLS, so it is cheap enough to run every few seconds.
+"""
+
+import http.client
+import json
+import os
+import sys
+
+
+def main() -> int:
+    port = int(os.environ.get("GUNICORN_BIND", "0.0.0.0:8000").split(",")[0].rpartition(":")[2])
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+    try:
+        connection.request("GET", "/healthz", headers={"Host": "localhost", "X-Request-ID": "healthcheck"})
+        response = connection.getresponse()
+        body = response.read()
+    except OSError as error:
+        print(f"healthcheck: {error}", file=sys.stderr)
+        return 1
+    finally:
+        connection.close()
+    if response.status == 200 and json.loads(body or b"null") == {"status": "ok"}:
+        return 0
+    print(f"healthcheck: HTTP {response.status}: {body[:200]!r}", file=sys.stderr)
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

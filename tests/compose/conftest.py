@@ -1,0 +1,36 @@
+"""Compose-only checks, against the stack `make up` started (tests/compose/; `make compose-test`).
+
+They inspect and restart containers, so they need the Docker engine and a compose stack of this
+checkout: run them after the integration suite, not during it.
+"""
+
+from __future__ import annotations
+
+import pytest
+import requests
+
+from labctl import compose, paths
+from support.composectl import Stack
+from support.lab import Lab, lab_from_env
+
+
+@pytest.fixture(scope="session")
+def lab() -> Lab:
+    if paths.running_mode() != "compose":
+        pytest.fail("no compose stack started from this checkout: `make up` first")
+    try:
+        compose.require_engine()
+    except SystemExit as error:
+        pytest.fail(str(error))
+    return lab_from_env()
+
+
+@pytest.fixture(scope="session")
+def stack(lab: Lab) -> Stack:
+    return Stack(project=compose.project(), url=lab.url, env=compose.started_env())
+
+
+@pytest.fixture
+def http(lab: Lab) -> requests.Session:
+    with lab.session() as session:
+        yield session

@@ -1,0 +1,106 @@
+"""Scenario stale-upstream-dns, self-contained: a second compose project of this checkout (its own
+ports, network and volume), so the stack under test by the rest of the suite is left alone.
+
+Under the scenario (upstream{} resolved once) recreating the app at a new address gives 502 until
+nginx restarts; under the baseline (variable + resolver) the same move costs at most the resolver's
+5 s. The test ends with a graceful `compose stop` while a websocket is open.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from contextlib import closing
+
+import pytest
+import requests
+import websocket
+
+from labctl import compose, paths
+from support.composectl import Stack, ip_holder, recreate_app_elsewhere, statuses, until_ok
+
+SCENARIO = "stale-upstream-dns"
+# Longer than the resolver cache of the baseline (valid=5s): under it, 502s would have ended.
+OBSERVE_S = 8
+
+
+@pytest.fixture(scope="module")
+def side_stack(lab) -> Stack:
+    https = int(os.environ.get("LAB_COMPOSE_TEST_HTTPS_PORT", paths.https_port() + 100))
+    http = int(os.environ.get("LAB_COMPOSE_TEST_HTTP_PORT", paths.http_port() + 100))
+    env = {
+        **compose.started_env(),
+        "LAB_HTTPS_PORT": str(https),
+        "LAB_HTTP_PORT": str(http),
+        "LAB_SCENARIO": "",
+    }
+    stack = Stack(project=f"{compose.project()}-side", url=f"https://localhost:{https}", env=env)
+    stack.compose("down", "--volumes", "--remove-orphans", check=False)
+    try:
+        yield stack
+    finally:
+        stack.compose("down", "--volumes", "--remove-orphans", check=False)
+
+
+def bring_up(stack: Stack, scenario: str) -> None:
+    stack.env["LAB_SCENARIO"] = scenario
+    result = stack.compose("up", "-d", "--remove-orphans", check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    compose.wait_ready(stack.url + "/healthz", deadline_s=90, project_name=stack.project)
+
+
+@pytest.fixture
+def session(lab):
+    with lab.session() as http:
+        yield http
+
+
+def test_stale_upstream_dns_gives_502_until_nginx_restarts(side_stack, session):
+    bring_up(side_stack, SCENARIO)
+    url = side_stack.url + "/healthz"
+    assert session.get(url, timeout=5).status_code == 200
+    with ip_holder(side_stack) as holders:
+        old_ip, new_ip = recreate_app_elsewhere(side_stack, holders)
+        seen = statuses(session, url, seconds=OBSERVE_S)
+        assert set(seen) == {502}, (
+            f"under {SCENARIO}, after the app moved {old_ip} -> {new_ip}, expected 502 throughout "
+            f"(nginx still on the old address); saw {seen}"
+        )
+        error_log = side_stack.nginx_error_log()
+        assert f"{old_ip}:8000" in error_log, f"nginx should name the old address:\n{error_log[-2000:]}"
+        print("\n".join([line for line in error_log.splitlines() if "upstream" in line][-3:]))
+        side_stack.compose("restart", "nginx")
+        until_ok(session, url, timeout=30)
+        assert set(statuses(session, url, seconds=2)) == {200}
+
+
+def test_baseline_follows_the_recreated_app(side_stack, session):
+    bring_up(side_stack, "")
+    url = side_stack.url + "/healthz"
+    with ip_holder(side_stack) as holders:
+        old_ip, new_ip = recreate_app_elsewhere(side_stack, holders)
+        waited = until_ok(session, url, timeout=10)
+        seen = statuses(session, url, seconds=OBSERVE_S)
+        assert set(seen) == {200}, f"baseline, app moved {old_ip} -> {new_ip}: saw {seen}"
+        print(f"baseline: 200 again {waited:.1f}s after the recreated app was healthy")
+
+
+def test_stop_is_graceful_and_fast_with_a_websocket_open(side_stack, lab):
+    """`compose stop` with an open websocket: nginx (SIGQUIT, worker_shutdown_timeout) and gunicorn
+    (SIGTERM, GUNICORN_GRACEFUL_TIMEOUT) exit by themselves, before Docker's SIGKILL (exit 137)."""
+    bring_up(side_stack, "")
+    ws_url = side_stack.url.replace("https://", "wss://") + "/ws/echo"
+    conn = websocket.create_connection(ws_url, timeout=10, sslopt={"ca_certs": str(lab.ca)})
+    with closing(conn):
+        conn.send("still here")
+        assert conn.recv() == "still here"
+        started = time.monotonic()
+        side_stack.compose("stop")
+        took = time.monotonic() - started
+    codes = {s: side_stack.inspect(s)["State"]["ExitCode"] for s in ("nginx", "app")}
+    assert all(code != 137 for code in codes.values()), f"SIGKILLed on stop: exit codes {codes}"
+    assert codes == {"nginx": 0, "app": 0}, f"exit codes on stop: {codes}"
+    assert took < 12, f"`compose stop` took {took:.1f}s with one websocket open"
+    print(f"compose stop with an open websocket: {took:.1f}s, exit codes {codes}")
+    with pytest.raises(requests.RequestException):
+        requests.get(side_stack.url + "/healthz", verify=str(lab.ca), timeout=2)

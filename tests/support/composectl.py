@@ -1,0 +1,123 @@
+"""Driving a compose stack from tests: containers by service, their IPs, and the one move that
+shows whether nginx re-resolves the app (recreate the app container at a different address).
+
+Every call goes through labctl.compose, so it works with Compose v2 and v1 alike.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import requests
+
+from labctl import compose
+
+APP_IMAGE_DEFAULT = "proxylab-app:latest"
+
+
+@dataclass
+class Stack:
+    """One compose project of this checkout: its name, public URL and Compose environment."""
+
+    project: str
+    url: str  # https://localhost:<port>
+    env: dict[str, str] = field(default_factory=dict)  # LAB_* given to Compose for this project
+
+    def compose(self, *args: str, check: bool = True, capture: bool = True):
+        return compose.run(*args, project_name=self.project, extra_env=self.env, check=check, capture=capture)
+
+    def container(self, service: str) -> str:
+        cid = compose.container_id(service, self.project)
+        assert cid, f"project {self.project} has no {service} container"
+        return cid
+
+    def inspect(self, service: str) -> dict:
+        return compose.inspect(self.container(service))
+
+    @property
+    def network(self) -> str:
+        return f"{self.project}_default"
+
+    def ip(self, service: str) -> str:
+        return self.inspect(service)["NetworkSettings"]["Networks"][self.network]["IPAddress"]
+
+    def state(self, service: str) -> str:
+        return compose.states(self.project)[service]
+
+    def wait_healthy(self, service: str, timeout: float = 60) -> None:
+        end, state = time.monotonic() + timeout, "?"
+        while time.monotonic() < end:
+            state = self.state(service)
+            if state == "healthy":
+                return
+            assert not state.startswith(("exited", "unhealthy")), f"{service} is {state}"
+            time.sleep(0.3)
+        raise AssertionError(f"{service} not healthy after {timeout:.0f}s: {state}")
+
+    def nginx_error_log(self, lines: int = 200) -> str:
+        return compose.docker("logs", "--tail", str(lines), self.container("nginx"), check=False).stderr
+
+
+@contextmanager
+def ip_holder(stack: Stack) -> Iterator[list[str]]:
+    """Throwaway containers on the stack's network, each holding one address (Docker hands out
+    the lowest free one): started right after the app stops, one takes the app's old address, so
+    the recreated app must get another. Holds nothing open: connections to it are refused."""
+    started: list[str] = []
+    try:
+        yield started
+    finally:
+        for cid in started:
+            compose.docker("rm", "-f", cid, check=False)
+
+
+def recreate_app_elsewhere(stack: Stack, holders: list[str]) -> tuple[str, str]:
+    """Stop the app, park a holder on its address, `up -d --force-recreate app`: (old, new) IPs."""
+    old_ip = stack.ip("app")
+    image = stack.inspect("app")["Config"]["Image"] or APP_IMAGE_DEFAULT
+    stack.compose("stop", "app")
+    holder = compose.docker(
+        "run", "-d", "--rm", "--network", stack.network,
+        "--name", f"{stack.project}-ipholder-{uuid.uuid4().hex[:8]}",
+        "--label", "proxylab.test=ip-holder", "--entrypoint", "sleep", image, "600",
+    ).stdout.strip()  # fmt: skip
+    holders.append(holder)
+    stack.compose("up", "-d", "--no-deps", "--force-recreate", "app")
+    stack.wait_healthy("app")
+    new_ip = stack.ip("app")
+    assert new_ip != old_ip, (
+        f"the recreated app got its old address {old_ip} back, so this check proves nothing: "
+        "the holder container did not take it (Docker's IPAM changed?)"
+    )
+    return old_ip, new_ip
+
+
+def statuses(session: requests.Session, url: str, seconds: float, pause: float = 0.25) -> list[int]:
+    """GET url repeatedly for ``seconds``: the status codes seen, in order (0 = no answer)."""
+    seen, end = [], time.monotonic() + seconds
+    while time.monotonic() < end:
+        try:
+            seen.append(session.get(url, timeout=5).status_code)
+        except requests.RequestException:
+            seen.append(0)
+        time.sleep(pause)
+    return seen
+
+
+def until_ok(session: requests.Session, url: str, timeout: float) -> float:
+    """Seconds until url answers 200; AssertionError with the statuses seen if it never does."""
+    start, seen = time.monotonic(), []
+    while time.monotonic() - start < timeout:
+        try:
+            status = session.get(url, timeout=5).status_code
+        except requests.RequestException as error:
+            status = type(error).__name__
+        if status == 200:
+            return time.monotonic() - start
+        seen.append(status)
+        time.sleep(0.25)
+    raise AssertionError(f"{url} never answered 200 within {timeout:.0f}s; saw {seen[-10:]}")
