@@ -177,7 +177,12 @@ def main(argv: list[str] | None = None) -> int:
             command.add_argument("pytest_args", nargs=argparse.REMAINDER)
         for flag, flag_help in FLAGS.get(name, []):
             command.add_argument(flag, action="store_true", help=flag_help)
-    args = parser.parse_args(argv)
+    # argparse's REMAINDER does not take a leading "-k x": pass every unknown option to pytest.
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        if args.command not in PASSES_PYTEST_ARGS:
+            parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+        args.pytest_args = [*unknown, *args.pytest_args]
     try:
         return COMMANDS[args.command][0](args)
     except KeyboardInterrupt:

@@ -38,8 +38,13 @@ ENGINE_HINT = (
 
 
 def project() -> str:
-    """The compose project: COMPOSE_PROJECT_NAME, else proxylab (as .env says for bare compose)."""
-    return os.environ.get("COMPOSE_PROJECT_NAME", "").strip() or "proxylab"
+    """The compose project: COMPOSE_PROJECT_NAME from the env, else from .env (what bare
+    `docker compose` reads too), else proxylab."""
+    name = os.environ.get("COMPOSE_PROJECT_NAME", "").strip()
+    dotenv = paths.ROOT / ".env"
+    if not name and dotenv.is_file():
+        name = read_env_file(dotenv).get("COMPOSE_PROJECT_NAME", "")
+    return name or "proxylab"
 
 
 @functools.cache
@@ -168,6 +173,19 @@ def running_here() -> bool:
         check=False,
     )  # fmt: skip
     return result.returncode == 0 and bool(result.stdout.strip())
+
+
+def nginx_env(project_name: str | None = None) -> dict[str, str]:
+    """The environment the nginx container runs with (its ports, scenario, ...), {} if none."""
+    cid = container_id("nginx", project_name)
+    if cid is None:
+        return {}
+    return dict(item.partition("=")[::2] for item in inspect(cid)["Config"]["Env"] or [])
+
+
+def published_http_port(project_name: str | None = None) -> int | None:
+    port = nginx_env(project_name).get("LAB_HTTP_PORT", "")
+    return int(port) if port.isdigit() else None
 
 
 def inspect(container: str) -> dict:

@@ -6,7 +6,7 @@ import json
 import socket
 from pathlib import Path
 
-from labctl import compose, paths
+from labctl import compose
 
 
 def project_containers(stack) -> dict[str, dict]:
@@ -32,7 +32,8 @@ def test_only_nginx_publishes_ports_and_only_on_loopback(stack):
     for service, info in containers.items():
         if service != "nginx":
             assert published(info) == [], f"{service} publishes {published(info)}: only nginx may"
-    https, http = paths.https_port(), paths.http_port()
+    settings = compose.nginx_env(stack.project)
+    https, http = settings["LAB_HTTPS_PORT"], settings["LAB_HTTP_PORT"]
     assert sorted(published(containers["nginx"])) == sorted(
         [(f"{https}/tcp", "127.0.0.1", str(https)), (f"{http}/tcp", "127.0.0.1", str(http))]
     ), "nginx must publish exactly the HTTPS and HTTP ports, on 127.0.0.1 only"

@@ -16,7 +16,7 @@ import pytest
 import requests
 import websocket
 
-from labctl import compose, paths
+from labctl import compose
 from support.composectl import Stack, ip_holder, recreate_app_elsewhere, statuses, until_ok
 
 SCENARIO = "stale-upstream-dns"
@@ -26,8 +26,10 @@ OBSERVE_S = 8
 
 @pytest.fixture(scope="module")
 def side_stack(lab) -> Stack:
-    https = int(os.environ.get("LAB_COMPOSE_TEST_HTTPS_PORT", paths.https_port() + 100))
-    http = int(os.environ.get("LAB_COMPOSE_TEST_HTTP_PORT", paths.http_port() + 100))
+    # Ports next to the main stack's (+100), or LAB_COMPOSE_TEST_HTTPS_PORT / _HTTP_PORT.
+    main = compose.nginx_env()
+    https = int(os.environ.get("LAB_COMPOSE_TEST_HTTPS_PORT", int(main["LAB_HTTPS_PORT"]) + 100))
+    http = int(os.environ.get("LAB_COMPOSE_TEST_HTTP_PORT", int(main["LAB_HTTP_PORT"]) + 100))
     env = {
         **compose.started_env(),
         "LAB_HTTPS_PORT": str(https),

@@ -7,14 +7,14 @@ import json
 import os
 import ssl
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import requests
 import websocket
 
-from labctl import paths
+from labctl import compose, paths
 
 MIB = 1024 * 1024
 
@@ -24,6 +24,7 @@ class Lab:
     url: str  # through nginx, https
     ca: Path
     direct_url: str | None  # straight to gunicorn, when reachable (native mode)
+    http_port: int = field(default_factory=paths.http_port)  # nginx's plain-HTTP redirector
 
     @property
     def host(self) -> str:
@@ -36,7 +37,7 @@ class Lab:
 
     @property
     def http_url(self) -> str:
-        return f"http://{urlsplit(self.url).hostname}:{paths.http_port()}"
+        return f"http://{urlsplit(self.url).hostname}:{self.http_port}"
 
     def session(self) -> requests.Session:
         session = requests.Session()
@@ -61,9 +62,16 @@ class Lab:
 
 def lab_from_env() -> Lab:
     direct = os.environ.get("LAB_DIRECT_URL")
-    if direct is None and paths.running_mode() == "native":
+    mode = paths.running_mode()
+    if direct is None and mode == "native":
         direct = f"http://127.0.0.1:{paths.app_port()}"
-    return Lab(url=paths.lab_url().rstrip("/"), ca=paths.lab_ca(), direct_url=direct or None)
+    http_port = paths.http_port()
+    if mode == "compose" and "LAB_HTTP_PORT" not in os.environ:
+        # The compose stack knows which HTTP port it publishes (LAB_URL alone gives only HTTPS).
+        http_port = compose.published_http_port() or http_port
+    return Lab(
+        url=paths.lab_url().rstrip("/"), ca=paths.lab_ca(), direct_url=direct or None, http_port=http_port
+    )
 
 
 class PatternBody:
