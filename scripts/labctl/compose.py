@@ -19,6 +19,7 @@ import time
 
 from . import paths
 from .health import get_json
+from .native import print_ready
 
 COMPOSE_FILE = paths.ROOT / "compose.yaml"
 # What `make offline-images` leaves behind: the stand-in images and wheelhouse for `make up`.
@@ -255,6 +256,7 @@ def up() -> None:
     # Made here, as the user: a bind mount's missing source would be created by Docker, as root.
     paths.CERTS.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
+    print("lab: building the app image (services/app/Dockerfile)", flush=True)
     build = run("build", "app", capture=True, check=False)
     if build.returncode != 0:
         print(build.stdout + build.stderr, file=sys.stderr)
@@ -267,7 +269,7 @@ def up() -> None:
     try:
         if result.returncode != 0:
             raise RuntimeError(f"`compose up` exited with {result.returncode}")
-        wait_ready(f"{paths.lab_url().rstrip('/')}/healthz")
+        wait_ready(f"https://localhost:{paths.https_port()}/healthz")
     except RuntimeError as error:
         for name, tail in log_tail(40).items():
             print(f"--- {name} (last lines)\n{tail}", file=sys.stderr)
@@ -280,8 +282,6 @@ def up() -> None:
         "".join(f"{k}={v}\n" for k, v in sorted(env.items()) if k.startswith(("LAB_", "GUNICORN_")))
     )
     paths.MODE_FILE.write_text("compose\n")
-    from .native import print_ready
-
     print_ready(f"compose ({project()}: nginx + app, app not published)", time.monotonic() - started)
 
 
@@ -291,7 +291,7 @@ def down(volumes: bool = False) -> None:
         print("lab: note: the running stack is a native one (`make native-down` stops it)")
     run("down", "--remove-orphans", *(["--volumes"] if volumes else []))
     STARTED_ENV.unlink(missing_ok=True)
-    if paths.running_mode() == "compose":
+    if paths.MODE_FILE.is_file() and paths.MODE_FILE.read_text().strip() == "compose":
         paths.MODE_FILE.unlink()
 
 

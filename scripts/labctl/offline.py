@@ -33,6 +33,8 @@ SUITE = "trixie"
 PYTHON_MINOR = "3.13"
 WHEELHOUSE = paths.APP_DIR / "wheelhouse"
 WHEEL_STAMP = WHEELHOUSE / ".requirements.sha256"
+# pip downloads here first; the wheelhouse is replaced only once the download is complete.
+WHEEL_DOWNLOAD = WHEELHOUSE / ".download"
 # trixie has glibc 2.41: every manylinux_2_X wheel with X <= 41 runs there.
 GLIBC_MINOR = 41
 HOST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -121,12 +123,10 @@ def wheel_platforms() -> list[str]:
 def download_wheelhouse() -> subprocess.Popen[str]:
     """pip download on the host, for the image's interpreter: CPython 3.13, manylinux, wheels only."""
     ensure_venv()
-    for old in WHEELHOUSE.glob("*.whl"):
-        old.unlink()
-    WHEEL_STAMP.unlink(missing_ok=True)
+    shutil.rmtree(WHEEL_DOWNLOAD, ignore_errors=True)
     command = [
         str(paths.VENV_PYTHON), "-m", "pip", "download", "--disable-pip-version-check", "-q",
-        "-r", str(paths.APP_DIR / "requirements.txt"), "-d", str(WHEELHOUSE),
+        "-r", str(paths.APP_DIR / "requirements.txt"), "-d", str(WHEEL_DOWNLOAD),
         "--only-binary=:all:", "--implementation", "cp", "--python-version", PYTHON_MINOR,
     ]  # fmt: skip
     for tag in wheel_platforms():
@@ -215,9 +215,9 @@ def build(force: bool = False) -> int:
 
     paths.LOGS.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="proxylab-standins-", dir="/var/tmp"))
+    running: dict[StandIn, tuple[subprocess.Popen[bytes], Path]] = {}
     try:
         # The two debootstraps run side by side: mostly downloads and unpacking.
-        running = {}
         for standin in todo:
             log = paths.LOGS / f"debootstrap-{standin.name.split('/')[1].split(':')[0]}.log"
             print(
@@ -227,11 +227,24 @@ def build(force: bool = False) -> int:
             )
             running[standin] = (debootstrap(standin, work / standin.name.replace("/", "_"), log), log)
         for standin, (process, log) in running.items():
+            rootfs = work / standin.name.replace("/", "_")
             if process.wait() != 0:
-                tail = log.read_text(errors="replace").splitlines()[-15:]
-                raise SystemExit(f"lab: debootstrap for {standin.name} failed:\n  " + "\n  ".join(tail))
-            import_rootfs(standin, work / standin.name.replace("/", "_"))
+                # A mirror hiccup is the usual cause: one more try, alone, before giving up.
+                print(f"lab: debootstrap for {standin.name} failed, retrying once", flush=True)
+                shutil.rmtree(rootfs, ignore_errors=True)
+                if debootstrap(standin, rootfs, log).wait() != 0:
+                    tail = log.read_text(errors="replace").splitlines()[-15:]
+                    raise SystemExit(f"lab: debootstrap for {standin.name} failed:\n  " + "\n  ".join(tail))
+            import_rootfs(standin, rootfs)
             print(f"lab: imported {standin.name} ({time.monotonic() - started:.0f}s)", flush=True)
+    except BaseException:
+        # Nothing keeps writing into the directories about to be removed.
+        for process in [p for p, _ in running.values()] + ([wheels] if wheels else []):
+            if process.poll() is None:
+                process.terminate()
+                process.wait()
+        shutil.rmtree(WHEEL_DOWNLOAD, ignore_errors=True)
+        raise
     finally:
         shutil.rmtree(work, ignore_errors=True)
     for standin in STANDINS:
@@ -241,7 +254,13 @@ def build(force: bool = False) -> int:
     if wheels is not None:
         output, _ = wheels.communicate()
         if wheels.returncode != 0:
+            shutil.rmtree(WHEEL_DOWNLOAD, ignore_errors=True)
             raise SystemExit(f"lab: pip download failed:\n{output}")
+        for old in WHEELHOUSE.glob("*.whl"):
+            old.unlink()
+        for new in WHEEL_DOWNLOAD.glob("*.whl"):
+            new.rename(WHEELHOUSE / new.name)
+        shutil.rmtree(WHEEL_DOWNLOAD, ignore_errors=True)
         WHEEL_STAMP.write_text(_requirements_digest() + "\n")
     count = len(list(WHEELHOUSE.glob("*.whl")))
     print(f"lab: wheelhouse: {count} wheels in services/app/wheelhouse/")
