@@ -43,3 +43,13 @@ pidfile = os.environ.get("GUNICORN_PIDFILE") or None
 control_socket_disable = True
 # Trust X-Forwarded-* only from nginx; matters for the sync/gevent workers of some scenarios.
 forwarded_allow_ips = os.environ.get("GUNICORN_FORWARDED_ALLOW_IPS", "127.0.0.1")
+
+
+def child_exit(server, worker):
+    # A worker killed mid-upload (SIGKILL, OOM, timeout) cannot discard its temp file: the
+    # master removes it when it reaps the worker. The name is labapp.uploads.temp_prefix(pid);
+    # importing the app here would load gevent in the master before the workers patch it.
+    upload_dir = Path(os.environ.get("LAB_UPLOAD_DIR", "/srv/uploads"))
+    for path in upload_dir.glob(f".partial-{worker.pid}-*"):
+        path.unlink(missing_ok=True)
+        server.log.warning("removed %s left by worker %s", path.name, worker.pid)

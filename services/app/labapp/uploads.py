@@ -29,12 +29,19 @@ X_ACCEL_PREFIX = "/_lab_files/"
 bp = Blueprint("uploads", __name__)
 
 
+def temp_prefix(pid: int) -> str:
+    """Also spelled out in gunicorn.conf.py (child_exit), which must not import the app."""
+    return f"{TEMP_PREFIX}{pid}-"
+
+
 class PendingUpload:
     """A temp file in the upload dir that hashes what is written; ``commit`` renames it."""
 
     def __init__(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
-        fd, path = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=directory)
+        # The worker's pid in the name: a SIGKILLed worker cannot discard its temp files, so
+        # gunicorn's master removes them by pid when it reaps the worker (child_exit hook).
+        fd, path = tempfile.mkstemp(prefix=temp_prefix(os.getpid()), dir=directory)
         os.fchmod(fd, 0o644)  # nginx's workers serve committed files via X-Accel-Redirect
         self.path = Path(path)
         self._file: IO[bytes] = os.fdopen(fd, "wb")

@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import itertools
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
-from flask import Blueprint, Response, abort, g, request
+from flask import Blueprint, Response, abort, current_app, g, request
+from gevent import GreenletExit
 from gevent.lock import Semaphore
+from geventwebsocket.exceptions import WebSocketError
 
 WS_KEY = "wsgi.websocket"
+CLOSE_GOING_AWAY = 1001
+CLOSE_MESSAGE_TOO_BIG = 1009
 
 
 def _socket() -> Any:
@@ -20,10 +26,60 @@ def _socket() -> Any:
     return ws
 
 
+class BoundedReceiver:
+    """``receive()`` with a cap on one message's size (LAB_WS_MAX_MESSAGE), closing with 1009.
+
+    gevent-websocket reads whatever length a frame header announces straight into memory, so
+    one 4 GiB frame would take 4 GiB of worker memory. Invalid UTF-8 it already closes with 1007.
+    """
+
+    def __init__(self, ws: Any, max_bytes: int) -> None:
+        self.ws = ws
+        self.max_bytes = max_bytes
+        self._left = max_bytes
+        self._exceeded = False
+        self._read = ws.raw_read
+        ws.raw_read = self._bounded_read  # the payload reader; frame headers use ws.stream
+
+    def _bounded_read(self, size: int) -> bytes:
+        if size > self._left:
+            self._exceeded = True
+            return b""  # a short read: read_frame raises WebSocketError without reading on
+        self._left -= size
+        return self._read(size)
+
+    def receive(self) -> str | bytes | None:
+        self._left = self.max_bytes
+        try:
+            return self.ws.receive()
+        except WebSocketError:
+            if not self._exceeded:
+                raise
+            self.ws.close(CLOSE_MESSAGE_TOO_BIG, f"message over {self.max_bytes} bytes".encode())
+            return None
+
+
+def bounded_receiver(ws: Any) -> BoundedReceiver:
+    return BoundedReceiver(ws, current_app.config["LAB"].ws_max_message_bytes)
+
+
+@contextmanager
+def going_away_on_shutdown(ws: Any) -> Iterator[None]:
+    """gunicorn's graceful stop (HUP, TERM) kills still-open handlers after graceful_timeout;
+    without this the client sees the TCP connection drop instead of a close frame."""
+    try:
+        yield
+    except GreenletExit:
+        ws.close(CLOSE_GOING_AWAY, b"server restarting: reconnect")
+        raise
+
+
 def echo_loop() -> Response:
     ws = _socket()
-    while (message := ws.receive()) is not None:
-        ws.send(message, binary=not isinstance(message, str))
+    receiver = bounded_receiver(ws)
+    with going_away_on_shutdown(ws):
+        while (message := receiver.receive()) is not None:
+            ws.send(message, binary=not isinstance(message, str))
     return Response(status=204)
 
 
@@ -68,11 +124,13 @@ def make_blueprint(websocket_flag: bool) -> Blueprint:
     @bp.route("/ws/chat", websocket=websocket_flag)
     def chat() -> Response:
         ws = _socket()
+        receiver = bounded_receiver(ws)
         client_id = room.join(ws)
         try:
-            while (message := ws.receive()) is not None:
-                if isinstance(message, str):
-                    room.relay(client_id, message)
+            with going_away_on_shutdown(ws):
+                while (message := receiver.receive()) is not None:
+                    if isinstance(message, str):
+                        room.relay(client_id, message)
         finally:
             room.leave(client_id)
         return Response(status=204)
