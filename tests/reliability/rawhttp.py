@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import socket
 import ssl
+from contextlib import suppress
 from dataclasses import dataclass, field
 
 from support.lab import Lab
@@ -55,7 +56,9 @@ def _dechunk(data: bytes) -> bytes:
     return out
 
 
-def tls_socket(lab: Lab, timeout: float = 10, host: str = "localhost", alpn: str = "http/1.1") -> ssl.SSLSocket:
+def tls_socket(
+    lab: Lab, timeout: float = 10, host: str = "localhost", alpn: str = "http/1.1"
+) -> ssl.SSLSocket:
     """A TLS connection to nginx's HTTPS port, the certificate verified for ``host``."""
     context = lab.ssl_context()
     context.set_alpn_protocols([alpn])
@@ -81,8 +84,7 @@ def read_until_close(sock: socket.socket, limit: int = 1 << 20) -> bytes:
 def exchange(lab: Lab, request: bytes, timeout: float = 10) -> RawResponse:
     """Send ``request`` (which should ask for Connection: close) and parse the one answer."""
     with tls_socket(lab, timeout) as sock:
-        try:
+        # The server may answer and close before the whole request is sent.
+        with suppress(ConnectionError, ssl.SSLError):
             sock.sendall(request)
-        except (ConnectionError, ssl.SSLError):
-            pass  # the server may answer and close before the whole request is sent
         return parse_response(read_until_close(sock))

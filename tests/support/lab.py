@@ -41,6 +41,9 @@ class Lab:
     def session(self) -> requests.Session:
         session = requests.Session()
         session.verify = str(self.ca)
+        # With trust_env, REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE (set on some machines) override
+        # session.verify per request (psf/requests#3829) and the lab's CA is never used.
+        session.trust_env = False
         return session
 
     def ssl_context(self) -> ssl.SSLContext:

@@ -5,16 +5,18 @@ from __future__ import annotations
 import itertools
 import json
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 from flask import Blueprint, Response, abort, current_app, g, request
 from gevent import GreenletExit
 from gevent.lock import Semaphore
-from geventwebsocket.exceptions import WebSocketError
+from geventwebsocket.exceptions import ProtocolError, WebSocketError
 
 WS_KEY = "wsgi.websocket"
 CLOSE_GOING_AWAY = 1001
+CLOSE_PROTOCOL_ERROR = 1002
+CLOSE_INVALID_PAYLOAD = 1007
 CLOSE_MESSAGE_TOO_BIG = 1009
 
 
@@ -26,11 +28,22 @@ def _socket() -> Any:
     return ws
 
 
-class BoundedReceiver:
-    """``receive()`` with a cap on one message's size (LAB_WS_MAX_MESSAGE), closing with 1009.
+def close_with(ws: Any, code: int, reason: bytes = b"") -> None:
+    """A close frame that carries its status code: gevent-websocket's own close() sends none
+    (its 1007 for invalid UTF-8 reaches the client as 1005, "no status")."""
+    if ws.closed:
+        return
+    with suppress(WebSocketError):  # the peer is gone: nothing to tell it
+        ws.send_frame(code.to_bytes(2, "big") + reason[:123], ws.OPCODE_CLOSE)
+    ws.closed = True  # the handler's own close() then sends nothing more
 
-    gevent-websocket reads whatever length a frame header announces straight into memory, so
-    one 4 GiB frame would take 4 GiB of worker memory. Invalid UTF-8 it already closes with 1007.
+
+class BoundedReceiver:
+    """``ws.receive()`` with a cap on one message's size (LAB_WS_MAX_MESSAGE, close 1009) and
+    close frames that say why (1007 invalid UTF-8, 1002 protocol error).
+
+    gevent-websocket reads whatever length a frame header announces straight into memory: one
+    frame announcing 4 GiB would take 4 GiB of worker memory.
     """
 
     def __init__(self, ws: Any, max_bytes: int) -> None:
@@ -49,14 +62,20 @@ class BoundedReceiver:
         return self._read(size)
 
     def receive(self) -> str | bytes | None:
+        """The next message, or None once the socket is closed (by the peer or by a refusal)."""
         self._left = self.max_bytes
         try:
-            return self.ws.receive()
-        except WebSocketError:
-            if not self._exceeded:
-                raise
-            self.ws.close(CLOSE_MESSAGE_TOO_BIG, f"message over {self.max_bytes} bytes".encode())
-            return None
+            return self.ws.read_message()
+        except UnicodeError:
+            close_with(self.ws, CLOSE_INVALID_PAYLOAD, b"invalid UTF-8 in a text message")
+        except ProtocolError:
+            close_with(self.ws, CLOSE_PROTOCOL_ERROR, b"protocol error")
+        except (WebSocketError, OSError):
+            if self._exceeded:
+                close_with(self.ws, CLOSE_MESSAGE_TOO_BIG, f"message over {self.max_bytes} bytes".encode())
+            else:
+                self.ws.closed = True  # the connection dropped mid-frame
+        return None
 
 
 def bounded_receiver(ws: Any) -> BoundedReceiver:
@@ -70,7 +89,7 @@ def going_away_on_shutdown(ws: Any) -> Iterator[None]:
     try:
         yield
     except GreenletExit:
-        ws.close(CLOSE_GOING_AWAY, b"server restarting: reconnect")
+        close_with(ws, CLOSE_GOING_AWAY, b"server restarting: reconnect")
         raise
 
 

@@ -1,0 +1,155 @@
+"""Faults under a bounded background load: a worker SIGKILLed, gunicorn and nginx reloaded, the
+app down and back. nginx is never restarted; every GET of the load must succeed."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import requests
+import websocket
+from labctl import native
+from support.lab import Lab, assert_json_error
+
+from . import report, stackctl
+from .load import BackgroundLoad
+from .rawhttp import parse_response, read_until_close, tls_socket
+
+BOUNDARY = "reliability-boundary"
+
+
+def start_inflight_upload(lab: Lab, name: str, sent: int = 1 << 20, declared: int = 64 << 20):
+    """A multipart POST /upload that stops after ``sent`` of ``declared`` bytes and stays open."""
+    head = (
+        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="{name}"\r\n'
+        "Content-Type: application/octet-stream\r\n\r\n"
+    ).encode()
+    sock = tls_socket(lab, timeout=20)
+    sock.sendall(
+        (
+            f"POST /upload HTTP/1.1\r\nHost: {lab.host}\r\nConnection: close\r\n"
+            f"Content-Type: multipart/form-data; boundary={BOUNDARY}\r\n"
+            f"Content-Length: {len(head) + declared}\r\n\r\n"
+        ).encode()
+        + head
+        + b"x" * sent
+    )
+    return sock
+
+
+def retried_requests(since_offset: int) -> list[dict]:
+    """Access log entries written after ``since_offset`` that nginx sent upstream twice."""
+    with native.NGINX_ACCESS_LOG.open("rb") as log:
+        log.seek(since_offset)
+        entries = [json.loads(line) for line in log if line.startswith(b"{")]
+    return [e for e in entries if "," in e["upstream_status"]]
+
+
+def test_worker_sigkill_gets_retried_posts_fail_and_no_file_is_left(lab: Lab, upload_dir: Path) -> None:
+    master = stackctl.gunicorn_master()
+    (worker,) = stackctl.children(master)
+    log_mark = native.NGINX_ACCESS_LOG.stat().st_size
+    upload = start_inflight_upload(lab, "cut-by-sigkill.bin")
+    stackctl.wait_for(
+        lambda: list(upload_dir.glob(f".partial-{worker}-*")), 10, "the upload's temp file in the worker"
+    )
+    with BackgroundLoad(lab, max_seconds=30) as load:
+        time.sleep(0.5)  # every load thread has a /slow request inside the worker now
+        os.kill(worker, signal.SIGKILL)
+        new_workers = stackctl.wait_for_new_workers(master, {worker})
+        time.sleep(1)  # and the load goes on against the new worker
+    cut = parse_response(read_until_close(upload))
+    upload.close()
+
+    assert load.result.failures == [], (
+        f"GETs failed when a worker was killed ({load.result.summary()}): nginx retries an idempotent "
+        "request only when the upstream group has a next server (the backup line in nginx.conf)"
+    )
+    # A response whose headers were already forwarded when the worker died cannot be retried;
+    # at most the requests in flight at that instant (one per load thread) can be caught so.
+    assert len(load.result.cut_responses) <= load.threads, load.result.summary()
+    report.note("worker SIGKILL under load", load.result.summary())
+    assert retried_requests(log_mark), (
+        "no request in the access log went upstream twice: the kill hit no request in flight, "
+        "so this run proves nothing about nginx's retry"
+    )
+    assert cut.status == 502 and cut.is_json, (
+        f"the POST cut by the kill should get JSON 502: {cut.describe()}"
+    )
+    assert not (upload_dir / "cut-by-sigkill.bin").exists(), "a killed upload appeared under its name"
+    assert stackctl.partial_files(upload_dir) == [], (
+        "the killed worker's temp file is still there: gunicorn.conf.py's child_exit should remove it"
+    )
+    assert new_workers, "gunicorn's master did not respawn the worker"
+
+
+def _close_code(conn: websocket.WebSocket, timeout: float) -> int:
+    conn.settimeout(timeout)
+    opcode, frame = conn.recv_data_frame(True)
+    assert opcode == websocket.ABNF.OPCODE_CLOSE, f"expected a close frame, got opcode {opcode}"
+    return int.from_bytes(frame.data[:2], "big")
+
+
+def test_gunicorn_hup_serves_on_and_websockets_get_a_close_then_reconnect(lab: Lab) -> None:
+    master = stackctl.gunicorn_master()
+    old = stackctl.children(master)
+    conn = lab.ws("/ws/echo")
+    conn.send("before")
+    assert conn.recv() == "before"
+    with BackgroundLoad(lab, max_seconds=40) as load:
+        os.kill(master, signal.SIGHUP)
+        stackctl.wait_for_new_workers(master, old)
+        # The old worker waits graceful_timeout for the open websocket, then closes it with 1001.
+        code = _close_code(conn, timeout=30)
+    report.note("gunicorn kill -HUP under load", load.result.summary())
+    assert load.result.failures == [], f"GETs failed across `kill -HUP` of gunicorn: {load.result.summary()}"
+    assert code == 1001, f"across a gunicorn reload the websocket should be closed with 1001, got {code}"
+    again = lab.ws("/ws/echo")
+    again.send("after")
+    assert again.recv() == "after", "a client could not reconnect after the gunicorn reload"
+    again.close()
+    stackctl.wait_for(lambda: not any(stackctl.alive(pid) for pid in old), 10, "the old worker to exit")
+
+
+def test_nginx_reload_under_load_keeps_websockets_open(lab: Lab) -> None:
+    nginx = stackctl.nginx_master()
+    old_workers = stackctl.children(nginx)
+    conn = lab.ws("/ws/echo")
+    conn.send("before reload")
+    assert conn.recv() == "before reload"
+    with BackgroundLoad(lab, max_seconds=30) as load:
+        time.sleep(0.5)
+        assert native.reload() == 0, "nginx -t or reload failed"
+        stackctl.wait_for(lambda: stackctl.children(nginx) - old_workers, 10, "nginx's new workers")
+        time.sleep(1)
+    conn.send("after reload")
+    assert conn.recv() == "after reload", "an open websocket did not survive `nginx -s reload`"
+    conn.close()
+    fresh = lab.ws("/ws/echo")
+    fresh.send("new")
+    assert fresh.recv() == "new"
+    fresh.close()
+    assert stackctl.nginx_master() == nginx, "the reload replaced the nginx master"
+    report.note("nginx reload under load", load.result.summary())
+    assert load.result.failures == [], f"GETs failed across an nginx reload: {load.result.summary()}"
+
+
+def test_app_down_answers_json_502_fast_and_recovers_without_nginx_restart(
+    lab: Lab, http: requests.Session
+) -> None:
+    nginx = stackctl.nginx_master()
+    stackctl.stop_gunicorn()
+    try:
+        for method, path in (("GET", "/healthz"), ("GET", "/debug/request"), ("POST", "/landing")):
+            # timeout=5: a hang (nginx waiting on a dead upstream) fails here.
+            body = b"x" if method == "POST" else None
+            response = http.request(method, lab.url + path, data=body, timeout=5)
+            assert_json_error(response, 502, f"{method} {path} with the app down")
+    finally:
+        stackctl.start_gunicorn()
+    response = http.get(lab.url + "/healthz", timeout=10)
+    assert response.status_code == 200, "nginx did not reach the restarted app (max_fails=0 in nginx.conf?)"
+    assert stackctl.nginx_master() == nginx, "nginx was restarted; recovery must not need that"
