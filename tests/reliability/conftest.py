@@ -55,7 +55,7 @@ def stack_healthy_after(lab: Lab) -> Iterator[None]:
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if report.LINES:
+    if lines := report.lines():
         terminalreporter.section("reliability counts")
-        for line in report.LINES:
+        for line in lines:
             terminalreporter.write_line(line)
