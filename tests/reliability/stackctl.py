@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -77,3 +78,20 @@ def start_gunicorn() -> int:
 
 def partial_files(upload_dir: Path) -> list[str]:
     return sorted(p.name for p in upload_dir.glob(".partial-*"))
+
+
+def log_offset(log: Path) -> int:
+    return log.stat().st_size if log.exists() else 0
+
+
+def log_lines_since(log: Path, offset: int) -> list[str]:
+    with log.open("rb") as handle:
+        handle.seek(offset)
+        return [line.decode(errors="replace") for line in handle]
+
+
+def nginx_entries_since(offset: int) -> list[dict]:
+    """nginx's JSON access log entries written after ``offset``."""
+    return [
+        json.loads(line) for line in log_lines_since(native.NGINX_ACCESS_LOG, offset) if line.startswith("{")
+    ]

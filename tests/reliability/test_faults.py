@@ -3,7 +3,6 @@ app down and back. nginx is never restarted; every GET of the load must succeed.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import time
@@ -42,16 +41,13 @@ def start_inflight_upload(lab: Lab, name: str, sent: int = 1 << 20, declared: in
 
 def retried_requests(since_offset: int) -> list[dict]:
     """Access log entries written after ``since_offset`` that nginx sent upstream twice."""
-    with native.NGINX_ACCESS_LOG.open("rb") as log:
-        log.seek(since_offset)
-        entries = [json.loads(line) for line in log if line.startswith(b"{")]
-    return [e for e in entries if "," in e["upstream_status"]]
+    return [e for e in stackctl.nginx_entries_since(since_offset) if "," in e["upstream_status"]]
 
 
 def test_worker_sigkill_gets_retried_posts_fail_and_no_file_is_left(lab: Lab, upload_dir: Path) -> None:
     master = stackctl.gunicorn_master()
     (worker,) = stackctl.children(master)
-    log_mark = native.NGINX_ACCESS_LOG.stat().st_size
+    log_mark = stackctl.log_offset(native.NGINX_ACCESS_LOG)
     upload = start_inflight_upload(lab, "cut-by-sigkill.bin")
     stackctl.wait_for(
         lambda: list(upload_dir.glob(f".partial-{worker}-*")), 10, "the upload's temp file in the worker"
