@@ -1,7 +1,7 @@
 # proxylab: every target is a thin call into scripts/lab (see `scripts/lab --help`).
 LAB := python3 scripts/lab
 
-.PHONY: up down native-up native-down integration-test unit-test test reload dump certs lint
+.PHONY: up down native-up native-down integration-test unit-test test reload dump certs lint reliability-test
 
 native-up:        ## nginx + gunicorn natively, no Docker (LAB_SCENARIO=name to pick a scenario)
 	$(LAB) native-up
@@ -11,6 +11,8 @@ integration-test: ## the integration suite against the running stack (LAB_URL / 
 	$(LAB) integration-test
 unit-test:
 	$(LAB) unit-test
+reliability-test: ## faults under load, bad input, TLS (on the native stack; starts one if none)
+	$(LAB) reliability-test
 test:             ## everything CI runs: unit, native stack + integration, then down
 	$(LAB) test
 reload:           ## nginx -t then reload, in the running stack (either mode)

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 
-from . import native, paths
+from . import lint, native, paths
 from .venv import ensure_venv
 
 
@@ -57,16 +57,27 @@ def cmd_integration_test(args: argparse.Namespace) -> int:
     return pytest("tests/integration", *args.pytest_args)
 
 
+def cmd_reliability_test(args: argparse.Namespace) -> int:
+    """Faults, bad input, TLS: on the running native stack, or one it starts and stops itself."""
+    return pytest("tests/reliability", *args.pytest_args)
+
+
 def cmd_test(_args: argparse.Namespace) -> int:
     """The README's test command: unit, then a native stack for integration, then down."""
     results: dict[str, int] = {"unit": pytest("tests/unit")}
     try:
         native.up()
         results["integration"] = pytest("tests/integration")
+        # On the same stack: it kills and restarts workers but leaves the stack up and healthy.
+        results["reliability"] = pytest("tests/reliability")
     finally:
         native.down()
     print("\nlab test summary: " + ", ".join(f"{k} {'ok' if v == 0 else f'FAILED ({v})'}" for k, v in results.items()))
     return 0 if all(code == 0 for code in results.values()) else 1
+
+
+def cmd_lint(_args: argparse.Namespace) -> int:
+    return lint.run()
 
 
 COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
@@ -78,9 +89,11 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "unit-test": (cmd_unit_test, "unit tests (no network)"),
     "integration-test": (cmd_integration_test, "integration suite against LAB_URL (default: the local stack)"),
     "test": (cmd_test, "unit + native stack + integration, then down"),
+    "reliability-test": (cmd_reliability_test, "faults, bad input, TLS checks (needs/starts a native stack)"),
+    "lint": (cmd_lint, "ruff check, ruff format --check, gixy on the rendered baseline nginx config"),
 }
 
-PASSES_PYTEST_ARGS = {"unit-test", "integration-test"}
+PASSES_PYTEST_ARGS = {"unit-test", "integration-test", "reliability-test"}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,6 +5,7 @@ before anything below reads the environment, so the same file works in compose a
 """
 
 import os
+import signal
 from pathlib import Path
 
 
@@ -53,3 +54,16 @@ def child_exit(server, worker):
     for path in upload_dir.glob(f".partial-{worker.pid}-*"):
         path.unlink(missing_ok=True)
         server.log.warning("removed %s left by worker %s", path.name, worker.pid)
+
+
+def post_worker_init(worker):
+    # On SIGTERM (graceful stop, also what HUP sends old workers) the app closes each keep-alive
+    # connection after its response, so nothing is still in flight when graceful_timeout runs
+    # out (labapp.middleware.CloseWhenStopping). Imported here, in the worker, after gevent's patching.
+    from labapp.middleware import CloseWhenStopping
+
+    def handle_exit(sig, frame):
+        CloseWhenStopping.stop()
+        worker.handle_exit(sig, frame)
+
+    signal.signal(signal.SIGTERM, handle_exit)
