@@ -88,3 +88,11 @@ def exchange(lab: Lab, request: bytes, timeout: float = 10) -> RawResponse:
         with suppress(ConnectionError, ssl.SSLError):
             sock.sendall(request)
         return parse_response(read_until_close(sock))
+
+
+def plain_exchange(port: int, request: bytes, timeout: float = 10) -> RawResponse:
+    """The same over plain TCP: for the HTTP port, or plain HTTP sent to the HTTPS port."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        with suppress(ConnectionError):
+            sock.sendall(request)
+        return parse_response(read_until_close(sock))

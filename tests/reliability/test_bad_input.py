@@ -14,7 +14,7 @@ from labctl import paths
 from support.lab import Lab
 
 from . import report, stackctl
-from .rawhttp import RawResponse, exchange, parse_response, read_until_close
+from .rawhttp import RawResponse, exchange, parse_response, plain_exchange, read_until_close
 
 Check = Callable[[RawResponse], str | None]  # a problem description, or None when fine
 
@@ -321,3 +321,29 @@ def test_gunicorn_itself_drops_underscore_headers(lab: Lab) -> None:
         sock.sendall(request.encode())
         seen = parse_response(read_until_close(sock)).json()
     assert seen["host"] == "localhost", f"gunicorn passed an underscore header through: {seen}"
+
+
+PLAIN_CASES = {
+    # (port, Host sent, extra headers): status, what the message must mention
+    "plain-http-to-tls-port": (paths.https_port, "localhost", "", 400, "plain HTTP"),
+    "http-port-host-not-served": (paths.http_port, "evil.example", "", 421, "Host"),
+    "http-port-two-content-lengths": (
+        paths.http_port,
+        "localhost",
+        "Content-Length: 1\r\nContent-Length: 2\r\n",
+        400,
+        "bad request",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", PLAIN_CASES.values(), ids=PLAIN_CASES.keys())
+def test_plain_tcp_bad_request_is_refused_clearly(lab: Lab, case: tuple) -> None:
+    """The HTTPS port's 497 page (json-errors.conf) and the HTTP port's own errors: JSON, never
+    a redirect (https-redirect.conf keeps its return inside a location) or HTML."""
+    port, host, extra, status, mentions = case
+    request = f"GET /healthz HTTP/1.1\r\nHost: {host}:{port()}\r\n{extra}Connection: close\r\n\r\nab"
+    response = plain_exchange(port(), request.encode())
+    report.tally("bad input (plain TCP)", response.status)
+    assert response.status == status and response.is_json, f"expected JSON {status}: {response.describe()}"
+    assert mentions in response.json()["msg"], response.json()
