@@ -9,13 +9,13 @@ import time
 from pathlib import Path
 
 import requests
-import websocket
 from labctl import native
 from support.lab import Lab, assert_json_error
 
 from . import report, stackctl
 from .load import BackgroundLoad
 from .rawhttp import parse_response, read_until_close, tls_socket
+from .wsclient import assert_echoes, close_code
 
 BOUNDARY = "reliability-boundary"
 
@@ -82,31 +82,20 @@ def test_worker_sigkill_gets_retried_posts_fail_and_no_file_is_left(lab: Lab, up
     assert new_workers, "gunicorn's master did not respawn the worker"
 
 
-def _close_code(conn: websocket.WebSocket, timeout: float) -> int:
-    conn.settimeout(timeout)
-    opcode, frame = conn.recv_data_frame(True)
-    assert opcode == websocket.ABNF.OPCODE_CLOSE, f"expected a close frame, got opcode {opcode}"
-    return int.from_bytes(frame.data[:2], "big")
-
-
 def test_gunicorn_hup_serves_on_and_websockets_get_a_close_then_reconnect(lab: Lab) -> None:
     master = stackctl.gunicorn_master()
     old = stackctl.children(master)
     conn = lab.ws("/ws/echo")
-    conn.send("before")
-    assert conn.recv() == "before"
+    assert_echoes(conn, "before", "before the reload")
     with BackgroundLoad(lab, max_seconds=40) as load:
         os.kill(master, signal.SIGHUP)
         stackctl.wait_for_new_workers(master, old)
         # The old worker waits graceful_timeout for the open websocket, then closes it with 1001.
-        code = _close_code(conn, timeout=30)
+        code = close_code(conn, timeout=30)
     report.note("gunicorn kill -HUP under load", load.result.summary())
     assert load.result.failures == [], f"GETs failed across `kill -HUP` of gunicorn: {load.result.summary()}"
     assert code == 1001, f"across a gunicorn reload the websocket should be closed with 1001, got {code}"
-    again = lab.ws("/ws/echo")
-    again.send("after")
-    assert again.recv() == "after", "a client could not reconnect after the gunicorn reload"
-    again.close()
+    assert_echoes(lab.ws("/ws/echo"), "after", "a client could not reconnect after the gunicorn reload")
     stackctl.wait_for(lambda: not any(stackctl.alive(pid) for pid in old), 10, "the old worker to exit")
 
 
@@ -114,20 +103,14 @@ def test_nginx_reload_under_load_keeps_websockets_open(lab: Lab) -> None:
     nginx = stackctl.nginx_master()
     old_workers = stackctl.children(nginx)
     conn = lab.ws("/ws/echo")
-    conn.send("before reload")
-    assert conn.recv() == "before reload"
+    assert_echoes(conn, "before reload", "before the reload")
     with BackgroundLoad(lab, max_seconds=30) as load:
         time.sleep(0.5)
         assert native.reload() == 0, "nginx -t or reload failed"
         stackctl.wait_for(lambda: stackctl.children(nginx) - old_workers, 10, "nginx's new workers")
         time.sleep(1)
-    conn.send("after reload")
-    assert conn.recv() == "after reload", "an open websocket did not survive `nginx -s reload`"
-    conn.close()
-    fresh = lab.ws("/ws/echo")
-    fresh.send("new")
-    assert fresh.recv() == "new"
-    fresh.close()
+    assert_echoes(conn, "after reload", "an open websocket did not survive `nginx -s reload`")
+    assert_echoes(lab.ws("/ws/echo"), "new", "a new websocket after the nginx reload")
     assert stackctl.nginx_master() == nginx, "the reload replaced the nginx master"
     report.note("nginx reload under load", load.result.summary())
     assert load.result.failures == [], f"GETs failed across an nginx reload: {load.result.summary()}"

@@ -10,20 +10,9 @@ import websocket
 from support.lab import Lab
 
 from . import report
+from .wsclient import close_code, masked_frame_header
 
 DEFAULT_LIMIT = 16 * 1024 * 1024
-
-
-def masked_frame_header(opcode: int, length: int) -> bytes:
-    """A client frame header announcing ``length`` bytes, with an all-zero mask (payload as is)."""
-    return bytes([0x80 | opcode, 0x80 | 127]) + length.to_bytes(8, "big") + b"\0\0\0\0"
-
-
-def close_code(conn: websocket.WebSocket) -> int | None:
-    """The status code of the close frame the server sends next (None: no code, i.e. 1005)."""
-    opcode, frame = conn.recv_data_frame(True)
-    assert opcode == websocket.ABNF.OPCODE_CLOSE, f"expected a close frame, got opcode {opcode}"
-    return int.from_bytes(frame.data[:2], "big") if len(frame.data) >= 2 else None
 
 
 @pytest.mark.parametrize(
@@ -40,30 +29,36 @@ def test_large_frames_under_the_limit_are_echoed(lab: Lab, size: int) -> None:
     conn.close()
 
 
-def test_frame_over_the_limit_closes_with_1009(lab: Lab) -> None:
-    conn = lab.ws("/ws/echo")
-    # Announce one byte over the cap and send only the first 64 KiB: the app must refuse on
-    # the header, without reading (or buffering) the announced length.
-    conn.sock.sendall(masked_frame_header(websocket.ABNF.OPCODE_BINARY, DEFAULT_LIMIT + 1) + b"y" * 65536)
+REFUSED = {
+    # Announce one byte over the cap and send only a little: the app must refuse on the frame
+    # header, without reading (or buffering) the announced length.
+    "binary-over-limit": (
+        "/ws/echo",
+        masked_frame_header(websocket.ABNF.OPCODE_BINARY, DEFAULT_LIMIT + 1) + b"y" * 65536,
+        1009,
+    ),
+    "chat-text-over-limit": (
+        "/ws/chat",
+        masked_frame_header(websocket.ABNF.OPCODE_TEXT, DEFAULT_LIMIT + 1) + b"z" * 1024,
+        1009,
+    ),
+    # gevent-websocket's own close() sends no status code: websockets.close_with must.
+    "invalid-utf8-text": (
+        "/ws/echo",
+        masked_frame_header(websocket.ABNF.OPCODE_TEXT, 13) + b"valid then \xff\xfe",
+        1007,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", REFUSED.values(), ids=REFUSED.keys())
+def test_refused_frame_gets_its_close_code(lab: Lab, case: tuple[str, bytes, int]) -> None:
+    path, frame, expected = case
+    conn = lab.ws(path)
+    conn.sock.sendall(frame)
     code = close_code(conn)
     report.tally("websocket frames refused", code)
-    assert code == 1009, f"an over-limit frame should close with 1009 (message too big), got {code}"
-
-
-def test_invalid_utf8_text_closes_with_1007(lab: Lab) -> None:
-    conn = lab.ws("/ws/echo")
-    conn.send(b"valid then \xff\xfe", opcode=websocket.ABNF.OPCODE_TEXT)
-    code = close_code(conn)
-    report.tally("websocket frames refused", code)
-    assert code == 1007, (
-        f"invalid UTF-8 in a text frame should close with 1007, got {code}: gevent-websocket's own "
-        "close() sends no status code; websockets.close_with must"
-    )
-
-
-def test_chat_applies_the_same_limit(lab: Lab) -> None:
-    conn = lab.ws("/ws/chat")
-    conn.sock.sendall(masked_frame_header(websocket.ABNF.OPCODE_TEXT, DEFAULT_LIMIT + 1) + b"z" * 1024)
-    code = close_code(conn)
-    report.tally("websocket frames refused", code)
-    assert code == 1009, f"/ws/chat should refuse an over-limit message with 1009, got {code}"
+    assert code == expected, f"{path}: expected close {expected}, got {code} (labapp/views/websockets.py)"
+    again = lab.ws(path)  # and the next client is served
+    again.ping()
+    again.close()
