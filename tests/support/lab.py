@@ -41,6 +41,9 @@ class Lab:
     def session(self) -> requests.Session:
         session = requests.Session()
         session.verify = str(self.ca)
+        # requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE override Session.verify (set on many
+        # machines, CI's included), and a proxy from the env would hijack loopback: ignore both.
+        session.trust_env = False
         return session
 
     def ssl_context(self) -> ssl.SSLContext:
