@@ -47,12 +47,14 @@ def missing_tools() -> list[str]:
     return [tool for tool in (CHROMIUM, CERTUTIL) if shutil.which(tool) is None]
 
 
-def trust_ca(home: Path, ca: Path) -> None:
-    """An NSS database under ``home`` that trusts ``ca`` to issue server certificates."""
+def trust_ca(home: Path, ca: Path | None) -> None:
+    """An NSS database under ``home`` that trusts ``ca`` to issue server certificates (or nothing)."""
     nssdb = home / ".pki" / "nssdb"
     nssdb.mkdir(parents=True)
     db = f"sql:{nssdb}"
     subprocess.run([CERTUTIL, "-d", db, "-N", "--empty-password"], check=True, capture_output=True)
+    if ca is None:
+        return
     subprocess.run(
         [CERTUTIL, "-d", db, "-A", "-t", "C,,", "-n", "proxylab test CA", "-i", str(ca)],
         check=True,
@@ -117,7 +119,9 @@ class Page:
         )
         if "exceptionDetails" in result:
             details = result["exceptionDetails"]
-            raise CDPError(f"{expression!r} threw: {details.get('exception', {}).get('description', details)}")
+            raise CDPError(
+                f"{expression!r} threw: {details.get('exception', {}).get('description', details)}"
+            )
         return result["result"].get("value")
 
     def wait_for(self, expression: str, timeout: float = 10, what: str = "") -> Any:
@@ -132,7 +136,9 @@ class Page:
             if last and not isinstance(last, CDPError):
                 return last
             time.sleep(0.1)
-        raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what or expression} (last: {last!r})")
+        raise AssertionError(
+            f"timed out after {timeout:.0f}s waiting for {what or expression} (last: {last!r})"
+        )
 
     def set_files(self, selector: str, *files: Path) -> None:
         """What choosing files in the dialog does: the input's files are set, change fires."""
@@ -149,9 +155,10 @@ class Page:
 
 
 class Chromium:
-    """A headless Chromium with its own profile and its own trust store, both under ``workdir``."""
+    """A headless Chromium with its own profile and its own trust store, both under ``workdir``;
+    ``ca=None`` gives a store that trusts no lab CA at all."""
 
-    def __init__(self, workdir: Path, ca: Path, start_timeout: float = 30) -> None:
+    def __init__(self, workdir: Path, ca: Path | None, start_timeout: float = 30) -> None:
         home, profile = workdir / "home", workdir / "profile"
         trust_ca(home, ca)
         self.log_path = workdir / "chromium.log"
@@ -180,8 +187,12 @@ class Chromium:
 
     def new_page(self) -> Page:
         context = self.devtools.call("Target.createBrowserContext")["browserContextId"]
-        target = self.devtools.call("Target.createTarget", {"url": "about:blank", "browserContextId": context})
-        session = self.devtools.call("Target.attachToTarget", {"targetId": target["targetId"], "flatten": True})
+        target = self.devtools.call(
+            "Target.createTarget", {"url": "about:blank", "browserContextId": context}
+        )
+        session = self.devtools.call(
+            "Target.attachToTarget", {"targetId": target["targetId"], "flatten": True}
+        )
         page = Page(self.devtools, session["sessionId"], context)
         page.call("Emulation.setDeviceMetricsOverride", VIEWPORT)
         self.pages.append(page)
