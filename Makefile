@@ -1,7 +1,7 @@
 # proxylab: every target is a thin call into scripts/lab (see `scripts/lab --help`).
 LAB := python3 scripts/lab
 
-.PHONY: up down native-up native-down integration-test unit-test test reload dump certs lint
+.PHONY: up down native-up native-down integration-test unit-test test reload dump certs lint browser-test logs upload
 
 native-up:        ## nginx + gunicorn natively, no Docker (LAB_SCENARIO=name to pick a scenario)
 	$(LAB) native-up
@@ -21,3 +21,9 @@ certs:
 	$(LAB) certs
 lint:
 	$(LAB) lint
+browser-test:     ## headless Chromium through the lab page (reuses the running stack or starts one)
+	$(LAB) browser-test
+logs:             ## nginx access log and app log side by side, joined by request id
+	$(LAB) logs
+upload:           ## make upload FILE=path [NAME=name]: stream a file, verify the server's sha256
+	$(LAB) upload "$(FILE)" $(if $(NAME),--name "$(NAME)")

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 
-from . import native, paths
+from . import logs, native, paths, upload
 from .venv import ensure_venv
 
 
@@ -57,12 +57,17 @@ def cmd_integration_test(args: argparse.Namespace) -> int:
     return pytest("tests/integration", *args.pytest_args)
 
 
+def cmd_browser_test(args: argparse.Namespace) -> int:
+    return pytest("tests/browser", *args.pytest_args)
+
+
 def cmd_test(_args: argparse.Namespace) -> int:
     """The README's test command: unit, then a native stack for integration, then down."""
     results: dict[str, int] = {"unit": pytest("tests/unit")}
     try:
         native.up()
         results["integration"] = pytest("tests/integration")
+        results["browser"] = pytest("tests/browser")
     finally:
         native.down()
     print("\nlab test summary: " + ", ".join(f"{k} {'ok' if v == 0 else f'FAILED ({v})'}" for k, v in results.items()))
@@ -78,9 +83,13 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "unit-test": (cmd_unit_test, "unit tests (no network)"),
     "integration-test": (cmd_integration_test, "integration suite against LAB_URL (default: the local stack)"),
     "test": (cmd_test, "unit + native stack + integration, then down"),
+    "browser-test": (cmd_browser_test, "headless Chromium through the lab page (starts a stack if none)"),
+    "upload": (upload.main, "stream FILE to the lab over verified TLS, check the server's sha256"),
+    "logs": (logs.main, "nginx's access log and the app's log side by side, joined by request id"),
 }
 
-PASSES_PYTEST_ARGS = {"unit-test", "integration-test"}
+PASSES_PYTEST_ARGS = {"unit-test", "integration-test", "browser-test"}
+ARGUMENTS = {"upload": upload.add_arguments, "logs": logs.add_arguments}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -90,6 +99,8 @@ def main(argv: list[str] | None = None) -> int:
         command = sub.add_parser(name, help=help_text)
         if name in PASSES_PYTEST_ARGS:
             command.add_argument("pytest_args", nargs=argparse.REMAINDER)
+        if name in ARGUMENTS:
+            ARGUMENTS[name](command)
     args = parser.parse_args(argv)
     try:
         return COMMANDS[args.command][0](args)

@@ -8,18 +8,15 @@ from pathlib import Path
 
 import pytest
 from support.chromium import Page
-from support.lab import MIB, PatternBody
+from support.lab import MIB, pattern_file
 
 
 @pytest.fixture(scope="module")
 def upload_file(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     """A file of LAB_BROWSER_UPLOAD_MB (default 48) MiB on disk, and its sha256."""
-    body = PatternBody(int(os.environ.get("LAB_BROWSER_UPLOAD_MB", "48")) * MIB, seed=b"browser upload")
     path = tmp_path_factory.mktemp("upload") / "browser-upload.bin"
-    with path.open("wb") as handle:
-        for chunk in body.chunks():
-            handle.write(chunk)
-    return path, body.sha256
+    size = int(os.environ.get("LAB_BROWSER_UPLOAD_MB", "48")) * MIB
+    return path, pattern_file(path, size, seed=b"browser upload")
 
 
 # The page hashes with WebCrypto up to lab.webcryptoMaxBytes and with sha256.js in slices above.

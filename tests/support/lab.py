@@ -98,6 +98,15 @@ class PatternBody:
         return self._hash.hexdigest()
 
 
+def pattern_file(path: Path, size: int, seed: bytes) -> str:
+    """Write a PatternBody of ``size`` bytes to ``path`` chunk by chunk; return its sha256."""
+    body = PatternBody(size, seed=seed)
+    with path.open("wb") as handle:
+        for chunk in body.chunks():
+            handle.write(chunk)
+    return body.sha256
+
+
 def multipart_chunks(body: PatternBody, filename: str, boundary: str) -> Iterator[bytes]:
     """multipart/form-data with one file field, streamed."""
     yield (
