@@ -102,6 +102,8 @@ def main(argv: list[str] | None = None) -> int:
         if name in ARGUMENTS:
             ARGUMENTS[name](command)
     args = parser.parse_args(argv)
+    if getattr(args, "pytest_args", None) and args.pytest_args[0] == "--":
+        args.pytest_args = args.pytest_args[1:]  # `lab browser-test -- -k chat`: argparse keeps the "--"
     try:
         return COMMANDS[args.command][0](args)
     except KeyboardInterrupt:
