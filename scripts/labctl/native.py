@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import time
+from pathlib import Path
 
 from . import nginxctl, paths
 from .health import wait_healthy
@@ -144,12 +145,20 @@ def _exited(pid: int) -> bool:
         if os.waitpid(pid, os.WNOHANG)[0] == pid:
             return True
     except ChildProcessError:
-        pass  # not our child: its own parent reaps it
+        pass  # not our child: its own parent reaps it, maybe much later (`lab test` runs pytest)
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return True
-    return False
+    return _is_zombie(pid)
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        # /proc/<pid>/stat: "pid (comm) state ...", comm may hold spaces and parentheses
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] == "Z"
+    except (OSError, IndexError):
+        return False  # no /proc (not Linux): kill(pid, 0) was all we could ask
 
 
 def down(quiet: bool = False) -> None:
