@@ -30,7 +30,9 @@ def test_absolute_location_keeps_scheme_host_and_port(lab, http, path, status, l
         pytest.fail(f"{path}: Location {location!r} is http://. {hints.SCHEME_LOST}")
     if location.startswith(f"https://{lab.host.split(':')[0]}/"):
         pytest.fail(f"{path}: Location {location!r} has no port. {hints.HOST_DROPS_PORT}")
-    assert location == expected, f"{path}: Location {location!r}, expected {expected!r}. {hints.UPSTREAM_HOST}"
+    assert location == expected, (
+        f"{path}: Location {location!r}, expected {expected!r}. {hints.UPSTREAM_HOST}"
+    )
 
 
 def test_relative_redirect_stays_relative(lab, http):

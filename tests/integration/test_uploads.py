@@ -15,7 +15,9 @@ def unique(name: str) -> str:
 
 
 def assert_stored(lab, http, name: str, body: PatternBody, response) -> None:
-    assert response.status_code == 201, f"{response.status_code} {response.text[:300]}: {hints.UPLOAD_STREAMING}"
+    assert response.status_code == 201, (
+        f"{response.status_code} {response.text[:300]}: {hints.UPLOAD_STREAMING}"
+    )
     stored = response.json()
     assert stored == {"name": name, "size": body.size, "sha256": body.sha256}, hints.UPLOAD_STREAMING
     download = http.get(lab.url + f"/files/{name}", stream=True)
@@ -26,7 +28,11 @@ def assert_stored(lab, http, name: str, body: PatternBody, response) -> None:
 
 @pytest.mark.slow
 def test_big_multipart_upload(lab, http, big_upload_bytes):
-    name, body, boundary = unique("multipart.bin"), PatternBody(big_upload_bytes, b"multipart"), uuid.uuid4().hex
+    name, body, boundary = (
+        unique("multipart.bin"),
+        PatternBody(big_upload_bytes, b"multipart"),
+        uuid.uuid4().hex,
+    )
     response = http.post(
         lab.url + "/upload",
         data=multipart_chunks(body, name, boundary),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from contextlib import closing
 
 import pytest
 import websocket
@@ -15,7 +16,7 @@ from support.lab import assert_json_error, ws_json
 @pytest.mark.parametrize("size", [0, 1, 125, 126, 65535, 65536, 70_000, 1024 * 1024])
 def test_echo_text(lab, size):
     message = ("proxylab-" * (size // 9 + 1))[:size]
-    with lab.ws("/ws/echo") as conn:
+    with closing(lab.ws("/ws/echo")) as conn:
         conn.send(message)
         assert conn.recv() == message
 
@@ -23,7 +24,7 @@ def test_echo_text(lab, size):
 @pytest.mark.parametrize("size", [1, 65536, 200_000])
 def test_echo_binary(lab, size):
     payload = os.urandom(size)
-    with lab.ws("/ws/echo") as conn:
+    with closing(lab.ws("/ws/echo")) as conn:
         conn.send_binary(payload)
         opcode, data = conn.recv_data()
         assert opcode == websocket.ABNF.OPCODE_BINARY
@@ -31,7 +32,7 @@ def test_echo_binary(lab, size):
 
 
 def test_many_messages_on_one_socket_keep_their_order(lab):
-    with lab.ws("/ws/echo") as conn:
+    with closing(lab.ws("/ws/echo")) as conn:
         for i in range(200):
             conn.send(f"m{i}")
         assert [conn.recv() for _ in range(200)] == [f"m{i}" for i in range(200)]
@@ -87,3 +88,13 @@ def test_handshake_through_nginx_is_101(lab):
 def test_plain_get_to_a_websocket_route_is_a_json_400(lab, http, path):
     body = assert_json_error(http.get(lab.url + path), 400)
     assert "websocket" in body["msg"]
+
+
+def test_client_close_with_a_reason_gets_a_clean_close_back(lab):
+    # gevent-websocket 0.10.1 echoes str(reason) where the status belongs; labapp.wsfix repairs it.
+    conn = lab.ws("/ws/echo")
+    conn.send_close(1000, b"bye now")
+    opcode, frame = conn.recv_data_frame(control_frame=True)
+    assert opcode == websocket.ABNF.OPCODE_CLOSE
+    assert int.from_bytes(frame.data[:2], "big") == 1000
+    conn.shutdown()

@@ -50,7 +50,7 @@ class Lab:
         return ssl.create_default_context(cafile=str(self.ca))
 
     def ws(self, path: str, timeout: float = 10, **kwargs: object) -> websocket.WebSocket:
-        """A real websocket client over wss, verifying the lab's CA."""
+        """A real websocket client over wss, verifying the lab's CA (``with closing(...)``)."""
         return websocket.create_connection(
             self.ws_url + path,
             timeout=timeout,

@@ -14,7 +14,16 @@ def test_debug_request_shows_what_the_proxy_told_the_app(client, proxied):
     assert body["url"] == "https://localhost:8443/debug/request"
     assert body["remote_addr"] == "203.0.113.7"
     assert body["request_id"] == "req-from-nginx"
-    assert set(body) == {"method", "scheme", "host", "url_root", "url", "remote_addr", "headers", "request_id"}
+    assert set(body) == {
+        "method",
+        "scheme",
+        "host",
+        "url_root",
+        "url",
+        "remote_addr",
+        "headers",
+        "request_id",
+    }
 
 
 def test_proxy_fix_trusts_exactly_one_hop(client, proxied):

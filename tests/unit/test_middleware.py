@@ -22,7 +22,8 @@ def run(app, environ):
 
     body = app(environ, start_response)
     data = b"".join(body)
-    body.close()
+    if hasattr(body, "close"):  # as a WSGI server does
+        body.close()
     return captured, data
 
 
@@ -60,4 +61,13 @@ def test_request_log_echoes_id_and_logs_one_json_line(caplog):
     assert ("X-Request-ID", "rid-9") in captured["headers"]
     line = json.loads(caplog.records[-1].getMessage())
     assert line["request_id"] == "rid-9" and line["status"] == 403 and line["path"] == "/x"
+    logging.getLogger("labapp.access").removeHandler(caplog.handler)
+
+
+def test_websocket_requests_are_logged_as_101_when_the_session_ends(caplog):
+    logging.getLogger("labapp.access").addHandler(caplog.handler)
+    environ = EnvironBuilder(path="/ws/echo").get_environ()
+    environ["wsgi.websocket"] = object()
+    run(RequestLog(early_answer), environ)
+    assert json.loads(caplog.records[-1].getMessage())["status"] == 101
     logging.getLogger("labapp.access").removeHandler(caplog.handler)

@@ -26,7 +26,9 @@ def test_gunicorn_defaults_to_the_gevent_websocket_worker(monkeypatch):
 
 def test_gunicorn_conf_applies_a_scenario_env_file(monkeypatch, tmp_path):
     (tmp_path / "demo").mkdir()
-    (tmp_path / "demo" / "app.env").write_text("# comment\nGUNICORN_WORKER_CLASS=sync\nLAB_FIX_DRAIN_BODY=0\n")
+    (tmp_path / "demo" / "app.env").write_text(
+        "# comment\nGUNICORN_WORKER_CLASS=sync\nLAB_FIX_DRAIN_BODY=0\n"
+    )
     monkeypatch.setenv("LAB_SCENARIOS_DIR", str(tmp_path))
     monkeypatch.setenv("LAB_SCENARIO", "demo")
     monkeypatch.delenv("GUNICORN_WORKER_CLASS", raising=False)

@@ -65,7 +65,7 @@ def test_over_the_limit_is_413_and_leaves_nothing(app, client):
 
 def test_truncated_multipart_leaves_nothing(app, client):
     body = (
-        b"--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"cut.bin\"\r\n\r\n"
+        b'--XyZ\r\nContent-Disposition: form-data; name="file"; filename="cut.bin"\r\n\r\n'
         + PAYLOAD  # no closing boundary: the client went away
     )
     response = client.post(
