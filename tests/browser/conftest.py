@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import requests
+
 from labctl import native, paths
 from support.chromium import INSTALL_HINT, Chromium, Page, missing_tools
 from support.lab import Lab, lab_from_env

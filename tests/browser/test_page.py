@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+
 from support.chromium import Chromium, Page
 from support.lab import Lab
 

@@ -15,6 +15,7 @@ import os
 import shutil
 import subprocess
 import time
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,10 @@ FLAGS = [
     "--remote-debugging-port=0",
 ]
 VIEWPORT = {"width": 1000, "height": 1500, "deviceScaleFactor": 1, "mobile": False}
+# Chromium aborts what is in flight when any interface of the host changes (a container's veth
+# coming or going on a shared machine): not the lab's doing, so such an attempt may be repeated.
+NETWORK_CHANGED = "net::ERR_NETWORK_CHANGED"
+ATTEMPTS_ON_NETWORK_CHANGE = 3
 INSTALL_HINT = "apt-get install -y chromium libnss3-tools"
 
 
@@ -63,12 +68,13 @@ def trust_ca(home: Path, ca: Path | None) -> None:
 
 
 class DevTools:
-    """One DevTools websocket; commands are answered in order, events are not needed here."""
+    """One DevTools websocket; commands are answered in order, events seen meanwhile are kept."""
 
     def __init__(self, url: str) -> None:
         # Chromium refuses DevTools connections that carry an Origin it was not told to allow.
         self._ws = websocket.create_connection(url, timeout=30, suppress_origin=True)
         self._next_id = 0
+        self.events: deque[dict] = deque(maxlen=2000)
 
     def call(self, method: str, params: dict | None = None, session: str | None = None) -> dict:
         self._next_id += 1
@@ -79,7 +85,9 @@ class DevTools:
         while True:
             reply = json.loads(self._ws.recv())
             if reply.get("id") != self._next_id:
-                continue  # an event
+                if "method" in reply:
+                    self.events.append(reply)
+                continue
             if "error" in reply:
                 raise CDPError(f"{method}: {reply['error'].get('message')}")
             return reply.get("result", {})
@@ -99,8 +107,19 @@ class Page:
     def call(self, method: str, params: dict | None = None) -> dict:
         return self._devtools.call(method, params, self._session)
 
+    def failed_requests(self) -> list[str]:
+        """The network error of each of this page's requests that failed (Network.loadingFailed)."""
+        return [
+            event["params"]["errorText"]
+            for event in self._devtools.events
+            if event.get("sessionId") == self._session and event["method"] == "Network.loadingFailed"
+        ]
+
     def goto(self, url: str) -> None:
-        result = self.call("Page.navigate", {"url": url})
+        for _ in range(ATTEMPTS_ON_NETWORK_CHANGE):
+            result = self.call("Page.navigate", {"url": url})
+            if result.get("errorText") != NETWORK_CHANGED:
+                break
         if result.get("errorText"):
             raise AssertionError(
                 f"the browser could not load {url}: {result['errorText']} "
@@ -195,6 +214,7 @@ class Chromium:
         )
         page = Page(self.devtools, session["sessionId"], context)
         page.call("Emulation.setDeviceMetricsOverride", VIEWPORT)
+        page.call("Network.enable")
         self.pages.append(page)
         return page
 
