@@ -7,7 +7,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 
-from . import native, paths
+from . import doctor, native, paths, scenarios
 from .venv import ensure_venv
 
 
@@ -69,6 +69,18 @@ def cmd_test(_args: argparse.Namespace) -> int:
     return 0 if all(code == 0 for code in results.values()) else 1
 
 
+def cmd_scenario(args: argparse.Namespace) -> int:
+    return scenarios.run_one(args.name)
+
+
+def cmd_scenarios(_args: argparse.Namespace) -> int:
+    return scenarios.run_matrix()
+
+
+def cmd_doctor(_args: argparse.Namespace) -> int:
+    return doctor.main()
+
+
 COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "certs": (cmd_certs, "generate the lab CA and server certificate under .lab/certs (once)"),
     "native-up": (cmd_native_up, "start nginx + gunicorn natively (LAB_SCENARIO honoured)"),
@@ -78,6 +90,9 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "unit-test": (cmd_unit_test, "unit tests (no network)"),
     "integration-test": (cmd_integration_test, "integration suite against LAB_URL (default: the local stack)"),
     "test": (cmd_test, "unit + native stack + integration, then down"),
+    "scenario": (cmd_scenario, "one scenario natively: its symptom, likely cause and fix"),
+    "scenarios": (cmd_scenarios, "the matrix: each symptom reproduced, and absent under the baseline"),
+    "doctor": (cmd_doctor, "probe LAB_URL (any deployment) and name the likely cause of each failure"),
 }
 
 PASSES_PYTEST_ARGS = {"unit-test", "integration-test"}
@@ -90,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
         command = sub.add_parser(name, help=help_text)
         if name in PASSES_PYTEST_ARGS:
             command.add_argument("pytest_args", nargs=argparse.REMAINDER)
+        if name == "scenario":
+            command.add_argument("name", help="a folder under nginx/scenarios/")
     args = parser.parse_args(argv)
     try:
         return COMMANDS[args.command][0](args)

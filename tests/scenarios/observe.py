@@ -1,0 +1,45 @@
+"""Runs catalogue checks against the running stack and prints one JSON object per check.
+
+`scripts/lab scenario(s)` calls this inside .venv (the checks use requests and websocket-client):
+    python -m scenarios.observe NAME [NAME ...]
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+from support.lab import lab_from_env
+
+from scenarios.catalogue import BY_NAME, Observation
+
+
+def observe(name: str) -> dict[str, object]:
+    case = BY_NAME[name]
+    started = time.monotonic()
+    try:
+        observation = case.check(lab_from_env())
+    except Exception as error:  # noqa: BLE001 - a check that cannot run is reported, not fatal
+        observation = Observation(None, f"the check could not run: {type(error).__name__}: {error}")
+    return {
+        "name": name,
+        "present": observation.present,
+        "seen": observation.seen,
+        "hint": case.hint,
+        "seconds": round(time.monotonic() - started, 2),
+    }
+
+
+def main(names: list[str]) -> int:
+    unknown = [name for name in names if name not in BY_NAME]
+    for name in names:
+        if name in unknown:
+            print(json.dumps({"name": name, "missing": True}), flush=True)
+        else:
+            print(json.dumps(observe(name)), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
