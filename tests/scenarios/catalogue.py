@@ -135,12 +135,14 @@ def _echo_after(lab: Lab, idle_s: float) -> Observation:
         conn.send("are you there?")
         opcode, data = conn.recv_data(control_frame=True)
     except (websocket.WebSocketException, OSError) as error:
-        return Observation(True, f"101, then the socket closed: {type(error).__name__}")
+        return Observation(
+            True, f"101, then the connection closed instead of the echo ({type(error).__name__})"
+        )
     finally:
         conn.close()
     if opcode == websocket.ABNF.OPCODE_CLOSE:
         code = int.from_bytes(data[:2], "big") if len(data) >= 2 else 1005
-        return Observation(True, f"101, then a close frame ({code}) instead of the echo")
+        return Observation(True, f"101, then the connection closed instead of the echo (close frame {code})")
     return Observation(False, f"101, echo received: {data!r}")
 
 
@@ -171,18 +173,23 @@ def upload_refused_413(lab: Lab) -> Observation:
     return Observation(_status_is(response, 413, healthy=201), f"2 MiB PUT /upload: {_described(response)}")
 
 
-EARLY_REJECT_TRIES = 10
+# Measured here: about 3 tries in 10 lose the race (0.28 on a loaded 2-core box), so 10 tries miss
+# it 4% of the time; 30 miss it about 0.005%. Stopping at the first 502 keeps the scenario side short.
+EARLY_REJECT_TRIES = 30
 
 
 def early_reject_502(lab: Lab) -> Observation:
-    statuses = []
+    statuses: list[int] = []
     with lab.session() as session:
-        for _ in range(EARLY_REJECT_TRIES):
+        while len(statuses) < EARLY_REJECT_TRIES and 502 not in statuses:
             response = session.post(lab.url + "/bugs/early-reject", data=PatternBody(50 * MIB), timeout=60)
             statuses.append(response.status_code)
-    bad = statuses.count(502)
-    present = classify(bad > 0, set(statuses) == {403})
-    return Observation(present, f"{bad} of {len(statuses)} x 50 MB POST got 502 (statuses {statuses})")
+    if 502 in statuses:
+        return Observation(True, f"502 on try {len(statuses)} of 50 MB POSTs (the view answers 403)")
+    healthy = set(statuses) == {403}
+    return Observation(
+        classify(False, healthy), f"{len(statuses)} x 50 MB POST: statuses {sorted(set(statuses))}"
+    )
 
 
 def big_form_field_413(lab: Lab) -> Observation:
@@ -281,7 +288,7 @@ CASES: tuple[Case, ...] = (
     Case(
         "ws-no-flag",
         "websocket /ws/echo, send one message",
-        "101, then a close frame instead of the echo",
+        "101, then the connection is closed instead of the echo",
         hints.WS_NO_FLAG,
         ws_closed_at_once,
         doctor=True,
@@ -289,7 +296,7 @@ CASES: tuple[Case, ...] = (
     Case(
         "ws-idle-timeout",
         "websocket /ws/echo, quiet 3.5 s, send one message",
-        "101, then the socket is closed after 2 s of silence: no echo",
+        "101, then after 2 s of silence the connection is closed instead of the echo",
         hints.WS_IDLE_TIMEOUT,
         ws_idle_dropped,
     ),
@@ -303,8 +310,8 @@ CASES: tuple[Case, ...] = (
     ),
     Case(
         "early-reject",
-        f"{EARLY_REJECT_TRIES} x POST /bugs/early-reject with 50 MB",
-        f"the view answers 403, but some of {EARLY_REJECT_TRIES} tries get 502",
+        f"up to {EARLY_REJECT_TRIES} x POST /bugs/early-reject with 50 MB",
+        f"the view answers 403, but the client gets 502 within {EARLY_REJECT_TRIES} tries",
         hints.EARLY_REJECT,
         early_reject_502,
     ),
