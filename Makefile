@@ -2,6 +2,7 @@
 LAB := python3 scripts/lab
 
 .PHONY: up down native-up native-down integration-test unit-test test reload dump certs lint
+.PHONY: scenario scenarios doctor
 
 native-up:        ## nginx + gunicorn natively, no Docker (LAB_SCENARIO=name to pick a scenario)
 	$(LAB) native-up
@@ -21,3 +22,10 @@ certs:
 	$(LAB) certs
 lint:
 	$(LAB) lint
+scenario:         ## one scenario natively: what the user sees, the likely cause, the fix (NAME=...)
+	$(if $(NAME),,$(error usage: make scenario NAME=host-drops-port  (folders under nginx/scenarios/)))
+	$(LAB) scenario $(NAME)
+scenarios:        ## the matrix: every symptom reproduced under its scenario, absent under the baseline
+	$(LAB) scenarios
+doctor:           ## probe a deployment (LAB_URL, LAB_CA, LAB_HTTP_URL) and name likely causes
+	$(LAB) doctor

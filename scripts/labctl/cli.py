@@ -58,13 +58,18 @@ def cmd_integration_test(args: argparse.Namespace) -> int:
 
 
 def cmd_test(_args: argparse.Namespace) -> int:
-    """The README's test command: unit, then a native stack for integration, then down."""
+    """The README's test command: unit, a native stack for integration, the scenario matrix; all down."""
     results: dict[str, int] = {"unit": pytest("tests/unit")}
     try:
         native.up()
         results["integration"] = pytest("tests/integration")
     finally:
         native.down()
+    # The scenario suite starts a stack per scenario and stops the last; this also covers a killed run.
+    try:
+        results["scenarios"] = pytest("tests/scenarios")
+    finally:
+        native.down(quiet=True)
     print("\nlab test summary: " + ", ".join(f"{k} {'ok' if v == 0 else f'FAILED ({v})'}" for k, v in results.items()))
     return 0 if all(code == 0 for code in results.values()) else 1
 
@@ -89,7 +94,7 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "dump": (cmd_dump, "nginx -T of the running stack"),
     "unit-test": (cmd_unit_test, "unit tests (no network)"),
     "integration-test": (cmd_integration_test, "integration suite against LAB_URL (default: the local stack)"),
-    "test": (cmd_test, "unit + native stack + integration, then down"),
+    "test": (cmd_test, "unit + native stack + integration + scenarios, then down"),
     "scenario": (cmd_scenario, "one scenario natively: its symptom, likely cause and fix"),
     "scenarios": (cmd_scenarios, "the matrix: each symptom reproduced, and absent under the baseline"),
     "doctor": (cmd_doctor, "probe LAB_URL (any deployment) and name the likely cause of each failure"),

@@ -61,3 +61,13 @@ def test_readme_states_the_checked_symptom(case: Case) -> None:
         f"{case.name}/README.md's symptom must open with what the check observes"
     )
     assert "https://" in sections["References"], f"{case.name}/README.md cites no public reference"
+
+
+def test_project_readme_lists_every_scenario_with_its_symptom() -> None:
+    readme = (paths.ROOT / "README.md").read_text()
+    missing = [
+        case.name
+        for case in CASES
+        if f"| {case.name} |" not in readme or case.symptom_for(8443, 8080) not in readme
+    ]
+    assert not missing, f"README.md's scenario table is out of step with the catalogue for: {missing}"
