@@ -168,11 +168,11 @@ def run_one(name: str) -> int:
         return 2
     with native_stack(name):
         obs = observe([name])[name]
-    symptom = " ".join(readme_section(name, "Symptom").split("\n\n")[0].split())
-    print(f"\nscenario {name}: {symptom}")
+    print(f"\nscenario {name}: {obs.get('symptom', '(no check in tests/scenarios/catalogue.py)')}")
     print(f"  what you see: {obs['seen']}")
-    print(f"  reproduced:   {'yes' if obs['present'] is True else 'NO'}")
-    if obs.get("hint"):
-        print(f"  likely cause: {obs['hint']}")
+    if obs["present"] is True:
+        print(f"  reproduced:   yes\n  likely cause: {obs['hint']}")
+    else:
+        print("  reproduced:   NO: this config no longer shows the scenario's symptom")
     print(f"\nthe fix (nginx/scenarios/{name}/README.md):\n\n{readme_section(name, 'Fix')}\n")
     return 0 if obs["present"] is True else 1

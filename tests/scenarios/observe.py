@@ -10,6 +10,7 @@ import json
 import sys
 import time
 
+from labctl import paths
 from support.lab import lab_from_env
 
 from scenarios.catalogue import BY_NAME, Observation
@@ -26,6 +27,7 @@ def observe(name: str) -> dict[str, object]:
         "name": name,
         "present": observation.present,
         "seen": observation.seen,
+        "symptom": case.symptom_for(paths.https_port(), paths.http_port()),
         "hint": case.hint,
         "seconds": round(time.monotonic() - started, 2),
     }
@@ -35,7 +37,8 @@ def main(names: list[str]) -> int:
     unknown = [name for name in names if name not in BY_NAME]
     for name in names:
         if name in unknown:
-            print(json.dumps({"name": name, "missing": True}), flush=True)
+            missing = {"name": name, "missing": True, "present": None, "seen": "no check in the catalogue"}
+            print(json.dumps(missing), flush=True)
         else:
             print(json.dumps(observe(name)), flush=True)
     return 0
