@@ -72,6 +72,11 @@ class Target:
         """The Host header a client sends: the port only when it is not 443."""
         return urlsplit(self.url).netloc
 
+    @property
+    def prefix(self) -> str:
+        """The path the app is mounted under ('' at the root)."""
+        return urlsplit(self.url).path.rstrip("/")
+
     def ssl_context(self) -> ssl.SSLContext:
         return ssl.create_default_context(cafile=str(self.ca) if self.ca else None)
 
@@ -100,9 +105,11 @@ class Target:
 
 def target_from_env() -> Target:
     url = paths.lab_url().rstrip("/")
-    ca = paths.lab_ca()
-    if not ca.is_file() and "LAB_CA" not in os.environ:
-        ca = None  # a deployment with a publicly trusted certificate
+    ca: Path | None = paths.lab_ca()
+    if "LAB_CA" in os.environ and not paths.lab_ca().is_file():
+        raise SystemExit(f"lab doctor: LAB_CA={paths.lab_ca()} is not a file")
+    if not paths.lab_ca().is_file():
+        ca = None  # no lab CA here: a deployment with a publicly trusted certificate
     http_url = os.environ.get("LAB_HTTP_URL")
     hostname, port = urlsplit(url).hostname or "", urlsplit(url).port or 443
     if http_url is None and hostname in LOOPBACK:
@@ -136,7 +143,7 @@ def _host_hints(target: Target, seen_host: str) -> tuple[str, ...]:
 def probe_external_redirect(target: Target) -> Iterator[Check]:
     reply = target.request("GET", "/redirect/external")
     location = reply.headers.get("location", "")
-    wanted = f"https://{target.host}/landing"
+    wanted = f"https://{target.host}{target.prefix}/landing"
     causes: list[str] = []
     if location.startswith("http://"):
         causes.append(hints.SCHEME_LOST)
@@ -162,7 +169,7 @@ def probe_https_redirect(target: Target) -> Iterator[Check]:
         yield Check(name, None, f"{target.http_url}: {error}")
         return
     location = reply.headers.get("location", "")
-    wanted = f"https://{target.host}{path}"
+    wanted = f"https://{target.host}{target.prefix}{path}"
     redirected = reply.status in {301, 302, 307, 308}
     yield Check(
         name,
@@ -227,6 +234,7 @@ def websocket_probe(target: Target, path: str, read_frame: bool = True) -> WsRep
     gevent-websocket does for its 400/402 answers (a full client only says "connection lost").
     """
     key = base64.b64encode(os.urandom(16)).decode()
+    path = target.prefix + path
     handshake = (
         f"GET {path} HTTP/1.1\r\nHost: {target.host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
         f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 import requests
 import websocket
-from labctl import doctor, hints, paths
+from labctl import doctor, hints
 from support.lab import MIB, Lab, PatternBody
 
 TIMEOUT = 15
@@ -96,7 +96,7 @@ def https_redirect_drops_port(lab: Lab) -> Observation:
     with lab.session() as session:
         response = session.get(lab.http_url + path, allow_redirects=False, timeout=TIMEOUT)
     location = response.headers.get("Location", "")
-    healthy = location == f"https://{_hostname(lab)}:{paths.https_port()}{path}"
+    healthy = location == f"https://{lab.host}{path}"
     dropped = response.is_redirect and location.startswith(f"https://{_hostname(lab)}/")
     return Observation(classify(dropped, healthy), f"{response.status_code} Location: {location}")
 

@@ -60,7 +60,10 @@ def baseline(stacks: NativeStacks) -> Lab:
 def scenario_lab(request: pytest.FixtureRequest, stacks: NativeStacks) -> tuple[Case, Lab]:
     """Parametrized (indirect) by scenario name; module scope makes pytest group tests by scenario."""
     case = BY_NAME[request.param]
-    return case, stacks.use(case.name)
+    started = time.monotonic()
+    lab = stacks.use(case.name)
+    MATRIX.setdefault(case.name, Row(case.name)).seconds += time.monotonic() - started
+    return case, lab
 
 
 def observe(case: Case, lab: Lab, under_baseline: bool) -> Observation:
