@@ -41,7 +41,7 @@ class Lab:
     def session(self) -> requests.Session:
         session = requests.Session()
         # REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE in the environment would override session.verify
-        # (psf/requests#3829), and proxy variables have no business on loopback.
+        # (psf/requests#4650), and proxy variables have no business on loopback.
         session.trust_env = False
         session.verify = str(self.ca)
         return session
