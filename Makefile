@@ -1,7 +1,8 @@
 # proxylab: every target is a thin call into scripts/lab (see `scripts/lab --help`).
 LAB := python3 scripts/lab
 
-.PHONY: up down native-up native-down integration-test unit-test test reload dump certs lint browser-test logs upload
+.PHONY: up down native-up native-down integration-test unit-test test reload dump certs lint
+.PHONY: browser-test logs upload scenario scenarios doctor
 
 native-up:        ## nginx + gunicorn natively, no Docker (LAB_SCENARIO=name to pick a scenario)
 	$(LAB) native-up
@@ -27,3 +28,10 @@ logs:             ## nginx access log and app log side by side, joined by reques
 	$(LAB) logs
 upload:           ## make upload FILE=path [NAME=name]: stream a file, verify the server's sha256
 	$(LAB) upload "$(FILE)" $(if $(NAME),--name "$(NAME)")
+scenario:         ## one scenario natively: what the user sees, the likely cause, the fix (NAME=...)
+	$(if $(NAME),,$(error usage: make scenario NAME=host-drops-port  (folders under nginx/scenarios/)))
+	$(LAB) scenario $(NAME)
+scenarios:        ## the matrix: every symptom reproduced under its scenario, absent under the baseline
+	$(LAB) scenarios
+doctor:           ## probe a deployment (LAB_URL, LAB_CA, LAB_HTTP_URL) and name likely causes
+	$(LAB) doctor

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 
-from . import logs, native, paths, upload
+from . import doctor, logs, native, paths, scenarios, upload
 from .venv import ensure_venv
 
 
@@ -66,7 +66,8 @@ TEST_UPLOAD_LIMIT_MB = "512"
 
 
 def cmd_test(_args: argparse.Namespace) -> int:
-    """The README's test command: unit, then a native stack for integration and browser, then down."""
+    """The README's test command: unit; a native stack for integration and browser; the scenario
+    matrix; everything down at the end."""
     # The over-the-limit upload tests stream limit + 1 MiB: a smaller limit keeps them quick.
     os.environ.setdefault("LAB_MAX_UPLOAD_MB", TEST_UPLOAD_LIMIT_MB)
     results: dict[str, int] = {"unit": pytest("tests/unit")}
@@ -76,6 +77,11 @@ def cmd_test(_args: argparse.Namespace) -> int:
         results["browser"] = pytest("tests/browser")
     finally:
         native.down()
+    # The scenario suite starts a stack per scenario and stops the last; this also covers a killed run.
+    try:
+        results["scenarios"] = pytest("tests/scenarios")
+    finally:
+        native.down(quiet=True)
     print(
         "\nlab test summary: "
         + ", ".join(f"{k} {'ok' if v == 0 else f'FAILED ({v})'}" for k, v in results.items())
@@ -90,6 +96,18 @@ def cmd_lint(_args: argparse.Namespace) -> int:
     return max(subprocess.run(check, cwd=paths.ROOT).returncode for check in checks)
 
 
+def cmd_scenario(args: argparse.Namespace) -> int:
+    return scenarios.run_one(args.name)
+
+
+def cmd_scenarios(_args: argparse.Namespace) -> int:
+    return scenarios.run_matrix()
+
+
+def cmd_doctor(_args: argparse.Namespace) -> int:
+    return doctor.main()
+
+
 COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "certs": (cmd_certs, "generate the lab CA and server certificate under .lab/certs (once)"),
     "native-up": (cmd_native_up, "start nginx + gunicorn natively (LAB_SCENARIO honoured)"),
@@ -101,15 +119,22 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
         cmd_integration_test,
         "integration suite against LAB_URL (default: the local stack)",
     ),
-    "test": (cmd_test, "unit + native stack + integration + browser, then down"),
+    "test": (cmd_test, "unit + native stack + integration + browser + scenarios, then down"),
     "lint": (cmd_lint, "ruff check and ruff format --check"),
     "browser-test": (cmd_browser_test, "headless Chromium through the lab page (starts a stack if none)"),
     "upload": (upload.main, "stream FILE to the lab over verified TLS, check the server's sha256"),
     "logs": (logs.main, "nginx's access log and the app's log side by side, joined by request id"),
+    "scenario": (cmd_scenario, "one scenario natively: its symptom, likely cause and fix"),
+    "scenarios": (cmd_scenarios, "the matrix: each symptom reproduced, and absent under the baseline"),
+    "doctor": (cmd_doctor, "probe LAB_URL (any deployment) and name the likely cause of each failure"),
 }
 
 PASSES_PYTEST_ARGS = {"unit-test", "integration-test", "browser-test"}
-ARGUMENTS = {"upload": upload.add_arguments, "logs": logs.add_arguments}
+ARGUMENTS = {
+    "upload": upload.add_arguments,
+    "logs": logs.add_arguments,
+    "scenario": lambda command: command.add_argument("name", help="a folder under nginx/scenarios/"),
+}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -103,6 +103,7 @@ def up() -> None:
         wait_healthy(f"http://127.0.0.1:{paths.app_port()}/healthz", None, 30, lambda: app.poll() is None)
         nginxctl.run("start")
         paths.MODE_FILE.write_text("native\n")
+        paths.SCENARIO_FILE.write_text(paths.scenario() + "\n")
         wait_healthy(f"https://localhost:{paths.https_port()}/healthz", paths.CA, 15)
     except (RuntimeError, subprocess.CalledProcessError) as error:
         down(quiet=True)
@@ -173,7 +174,9 @@ def down(quiet: bool = False) -> None:
 
 
 def reload() -> int:
-    return nginxctl.run("reload", check=False).returncode
+    scenario = paths.scenario_for_reload()
+    print(f"lab: reloading nginx with config: {scenario or 'baseline'}", flush=True)
+    return nginxctl.run("reload", check=False, scenario=scenario).returncode
 
 
 def dump_config() -> str:
