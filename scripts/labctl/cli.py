@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 from collections.abc import Callable
 
-from . import lint, native, paths
+from . import doctor, lint, logs, native, paths, scenarios, upload
 from .venv import ensure_venv
 
 
@@ -62,22 +63,53 @@ def cmd_reliability_test(args: argparse.Namespace) -> int:
     return pytest("tests/reliability", *args.pytest_args)
 
 
+def cmd_browser_test(args: argparse.Namespace) -> int:
+    return pytest("tests/browser", *args.pytest_args)
+
+
+TEST_UPLOAD_LIMIT_MB = "512"
+
+
 def cmd_test(_args: argparse.Namespace) -> int:
-    """The README's test command: unit, then a native stack for integration, then down."""
+    """The README's test command: unit; a native stack for integration and browser; the scenario
+    matrix; everything down at the end."""
+    # The over-the-limit upload tests stream limit + 1 MiB: a smaller limit keeps them quick.
+    os.environ.setdefault("LAB_MAX_UPLOAD_MB", TEST_UPLOAD_LIMIT_MB)
     results: dict[str, int] = {"unit": pytest("tests/unit")}
     try:
         native.up()
         results["integration"] = pytest("tests/integration")
         # On the same stack: it kills and restarts workers but leaves the stack up and healthy.
         results["reliability"] = pytest("tests/reliability")
+        results["browser"] = pytest("tests/browser")
     finally:
         native.down()
-    print("\nlab test summary: " + ", ".join(f"{k} {'ok' if v == 0 else f'FAILED ({v})'}" for k, v in results.items()))
+    # The scenario suite starts a stack per scenario and stops the last; this also covers a killed run.
+    try:
+        results["scenarios"] = pytest("tests/scenarios")
+    finally:
+        native.down(quiet=True)
+    print(
+        "\nlab test summary: "
+        + ", ".join(f"{k} {'ok' if v == 0 else f'FAILED ({v})'}" for k, v in results.items())
+    )
     return 0 if all(code == 0 for code in results.values()) else 1
 
 
 def cmd_lint(_args: argparse.Namespace) -> int:
     return lint.run()
+
+
+def cmd_scenario(args: argparse.Namespace) -> int:
+    return scenarios.run_one(args.name)
+
+
+def cmd_scenarios(_args: argparse.Namespace) -> int:
+    return scenarios.run_matrix()
+
+
+def cmd_doctor(_args: argparse.Namespace) -> int:
+    return doctor.main()
 
 
 COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
@@ -87,13 +119,27 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "reload": (cmd_reload, "nginx -t the edited config, then reload it in the running stack"),
     "dump": (cmd_dump, "nginx -T of the running stack"),
     "unit-test": (cmd_unit_test, "unit tests (no network)"),
-    "integration-test": (cmd_integration_test, "integration suite against LAB_URL (default: the local stack)"),
-    "test": (cmd_test, "unit + native stack + integration, then down"),
-    "reliability-test": (cmd_reliability_test, "faults, bad input, TLS checks (needs/starts a native stack)"),
+    "integration-test": (
+        cmd_integration_test,
+        "integration suite against LAB_URL (default: the local stack)",
+    ),
+    "test": (cmd_test, "unit + native stack + integration + reliability + browser + scenarios, then down"),
     "lint": (cmd_lint, "ruff check, ruff format --check, gixy on the rendered baseline nginx config"),
+    "reliability-test": (cmd_reliability_test, "faults, bad input, TLS checks (needs/starts a native stack)"),
+    "browser-test": (cmd_browser_test, "headless Chromium through the lab page (starts a stack if none)"),
+    "upload": (upload.main, "stream FILE to the lab over verified TLS, check the server's sha256"),
+    "logs": (logs.main, "nginx's access log and the app's log side by side, joined by request id"),
+    "scenario": (cmd_scenario, "one scenario natively: its symptom, likely cause and fix"),
+    "scenarios": (cmd_scenarios, "the matrix: each symptom reproduced, and absent under the baseline"),
+    "doctor": (cmd_doctor, "probe LAB_URL (any deployment) and name the likely cause of each failure"),
 }
 
-PASSES_PYTEST_ARGS = {"unit-test", "integration-test", "reliability-test"}
+PASSES_PYTEST_ARGS = {"unit-test", "integration-test", "browser-test", "reliability-test"}
+ARGUMENTS = {
+    "upload": upload.add_arguments,
+    "logs": logs.add_arguments,
+    "scenario": lambda command: command.add_argument("name", help="a folder under nginx/scenarios/"),
+}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -103,7 +149,11 @@ def main(argv: list[str] | None = None) -> int:
         command = sub.add_parser(name, help=help_text)
         if name in PASSES_PYTEST_ARGS:
             command.add_argument("pytest_args", nargs=argparse.REMAINDER)
+        if name in ARGUMENTS:
+            ARGUMENTS[name](command)
     args = parser.parse_args(argv)
+    if getattr(args, "pytest_args", None) and args.pytest_args[0] == "--":
+        args.pytest_args = args.pytest_args[1:]  # `lab browser-test -- -k chat`: argparse keeps the "--"
     try:
         return COMMANDS[args.command][0](args)
     except KeyboardInterrupt:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import requests
+
 from labctl import native, paths
 from support.lab import Lab, lab_from_env
 

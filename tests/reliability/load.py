@@ -9,6 +9,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 import requests
+
 from support.lab import Lab
 
 # /slow keeps requests in flight inside the worker when the fault hits; /healthz is the quick path.

@@ -10,6 +10,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import requests
+
 from labctl import native
 from support.lab import Lab, assert_json_error
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 import requests
+
 from labctl import hints
 from support.lab import Lab
 

@@ -10,6 +10,7 @@ import warnings
 
 import pytest
 import requests
+
 from labctl import nginxctl, paths
 from support.lab import Lab
 

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from labctl import native
 from support.lab import Lab
 

@@ -7,6 +7,7 @@ import os
 
 import pytest
 import websocket
+
 from support.lab import Lab
 
 from . import report

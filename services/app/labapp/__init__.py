@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from flask import Flask
 
-from . import errors, middleware, uploads
+from . import errors, middleware, uploads, wsfix
 from .settings import LabSettings
-from .views import bugs, debug, errors_demo, redirects, slow, websockets
+from .views import bugs, debug, errors_demo, page, redirects, slow, websockets
 
 
 def create_app(settings: LabSettings | None = None) -> Flask:
     settings = settings or LabSettings.from_env()
+    wsfix.install()
     app = Flask(__name__)
     app.request_class = uploads.StreamingRequest
     app.config["LAB"] = settings
@@ -28,6 +29,7 @@ def create_app(settings: LabSettings | None = None) -> Flask:
         errors_demo.bp,
         slow.bp,
         bugs.bp,
+        page.bp,
     ):
         app.register_blueprint(blueprint)
 
