@@ -108,7 +108,11 @@ class BackgroundLoad:
                     continue
                 self._record(type(error).__name__, f"GET {path} -> {error!r}"[:300], cut_after_headers(error))
                 return
-            failure = None if response.status_code == 200 else f"GET {path} -> {response.status_code}"
+            # The request id names the failure in nginx's access log (which upstream tries failed).
+            request_id = response.headers.get("X-Request-ID", "")
+            failure = (
+                None if response.status_code == 200 else f"GET {path} -> {response.status_code} {request_id}"
+            )
             self._record(response.status_code, failure, False)
             return
 

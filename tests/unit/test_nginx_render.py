@@ -39,7 +39,7 @@ def test_every_placeholder_is_rendered(tmp_path):
     assert render(tmp_path / "out").returncode == 0
     text = conf_text(tmp_path / "out")
     assert not re.search(r"\{\{LAB_[A-Z_]+\}\}", text)
-    assert "server 127.0.0.1:8123;" in text
+    assert "server 127.0.0.1:8123 max_fails=0;" in text
     assert "listen 9443 ssl http2" in text
     assert "https://$host:9443$request_uri" in text
     assert "alias /srv/up/;" in text
