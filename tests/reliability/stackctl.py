@@ -95,3 +95,11 @@ def nginx_entries_since(offset: int) -> list[dict]:
     return [
         json.loads(line) for line in log_lines_since(native.NGINX_ACCESS_LOG, offset) if line.startswith("{")
     ]
+
+
+def reload_nginx() -> None:
+    """`scripts/lab reload` (nginx -t, then reload), returning once the new workers run."""
+    master = nginx_master()
+    old_workers = children(master)
+    assert native.reload() == 0, "nginx -t or reload failed"
+    wait_for(lambda: children(master) - old_workers, 10, "nginx's new workers")

@@ -17,7 +17,7 @@ from support.lab import Lab, assert_json_error
 from . import report, stackctl
 from .load import BackgroundLoad
 from .rawhttp import parse_response, read_until_close, tls_socket
-from .wsclient import assert_echoes, close_code
+from .wsclient import assert_echoes, close_code, open_echo
 
 BOUNDARY = "reliability-boundary"
 
@@ -78,10 +78,7 @@ def fresh_connection_gets(lab: Lab, pool: ThreadPoolExecutor) -> list[Future]:
 def test_worker_sigkill_gets_retried_posts_fail_and_no_file_is_left(lab: Lab, upload_dir: Path) -> None:
     master = stackctl.gunicorn_master()
     (worker,) = stackctl.children(master)
-    nginx = stackctl.nginx_master()
-    old_nginx_workers = stackctl.children(nginx)
-    assert native.reload() == 0, "nginx -t or reload failed"
-    stackctl.wait_for(lambda: stackctl.children(nginx) - old_nginx_workers, 10, "nginx's new workers")
+    stackctl.reload_nginx()
     log_mark = stackctl.log_offset(native.NGINX_ACCESS_LOG)
     upload = start_inflight_upload(lab, "cut-by-sigkill.bin")
     stackctl.wait_for(
@@ -128,8 +125,7 @@ def test_worker_sigkill_gets_retried_posts_fail_and_no_file_is_left(lab: Lab, up
 def test_gunicorn_hup_serves_on_and_websockets_get_a_close_then_reconnect(lab: Lab) -> None:
     master = stackctl.gunicorn_master()
     old = stackctl.children(master)
-    conn = lab.ws("/ws/echo")
-    assert_echoes(conn, "before", "before the reload")
+    conn = open_echo(lab, "before")
     with BackgroundLoad(lab, max_seconds=40) as load:
         os.kill(master, signal.SIGHUP)
         stackctl.wait_for_new_workers(master, old)
@@ -138,22 +134,19 @@ def test_gunicorn_hup_serves_on_and_websockets_get_a_close_then_reconnect(lab: L
     report.note("gunicorn kill -HUP under load", load.result.summary())
     assert load.result.failures == [], f"GETs failed across `kill -HUP` of gunicorn: {load.result.summary()}"
     assert code == 1001, f"across a gunicorn reload the websocket should be closed with 1001, got {code}"
-    assert_echoes(lab.ws("/ws/echo"), "after", "a client could not reconnect after the gunicorn reload")
+    open_echo(lab, "reconnected after the gunicorn reload").close()
     stackctl.wait_for(lambda: not any(stackctl.alive(pid) for pid in old), 10, "the old worker to exit")
 
 
 def test_nginx_reload_under_load_keeps_websockets_open(lab: Lab) -> None:
     nginx = stackctl.nginx_master()
-    old_workers = stackctl.children(nginx)
-    conn = lab.ws("/ws/echo")
-    assert_echoes(conn, "before reload", "before the reload")
+    conn = open_echo(lab, "before reload")
     with BackgroundLoad(lab, max_seconds=30) as load:
         time.sleep(0.5)
-        assert native.reload() == 0, "nginx -t or reload failed"
-        stackctl.wait_for(lambda: stackctl.children(nginx) - old_workers, 10, "nginx's new workers")
+        stackctl.reload_nginx()
         time.sleep(1)
     assert_echoes(conn, "after reload", "an open websocket did not survive `nginx -s reload`")
-    assert_echoes(lab.ws("/ws/echo"), "new", "a new websocket after the nginx reload")
+    open_echo(lab, "new after the nginx reload").close()
     assert stackctl.nginx_master() == nginx, "the reload replaced the nginx master"
     report.note("nginx reload under load", load.result.summary())
     assert load.result.failures == [], f"GETs failed across an nginx reload: {load.result.summary()}"

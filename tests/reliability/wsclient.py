@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import websocket
 
+from support.lab import Lab
+
 
 def masked_frame_header(opcode: int, length: int) -> bytes:
     """A client frame header announcing ``length`` bytes, with an all-zero mask (payload as is)."""
@@ -21,3 +23,10 @@ def close_code(conn: websocket.WebSocket, timeout: float = 10) -> int | None:
 def assert_echoes(conn: websocket.WebSocket, text: str, broke: str) -> None:
     conn.send(text)
     assert conn.recv() == text, f"/ws/echo did not echo {text!r}: {broke}"
+
+
+def open_echo(lab: Lab, text: str) -> websocket.WebSocket:
+    """A /ws/echo connection that has echoed ``text`` once."""
+    conn = lab.ws("/ws/echo")
+    assert_echoes(conn, text, "on a new connection")
+    return conn
