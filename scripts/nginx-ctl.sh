@@ -25,8 +25,18 @@ set -eu
 : "${LAB_CERT_DIR:=/lab/certs}"
 : "${LAB_NGINX_USER:=nginx}"
 : "${LAB_SCENARIO:=}"
+# Applied after the scenario, like one: the benchmarks' bench-only server (scripts/labctl/bench/nginx).
+: "${LAB_NGINX_OVERLAY:=}"
 NGINX=${LAB_NGINX_BIN:-nginx}
 CONF="$LAB_NGINX_PREFIX/conf"
+
+# Copies DIR's .conf files over the rendered tree: a file replaces the baseline file of the same path.
+overlay() {
+    (cd "$1" && find . -type f -name '*.conf' -print) | while read -r f; do
+        mkdir -p "$out/$(dirname "$f")"
+        cp "$1/$f" "$out/$f"
+    done
+}
 
 render() {
     out=$1
@@ -43,11 +53,10 @@ render() {
             echo "nginx-ctl: no scenario '$LAB_SCENARIO' under $LAB_NGINX_SRC/scenarios" >&2
             exit 2
         fi
-        # A scenario's .conf files replace the baseline files of the same relative path.
-        (cd "$scenario" && find . -type f -name '*.conf' -print) | while read -r f; do
-            mkdir -p "$out/$(dirname "$f")"
-            cp "$scenario/$f" "$out/$f"
-        done
+        overlay "$scenario"
+    fi
+    if [ -n "$LAB_NGINX_OVERLAY" ]; then
+        overlay "$LAB_NGINX_OVERLAY"
     fi
     find "$out" -type f -name '*.conf' | while read -r f; do
         sed -i \
