@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable
 
 from . import native, paths
+from .bench import runner as bench
 from .venv import ensure_venv
 
 
@@ -78,6 +79,7 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "unit-test": (cmd_unit_test, "unit tests (no network)"),
     "integration-test": (cmd_integration_test, "integration suite against LAB_URL (default: the local stack)"),
     "test": (cmd_test, "unit + native stack + integration, then down"),
+    "bench": (bench.cmd_bench, "benchmarks, each beside its reference: .lab/bench/results.json + chart"),
 }
 
 PASSES_PYTEST_ARGS = {"unit-test", "integration-test"}
@@ -90,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
         command = sub.add_parser(name, help=help_text)
         if name in PASSES_PYTEST_ARGS:
             command.add_argument("pytest_args", nargs=argparse.REMAINDER)
+        if name == "bench":
+            bench.add_arguments(command)
     args = parser.parse_args(argv)
     try:
         return COMMANDS[args.command][0](args)

@@ -3,6 +3,7 @@ from .venv on loopback. Same nginx files and same URLs as compose mode; starts i
 
 from __future__ import annotations
 
+import contextlib
 import os
 import resource
 import signal
@@ -131,6 +132,10 @@ def _stop(pid: int | None, sig: signal.Signals, wait_s: float) -> None:
         return
     end = time.monotonic() + wait_s
     while time.monotonic() < end:
+        # A child of this process (native.up ran here: `lab test`, `lab bench`) stays a zombie,
+        # which kill(pid, 0) still finds, until it is reaped.
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
         try:
             os.kill(pid, 0)
         except ProcessLookupError:
