@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -58,16 +59,31 @@ def cmd_integration_test(args: argparse.Namespace) -> int:
     return pytest("tests/integration", *args.pytest_args)
 
 
+TEST_UPLOAD_LIMIT_MB = "512"
+
+
 def cmd_test(_args: argparse.Namespace) -> int:
     """The README's test command: unit, then a native stack for integration, then down."""
+    # The over-the-limit upload tests stream limit + 1 MiB: a smaller limit keeps them quick.
+    os.environ.setdefault("LAB_MAX_UPLOAD_MB", TEST_UPLOAD_LIMIT_MB)
     results: dict[str, int] = {"unit": pytest("tests/unit")}
     try:
         native.up()
         results["integration"] = pytest("tests/integration")
     finally:
         native.down()
-    print("\nlab test summary: " + ", ".join(f"{k} {'ok' if v == 0 else f'FAILED ({v})'}" for k, v in results.items()))
+    print(
+        "\nlab test summary: "
+        + ", ".join(f"{k} {'ok' if v == 0 else f'FAILED ({v})'}" for k, v in results.items())
+    )
     return 0 if all(code == 0 for code in results.values()) else 1
+
+
+def cmd_lint(_args: argparse.Namespace) -> int:
+    ensure_venv()
+    ruff = str(paths.VENV / "bin" / "ruff")
+    checks = [[ruff, "check", "."], [ruff, "format", "--check", "."]]
+    return max(subprocess.run(check, cwd=paths.ROOT).returncode for check in checks)
 
 
 COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
@@ -77,8 +93,12 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "reload": (cmd_reload, "nginx -t the edited config, then reload it in the running stack"),
     "dump": (cmd_dump, "nginx -T of the running stack"),
     "unit-test": (cmd_unit_test, "unit tests (no network)"),
-    "integration-test": (cmd_integration_test, "integration suite against LAB_URL (default: the local stack)"),
+    "integration-test": (
+        cmd_integration_test,
+        "integration suite against LAB_URL (default: the local stack)",
+    ),
     "test": (cmd_test, "unit + native stack + integration, then down"),
+    "lint": (cmd_lint, "ruff check and ruff format --check"),
     "bench": (bench.cmd_bench, "benchmarks, each beside its reference: .lab/bench/results.json + chart"),
 }
 

@@ -100,15 +100,15 @@ def up() -> None:
     started = time.monotonic()
     app = start_gunicorn()
     try:
-        wait_healthy(
-            f"http://127.0.0.1:{paths.app_port()}/healthz", None, 30, lambda: app.poll() is None
-        )
+        wait_healthy(f"http://127.0.0.1:{paths.app_port()}/healthz", None, 30, lambda: app.poll() is None)
         nginxctl.run("start")
         paths.MODE_FILE.write_text("native\n")
         wait_healthy(f"https://localhost:{paths.https_port()}/healthz", paths.CA, 15)
     except (RuntimeError, subprocess.CalledProcessError) as error:
         down(quiet=True)
-        raise SystemExit(f"lab: native stack failed to start: {error}\n  logs: {paths.LOGS}, {NGINX_ERROR_LOG}")
+        raise SystemExit(
+            f"lab: native stack failed to start: {error}\n  logs: {paths.LOGS}, {NGINX_ERROR_LOG}"
+        ) from error
     print_ready(f"native (nginx + gunicorn on 127.0.0.1:{paths.app_port()})", time.monotonic() - started)
 
 

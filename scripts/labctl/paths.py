@@ -14,7 +14,8 @@ RUN = LAB / "run"
 UPLOADS = LAB / "uploads"
 NGINX_PREFIX = LAB / "nginx"
 MODE_FILE = RUN / "mode"
-NGINX_SRC = ROOT / "nginx"
+# Overridable so a test (or a user) can render an edited copy without touching nginx/.
+NGINX_SRC = Path(os.environ.get("LAB_NGINX_SRC", str(ROOT / "nginx")))
 SCENARIOS = NGINX_SRC / "scenarios"
 APP_DIR = ROOT / "services" / "app"
 VENV = ROOT / ".venv"

@@ -41,13 +41,16 @@ class Lab:
     def session(self) -> requests.Session:
         session = requests.Session()
         session.verify = str(self.ca)
+        # requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE override Session.verify (set on many
+        # machines, CI's included), and a proxy from the env would hijack loopback: ignore both.
+        session.trust_env = False
         return session
 
     def ssl_context(self) -> ssl.SSLContext:
         return ssl.create_default_context(cafile=str(self.ca))
 
     def ws(self, path: str, timeout: float = 10, **kwargs: object) -> websocket.WebSocket:
-        """A real websocket client over wss, verifying the lab's CA."""
+        """A real websocket client over wss, verifying the lab's CA (``with closing(...)``)."""
         return websocket.create_connection(
             self.ws_url + path,
             timeout=timeout,

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from flask import Flask
 
-from . import errors, middleware, uploads
+from . import errors, middleware, uploads, wsfix
 from .settings import LabSettings
 from .views import bugs, debug, errors_demo, redirects, slow, websockets
 
 
 def create_app(settings: LabSettings | None = None) -> Flask:
     settings = settings or LabSettings.from_env()
+    wsfix.install()
     app = Flask(__name__)
     app.request_class = uploads.StreamingRequest
     app.config["LAB"] = settings

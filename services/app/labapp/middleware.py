@@ -89,7 +89,14 @@ class RequestLog:
                 )
             )
 
-        return _ClosingIterable(self.app(environ, start), log_line)
+        body = self.app(environ, start)
+        if "wsgi.websocket" in environ:
+            # gevent-websocket runs the whole socket session inside the app call and then
+            # list()s the body without calling close(): log now, as a 101.
+            seen["status"] = "101"
+            log_line()
+            return body
+        return _ClosingIterable(body, log_line)
 
 
 class DrainBody:

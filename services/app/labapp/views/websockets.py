@@ -16,7 +16,11 @@ def _socket() -> Any:
     ws = request.environ.get(WS_KEY)
     if ws is None:
         # A plain GET to a route without websocket=True, or a worker that cannot upgrade (sync, gevent).
-        abort(400, "no websocket on this request: connect with a websocket client, through a worker that upgrades (gevent-websocket)")
+        abort(
+            400,
+            "no websocket on this request: connect with a websocket client, "
+            "through a worker that upgrades (gevent-websocket)",
+        )
     return ws
 
 
@@ -90,7 +94,7 @@ def make_blueprint(websocket_flag: bool) -> Blueprint:
                 }
             )
         )
-        ws.close(1000, b"info sent")
+        ws.close(1000, "info sent")
         return Response(status=204)
 
     return bp

@@ -1,0 +1,39 @@
+"""Every error reaches the client as the JSON envelope: from the app or from nginx itself."""
+
+from __future__ import annotations
+
+import pytest
+
+from labctl import hints
+from support.lab import assert_json_error
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [
+        ("GET", "/errors/crash", 500),
+        ("GET", "/errors/validation", 400),
+        ("GET", "/errors/teapot", 418),
+        ("GET", "/no/such/page", 404),
+        ("DELETE", "/healthz", 405),
+        ("GET", "/ws/echo", 400),
+        ("GET", "/files/never-uploaded.bin", 404),
+        ("POST", "/bugs/early-reject", 403),
+    ],
+)
+def test_app_errors_are_json(lab, http, method, path, status):
+    response = http.request(method, lab.url + path)
+    body = assert_json_error(response, status, hints.HTML_ERRORS)
+    assert body["request_id"] == response.headers["X-Request-ID"]
+
+
+def test_crash_leaks_no_traceback(lab, http):
+    response = http.get(lab.url + "/errors/crash")
+    assert "deliberate crash" not in response.text and "Traceback" not in response.text
+
+
+def test_nginx_own_errors_are_json(lab, http):
+    too_big = http.put(lab.url + "/upload/x.bin", headers={"Content-Length": str(2**50)}, data=b"")
+    assert_json_error(too_big, 413)
+    unknown_host = http.get(lab.url + "/", headers={"Host": "nope.example"})
+    assert_json_error(unknown_host, 421)

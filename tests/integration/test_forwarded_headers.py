@@ -1,0 +1,63 @@
+"""What the app believes about the request, whatever the client forges."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from labctl import hints, stack
+
+FORGED = [
+    {},
+    {"X-Forwarded-For": "6.6.6.6"},
+    {"X-Forwarded-For": "6.6.6.6, 7.7.7.7"},
+    {"X-Forwarded-Proto": "http"},
+    {"X-Forwarded-Host": "evil.example"},
+    {"X-Forwarded-Port": "1"},
+    {"X-Real-IP": "6.6.6.6"},
+    {"X-Request-ID": "forged-id"},
+    {"Forwarded": "for=6.6.6.6;proto=http;host=evil.example"},
+]
+
+
+@pytest.mark.parametrize("forged", FORGED, ids=lambda h: ",".join(h) or "none")
+def test_app_sees_the_real_request(lab, http, forged):
+    seen = http.get(lab.url + "/debug/request", headers=forged).json()
+    assert seen["scheme"] == "https", hints.SCHEME_LOST
+    assert seen["host"] == lab.host, f"host {seen['host']!r}: {hints.HOST_DROPS_PORT}"
+    assert seen["url_root"] == lab.url + "/"
+    assert seen["remote_addr"] not in {"6.6.6.6", "7.7.7.7"}, f"{seen['remote_addr']!r}: {hints.XFF_SPOOFING}"
+    assert seen["request_id"] != "forged-id", hints.REQUEST_ID
+
+
+def test_remote_addr_is_the_client_not_nginx_or_a_forgery(lab, http):
+    seen = http.get(lab.url + "/debug/request", headers={"X-Forwarded-For": "6.6.6.6"}).json()
+    # The client is on loopback: nginx appended 127.0.0.1 (or the compose gateway) after the forgery.
+    assert seen["remote_addr"] != "6.6.6.6", hints.XFF_SPOOFING
+    assert seen["headers"]["X-Forwarded-For"].endswith(seen["remote_addr"])
+
+
+def test_request_id_is_one_id_for_client_app_and_nginx_log(lab, http):
+    response = http.get(lab.url + "/debug/request")
+    echoed = response.headers["X-Request-ID"]
+    assert echoed == response.json()["request_id"], hints.REQUEST_ID
+    assert len(echoed) == 32
+    entries = []
+    for _ in range(20):  # nginx writes the access log line right after the response
+        entries = [json.loads(line) for line in stack.access_log_entries() if echoed in line]
+        if entries:
+            break
+        time.sleep(0.1)
+    assert entries, f"request id {echoed} not in nginx's access log"
+    assert entries[0]["uri"] == "/debug/request" and entries[0]["status"] == 200
+    assert entries[0]["upstream_status"] == "200"
+
+
+@pytest.mark.parametrize("host", ["evil.example", "localhost.evil.example", "127.0.0.2"])
+def test_unknown_host_is_refused_and_never_reflected(lab, http, host):
+    response = http.get(lab.url + "/redirect/external", headers={"Host": host}, allow_redirects=False)
+    assert response.status_code == 421, f"Host {host!r} was served: the default server must refuse it"
+    assert "Location" not in response.headers
+    assert host not in response.text
