@@ -104,7 +104,9 @@ class Canvas:
             for row_no, row in enumerate(rows):
                 for col_no, cell in enumerate(row):
                     if cell == "#":
-                        self.rect(x + index * CHAR_W + col_no * SCALE, y + row_no * SCALE, SCALE, SCALE, color)
+                        self.rect(
+                            x + index * CHAR_W + col_no * SCALE, y + row_no * SCALE, SCALE, SCALE, color
+                        )
 
     def png(self) -> bytes:
         def chunk(kind: bytes, data: bytes) -> bytes:
@@ -114,7 +116,12 @@ class Canvas:
         # Filter type 0 (none) before each row.
         raw = b"".join(b"\x00" + self.pixels[row * stride : (row + 1) * stride] for row in range(self.height))
         header = struct.pack("!IIBBBBB", self.width, self.height, 8, 2, 0, 0, 0)
-        return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b"")
+        return (
+            b"\x89PNG\r\n\x1a\n"
+            + chunk(b"IHDR", header)
+            + chunk(b"IDAT", zlib.compress(raw, 9))
+            + chunk(b"IEND", b"")
+        )
 
 
 def render(title: str, groups: list[Group]) -> bytes:

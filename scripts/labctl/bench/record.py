@@ -3,6 +3,7 @@ section did not run), details.json every raw figure behind them, and the table p
 
 from __future__ import annotations
 
+import contextlib
 import json
 import operator
 import os
@@ -60,19 +61,15 @@ def ratio(value: float, reference: float) -> float | None:
 
 def machine() -> dict[str, object]:
     """Enough to tell runs on different machines apart."""
-    cpu = ""
-    try:
+    cpu, mem_kib = "", 0
+    with contextlib.suppress(OSError, StopIteration):
         cpu = next(
             line.split(":", 1)[1].strip()
             for line in Path("/proc/cpuinfo").read_text().splitlines()
             if line.startswith("model name")
         )
-    except (OSError, StopIteration):
-        pass
-    try:
+    with contextlib.suppress(OSError, IndexError, ValueError):
         mem_kib = int(Path("/proc/meminfo").read_text().split()[1])
-    except (OSError, IndexError, ValueError):
-        mem_kib = 0
     return {
         "cpu": cpu,
         "cores": os.cpu_count(),

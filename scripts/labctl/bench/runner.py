@@ -17,6 +17,7 @@ from . import chart, loop, record, stack, upload, workers, wrk, wsload
 from .settings import SECTIONS, BenchSettings, env_help
 
 OUT = paths.LAB / "bench"
+OUTPUTS = ("results.json", "details.json", "results.png")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,7 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = "Sizes and durations (environment):\n" + env_help()
     parser.add_argument("--quick", action="store_true", help="tiny sizes, under a minute: a smoke run")
     parser.add_argument(
-        "--only", default=",".join(SECTIONS), help=f"comma-separated sections (default: all of {','.join(SECTIONS)})"
+        "--only",
+        default=",".join(SECTIONS),
+        help=f"comma-separated sections (default: all of {','.join(SECTIONS)})",
     )
 
 
@@ -45,12 +48,16 @@ class Run:
     def loop(self) -> None:
         native_up_s = loop.native_up_seconds()
         self.results["loop"]["native_up_s"] = native_up_s
-        self.notes["loop.native_up_s"] = "wall time of `scripts/lab native-up` from a stopped stack to healthy"
+        self.notes["loop.native_up_s"] = (
+            "wall time of `scripts/lab native-up` from a stopped stack to healthy"
+        )
         if self.settings.integration:
             suite = loop.integration()
             self.details["loop"] = {"integration": suite.as_dict()}
             self.results["loop"]["integration_s"] = suite.seconds
-            self.notes["loop.integration_s"] = f"`scripts/lab integration-test`: {suite.summary or 'no output'}"
+            self.notes["loop.integration_s"] = (
+                f"`scripts/lab integration-test`: {suite.summary or 'no output'}"
+            )
         native.down(quiet=True)
 
     def proxy(self) -> None:
@@ -65,12 +72,19 @@ class Run:
             for name, url in urls.items():
                 rounds[name].append(wrk.run(url, s.proxy_connections, s.proxy_seconds))
         summary = {name: _combine(runs) for name, runs in rounds.items()}
-        self.details["proxy"] = {**summary, "rounds": {n: [r.as_dict() for r in rs] for n, rs in rounds.items()}}
-        self.results["proxy"]["tls_vs_direct_rps_ratio"] = record.ratio(summary["tls"]["rps"], summary["direct"]["rps"])
+        self.details["proxy"] = {
+            **summary,
+            "rounds": {n: [r.as_dict() for r in rs] for n, rs in rounds.items()},
+        }
+        self.results["proxy"]["tls_vs_direct_rps_ratio"] = record.ratio(
+            summary["tls"]["rps"], summary["direct"]["rps"]
+        )
         self.notes["proxy.tls_vs_direct_rps_ratio"] = (
             "GET /healthz, wrk -c{c} {r}x{d:g}s each: TLS {t[rps]:.0f}/s p50 {t[p50_ms]} p99 {t[p99_ms]} ms; "
             "direct {x[rps]:.0f}/s p50 {x[p50_ms]} p99 {x[p99_ms]} ms"
-        ).format(c=s.proxy_connections, r=s.proxy_rounds, d=s.proxy_seconds, t=summary["tls"], x=summary["direct"])
+        ).format(
+            c=s.proxy_connections, r=s.proxy_rounds, d=s.proxy_seconds, t=summary["tls"], x=summary["direct"]
+        )
 
     def upload(self) -> None:
         variants = upload.run(self.settings.upload_mib)
@@ -80,12 +94,17 @@ class Run:
             for (name, result), target in zip(variants.items(), upload.TARGETS, strict=True)
         }
         rates = {name: result.mib_per_s for name, result in variants.items()}
-        self.results["upload"]["unbuffered_vs_discard_ratio"] = record.ratio(rates["unbuffered"], rates["discard"])
-        self.results["upload"]["app_rss_growth_mib"] = variants["unbuffered"].app_rss_growth_mib
-        self.notes["upload.unbuffered_vs_discard_ratio"] = f"{self.settings.upload_mib} MiB PUT, MiB/s: " + ", ".join(
-            f"{name} {rate:.0f}" for name, rate in rates.items()
+        self.results["upload"]["unbuffered_vs_discard_ratio"] = record.ratio(
+            rates["unbuffered"], rates["discard"]
         )
-        self.notes["upload.app_rss_growth_mib"] = "peak VmRSS of the gunicorn worker minus before, unbuffered upload"
+        self.results["upload"]["app_rss_growth_mib"] = variants["unbuffered"].app_rss_growth_mib
+        self.notes["upload.unbuffered_vs_discard_ratio"] = (
+            f"{self.settings.upload_mib} MiB PUT, MiB/s: "
+            + ", ".join(f"{name} {rate:.0f}" for name, rate in rates.items())
+        )
+        self.notes["upload.app_rss_growth_mib"] = (
+            "peak VmRSS of the gunicorn worker minus before, unbuffered upload"
+        )
 
     def ws(self) -> None:
         result = wsload.run(self.settings)
@@ -96,23 +115,29 @@ class Run:
             broadcast_ms=result.broadcast_ms,
         )
         stop = result.first_error or f"configured max {self.settings.ws_max_connections}"
-        self.notes["ws.connections_held"] = f"wss /ws/chat via nginx, alive in every broadcast; ramp stopped by: {stop}"
+        self.notes["ws.connections_held"] = (
+            f"wss /ws/chat via nginx, alive in every broadcast; ramp stopped by: {stop}"
+        )
         self.notes["ws.kib_per_connection"] = (
             f"worker RSS {result.rss_before_kib // 1024} -> {result.rss_after_kib // 1024} MiB; "
             f"echo round trip at that load p50 {result.echo_p50_ms} p99 {result.echo_p99_ms} ms"
         )
-        self.notes["ws.broadcast_ms"] = f"one /ws/chat message to every other client, median of {result.broadcast_runs_ms}"
+        self.notes["ws.broadcast_ms"] = (
+            f"one /ws/chat message to every other client, median of {result.broadcast_runs_ms}"
+        )
 
     def workers(self) -> None:
         s = self.settings
         by_class = workers.run(s)
-        self.details["workers"] = {name: result.as_dict() for name, result in by_class.items()}
         rps = {name: result.rps for name, result in by_class.items()}
+        self.details["workers"] = {
+            "classes": {name: result.as_dict() for name, result in by_class.items()},
+            "plain_gevent_vs_sync_ratio": record.ratio(rps["gevent"], rps["sync"]),
+        }
         self.results["workers"]["gevent_vs_sync_ratio"] = record.ratio(rps["gevent-websocket"], rps["sync"])
-        self.details["workers"]["plain_gevent_vs_sync_ratio"] = record.ratio(rps["gevent"], rps["sync"])
         self.notes["workers.gevent_vs_sync_ratio"] = (
-            f"baseline worker vs sync, /slow?seconds={s.workers_sleep_s:g} via nginx, wrk -c{s.workers_connections}, req/s: "
-            + ", ".join(f"{name} {value:g}" for name, value in rps.items())
+            f"baseline worker vs sync, /slow?seconds={s.workers_sleep_s:g} via nginx, "
+            f"wrk -c{s.workers_connections}, req/s: " + ", ".join(f"{n} {v:g}" for n, v in rps.items())
         )
 
     def run(self, sections: list[str]) -> None:
@@ -136,7 +161,7 @@ class Run:
         started = time.monotonic()
         try:
             measure()
-        except (RuntimeError, OSError, ValueError, KeyError) as error:
+        except (RuntimeError, OSError, ValueError, KeyError, SystemExit) as error:
             # One broken section must not hide the others' figures; the exit status reports it.
             self.details["errors"][name] = f"{type(error).__name__}: {error}"
             print(f"bench: {name} FAILED: {error}", flush=True)
@@ -176,7 +201,12 @@ def chart_groups(details: dict[str, Any], results: dict[str, Any]) -> list[chart
             chart.Group(
                 "Proxy: small GET, requests/s",
                 (
-                    chart.Bar("direct gunicorn", proxy["direct"]["rps"], f"{proxy['direct']['rps']:.0f}", reference=True),
+                    chart.Bar(
+                        "direct gunicorn",
+                        proxy["direct"]["rps"],
+                        f"{proxy['direct']['rps']:.0f}",
+                        reference=True,
+                    ),
                     chart.Bar("nginx TLS", proxy["tls"]["rps"], f"{proxy['tls']['rps']:.0f}"),
                 ),
             )
@@ -187,19 +217,23 @@ def chart_groups(details: dict[str, Any], results: dict[str, Any]) -> list[chart
             chart.Group(
                 "Upload, MiB/s",
                 tuple(
-                    chart.Bar(names.get(n, f"nginx TLS {n}"), u["mib_per_s"], f"{u['mib_per_s']:.0f}", reference=n in names)
+                    chart.Bar(
+                        names.get(n, f"nginx TLS {n}"),
+                        u["mib_per_s"],
+                        f"{u['mib_per_s']:.0f}",
+                        reference=n in names,
+                    )
                     for n, u in uploads.items()
                 ),
             )
         )
-    if by_class := details.get("workers"):
+    if worker_classes := details.get("workers"):
         groups.append(
             chart.Group(
                 "Workers: concurrent /slow, requests/s",
                 tuple(
                     chart.Bar(name, r["rps"], f"{r['rps']:g}", reference=name == "sync")
-                    for name, r in by_class.items()
-                    if isinstance(r, dict)
+                    for name, r in worker_classes["classes"].items()
                 ),
             )
         )
@@ -212,14 +246,21 @@ def chart_groups(details: dict[str, Any], results: dict[str, Any]) -> list[chart
         groups.append(
             chart.Group(
                 "Ratios (red: goal)",
-                tuple(chart.Bar(key.split(".")[0], value, f"{value:.2f}", goal=goal.threshold) for key, value, goal in ratios),
+                tuple(
+                    chart.Bar(key.split(".")[0], value, f"{value:.2f}", goal=goal.threshold)
+                    for key, value, goal in ratios
+                ),
             )
         )
     if ws := details.get("ws"):
         groups.append(
             chart.Group(
                 "WebSockets held by one worker",
-                (chart.Bar("held", ws["held"], f"{ws['held']} at {ws['kib_per_connection']} KiB each", goal=5000),),
+                (
+                    chart.Bar(
+                        "held", ws["held"], f"{ws['held']} at {ws['kib_per_connection']} KiB each", goal=5000
+                    ),
+                ),
             )
         )
     return groups
@@ -231,14 +272,18 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if unknown:
         raise SystemExit(f"lab bench: unknown section(s) {unknown}; choose from {','.join(SECTIONS)}")
     settings = BenchSettings.from_env(quick=args.quick)
-    print(f"bench: sections {','.join(sections)}; the native stack on :{paths.https_port()} is restarted", flush=True)
+    print(
+        f"bench: sections {','.join(sections)}; the native stack on :{paths.https_port()} is restarted",
+        flush=True,
+    )
     run = Run(settings)
     run.run(sections)
     record.write(OUT, run.results, run.details)
     title = f"proxylab bench {run.details['started'][:16]} {run.details['machine']['cores']} cores"
     (OUT / "results.png").write_bytes(chart.render(title, chart_groups(run.details, run.results)))
     print("\n" + record.table(run.results, run.notes))
-    print(f"\nbench: {run.details['seconds']:.0f}s; wrote {OUT.relative_to(paths.ROOT)}/results.json, details.json, results.png")
+    written = ", ".join(str((OUT / name).relative_to(paths.ROOT)) for name in OUTPUTS)
+    print(f"\nbench: {run.details['seconds']:.0f}s; wrote {written}")
     if run.details["errors"]:
         print(f"bench: failed sections: {run.details['errors']}")
         return 1

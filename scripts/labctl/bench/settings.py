@@ -57,8 +57,8 @@ QUICK = BenchSettings(
 
 def env_help() -> str:
     """One line per setting, for `scripts/lab bench --help`."""
-    full, quick = BenchSettings(), QUICK
     return "\n".join(
-        f"  LAB_BENCH_{f.name.upper():<28} default {getattr(full, f.name)!s:<6} quick {getattr(quick, f.name)}"
+        f"  LAB_BENCH_{f.name.upper():<26} default {getattr(BenchSettings(), f.name)!s:<6} "
+        f"quick {getattr(QUICK, f.name)}"
         for f in fields(BenchSettings)
     )

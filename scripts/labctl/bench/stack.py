@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import re
 import time
@@ -36,7 +37,8 @@ def environment(**values: str) -> Iterator[None]:
 def native_stack(worker_class: str = BASELINE_WORKER) -> Iterator[None]:
     """The baseline native stack plus the bench overlay, with ``worker_class``; down afterwards."""
     with environment(GUNICORN_WORKER_CLASS=worker_class, LAB_NGINX_OVERLAY=str(OVERLAY), LAB_SCENARIO=""):
-        native.up()
+        with contextlib.redirect_stdout(io.StringIO()):  # its "lab: up" banner, once per restart
+            native.up()
         try:
             yield
         finally:

@@ -136,7 +136,9 @@ def send(target: Target, block: bytes, size: int) -> tuple[float, float, int, by
 
 def check(target: Target, status: int, body: bytes, size: int, sha256: str) -> None:
     if status != target.expect_status:
-        raise RuntimeError(f"upload {target.name}: HTTP {status} {body[:300]!r}, expected {target.expect_status}")
+        raise RuntimeError(
+            f"upload {target.name}: HTTP {status} {body[:300]!r}, expected {target.expect_status}"
+        )
     if target.expect_status == 201:
         stored = json.loads(body)
         if (stored.get("size"), stored.get("sha256")) != (size, sha256):

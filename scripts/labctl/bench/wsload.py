@@ -56,10 +56,14 @@ async def _ramp(settings: BenchSettings, context: ssl.SSLContext, result: WsResu
     deadline = started + settings.ws_ramp_timeout_s
     while len(held) < settings.ws_max_connections and result.failures < MAX_FAILURES:
         if time.monotonic() > deadline:
-            result.first_error = result.first_error or f"ramp deadline ({settings.ws_ramp_timeout_s:g} s) reached"
+            result.first_error = (
+                result.first_error or f"ramp deadline ({settings.ws_ramp_timeout_s:g} s) reached"
+            )
             break
         wave = min(settings.ws_handshake_concurrency, settings.ws_max_connections - len(held))
-        outcomes = await asyncio.gather(*(_connect("/ws/chat", context) for _ in range(wave)), return_exceptions=True)
+        outcomes = await asyncio.gather(
+            *(_connect("/ws/chat", context) for _ in range(wave)), return_exceptions=True
+        )
         result.attempted += wave
         for outcome in outcomes:
             if isinstance(outcome, WebSocket):
