@@ -1,7 +1,7 @@
 # proxylab: every target is a thin call into scripts/lab (see `scripts/lab --help`).
 LAB := python3 scripts/lab
 
-.PHONY: up down native-up native-down integration-test unit-test test reload dump certs lint
+.PHONY: up down native-up native-down integration-test unit-test test reload dump certs lint bench bench-quick
 
 native-up:        ## nginx + gunicorn natively, no Docker (LAB_SCENARIO=name to pick a scenario)
 	$(LAB) native-up
@@ -21,3 +21,7 @@ certs:
 	$(LAB) certs
 lint:
 	$(LAB) lint
+bench:            ## benchmarks, each beside its reference (a few minutes): .lab/bench/results.json + chart
+	$(LAB) bench
+bench-quick:      ## the same with tiny sizes, under a minute (a smoke run)
+	$(LAB) bench --quick

@@ -58,6 +58,8 @@ class Run:
             self.notes["loop.integration_s"] = (
                 f"`scripts/lab integration-test`: {suite.summary or 'no output'}"
             )
+        else:
+            self.notes["loop.integration_s"] = "not run (--quick or LAB_BENCH_INTEGRATION=0)"
         native.down(quiet=True)
 
     def proxy(self) -> None:

@@ -37,12 +37,14 @@ def environment(**values: str) -> Iterator[None]:
 def native_stack(worker_class: str = BASELINE_WORKER) -> Iterator[None]:
     """The baseline native stack plus the bench overlay, with ``worker_class``; down afterwards."""
     with environment(GUNICORN_WORKER_CLASS=worker_class, LAB_NGINX_OVERLAY=str(OVERLAY), LAB_SCENARIO=""):
-        with contextlib.redirect_stdout(io.StringIO()):  # its "lab: up" banner, once per restart
+        quiet = contextlib.redirect_stdout(io.StringIO())  # the up/down banners, once per restart
+        with quiet:
             native.up()
         try:
             yield
         finally:
-            native.down()
+            with quiet:
+                native.down()
 
 
 def app_worker_pid(deadline_s: float = 10.0) -> int:
