@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import resource
 import statistics
 import time
 from dataclasses import asdict
@@ -70,10 +72,24 @@ class Run:
         }
         wait_healthy(urls["tls"], paths.CA, 10)  # verified once: wrk itself checks no certificate
         rounds: dict[str, list[wrk.LoadResult]] = {name: [] for name in urls}
+        cpu = {name: dict.fromkeys(("app", "nginx", "wrk"), 0.0) for name in urls}
+        processes = {"app": [stack.app_worker_pid()], "nginx": stack.nginx_worker_pids()}
         for _ in range(s.proxy_rounds):  # alternated, so both see the same background load
             for name, url in urls.items():
+                before = {group: stack.cpu_seconds(pids) for group, pids in processes.items()}
+                wrk_before = _children_cpu_seconds()
                 rounds[name].append(wrk.run(url, s.proxy_connections, s.proxy_seconds))
+                for group, pids in processes.items():
+                    cpu[name][group] += stack.cpu_seconds(pids) - before[group]
+                cpu[name]["wrk"] += _children_cpu_seconds() - wrk_before
         summary = {name: _combine(runs) for name, runs in rounds.items()}
+        for name, runs in rounds.items():
+            # Where the time goes: CPU milliseconds per request, per process group.
+            requests = sum(r.requests for r in runs) or 1
+            summary[name]["cpu_ms_per_request"] = {
+                g: round(v * 1000 / requests, 3) for g, v in cpu[name].items()
+            }
+        summary["tls"]["nginx_log"] = _nginx_log_means("/healthz")
         self.details["proxy"] = {
             **summary,
             "rounds": {n: [r.as_dict() for r in rs] for n, rs in rounds.items()},
@@ -175,25 +191,52 @@ def _combine(runs: list[wrk.LoadResult]) -> dict[str, Any]:
     seconds = sum(r.seconds for r in runs)
     return {
         "rps": round(sum(r.requests for r in runs) / seconds, 1),
-        "p50_ms": statistics.median(r.p50_ms for r in runs),
-        "p99_ms": statistics.median(r.p99_ms for r in runs),
+        "p50_ms": round(statistics.median(r.p50_ms for r in runs), 2),
+        "p99_ms": round(statistics.median(r.p99_ms for r in runs), 2),
         "errors": sum(sum(r.errors.values()) for r in runs),
     }
 
 
-def _nginx_timings(uris: set[str]) -> dict[str, dict[str, object]]:
-    """nginx's own view of each upload (request_time vs upstream_response_time) from its JSON log."""
-    timings: dict[str, dict[str, object]] = {}
-    for line in lab_stack.access_log_entries(200):
-        try:
+def _children_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)  # wrk, once it has exited
+    return usage.ru_utime + usage.ru_stime
+
+
+def _nginx_log(uris: set[str], lines: int) -> list[dict[str, Any]]:
+    """nginx's own timings (request_time, upstream_response_time) from its JSON access log."""
+    entries = []
+    for line in lab_stack.access_log_entries(lines):
+        with contextlib.suppress(ValueError):
             entry = json.loads(line)
-        except ValueError:
-            continue
-        if entry.get("uri") in uris:
-            timings[entry["uri"]] = {
-                key: entry.get(key) for key in ("status", "request_time", "upstream_response_time")
-            }
-    return timings
+            if entry.get("uri") in uris and entry.get("upstream_response_time"):
+                entries.append(
+                    {
+                        "uri": entry["uri"],
+                        "status": entry["status"],
+                        "request_time": float(entry["request_time"]),
+                        "upstream_response_time": float(entry["upstream_response_time"]),
+                    }
+                )
+    return entries
+
+
+def _nginx_timings(uris: set[str]) -> dict[str, dict[str, Any]]:
+    """The last logged request of each upload target."""
+    return {entry["uri"]: entry for entry in _nginx_log(uris, 200)}
+
+
+def _nginx_log_means(uri: str) -> dict[str, float]:
+    """Mean request_time and upstream_response_time (ms) of the last logged requests to ``uri``."""
+    entries = _nginx_log({uri}, 5000)
+    if not entries:
+        return {}
+    return {
+        "requests": len(entries),
+        "request_time_ms": round(statistics.mean(e["request_time"] for e in entries) * 1000, 3),
+        "upstream_response_time_ms": round(
+            statistics.mean(e["upstream_response_time"] for e in entries) * 1000, 3
+        ),
+    }
 
 
 def chart_groups(details: dict[str, Any], results: dict[str, Any]) -> list[chart.Group]:

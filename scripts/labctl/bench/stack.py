@@ -59,6 +59,19 @@ def app_worker_pid(deadline_s: float = 10.0) -> int:
     raise RuntimeError(f"gunicorn master {master} has {len(_children(master))} workers, expected 1")
 
 
+def nginx_worker_pids() -> list[int]:
+    return _children(int(native.NGINX_PID.read_text().strip()))
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU the processes have used so far (/proc/PID/stat utime, stime)."""
+    ticks = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks += int(fields[11]) + int(fields[12])  # fields 14 and 15 of stat(5), counted from state
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def _children(pid: int) -> list[int]:
     found = []
     for entry in Path("/proc").iterdir():
