@@ -4,18 +4,12 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
-import json
-import resource
-import statistics
 import time
 from dataclasses import asdict
 from typing import Any
 
 from .. import native, paths
-from .. import stack as lab_stack
-from ..health import wait_healthy
-from . import chart, loop, record, stack, upload, workers, wrk, wsload
+from . import chart, loop, nginxlog, proxy, record, stack, upload, workers, wsload
 from .settings import SECTIONS, BenchSettings, env_help
 
 OUT = paths.LAB / "bench"
@@ -66,47 +60,26 @@ class Run:
 
     def proxy(self) -> None:
         s = self.settings
-        urls = {
-            "direct": f"http://127.0.0.1:{paths.app_port()}/healthz",
-            "tls": f"https://localhost:{paths.https_port()}/healthz",
-        }
-        wait_healthy(urls["tls"], paths.CA, 10)  # verified once: wrk itself checks no certificate
-        rounds: dict[str, list[wrk.LoadResult]] = {name: [] for name in urls}
-        cpu = {name: dict.fromkeys(("app", "nginx", "wrk"), 0.0) for name in urls}
-        processes = {"app": [stack.app_worker_pid()], "nginx": stack.nginx_worker_pids()}
-        for _ in range(s.proxy_rounds):  # alternated, so both see the same background load
-            for name, url in urls.items():
-                before = {group: stack.cpu_seconds(pids) for group, pids in processes.items()}
-                wrk_before = _children_cpu_seconds()
-                rounds[name].append(wrk.run(url, s.proxy_connections, s.proxy_seconds))
-                for group, pids in processes.items():
-                    cpu[name][group] += stack.cpu_seconds(pids) - before[group]
-                cpu[name]["wrk"] += _children_cpu_seconds() - wrk_before
-        summary = {name: _combine(runs) for name, runs in rounds.items()}
-        for name, runs in rounds.items():
-            # Where the time goes: CPU milliseconds per request, per process group.
-            requests = sum(r.requests for r in runs) or 1
-            summary[name]["cpu_ms_per_request"] = {
-                g: round(v * 1000 / requests, 3) for g, v in cpu[name].items()
-            }
-        summary["tls"]["nginx_log"] = _nginx_log_means("/healthz")
-        self.details["proxy"] = {
-            **summary,
-            "rounds": {n: [r.as_dict() for r in rs] for n, rs in rounds.items()},
-        }
+        summary = proxy.run(s)
+        self.details["proxy"] = summary
         self.results["proxy"]["tls_vs_direct_rps_ratio"] = record.ratio(
             summary["tls"]["rps"], summary["direct"]["rps"]
         )
         self.notes["proxy.tls_vs_direct_rps_ratio"] = (
             "GET /healthz, wrk -c{c} {r}x{d:g}s each: TLS {t[rps]:.0f}/s p50 {t[p50_ms]} p99 {t[p99_ms]} ms; "
-            "direct {x[rps]:.0f}/s p50 {x[p50_ms]} p99 {x[p99_ms]} ms"
+            "direct {x[rps]:.0f}/s p50 {x[p50_ms]} p99 {x[p99_ms]} ms; app CPU bound {b}"
         ).format(
-            c=s.proxy_connections, r=s.proxy_rounds, d=s.proxy_seconds, t=summary["tls"], x=summary["direct"]
+            b=summary["app_cpu_bound_ratio"],
+            c=s.proxy_connections,
+            r=s.proxy_rounds,
+            d=s.proxy_seconds,
+            t=summary["tls"],
+            x=summary["direct"],
         )
 
     def upload(self) -> None:
         variants = upload.run(self.settings.upload_mib)
-        timings = _nginx_timings({t.path for t in upload.TARGETS})
+        timings = nginxlog.last_by_uri({t.path for t in upload.TARGETS})
         self.details["upload"] = {
             name: {**result.as_dict(), "nginx": timings.get(target.path, {})}
             for (name, result), target in zip(variants.items(), upload.TARGETS, strict=True)
@@ -184,59 +157,6 @@ class Run:
             self.details["errors"][name] = f"{type(error).__name__}: {error}"
             print(f"bench: {name} FAILED: {error}", flush=True)
         print(f"bench: {name} done in {time.monotonic() - started:.0f}s", flush=True)
-
-
-def _combine(runs: list[wrk.LoadResult]) -> dict[str, Any]:
-    """All rounds of one target: total requests over total time, median latency percentiles."""
-    seconds = sum(r.seconds for r in runs)
-    return {
-        "rps": round(sum(r.requests for r in runs) / seconds, 1),
-        "p50_ms": round(statistics.median(r.p50_ms for r in runs), 2),
-        "p99_ms": round(statistics.median(r.p99_ms for r in runs), 2),
-        "errors": sum(sum(r.errors.values()) for r in runs),
-    }
-
-
-def _children_cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)  # wrk, once it has exited
-    return usage.ru_utime + usage.ru_stime
-
-
-def _nginx_log(uris: set[str], lines: int) -> list[dict[str, Any]]:
-    """nginx's own timings (request_time, upstream_response_time) from its JSON access log."""
-    entries = []
-    for line in lab_stack.access_log_entries(lines):
-        with contextlib.suppress(ValueError):
-            entry = json.loads(line)
-            if entry.get("uri") in uris and entry.get("upstream_response_time"):
-                entries.append(
-                    {
-                        "uri": entry["uri"],
-                        "status": entry["status"],
-                        "request_time": float(entry["request_time"]),
-                        "upstream_response_time": float(entry["upstream_response_time"]),
-                    }
-                )
-    return entries
-
-
-def _nginx_timings(uris: set[str]) -> dict[str, dict[str, Any]]:
-    """The last logged request of each upload target."""
-    return {entry["uri"]: entry for entry in _nginx_log(uris, 200)}
-
-
-def _nginx_log_means(uri: str) -> dict[str, float]:
-    """Mean request_time and upstream_response_time (ms) of the last logged requests to ``uri``."""
-    entries = _nginx_log({uri}, 5000)
-    if not entries:
-        return {}
-    return {
-        "requests": len(entries),
-        "request_time_ms": round(statistics.mean(e["request_time"] for e in entries) * 1000, 3),
-        "upstream_response_time_ms": round(
-            statistics.mean(e["upstream_response_time"] for e in entries) * 1000, 3
-        ),
-    }
 
 
 def chart_groups(details: dict[str, Any], results: dict[str, Any]) -> list[chart.Group]:

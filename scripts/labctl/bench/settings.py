@@ -11,8 +11,9 @@ SECTIONS = ("loop", "proxy", "upload", "ws", "workers")
 
 @dataclass(frozen=True)
 class BenchSettings:
-    proxy_seconds: float = 5.0  # each wrk run; direct and TLS alternate proxy_rounds times
-    proxy_rounds: int = 3
+    # Each wrk run; direct and TLS alternate proxy_rounds times, so bursts of load hit both.
+    proxy_seconds: float = 3.0
+    proxy_rounds: int = 5
     proxy_connections: int = 50
     upload_mib: int = 1024
     ws_max_connections: int = 6000  # the ramp stops here even if the worker would hold more
