@@ -54,7 +54,10 @@ class UploadResult:
     seconds: float
     mib_per_s: float
     app_rss_growth_mib: float
-    client_cpu_share: float  # of one core, while sending: near 1.0 would mean the client limits
+    # CPU used during the upload, in cores (1.0 = one core busy throughout): which side limits.
+    client_cpu_share: float
+    app_cpu_share: float
+    nginx_cpu_share: float
 
     def as_dict(self) -> dict[str, float]:
         return asdict(self)
@@ -146,8 +149,13 @@ def check(target: Target, status: int, body: bytes, size: int, sha256: str) -> N
 
 
 def measure(target: Target, block: bytes, size: int, sha256: str, worker: int) -> UploadResult:
+    servers = {"app": [worker], "nginx": stack.nginx_worker_pids()}
+    cpu_before = {name: stack.cpu_seconds(pids) for name, pids in servers.items()}
     with RssSampler(worker).running() as sampler:
         seconds, cpu_share, status, body = send(target, block, size)
+    server_share = {
+        name: (stack.cpu_seconds(pids) - cpu_before[name]) / seconds for name, pids in servers.items()
+    }
     check(target, status, body, size, sha256)
     with contextlib.suppress(FileNotFoundError):
         (paths.UPLOADS / target.path.rsplit("/", 1)[1]).unlink()
@@ -156,6 +164,8 @@ def measure(target: Target, block: bytes, size: int, sha256: str, worker: int) -
         mib_per_s=round(size / MIB / seconds, 1),
         app_rss_growth_mib=sampler.growth_mib,
         client_cpu_share=round(cpu_share, 2),
+        app_cpu_share=round(server_share["app"], 2),
+        nginx_cpu_share=round(server_share["nginx"], 2),
     )
 
 
