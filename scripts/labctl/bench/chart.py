@@ -69,7 +69,8 @@ FONT = {
 }
 SCALE = 2
 CHAR_W, CHAR_H = 6 * SCALE, 8 * SCALE  # glyph plus one pixel of spacing
-WIDTH, MARGIN, LABEL_W, BAR_H, ROW_H = 960, 16, 24 * 6 * SCALE, 16, 24
+WIDTH, MARGIN, LABEL_W, BAR_H, ROW_H = 1040, 16, 24 * CHAR_W, 16, 24
+TEXT_CHARS = 22  # room kept right of the longest bar for its value
 
 
 @dataclass(frozen=True)
@@ -130,7 +131,7 @@ def render(title: str, groups: list[Group]) -> bytes:
     canvas = Canvas(WIDTH, height)
     canvas.text(MARGIN, MARGIN, title)
     bar_x = MARGIN + LABEL_W
-    bar_max_w = WIDTH - bar_x - MARGIN - 14 * CHAR_W
+    bar_max_w = WIDTH - bar_x - MARGIN - TEXT_CHARS * CHAR_W
     y = MARGIN + CHAR_H * 2
     for group in groups:
         canvas.text(MARGIN, y, group.title)
@@ -140,9 +141,13 @@ def render(title: str, groups: list[Group]) -> bytes:
             canvas.text(MARGIN + CHAR_W, y + (BAR_H - 7 * SCALE) // 2, bar.label)
             width = max(1, round(bar.value / top * bar_max_w))
             canvas.rect(bar_x, y, width, BAR_H, REFERENCE if bar.reference else MEASURED)
-            canvas.text(bar_x + width + 6, y + (BAR_H - 7 * SCALE) // 2, bar.text)
+            text_x = bar_x + width + 6
             if bar.goal is not None:
-                canvas.rect(bar_x + round(bar.goal / top * bar_max_w) - 1, y - 3, 3, BAR_H + 6, GOAL)
+                goal_x = bar_x + round(bar.goal / top * bar_max_w)
+                canvas.rect(goal_x - 1, y - 3, 3, BAR_H + 6, GOAL)
+                if text_x - 4 <= goal_x <= text_x + len(bar.text) * CHAR_W:  # the tick would cross the text
+                    text_x = goal_x + 8
+            canvas.text(text_x, y + (BAR_H - 7 * SCALE) // 2, bar.text[:TEXT_CHARS])
             y += ROW_H
         y += 12
     return canvas.png()

@@ -223,7 +223,7 @@ def chart_groups(details: dict[str, Any], results: dict[str, Any]) -> list[chart
                 "WebSockets held by one worker",
                 (
                     chart.Bar(
-                        "held", ws["held"], f"{ws['held']} at {ws['kib_per_connection']} KiB each", goal=5000
+                        "held", ws["held"], f"{ws['held']}, {ws['kib_per_connection']} KiB/conn", goal=5000
                     ),
                 ),
             )
