@@ -247,6 +247,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     title = f"proxylab bench {run.details['started'][:16]} {run.details['machine']['cores']} cores"
     (OUT / "results.png").write_bytes(chart.render(title, chart_groups(run.details, run.results)))
     print("\n" + record.table(run.results, run.notes))
+    if args.quick:
+        print("\nbench: --quick sizes are far below the goals' sizes: its verdicts only show the bench works")
     written = ", ".join(str((OUT / name).relative_to(paths.ROOT)) for name in OUTPUTS)
     print(f"\nbench: {run.details['seconds']:.0f}s; wrote {written}")
     if run.details["errors"]:
