@@ -1,7 +1,8 @@
 # proxylab: every target is a thin call into scripts/lab (see `scripts/lab --help`).
 LAB := python3 scripts/lab
 
-.PHONY: up down native-up native-down integration-test unit-test test reload dump certs lint bench bench-quick
+.PHONY: up down native-up native-down integration-test unit-test test reload dump certs lint
+.PHONY: browser-test logs upload scenario scenarios doctor bench bench-quick
 
 native-up:        ## nginx + gunicorn natively, no Docker (LAB_SCENARIO=name to pick a scenario)
 	$(LAB) native-up
@@ -21,6 +22,19 @@ certs:
 	$(LAB) certs
 lint:
 	$(LAB) lint
+browser-test:     ## headless Chromium through the lab page (reuses the running stack or starts one)
+	$(LAB) browser-test
+logs:             ## nginx access log and app log side by side, joined by request id
+	$(LAB) logs
+upload:           ## make upload FILE=path [NAME=name]: stream a file, verify the server's sha256
+	$(LAB) upload "$(FILE)" $(if $(NAME),--name "$(NAME)")
+scenario:         ## one scenario natively: what the user sees, the likely cause, the fix (NAME=...)
+	$(if $(NAME),,$(error usage: make scenario NAME=host-drops-port  (folders under nginx/scenarios/)))
+	$(LAB) scenario $(NAME)
+scenarios:        ## the matrix: every symptom reproduced under its scenario, absent under the baseline
+	$(LAB) scenarios
+doctor:           ## probe a deployment (LAB_URL, LAB_CA, LAB_HTTP_URL) and name likely causes
+	$(LAB) doctor
 bench:            ## benchmarks, each beside its reference (a few minutes): .lab/bench/results.json + chart
 	$(LAB) bench
 bench-quick:      ## the same with tiny sizes, under a minute (a smoke run)

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 
-from . import native, paths
+from . import doctor, logs, native, paths, scenarios, upload
 from .bench import runner as bench
 from .venv import ensure_venv
 
@@ -59,19 +59,30 @@ def cmd_integration_test(args: argparse.Namespace) -> int:
     return pytest("tests/integration", *args.pytest_args)
 
 
+def cmd_browser_test(args: argparse.Namespace) -> int:
+    return pytest("tests/browser", *args.pytest_args)
+
+
 TEST_UPLOAD_LIMIT_MB = "512"
 
 
 def cmd_test(_args: argparse.Namespace) -> int:
-    """The README's test command: unit, then a native stack for integration, then down."""
+    """The README's test command: unit; a native stack for integration and browser; the scenario
+    matrix; everything down at the end."""
     # The over-the-limit upload tests stream limit + 1 MiB: a smaller limit keeps them quick.
     os.environ.setdefault("LAB_MAX_UPLOAD_MB", TEST_UPLOAD_LIMIT_MB)
     results: dict[str, int] = {"unit": pytest("tests/unit")}
     try:
         native.up()
         results["integration"] = pytest("tests/integration")
+        results["browser"] = pytest("tests/browser")
     finally:
         native.down()
+    # The scenario suite starts a stack per scenario and stops the last; this also covers a killed run.
+    try:
+        results["scenarios"] = pytest("tests/scenarios")
+    finally:
+        native.down(quiet=True)
     print(
         "\nlab test summary: "
         + ", ".join(f"{k} {'ok' if v == 0 else f'FAILED ({v})'}" for k, v in results.items())
@@ -86,6 +97,18 @@ def cmd_lint(_args: argparse.Namespace) -> int:
     return max(subprocess.run(check, cwd=paths.ROOT).returncode for check in checks)
 
 
+def cmd_scenario(args: argparse.Namespace) -> int:
+    return scenarios.run_one(args.name)
+
+
+def cmd_scenarios(_args: argparse.Namespace) -> int:
+    return scenarios.run_matrix()
+
+
+def cmd_doctor(_args: argparse.Namespace) -> int:
+    return doctor.main()
+
+
 COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "certs": (cmd_certs, "generate the lab CA and server certificate under .lab/certs (once)"),
     "native-up": (cmd_native_up, "start nginx + gunicorn natively (LAB_SCENARIO honoured)"),
@@ -97,12 +120,24 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
         cmd_integration_test,
         "integration suite against LAB_URL (default: the local stack)",
     ),
-    "test": (cmd_test, "unit + native stack + integration, then down"),
+    "test": (cmd_test, "unit + native stack + integration + browser + scenarios, then down"),
     "lint": (cmd_lint, "ruff check and ruff format --check"),
+    "browser-test": (cmd_browser_test, "headless Chromium through the lab page (starts a stack if none)"),
+    "upload": (upload.main, "stream FILE to the lab over verified TLS, check the server's sha256"),
+    "logs": (logs.main, "nginx's access log and the app's log side by side, joined by request id"),
+    "scenario": (cmd_scenario, "one scenario natively: its symptom, likely cause and fix"),
+    "scenarios": (cmd_scenarios, "the matrix: each symptom reproduced, and absent under the baseline"),
+    "doctor": (cmd_doctor, "probe LAB_URL (any deployment) and name the likely cause of each failure"),
     "bench": (bench.cmd_bench, "benchmarks, each beside its reference: .lab/bench/results.json + chart"),
 }
 
-PASSES_PYTEST_ARGS = {"unit-test", "integration-test"}
+PASSES_PYTEST_ARGS = {"unit-test", "integration-test", "browser-test"}
+ARGUMENTS = {
+    "upload": upload.add_arguments,
+    "logs": logs.add_arguments,
+    "scenario": lambda command: command.add_argument("name", help="a folder under nginx/scenarios/"),
+    "bench": bench.add_arguments,
+}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -112,9 +147,11 @@ def main(argv: list[str] | None = None) -> int:
         command = sub.add_parser(name, help=help_text)
         if name in PASSES_PYTEST_ARGS:
             command.add_argument("pytest_args", nargs=argparse.REMAINDER)
-        if name == "bench":
-            bench.add_arguments(command)
+        if name in ARGUMENTS:
+            ARGUMENTS[name](command)
     args = parser.parse_args(argv)
+    if getattr(args, "pytest_args", None) and args.pytest_args[0] == "--":
+        args.pytest_args = args.pytest_args[1:]  # `lab browser-test -- -k chat`: argparse keeps the "--"
     try:
         return COMMANDS[args.command][0](args)
     except KeyboardInterrupt:

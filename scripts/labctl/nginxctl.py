@@ -26,7 +26,7 @@ def nginx_binary() -> str | None:
     )
 
 
-def native_env() -> dict[str, str]:
+def native_env(scenario: str | None = None) -> dict[str, str]:
     binary = nginx_binary()
     if binary is None:
         raise SystemExit(INSTALL_HINT)
@@ -44,14 +44,16 @@ def native_env() -> dict[str, str]:
         "LAB_UPLOAD_DIR": str(paths.UPLOADS),
         "LAB_CERT_DIR": str(paths.CERTS),
         "LAB_NGINX_USER": getpass.getuser(),
-        "LAB_SCENARIO": paths.scenario(),
+        "LAB_SCENARIO": paths.scenario() if scenario is None else scenario,
     }
 
 
-def run(*args: str, check: bool = True, capture: bool = False) -> subprocess.CompletedProcess[str]:
+def run(
+    *args: str, check: bool = True, capture: bool = False, scenario: str | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         ["sh", str(paths.SCRIPTS / "nginx-ctl.sh"), *args],
-        env=native_env(),
+        env=native_env(scenario),
         check=check,
         text=True,
         capture_output=capture,
