@@ -41,7 +41,7 @@ class Run:
         }
         self.notes: dict[str, str] = {}
 
-    def loop(self) -> None:
+    def measure_loop(self) -> None:
         native_up_s = loop.native_up_seconds()
         self.results["loop"]["native_up_s"] = native_up_s
         self.notes["loop.native_up_s"] = (
@@ -58,7 +58,7 @@ class Run:
             self.notes["loop.integration_s"] = "not run (--quick or LAB_BENCH_INTEGRATION=0)"
         native.down(quiet=True)
 
-    def proxy(self) -> None:
+    def measure_proxy(self) -> None:
         s = self.settings
         summary = proxy.run(s)
         self.details["proxy"] = summary
@@ -77,7 +77,7 @@ class Run:
             x=summary["direct"],
         )
 
-    def upload(self) -> None:
+    def measure_upload(self) -> None:
         variants = upload.run(self.settings.upload_mib)
         timings = nginxlog.last_by_uri({t.path for t in upload.TARGETS})
         self.details["upload"] = {
@@ -97,7 +97,7 @@ class Run:
             "peak VmRSS of the gunicorn worker minus before, unbuffered upload"
         )
 
-    def ws(self) -> None:
+    def measure_ws(self) -> None:
         result = wsload.run(self.settings)
         self.details["ws"] = asdict(result)
         self.results["ws"].update(
@@ -117,7 +117,7 @@ class Run:
             f"one /ws/chat message to every other client, median of {result.broadcast_runs_ms}"
         )
 
-    def workers(self) -> None:
+    def measure_workers(self) -> None:
         s = self.settings
         by_class = workers.run(s)
         rps = {name: result.rps for name, result in by_class.items()}
@@ -135,23 +135,26 @@ class Run:
         started = time.monotonic()
         try:
             if "loop" in sections:
-                self._section("loop", self.loop)
+                self._section("loop")
             stacked = [name for name in ("proxy", "upload", "ws") if name in sections]
             if stacked:
-                with stack.native_stack():
-                    for name in stacked:
-                        self._section(name, getattr(self, name))
+                try:
+                    with stack.native_stack():
+                        for name in stacked:
+                            self._section(name)
+                except SystemExit as error:  # the stack did not start: say so, keep the rest
+                    self.details["errors"].update(dict.fromkeys(stacked, str(error)))
             if "workers" in sections:
-                self._section("workers", self.workers)
+                self._section("workers")
         finally:
             native.down(quiet=True)
             self.details["seconds"] = round(time.monotonic() - started, 1)
 
-    def _section(self, name: str, measure: Any) -> None:
+    def _section(self, name: str) -> None:
         print(f"bench: {name} ...", flush=True)
         started = time.monotonic()
         try:
-            measure()
+            getattr(self, f"measure_{name}")()
         except (RuntimeError, OSError, ValueError, KeyError, SystemExit) as error:
             # One broken section must not hide the others' figures; the exit status reports it.
             self.details["errors"][name] = f"{type(error).__name__}: {error}"

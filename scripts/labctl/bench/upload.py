@@ -151,14 +151,16 @@ def check(target: Target, status: int, body: bytes, size: int, sha256: str) -> N
 def measure(target: Target, block: bytes, size: int, sha256: str, worker: int) -> UploadResult:
     servers = {"app": [worker], "nginx": stack.nginx_worker_pids()}
     cpu_before = {name: stack.cpu_seconds(pids) for name, pids in servers.items()}
-    with RssSampler(worker).running() as sampler:
-        seconds, cpu_share, status, body = send(target, block, size)
-    server_share = {
-        name: (stack.cpu_seconds(pids) - cpu_before[name]) / seconds for name, pids in servers.items()
-    }
-    check(target, status, body, size, sha256)
-    with contextlib.suppress(FileNotFoundError):
-        (paths.UPLOADS / target.path.rsplit("/", 1)[1]).unlink()
+    try:
+        with RssSampler(worker).running() as sampler:
+            seconds, cpu_share, status, body = send(target, block, size)
+        server_share = {
+            name: (stack.cpu_seconds(pids) - cpu_before[name]) / seconds for name, pids in servers.items()
+        }
+        check(target, status, body, size, sha256)
+    finally:
+        with contextlib.suppress(FileNotFoundError):  # up to a GiB per variant: never left behind
+            (paths.UPLOADS / target.path.rsplit("/", 1)[1]).unlink()
     return UploadResult(
         seconds=round(seconds, 3),
         mib_per_s=round(size / MIB / seconds, 1),
