@@ -2,7 +2,7 @@
 LAB := python3 scripts/lab
 
 .PHONY: up down native-up native-down integration-test unit-test test reload dump certs lint
-.PHONY: browser-test logs upload scenario scenarios doctor reliability-test
+.PHONY: browser-test logs upload scenario scenarios doctor reliability-test bench bench-quick
 
 native-up:        ## nginx + gunicorn natively, no Docker (LAB_SCENARIO=name to pick a scenario)
 	$(LAB) native-up
@@ -37,3 +37,7 @@ scenarios:        ## the matrix: every symptom reproduced under its scenario, ab
 	$(LAB) scenarios
 doctor:           ## probe a deployment (LAB_URL, LAB_CA, LAB_HTTP_URL) and name likely causes
 	$(LAB) doctor
+bench:            ## benchmarks, each beside its reference (a few minutes): .lab/bench/results.json + chart
+	$(LAB) bench
+bench-quick:      ## the same with tiny sizes, under a minute (a smoke run)
+	$(LAB) bench --quick

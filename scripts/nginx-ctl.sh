@@ -27,6 +27,8 @@ set -eu
 : "${LAB_SCENARIO:=}"
 # Strict-Transport-Security max-age in seconds; 0 (the default) sends no HSTS header at all.
 : "${LAB_HSTS_MAX_AGE:=0}"
+# Applied after the scenario, like one: the benchmarks' bench-only server (scripts/labctl/bench/nginx).
+: "${LAB_NGINX_OVERLAY:=}"
 NGINX=${LAB_NGINX_BIN:-nginx}
 CONF="$LAB_NGINX_PREFIX/conf"
 
@@ -46,6 +48,14 @@ expand_listen() {
     ' "$1" >"$1.tmp" && mv "$1.tmp" "$1"
 }
 
+# Copies DIR's .conf files over the rendered tree: a file replaces the baseline file of the same path.
+overlay() {
+    (cd "$1" && find . -type f -name '*.conf' -print) | while read -r f; do
+        mkdir -p "$out/$(dirname "$f")"
+        cp "$1/$f" "$out/$f"
+    done
+}
+
 render() {
     out=$1
     rm -rf "$out"
@@ -61,11 +71,10 @@ render() {
             echo "nginx-ctl: no scenario '$LAB_SCENARIO' under $LAB_NGINX_SRC/scenarios" >&2
             exit 2
         fi
-        # A scenario's .conf files replace the baseline files of the same relative path.
-        (cd "$scenario" && find . -type f -name '*.conf' -print) | while read -r f; do
-            mkdir -p "$out/$(dirname "$f")"
-            cp "$scenario/$f" "$out/$f"
-        done
+        overlay "$scenario"
+    fi
+    if [ -n "$LAB_NGINX_OVERLAY" ]; then
+        overlay "$LAB_NGINX_OVERLAY"
     fi
     hsts=""
     if [ "$LAB_HSTS_MAX_AGE" -gt 0 ]; then hsts="max-age=$LAB_HSTS_MAX_AGE"; fi

@@ -9,6 +9,7 @@ import sys
 from collections.abc import Callable
 
 from . import doctor, lint, logs, native, paths, scenarios, upload
+from .bench import runner as bench
 from .venv import ensure_venv
 
 
@@ -132,6 +133,7 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "scenario": (cmd_scenario, "one scenario natively: its symptom, likely cause and fix"),
     "scenarios": (cmd_scenarios, "the matrix: each symptom reproduced, and absent under the baseline"),
     "doctor": (cmd_doctor, "probe LAB_URL (any deployment) and name the likely cause of each failure"),
+    "bench": (bench.cmd_bench, "benchmarks, each beside its reference: .lab/bench/results.json + chart"),
 }
 
 PASSES_PYTEST_ARGS = {"unit-test", "integration-test", "browser-test", "reliability-test"}
@@ -139,6 +141,7 @@ ARGUMENTS = {
     "upload": upload.add_arguments,
     "logs": logs.add_arguments,
     "scenario": lambda command: command.add_argument("name", help="a folder under nginx/scenarios/"),
+    "bench": bench.add_arguments,
 }
 
 
