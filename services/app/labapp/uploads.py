@@ -137,15 +137,28 @@ def upload_raw(name: str) -> Response:
         raise
 
 
-@bp.get("/files/<name>")
-def download(name: str) -> Response:
+def _stored(name: str) -> tuple[str, Path]:
     name = safe_name(name)
     path = _settings().upload_dir / name
     if not path.is_file():
         abort(404, f"no uploaded file named {name!r}")
+    return name, path
+
+
+@bp.get("/files/<name>")
+def download(name: str) -> Response:
+    name, path = _stored(name)
     if not _settings().x_accel:
         return send_file(path, mimetype="application/octet-stream", conditional=True)
     # nginx serves the bytes (sendfile, Content-Length, ranges) from its internal location.
     response = Response(status=200, mimetype="application/octet-stream")
     response.headers["X-Accel-Redirect"] = X_ACCEL_PREFIX + quote(name)
     return response
+
+
+@bp.delete("/files/<name>")
+def delete(name: str) -> Response:
+    # Lets the test suites remove the hundreds of MiB they upload, in either mode.
+    _, path = _stored(name)
+    path.unlink(missing_ok=True)
+    return Response(status=204)
