@@ -1,14 +1,14 @@
 # proxylab: every target is a thin call into scripts/lab (see `scripts/lab --help`).
 LAB := python3 scripts/lab
 
-.PHONY: up down logs offline-images compose-test test-compose native-up native-down integration-test unit-test test reload dump certs lint
+.PHONY: up down native-up native-down integration-test unit-test test reload dump certs lint
+.PHONY: browser-test logs upload scenario scenarios doctor reliability-test bench bench-quick
+.PHONY: offline-images compose-test test-compose
 
 up:               ## docker compose: build, start, wait until healthy, print the URLs (LAB_SCENARIO too)
 	$(LAB) up
 down:             ## docker compose: stop and remove the stack
 	$(LAB) down
-logs:             ## follow the running stack's logs (either mode)
-	$(LAB) logs --follow
 offline-images:   ## local stand-ins for the base images + a wheelhouse: compose with no registry
 	$(LAB) offline-images
 compose-test:     ## compose-only checks (ports, user, reload, app restarts) against `make up`
@@ -24,6 +24,8 @@ integration-test: ## the integration suite against the running stack (LAB_URL / 
 	$(LAB) integration-test
 unit-test:
 	$(LAB) unit-test
+reliability-test: ## faults under load, bad input, TLS (on the native stack; starts one if none)
+	$(LAB) reliability-test
 test:             ## everything CI runs: unit, native stack + integration, then down
 	$(LAB) test
 reload:           ## nginx -t then reload, in the running stack (either mode)
@@ -34,3 +36,20 @@ certs:
 	$(LAB) certs
 lint:
 	$(LAB) lint
+browser-test:     ## headless Chromium through the lab page (reuses the running stack or starts one)
+	$(LAB) browser-test
+logs:             ## nginx access log and app log side by side, joined by request id
+	$(LAB) logs
+upload:           ## make upload FILE=path [NAME=name]: stream a file, verify the server's sha256
+	$(LAB) upload "$(FILE)" $(if $(NAME),--name "$(NAME)")
+scenario:         ## one scenario natively: what the user sees, the likely cause, the fix (NAME=...)
+	$(if $(NAME),,$(error usage: make scenario NAME=host-drops-port  (folders under nginx/scenarios/)))
+	$(LAB) scenario $(NAME)
+scenarios:        ## the matrix: every symptom reproduced under its scenario, absent under the baseline
+	$(LAB) scenarios
+doctor:           ## probe a deployment (LAB_URL, LAB_CA, LAB_HTTP_URL) and name likely causes
+	$(LAB) doctor
+bench:            ## benchmarks, each beside its reference (a few minutes): .lab/bench/results.json + chart
+	$(LAB) bench
+bench-quick:      ## the same with tiny sizes, under a minute (a smoke run)
+	$(LAB) bench --quick

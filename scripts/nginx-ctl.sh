@@ -33,8 +33,36 @@ set -eu
 : "${LAB_CERT_DIR:=/lab/certs}"
 : "${LAB_NGINX_USER:=nginx}"
 : "${LAB_SCENARIO:=}"
+# Strict-Transport-Security max-age in seconds; 0 (the default) sends no HSTS header at all.
+: "${LAB_HSTS_MAX_AGE:=0}"
+# Applied after the scenario, like one: the benchmarks' bench-only server (scripts/labctl/bench/nginx).
+: "${LAB_NGINX_OVERLAY:=}"
 NGINX=${LAB_NGINX_BIN:-nginx}
 CONF="$LAB_NGINX_PREFIX/conf"
+
+# LAB_LISTEN_HTTPS / LAB_LISTEN_HTTP may list several addresses ("127.0.0.1:8443 [::1]:8443"):
+# a listen line is repeated once per address, so IPv6 is listed only where the host has it.
+expand_listen() {
+    awk -v https="$LAB_LISTEN_HTTPS" -v http="$LAB_LISTEN_HTTP" '
+        function expand(token, addresses,    n, i, a, at) {
+            at = index($0, token)
+            n = split(addresses, a, " ")
+            for (i = 1; i <= n; i++)
+                print substr($0, 1, at - 1) a[i] substr($0, at + length(token))
+        }
+        index($0, "{{LAB_LISTEN_HTTPS}}") { expand("{{LAB_LISTEN_HTTPS}}", https); next }
+        index($0, "{{LAB_LISTEN_HTTP}}") { expand("{{LAB_LISTEN_HTTP}}", http); next }
+        { print }
+    ' "$1" >"$1.tmp" && mv "$1.tmp" "$1"
+}
+
+# Copies DIR's .conf files over the rendered tree: a file replaces the baseline file of the same path.
+overlay() {
+    (cd "$1" && find . -type f -name '*.conf' -print) | while read -r f; do
+        mkdir -p "$out/$(dirname "$f")"
+        cp "$1/$f" "$out/$f"
+    done
+}
 
 render() {
     out=$1
@@ -51,13 +79,15 @@ render() {
             echo "nginx-ctl: no scenario '$LAB_SCENARIO' under $LAB_NGINX_SRC/scenarios" >&2
             exit 2
         fi
-        # A scenario's .conf files replace the baseline files of the same relative path.
-        (cd "$scenario" && find . -type f -name '*.conf' -print) | while read -r f; do
-            mkdir -p "$out/$(dirname "$f")"
-            cp "$scenario/$f" "$out/$f"
-        done
+        overlay "$scenario"
     fi
+    if [ -n "$LAB_NGINX_OVERLAY" ]; then
+        overlay "$LAB_NGINX_OVERLAY"
+    fi
+    hsts=""
+    if [ "$LAB_HSTS_MAX_AGE" -gt 0 ]; then hsts="max-age=$LAB_HSTS_MAX_AGE"; fi
     find "$out" -type f -name '*.conf' | while read -r f; do
+        expand_listen "$f"
         sed -i \
             -e "s|{{LAB_UPSTREAM}}|$LAB_UPSTREAM|g" \
             -e "s|{{LAB_PROXY_TARGET}}|$LAB_PROXY_TARGET|g" \
@@ -70,6 +100,7 @@ render() {
             -e "s|{{LAB_UPLOAD_DIR}}|$LAB_UPLOAD_DIR|g" \
             -e "s|{{LAB_CERT_DIR}}|$LAB_CERT_DIR|g" \
             -e "s|{{LAB_NGINX_USER}}|$LAB_NGINX_USER|g" \
+            -e "s|{{LAB_HSTS}}|$hsts|g" \
             "$f"
     done
     if grep -rn '{{LAB_[A-Z_]*}}' "$out" >&2; then

@@ -9,7 +9,8 @@ import sys
 import time
 from collections.abc import Callable
 
-from . import compose, native, offline, paths
+from . import compose, doctor, lint, logs, native, offline, paths, scenarios, upload
+from .bench import runner as bench
 from .venv import ensure_venv
 
 
@@ -44,13 +45,6 @@ def cmd_down(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_logs(args: argparse.Namespace) -> int:
-    if _mode_or_exit() == "compose":
-        return compose.logs(follow=args.follow)
-    files = [str(path) for path in native.log_files().values()]
-    return subprocess.run(["tail", "-n", "50", *(["-F"] if args.follow else []), *files]).returncode
-
-
 def cmd_offline_images(args: argparse.Namespace) -> int:
     return offline.build(force=args.force)
 
@@ -83,6 +77,15 @@ def cmd_integration_test(args: argparse.Namespace) -> int:
     return pytest("tests/integration", *args.pytest_args)
 
 
+def cmd_reliability_test(args: argparse.Namespace) -> int:
+    """Faults, bad input, TLS: on the running native stack, or one it starts and stops itself."""
+    return pytest("tests/reliability", *args.pytest_args)
+
+
+def cmd_browser_test(args: argparse.Namespace) -> int:
+    return pytest("tests/browser", *args.pytest_args)
+
+
 def cmd_compose_test(args: argparse.Namespace) -> int:
     return pytest("tests/compose", *args.pytest_args)
 
@@ -91,15 +94,24 @@ TEST_UPLOAD_LIMIT_MB = "512"
 
 
 def cmd_test(_args: argparse.Namespace) -> int:
-    """The README's test command: unit, then a native stack for integration, then down."""
+    """The README's test command: unit; a native stack for integration and browser; the scenario
+    matrix; everything down at the end."""
     # The over-the-limit upload tests stream limit + 1 MiB: a smaller limit keeps them quick.
     os.environ.setdefault("LAB_MAX_UPLOAD_MB", TEST_UPLOAD_LIMIT_MB)
     results: dict[str, int] = {"unit": pytest("tests/unit")}
     try:
         native.up()
         results["integration"] = pytest("tests/integration")
+        # On the same stack: it kills and restarts workers but leaves the stack up and healthy.
+        results["reliability"] = pytest("tests/reliability")
+        results["browser"] = pytest("tests/browser")
     finally:
         native.down()
+    # The scenario suite starts a stack per scenario and stops the last; this also covers a killed run.
+    try:
+        results["scenarios"] = pytest("tests/scenarios")
+    finally:
+        native.down(quiet=True)
     print(
         "\nlab test summary: "
         + ", ".join(f"{k} {'ok' if v == 0 else f'FAILED ({v})'}" for k, v in results.items())
@@ -127,16 +139,24 @@ def cmd_test_compose(_args: argparse.Namespace) -> int:
 
 
 def cmd_lint(_args: argparse.Namespace) -> int:
-    ensure_venv()
-    ruff = str(paths.VENV / "bin" / "ruff")
-    checks = [[ruff, "check", "."], [ruff, "format", "--check", "."]]
-    return max(subprocess.run(check, cwd=paths.ROOT).returncode for check in checks)
+    return lint.run()
+
+
+def cmd_scenario(args: argparse.Namespace) -> int:
+    return scenarios.run_one(args.name)
+
+
+def cmd_scenarios(_args: argparse.Namespace) -> int:
+    return scenarios.run_matrix()
+
+
+def cmd_doctor(_args: argparse.Namespace) -> int:
+    return doctor.main()
 
 
 COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "up": (cmd_up, "docker compose: build, start, wait until healthy, print the URLs"),
     "down": (cmd_down, "docker compose: stop and remove the stack (--volumes: the uploads too)"),
-    "logs": (cmd_logs, "the running stack's logs (--follow to keep reading)"),
     "offline-images": (
         cmd_offline_images,
         "local stand-ins for the public base images + a wheelhouse, for engines with no registry",
@@ -155,16 +175,31 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
         cmd_integration_test,
         "integration suite against LAB_URL (default: the local stack)",
     ),
-    "test": (cmd_test, "unit + native stack + integration, then down"),
+    "test": (cmd_test, "unit + native stack + integration + reliability + browser + scenarios, then down"),
     "test-compose": (cmd_test_compose, "compose stack + integration suite + compose checks, then down"),
-    "lint": (cmd_lint, "ruff check and ruff format --check"),
+    "lint": (cmd_lint, "ruff check, ruff format --check, gixy on the rendered baseline nginx config"),
+    "reliability-test": (cmd_reliability_test, "faults, bad input, TLS checks (needs/starts a native stack)"),
+    "browser-test": (cmd_browser_test, "headless Chromium through the lab page (starts a stack if none)"),
+    "upload": (upload.main, "stream FILE to the lab over verified TLS, check the server's sha256"),
+    "logs": (logs.main, "nginx's access log and the app's log side by side, joined by request id"),
+    "scenario": (cmd_scenario, "one scenario natively: its symptom, likely cause and fix"),
+    "scenarios": (cmd_scenarios, "the matrix: each symptom reproduced, and absent under the baseline"),
+    "doctor": (cmd_doctor, "probe LAB_URL (any deployment) and name the likely cause of each failure"),
+    "bench": (bench.cmd_bench, "benchmarks, each beside its reference: .lab/bench/results.json + chart"),
 }
 
-PASSES_PYTEST_ARGS = {"unit-test", "integration-test", "compose-test"}
-FLAGS: dict[str, list[tuple[str, str]]] = {
-    "down": [("--volumes", "also remove the uploads volume")],
-    "logs": [("--follow", "keep printing new lines (Ctrl-C stops)")],
-    "offline-images": [("--force", "rebuild the stand-ins and the wheelhouse even when present")],
+PASSES_PYTEST_ARGS = {"unit-test", "integration-test", "browser-test", "reliability-test", "compose-test"}
+ARGUMENTS = {
+    "upload": upload.add_arguments,
+    "logs": logs.add_arguments,
+    "scenario": lambda command: command.add_argument("name", help="a folder under nginx/scenarios/"),
+    "bench": bench.add_arguments,
+    "down": lambda command: command.add_argument(
+        "--volumes", action="store_true", help="also remove the uploads volume"
+    ),
+    "offline-images": lambda command: command.add_argument(
+        "--force", action="store_true", help="rebuild the stand-ins and the wheelhouse even when present"
+    ),
 }
 
 
@@ -175,14 +210,11 @@ def main(argv: list[str] | None = None) -> int:
         command = sub.add_parser(name, help=help_text)
         if name in PASSES_PYTEST_ARGS:
             command.add_argument("pytest_args", nargs=argparse.REMAINDER)
-        for flag, flag_help in FLAGS.get(name, []):
-            command.add_argument(flag, action="store_true", help=flag_help)
-    # argparse's REMAINDER does not take a leading "-k x": pass every unknown option to pytest.
-    args, unknown = parser.parse_known_args(argv)
-    if unknown:
-        if args.command not in PASSES_PYTEST_ARGS:
-            parser.error(f"unrecognized arguments: {' '.join(unknown)}")
-        args.pytest_args = [*unknown, *args.pytest_args]
+        if name in ARGUMENTS:
+            ARGUMENTS[name](command)
+    args = parser.parse_args(argv)
+    if getattr(args, "pytest_args", None) and args.pytest_args[0] == "--":
+        args.pytest_args = args.pytest_args[1:]  # `lab browser-test -- -k chat`: argparse keeps the "--"
     try:
         return COMMANDS[args.command][0](args)
     except KeyboardInterrupt:

@@ -311,7 +311,18 @@ def _nginx_ctl(command: str, capture: bool) -> subprocess.CompletedProcess[str]:
 
 def reload() -> int:
     """nginx-ctl.sh reload inside the nginx container: the bind-mounted nginx/ is rendered and
-    `nginx -t`-ed first, so a broken edit is refused with nginx's message and the old config serves."""
+    `nginx -t`-ed first, so a broken edit is refused with nginx's message and the old config serves.
+    The scenario stays the container's own: switching one means the app too (`make up`)."""
+    running = nginx_env().get("LAB_SCENARIO", "")
+    wanted = os.environ.get("LAB_SCENARIO", running).strip()
+    if wanted != running:
+        print(
+            f"lab: the compose stack runs config {running or 'baseline'!r}; a reload cannot switch it "
+            f"to {wanted or 'baseline'!r}: `LAB_SCENARIO={wanted} make up` recreates nginx and the app",
+            file=sys.stderr,
+        )
+        return 2
+    print(f"lab: reloading nginx with config: {running or 'baseline'}", flush=True)
     return _nginx_ctl("reload", capture=False).returncode
 
 
@@ -320,18 +331,10 @@ def dump_config() -> str:
     return result.stdout + result.stderr
 
 
-def logs(follow: bool, lines: int = 100) -> int:
-    args = ["logs", f"--tail={lines}"] + (["--follow"] if follow else [])
-    try:
-        return run(*args, check=False).returncode
-    except KeyboardInterrupt:
-        return 0
-
-
-def log_tail(lines: int = 60) -> dict[str, str]:
+def log_tail(lines: int = 60, project_name: str | None = None) -> dict[str, str]:
     """nginx's access log (its stdout), error log (stderr) and the app's output."""
     tails: dict[str, str] = {}
-    nginx, app = container_id("nginx"), container_id("app")
+    nginx, app = container_id("nginx", project_name), container_id("app", project_name)
     if nginx:
         result = docker("logs", "--tail", str(lines), nginx, check=False)
         tails["nginx access"] = result.stdout

@@ -45,7 +45,7 @@ FORM_MEMORY = (
 )
 UPSTREAM_TIMEOUT = "nginx gave up on a slow response with 504: proxy_read_timeout is shorter than the request"
 HTML_ERRORS = (
-    "an error came back as HTML: nginx needs the json-errors snippet (error_page ... @lab_json_error), "
+    "an error came back as HTML: nginx needs the json-errors snippet (error_page ... /_lab/error.json), "
     "the app LAB_FIX_JSON_ERRORS=1"
 )
 XFF_SPOOFING = (

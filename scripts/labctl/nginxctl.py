@@ -5,6 +5,7 @@ from __future__ import annotations
 import getpass
 import os
 import shutil
+import socket
 import subprocess
 from pathlib import Path
 
@@ -26,7 +27,22 @@ def nginx_binary() -> str | None:
     )
 
 
-def native_env() -> dict[str, str]:
+def _ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+def loopback_listen(port: int) -> str:
+    """Natively nginx listens on loopback only (not on every interface), on ::1 too when the
+    host has IPv6: the certificate is valid for [::1] and a container without IPv6 never sees this."""
+    return f"127.0.0.1:{port} [::1]:{port}" if _ipv6_loopback() else f"127.0.0.1:{port}"
+
+
+def native_env(scenario: str | None = None) -> dict[str, str]:
     binary = nginx_binary()
     if binary is None:
         raise SystemExit(INSTALL_HINT)
@@ -41,17 +57,21 @@ def native_env() -> dict[str, str]:
         "LAB_RESOLVER": "127.0.0.1",
         "LAB_HTTPS_PORT": str(paths.https_port()),
         "LAB_HTTP_PORT": str(paths.http_port()),
+        "LAB_LISTEN_HTTPS": loopback_listen(paths.https_port()),
+        "LAB_LISTEN_HTTP": loopback_listen(paths.http_port()),
         "LAB_UPLOAD_DIR": str(paths.UPLOADS),
         "LAB_CERT_DIR": str(paths.CERTS),
         "LAB_NGINX_USER": getpass.getuser(),
-        "LAB_SCENARIO": paths.scenario(),
+        "LAB_SCENARIO": paths.scenario() if scenario is None else scenario,
     }
 
 
-def run(*args: str, check: bool = True, capture: bool = False) -> subprocess.CompletedProcess[str]:
+def run(
+    *args: str, check: bool = True, capture: bool = False, scenario: str | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         ["sh", str(paths.SCRIPTS / "nginx-ctl.sh"), *args],
-        env=native_env(),
+        env=native_env(scenario),
         check=check,
         text=True,
         capture_output=capture,

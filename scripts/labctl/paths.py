@@ -14,7 +14,10 @@ RUN = LAB / "run"
 UPLOADS = LAB / "uploads"
 NGINX_PREFIX = LAB / "nginx"
 MODE_FILE = RUN / "mode"
-NGINX_SRC = ROOT / "nginx"
+# The scenario the running stack was started with: `make reload` keeps it unless LAB_SCENARIO is set.
+SCENARIO_FILE = RUN / "scenario"
+# Overridable so a test (or a user) can render an edited copy without touching nginx/.
+NGINX_SRC = Path(os.environ.get("LAB_NGINX_SRC", str(ROOT / "nginx")))
 SCENARIOS = NGINX_SRC / "scenarios"
 APP_DIR = ROOT / "services" / "app"
 VENV = ROOT / ".venv"
@@ -44,6 +47,13 @@ def lab_ca() -> Path:
 
 def scenario() -> str:
     return os.environ.get("LAB_SCENARIO", "").strip()
+
+
+def scenario_for_reload() -> str:
+    """LAB_SCENARIO when given, else the running stack's own (so a reload never switches it)."""
+    if "LAB_SCENARIO" in os.environ:
+        return scenario()
+    return SCENARIO_FILE.read_text().strip() if SCENARIO_FILE.is_file() else ""
 
 
 def running_mode() -> str | None:

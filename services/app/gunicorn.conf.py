@@ -5,6 +5,7 @@ before anything below reads the environment, so the same file works in compose a
 """
 
 import os
+import signal
 from pathlib import Path
 
 
@@ -43,3 +44,26 @@ pidfile = os.environ.get("GUNICORN_PIDFILE") or None
 control_socket_disable = True
 # Trust X-Forwarded-* only from nginx; matters for the sync/gevent workers of some scenarios.
 forwarded_allow_ips = os.environ.get("GUNICORN_FORWARDED_ALLOW_IPS", "127.0.0.1")
+
+
+def child_exit(server, worker):
+    # A worker killed mid-upload (SIGKILL, OOM, timeout) cannot discard its temp file: the
+    # master removes it when it reaps the worker. The name is labapp.uploads.temp_prefix(pid);
+    # importing the app here would load gevent in the master before the workers patch it.
+    upload_dir = Path(os.environ.get("LAB_UPLOAD_DIR", "/srv/uploads"))
+    for path in upload_dir.glob(f".partial-{worker.pid}-*"):
+        path.unlink(missing_ok=True)
+        server.log.warning("removed %s left by worker %s", path.name, worker.pid)
+
+
+def post_worker_init(worker):
+    # On SIGTERM (graceful stop, also what HUP sends old workers) the app closes each keep-alive
+    # connection after its response, so nothing is still in flight when graceful_timeout runs
+    # out (labapp.middleware.CloseWhenStopping). Imported here, in the worker, after gevent's patching.
+    from labapp.middleware import CloseWhenStopping
+
+    def handle_exit(sig, frame):
+        CloseWhenStopping.stop()
+        worker.handle_exit(sig, frame)
+
+    signal.signal(signal.SIGTERM, handle_exit)

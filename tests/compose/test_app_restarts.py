@@ -4,6 +4,7 @@ baseline names the app in a variable, re-resolved through Docker's DNS (snippets
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 
 from support.composectl import ip_holder, recreate_app_elsewhere, statuses, until_ok
 
@@ -20,11 +21,11 @@ def assert_serves_again(http, lab, what: str) -> None:
 
 
 def test_restart_app_leaves_no_502(stack, lab, http):
-    started = time.monotonic()
+    since, started = datetime.now(UTC).isoformat(), time.monotonic()
     stack.compose("restart", "app")
-    stopped_in = time.monotonic() - started
-    # Graceful (SIGTERM, GUNICORN_GRACEFUL_TIMEOUT) and well under Docker's SIGKILL deadline.
-    assert stopped_in < 10, f"`restart app` took {stopped_in:.1f}s: the stop is not graceful and fast"
+    print(f"docker compose restart app: {time.monotonic() - started:.1f}s")
+    # gunicorn stopped by itself on SIGTERM, not killed at the end of stop_grace_period.
+    assert "Shutting down: Master" in stack.app_log_since(since), "gunicorn did not stop gracefully"
     stack.wait_healthy("app")
     assert_serves_again(http, lab, "docker compose restart app")
 

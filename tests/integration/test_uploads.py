@@ -20,10 +20,15 @@ def assert_stored(lab, http, name: str, body: PatternBody, response) -> None:
     )
     stored = response.json()
     assert stored == {"name": name, "size": body.size, "sha256": body.sha256}, hints.UPLOAD_STREAMING
-    download = http.get(lab.url + f"/files/{name}", stream=True)
-    assert download.status_code == 200
-    assert int(download.headers["Content-Length"]) == body.size
-    assert sha256_of_response(download) == (body.size, body.sha256), "the download differs from the upload"
+    try:
+        download = http.get(lab.url + f"/files/{name}", stream=True)
+        assert download.status_code == 200
+        assert int(download.headers["Content-Length"]) == body.size
+        assert sha256_of_response(download) == (body.size, body.sha256), (
+            "the download differs from the upload"
+        )
+    finally:
+        http.delete(lab.url + f"/files/{name}")
 
 
 @pytest.mark.slow

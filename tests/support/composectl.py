@@ -58,6 +58,11 @@ class Stack:
             time.sleep(0.3)
         raise AssertionError(f"{service} not healthy after {timeout:.0f}s: {state}")
 
+    def app_log_since(self, since: str) -> str:
+        """The app container's output (stdout and stderr) since an RFC 3339 time."""
+        result = compose.docker("logs", "--since", since, self.container("app"), check=False)
+        return result.stdout + result.stderr
+
     def nginx_error_log(self, lines: int = 200) -> str:
         return compose.docker("logs", "--tail", str(lines), self.container("nginx"), check=False).stderr
 

@@ -41,6 +41,9 @@ class Lab:
 
     def session(self) -> requests.Session:
         session = requests.Session()
+        # REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE in the environment would override session.verify
+        # (psf/requests#4650), and proxy variables have no business on loopback.
+        session.trust_env = False
         session.verify = str(self.ca)
         # requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE override Session.verify (set on many
         # machines, CI's included), and a proxy from the env would hijack loopback: ignore both.
@@ -104,6 +107,15 @@ class PatternBody:
     def sha256(self) -> str:
         assert self._sent == self.size, f"only {self._sent} of {self.size} bytes were sent"
         return self._hash.hexdigest()
+
+
+def pattern_file(path: Path, size: int, seed: bytes) -> str:
+    """Write a PatternBody of ``size`` bytes to ``path`` chunk by chunk; return its sha256."""
+    body = PatternBody(size, seed=seed)
+    with path.open("wb") as handle:
+        for chunk in body.chunks():
+            handle.write(chunk)
+    return body.sha256
 
 
 def multipart_chunks(body: PatternBody, filename: str, boundary: str) -> Iterator[bytes]:

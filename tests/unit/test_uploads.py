@@ -105,3 +105,10 @@ def test_werkzeug_default_form_memory_refuses_it(make_app):
     field = "x" * (600 * 1024)
     response = client.post("/upload", data={"note": field, "file": (io.BytesIO(b"x"), "a.txt")})
     assert response.status_code == 413
+
+
+def test_delete_removes_an_upload(app, client):
+    client.put("/upload/gone.bin", data=PAYLOAD)
+    assert client.delete("/files/gone.bin").status_code == 204
+    assert files_in(app) == []
+    assert client.delete("/files/gone.bin").status_code == 404

@@ -6,7 +6,7 @@ from flask import Flask
 
 from . import errors, middleware, uploads, wsfix
 from .settings import LabSettings
-from .views import bugs, debug, errors_demo, redirects, slow, websockets
+from .views import bugs, debug, errors_demo, page, redirects, slow, websockets
 
 
 def create_app(settings: LabSettings | None = None) -> Flask:
@@ -29,6 +29,7 @@ def create_app(settings: LabSettings | None = None) -> Flask:
         errors_demo.bp,
         slow.bp,
         bugs.bp,
+        page.bp,
     ):
         app.register_blueprint(blueprint)
 

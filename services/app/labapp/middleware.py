@@ -129,6 +129,34 @@ class DrainBody:
             return
 
 
+class CloseWhenStopping:
+    """Answers with ``Connection: close`` once the worker has been told to stop.
+
+    gunicorn's graceful stop (``kill -HUP``, TERM) lets a gevent worker go on serving nginx's
+    pooled keep-alive connections until graceful_timeout, then kills whatever is in flight:
+    GETs under load got 500s across a reload (tests/reliability/test_faults.py). Closing each
+    connection after its current response hands new requests to the new workers.
+    gunicorn.conf.py's post_worker_init calls ``stop()`` from the worker's SIGTERM handler.
+    """
+
+    stopping = False
+
+    def __init__(self, app: WSGIApp) -> None:
+        self.app = app
+
+    @classmethod
+    def stop(cls) -> None:
+        cls.stopping = True
+
+    def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            if CloseWhenStopping.stopping:
+                headers = [h for h in headers if h[0].lower() != "connection"] + [("Connection", "close")]
+            return start_response(status, headers, exc_info)
+
+        return self.app(environ, start)
+
+
 def install(app: Flask, settings: LabSettings) -> None:
     @app.before_request
     def _adopt_request_id() -> None:
@@ -140,7 +168,7 @@ def install(app: Flask, settings: LabSettings) -> None:
         wsgi = ProxyFix(wsgi, x_for=1, x_proto=1, x_host=1, x_port=1)
     if settings.fix_drain_body:
         wsgi = DrainBody(wsgi, settings.max_upload_bytes + 1024 * 1024)
-    app.wsgi_app = RequestLog(wsgi)  # type: ignore[method-assign]
+    app.wsgi_app = RequestLog(CloseWhenStopping(wsgi))  # type: ignore[method-assign]
     _configure_logging()
 
 

@@ -34,6 +34,8 @@ class LabSettings:
     fix_form_memory: bool
     ws_route_flag: bool
     x_accel: bool
+    # gevent-websocket reads any frame length it is told into memory: this caps one message.
+    ws_max_message_bytes: int = 16 * 1024 * 1024
 
     @property
     def max_upload_bytes(self) -> int:
@@ -51,6 +53,7 @@ class LabSettings:
             fix_form_memory=env_flag("LAB_FIX_FORM_MEMORY", True),
             ws_route_flag=env_flag("LAB_WS_ROUTE_FLAG", True),
             x_accel=env_flag("LAB_X_ACCEL", True),
+            ws_max_message_bytes=env_int("LAB_WS_MAX_MESSAGE", 16 * 1024 * 1024),
         )
 
     def public(self) -> dict[str, object]:
@@ -64,4 +67,5 @@ class LabSettings:
             "fix_form_memory": self.fix_form_memory,
             "ws_route_flag": self.ws_route_flag,
             "x_accel": self.x_accel,
+            "ws_max_message_bytes": self.ws_max_message_bytes,
         }

@@ -29,12 +29,19 @@ X_ACCEL_PREFIX = "/_lab_files/"
 bp = Blueprint("uploads", __name__)
 
 
+def temp_prefix(pid: int) -> str:
+    """Also spelled out in gunicorn.conf.py (child_exit), which must not import the app."""
+    return f"{TEMP_PREFIX}{pid}-"
+
+
 class PendingUpload:
     """A temp file in the upload dir that hashes what is written; ``commit`` renames it."""
 
     def __init__(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
-        fd, path = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=directory)
+        # The worker's pid in the name: a SIGKILLed worker cannot discard its temp files, so
+        # gunicorn's master removes them by pid when it reaps the worker (child_exit hook).
+        fd, path = tempfile.mkstemp(prefix=temp_prefix(os.getpid()), dir=directory)
         os.fchmod(fd, 0o644)  # nginx's workers serve committed files via X-Accel-Redirect
         self.path = Path(path)
         self._file: IO[bytes] = os.fdopen(fd, "wb")
@@ -130,15 +137,28 @@ def upload_raw(name: str) -> Response:
         raise
 
 
-@bp.get("/files/<name>")
-def download(name: str) -> Response:
+def _stored(name: str) -> tuple[str, Path]:
     name = safe_name(name)
     path = _settings().upload_dir / name
     if not path.is_file():
         abort(404, f"no uploaded file named {name!r}")
+    return name, path
+
+
+@bp.get("/files/<name>")
+def download(name: str) -> Response:
+    name, path = _stored(name)
     if not _settings().x_accel:
         return send_file(path, mimetype="application/octet-stream", conditional=True)
     # nginx serves the bytes (sendfile, Content-Length, ranges) from its internal location.
     response = Response(status=200, mimetype="application/octet-stream")
     response.headers["X-Accel-Redirect"] = X_ACCEL_PREFIX + quote(name)
     return response
+
+
+@bp.delete("/files/<name>")
+def delete(name: str) -> Response:
+    # Lets the test suites remove the hundreds of MiB they upload, in either mode.
+    _, path = _stored(name)
+    path.unlink(missing_ok=True)
+    return Response(status=204)

@@ -1,0 +1,260 @@
+"""Runs the bench's sections on stacks it starts and always stops, then writes
+.lab/bench/results.json, details.json and results.png, and prints the table."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import asdict
+from typing import Any
+
+from .. import native, paths
+from . import chart, loop, nginxlog, proxy, record, stack, upload, workers, wsload
+from .settings import SECTIONS, BenchSettings, env_help
+
+OUT = paths.LAB / "bench"
+OUTPUTS = ("results.json", "details.json", "results.png")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = "Sizes and durations (environment):\n" + env_help()
+    parser.add_argument("--quick", action="store_true", help="tiny sizes, under a minute: a smoke run")
+    parser.add_argument(
+        "--only",
+        default=",".join(SECTIONS),
+        help=f"comma-separated sections (default: all of {','.join(SECTIONS)})",
+    )
+
+
+class Run:
+    """One bench run: the named results, every raw figure behind them, one note per result."""
+
+    def __init__(self, settings: BenchSettings) -> None:
+        self.settings = settings
+        self.results = record.empty_results()
+        self.details: dict[str, Any] = {
+            "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "machine": record.machine(),
+            "settings": asdict(settings),
+            "errors": {},
+        }
+        self.notes: dict[str, str] = {}
+
+    def measure_loop(self) -> None:
+        native_up_s = loop.native_up_seconds()
+        self.results["loop"]["native_up_s"] = native_up_s
+        self.notes["loop.native_up_s"] = (
+            "wall time of `scripts/lab native-up` from a stopped stack to healthy"
+        )
+        if self.settings.integration:
+            suite = loop.integration()
+            self.details["loop"] = {"integration": suite.as_dict()}
+            self.results["loop"]["integration_s"] = suite.seconds
+            self.notes["loop.integration_s"] = (
+                f"`scripts/lab integration-test`: {suite.summary or 'no output'}"
+            )
+        else:
+            self.notes["loop.integration_s"] = "not run (--quick or LAB_BENCH_INTEGRATION=0)"
+        native.down(quiet=True)
+
+    def measure_proxy(self) -> None:
+        s = self.settings
+        summary = proxy.run(s)
+        self.details["proxy"] = summary
+        self.results["proxy"]["tls_vs_direct_rps_ratio"] = record.ratio(
+            summary["tls"]["rps"], summary["direct"]["rps"]
+        )
+        self.notes["proxy.tls_vs_direct_rps_ratio"] = (
+            "GET /healthz, wrk -c{c} {r}x{d:g}s each: TLS {t[rps]:.0f}/s p50 {t[p50_ms]} p99 {t[p99_ms]} ms; "
+            "direct {x[rps]:.0f}/s p50 {x[p50_ms]} p99 {x[p99_ms]} ms; app CPU bound {b}"
+        ).format(
+            b=summary["app_cpu_bound_ratio"],
+            c=s.proxy_connections,
+            r=s.proxy_rounds,
+            d=s.proxy_seconds,
+            t=summary["tls"],
+            x=summary["direct"],
+        )
+
+    def measure_upload(self) -> None:
+        variants = upload.run(self.settings.upload_mib)
+        timings = nginxlog.last_by_uri({t.path for t in upload.TARGETS})
+        self.details["upload"] = {
+            name: {**result.as_dict(), "nginx": timings.get(target.path, {})}
+            for (name, result), target in zip(variants.items(), upload.TARGETS, strict=True)
+        }
+        rates = {name: result.mib_per_s for name, result in variants.items()}
+        self.results["upload"]["unbuffered_vs_discard_ratio"] = record.ratio(
+            rates["unbuffered"], rates["discard"]
+        )
+        self.results["upload"]["app_rss_growth_mib"] = variants["unbuffered"].app_rss_growth_mib
+        self.notes["upload.unbuffered_vs_discard_ratio"] = (
+            f"{self.settings.upload_mib} MiB PUT, MiB/s: "
+            + ", ".join(f"{name} {rate:.0f}" for name, rate in rates.items())
+        )
+        self.notes["upload.app_rss_growth_mib"] = (
+            "peak VmRSS of the gunicorn worker minus before, unbuffered upload"
+        )
+
+    def measure_ws(self) -> None:
+        result = wsload.run(self.settings)
+        self.details["ws"] = asdict(result)
+        self.results["ws"].update(
+            connections_held=result.held,
+            kib_per_connection=result.kib_per_connection,
+            broadcast_ms=result.broadcast_ms,
+        )
+        stop = result.first_error or f"configured max {self.settings.ws_max_connections}"
+        self.notes["ws.connections_held"] = (
+            f"wss /ws/chat via nginx, alive in every broadcast; ramp stopped by: {stop}"
+        )
+        self.notes["ws.kib_per_connection"] = (
+            f"worker RSS {result.rss_before_kib // 1024} -> {result.rss_after_kib // 1024} MiB; "
+            f"echo round trip at that load p50 {result.echo_p50_ms} p99 {result.echo_p99_ms} ms"
+        )
+        self.notes["ws.broadcast_ms"] = (
+            f"one /ws/chat message to every other client, median of {result.broadcast_runs_ms}"
+        )
+
+    def measure_workers(self) -> None:
+        s = self.settings
+        by_class = workers.run(s)
+        rps = {name: result.rps for name, result in by_class.items()}
+        self.details["workers"] = {
+            "classes": {name: result.as_dict() for name, result in by_class.items()},
+            "plain_gevent_vs_sync_ratio": record.ratio(rps["gevent"], rps["sync"]),
+        }
+        self.results["workers"]["gevent_vs_sync_ratio"] = record.ratio(rps["gevent-websocket"], rps["sync"])
+        self.notes["workers.gevent_vs_sync_ratio"] = (
+            f"baseline worker vs sync, /slow?seconds={s.workers_sleep_s:g} via nginx, "
+            f"wrk -c{s.workers_connections}, req/s: " + ", ".join(f"{n} {v:g}" for n, v in rps.items())
+        )
+
+    def run(self, sections: list[str]) -> None:
+        started = time.monotonic()
+        try:
+            if "loop" in sections:
+                self._section("loop")
+            stacked = [name for name in ("proxy", "upload", "ws") if name in sections]
+            if stacked:
+                try:
+                    with stack.native_stack():
+                        for name in stacked:
+                            self._section(name)
+                except SystemExit as error:  # the stack did not start: say so, keep the rest
+                    self.details["errors"].update(dict.fromkeys(stacked, str(error)))
+            if "workers" in sections:
+                self._section("workers")
+        finally:
+            native.down(quiet=True)
+            self.details["seconds"] = round(time.monotonic() - started, 1)
+
+    def _section(self, name: str) -> None:
+        print(f"bench: {name} ...", flush=True)
+        started = time.monotonic()
+        try:
+            getattr(self, f"measure_{name}")()
+        except (RuntimeError, OSError, ValueError, KeyError, SystemExit) as error:
+            # One broken section must not hide the others' figures; the exit status reports it.
+            self.details["errors"][name] = f"{type(error).__name__}: {error}"
+            print(f"bench: {name} FAILED: {error}", flush=True)
+        print(f"bench: {name} done in {time.monotonic() - started:.0f}s", flush=True)
+
+
+def chart_groups(details: dict[str, Any], results: dict[str, Any]) -> list[chart.Group]:
+    groups = []
+    if proxy := details.get("proxy"):
+        groups.append(
+            chart.Group(
+                "Proxy: small GET, requests/s",
+                (
+                    chart.Bar(
+                        "direct gunicorn",
+                        proxy["direct"]["rps"],
+                        f"{proxy['direct']['rps']:.0f}",
+                        reference=True,
+                    ),
+                    chart.Bar("nginx TLS", proxy["tls"]["rps"], f"{proxy['tls']['rps']:.0f}"),
+                ),
+            )
+        )
+    if uploads := details.get("upload"):
+        names = {"discard": "nginx TLS discard", "direct": "direct gunicorn"}
+        groups.append(
+            chart.Group(
+                "Upload, MiB/s",
+                tuple(
+                    chart.Bar(
+                        names.get(n, f"nginx TLS {n}"),
+                        u["mib_per_s"],
+                        f"{u['mib_per_s']:.0f}",
+                        reference=n in names,
+                    )
+                    for n, u in uploads.items()
+                ),
+            )
+        )
+    if worker_classes := details.get("workers"):
+        groups.append(
+            chart.Group(
+                "Workers: concurrent /slow, requests/s",
+                tuple(
+                    chart.Bar(name, r["rps"], f"{r['rps']:g}", reference=name == "sync")
+                    for name, r in worker_classes["classes"].items()
+                ),
+            )
+        )
+    ratios = [
+        (key, value, goal)
+        for key, goal in record.GOALS.items()
+        if "ratio" in key and (value := results[key.split(".")[0]][key.split(".")[1]]) is not None
+    ]
+    if ratios:
+        groups.append(
+            chart.Group(
+                "Ratios (red: goal)",
+                tuple(
+                    chart.Bar(key.split(".")[0], value, f"{value:.2f}", goal=goal.threshold)
+                    for key, value, goal in ratios
+                ),
+            )
+        )
+    if ws := details.get("ws"):
+        groups.append(
+            chart.Group(
+                "WebSockets held by one worker",
+                (
+                    chart.Bar(
+                        "held", ws["held"], f"{ws['held']}, {ws['kib_per_connection']} KiB/conn", goal=5000
+                    ),
+                ),
+            )
+        )
+    return groups
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    sections = [name.strip() for name in args.only.split(",") if name.strip()]
+    unknown = sorted(set(sections) - set(SECTIONS))
+    if unknown:
+        raise SystemExit(f"lab bench: unknown section(s) {unknown}; choose from {','.join(SECTIONS)}")
+    settings = BenchSettings.from_env(quick=args.quick)
+    print(
+        f"bench: sections {','.join(sections)}; the native stack on :{paths.https_port()} is restarted",
+        flush=True,
+    )
+    run = Run(settings)
+    run.run(sections)
+    record.write(OUT, run.results, run.details)
+    title = f"proxylab bench {run.details['started'][:16]} {run.details['machine']['cores']} cores"
+    (OUT / "results.png").write_bytes(chart.render(title, chart_groups(run.details, run.results)))
+    print("\n" + record.table(run.results, run.notes))
+    if args.quick:
+        print("\nbench: --quick sizes are far below the goals' sizes: its verdicts only show the bench works")
+    written = ", ".join(str((OUT / name).relative_to(paths.ROOT)) for name in OUTPUTS)
+    print(f"\nbench: {run.details['seconds']:.0f}s; wrote {written}")
+    if run.details["errors"]:
+        print(f"bench: failed sections: {run.details['errors']}")
+        return 1
+    return 0

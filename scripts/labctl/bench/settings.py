@@ -1,0 +1,65 @@
+"""The bench's sizes and durations: defaults keep a full run to a few minutes on 2 cores;
+each one is a LAB_BENCH_* variable, and --quick shrinks them all for a smoke run (< 60 s)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields, replace
+
+SECTIONS = ("loop", "proxy", "upload", "ws", "workers")
+
+
+@dataclass(frozen=True)
+class BenchSettings:
+    # Each wrk run; direct and TLS alternate proxy_rounds times, so bursts of load hit both.
+    proxy_seconds: float = 3.0
+    proxy_rounds: int = 5
+    proxy_connections: int = 50
+    upload_mib: int = 1024
+    ws_max_connections: int = 6000  # the ramp stops here even if the worker would hold more
+    ws_ramp_timeout_s: float = 120.0
+    ws_handshake_concurrency: int = 64
+    ws_echo_clients: int = 20
+    ws_echo_messages: int = 50  # per echo client
+    ws_broadcasts: int = 3
+    workers_connections: int = 100
+    workers_seconds: float = 5.0
+    workers_sleep_s: float = 0.2
+    integration: bool = True  # time the integration suite (loop.integration_s)
+
+    @classmethod
+    def from_env(cls, quick: bool = False) -> BenchSettings:
+        base = QUICK if quick else cls()
+        overrides = {}
+        for field in fields(cls):
+            raw = os.environ.get(f"LAB_BENCH_{field.name.upper()}", "").strip()
+            if raw:
+                kind = type(getattr(base, field.name))
+                overrides[field.name] = raw.lower() in {"1", "true", "yes"} if kind is bool else kind(raw)
+        return replace(base, **overrides)
+
+
+QUICK = BenchSettings(
+    proxy_seconds=1.0,
+    proxy_rounds=1,
+    proxy_connections=10,
+    upload_mib=16,
+    ws_max_connections=200,
+    ws_ramp_timeout_s=20.0,
+    ws_echo_clients=4,
+    ws_echo_messages=10,
+    ws_broadcasts=1,
+    workers_connections=20,
+    workers_seconds=1.0,
+    workers_sleep_s=0.05,
+    integration=False,
+)
+
+
+def env_help() -> str:
+    """One line per setting, for `scripts/lab bench --help`."""
+    return "\n".join(
+        f"  LAB_BENCH_{f.name.upper():<26} default {getattr(BenchSettings(), f.name)!s:<6} "
+        f"quick {getattr(QUICK, f.name)}"
+        for f in fields(BenchSettings)
+    )

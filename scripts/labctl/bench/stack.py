@@ -1,0 +1,105 @@
+"""The native stacks the bench starts (and always stops), and what it reads from them."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from .. import native, paths
+
+OVERLAY = Path(__file__).resolve().parent / "nginx"
+BASELINE_WORKER = "geventwebsocket.gunicorn.workers.GeventWebSocketWorker"
+# The bench-only nginx server (overlay conf.d/bench.conf) answers this Host on the lab's HTTPS port.
+BENCH_HOST = "bench.localhost"
+
+
+@contextlib.contextmanager
+def environment(**values: str) -> Iterator[None]:
+    """Set env vars (read by native.up, nginx-ctl.sh and gunicorn.conf.py) for the block only."""
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@contextlib.contextmanager
+def native_stack(worker_class: str = BASELINE_WORKER) -> Iterator[None]:
+    """The baseline native stack plus the bench overlay, with ``worker_class``; down afterwards."""
+    with environment(GUNICORN_WORKER_CLASS=worker_class, LAB_NGINX_OVERLAY=str(OVERLAY), LAB_SCENARIO=""):
+        quiet = contextlib.redirect_stdout(io.StringIO())  # the up/down banners, once per restart
+        with quiet:
+            native.up()
+        try:
+            yield
+        finally:
+            with quiet:
+                native.down()
+
+
+def app_worker_pid(deadline_s: float = 10.0) -> int:
+    """The one gunicorn worker (GUNICORN_WORKERS=1): the child of the master in the pid file."""
+    master = int(native.GUNICORN_PID.read_text().strip())
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        children = _children(master)
+        if len(children) == 1:
+            return children[0]
+        time.sleep(0.1)
+    raise RuntimeError(f"gunicorn master {master} has {len(_children(master))} workers, expected 1")
+
+
+def nginx_worker_pids() -> list[int]:
+    return _children(int(native.NGINX_PID.read_text().strip()))
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU the processes have used so far (/proc/PID/stat utime, stime)."""
+    ticks = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks += int(fields[11]) + int(fields[12])  # fields 14 and 15 of stat(5), counted from state
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                # /proc/PID/stat: "pid (comm) state ppid ..."; comm may hold spaces, so split after ')'.
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            if ppid == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def rss_kib(pid: int) -> int:
+    match = re.search(r"^VmRSS:\s+(\d+) kB", Path(f"/proc/{pid}/status").read_text(), re.MULTILINE)
+    if match is None:
+        raise RuntimeError(f"no VmRSS for pid {pid}")
+    return int(match.group(1))
+
+
+def open_files_limit(pid: int) -> int:
+    """The soft RLIMIT_NOFILE a running process got (what caps its sockets)."""
+    match = re.search(r"^Max open files\s+(\d+)", Path(f"/proc/{pid}/limits").read_text(), re.MULTILINE)
+    return int(match.group(1)) if match else -1
+
+
+def nginx_worker_connections() -> int:
+    rendered = (paths.NGINX_PREFIX / "conf" / "nginx.conf").read_text()
+    match = re.search(r"^\s*worker_connections\s+(\d+);", rendered, re.MULTILINE)
+    return int(match.group(1)) if match else 512

@@ -1,0 +1,157 @@
+"""How many wss connections one gevent-websocket worker holds through nginx, what each costs,
+and how fast the worker answers and broadcasts while holding them."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import ssl
+import statistics
+import time
+from dataclasses import dataclass, field
+
+from .. import paths
+from . import stack
+from .settings import BenchSettings
+from .wsproto import WebSocket
+
+CONNECT_TIMEOUT_S = 15.0
+RECEIVE_TIMEOUT_S = 60.0
+# Give up the ramp after this many failed handshakes: a limit was hit, and it is the finding.
+MAX_FAILURES = 20
+
+
+@dataclass
+class WsResult:
+    held: int = 0
+    attempted: int = 0
+    failures: int = 0
+    first_error: str = ""
+    ramp_s: float = 0.0
+    rss_before_kib: int = 0
+    rss_after_kib: int = 0
+    kib_per_connection: float | None = None
+    echo_p50_ms: float | None = None
+    echo_p99_ms: float | None = None
+    broadcast_ms: float | None = None
+    broadcast_runs_ms: list[float] = field(default_factory=list)
+    limits: dict[str, int] = field(default_factory=dict)
+
+
+def percentile(values: list[float], share: float) -> float:
+    """Nearest-rank percentile (``share`` in 0..1) of a non-empty list."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(share * len(ordered)) - 1))]
+
+
+async def _connect(path: str, context: ssl.SSLContext) -> WebSocket:
+    return await asyncio.wait_for(WebSocket.connect(paths.https_port(), path, context), CONNECT_TIMEOUT_S)
+
+
+async def _ramp(settings: BenchSettings, context: ssl.SSLContext, result: WsResult) -> list[WebSocket]:
+    """Open /ws/chat connections in waves until the configured max, the deadline or failures."""
+    held: list[WebSocket] = []
+    started = time.monotonic()
+    deadline = started + settings.ws_ramp_timeout_s
+    while len(held) < settings.ws_max_connections and result.failures < MAX_FAILURES:
+        if time.monotonic() > deadline:
+            result.first_error = (
+                result.first_error or f"ramp deadline ({settings.ws_ramp_timeout_s:g} s) reached"
+            )
+            break
+        wave = min(settings.ws_handshake_concurrency, settings.ws_max_connections - len(held))
+        outcomes = await asyncio.gather(
+            *(_connect("/ws/chat", context) for _ in range(wave)), return_exceptions=True
+        )
+        result.attempted += wave
+        for outcome in outcomes:
+            if isinstance(outcome, WebSocket):
+                held.append(outcome)
+            else:
+                result.failures += 1
+                result.first_error = result.first_error or f"{type(outcome).__name__}: {outcome}"
+    result.ramp_s = round(time.monotonic() - started, 2)
+    return held
+
+
+async def _broadcast(clients: list[WebSocket], token: str) -> tuple[float, int]:
+    """Milliseconds until every other client got ``token`` from the first one, and how many did."""
+    sender, receivers = clients[0], clients[1:]
+
+    async def arrival(client: WebSocket) -> float:
+        while token not in await client.recv_text():
+            pass
+        return time.perf_counter()
+
+    started = time.perf_counter()
+    await sender.send_text(token)
+    arrivals = await asyncio.gather(
+        *(asyncio.wait_for(arrival(c), RECEIVE_TIMEOUT_S) for c in receivers), return_exceptions=True
+    )
+    times = [a for a in arrivals if isinstance(a, float)]
+    return round((max(times, default=started) - started) * 1000, 1), len(times)
+
+
+async def _echo_round_trips(settings: BenchSettings, context: ssl.SSLContext) -> list[float]:
+    clients = await asyncio.gather(*(_connect("/ws/echo", context) for _ in range(settings.ws_echo_clients)))
+
+    async def client_round_trips(client: WebSocket, client_no: int) -> list[float]:
+        samples = []
+        for n in range(settings.ws_echo_messages):
+            text = f"echo {client_no}/{n}"
+            started = time.perf_counter()
+            await client.send_text(text)
+            if await client.recv_text() != text:
+                raise RuntimeError("/ws/echo answered something else than the message sent")
+            samples.append((time.perf_counter() - started) * 1000)
+        return samples
+
+    try:
+        per_client = await asyncio.gather(*(client_round_trips(c, i) for i, c in enumerate(clients)))
+    finally:
+        for client in clients:
+            client.abort()
+    return [sample for samples in per_client for sample in samples]
+
+
+async def _measure(settings: BenchSettings, result: WsResult) -> None:
+    context = ssl.create_default_context(cafile=str(paths.CA))
+    worker = stack.app_worker_pid()
+    result.limits = {
+        "nginx_worker_connections": stack.nginx_worker_connections(),
+        "app_open_files": stack.open_files_limit(worker),
+        "bench_open_files": stack.open_files_limit(os.getpid()),
+    }
+    # Warm the code paths first, so their one-off allocations are not charged to connections.
+    await _echo_round_trips(BenchSettings(ws_echo_clients=2, ws_echo_messages=2), context)
+    await asyncio.sleep(0.5)
+    result.rss_before_kib = stack.rss_kib(worker)
+    clients = await _ramp(settings, context, result)
+    try:
+        await asyncio.sleep(1.0)
+        result.rss_after_kib = stack.rss_kib(worker)
+        if len(clients) < 2:
+            return
+        reached = len(clients) - 1
+        for run in range(settings.ws_broadcasts):
+            elapsed, got = await _broadcast(clients, f"bench broadcast {run}")
+            result.broadcast_runs_ms.append(elapsed)
+            reached = min(reached, got)
+        # Held means proven alive: the sender plus every client that got every broadcast.
+        result.held = 1 + reached
+        result.kib_per_connection = round((result.rss_after_kib - result.rss_before_kib) / len(clients), 1)
+        result.broadcast_ms = statistics.median(result.broadcast_runs_ms)
+        samples = await _echo_round_trips(settings, context)
+        result.echo_p50_ms = round(percentile(samples, 0.50), 2)
+        result.echo_p99_ms = round(percentile(samples, 0.99), 2)
+    finally:
+        for client in clients:
+            with contextlib.suppress(Exception):
+                client.abort()
+
+
+def run(settings: BenchSettings) -> WsResult:
+    result = WsResult()
+    asyncio.run(_measure(settings, result))
+    return result

@@ -1,0 +1,183 @@
+"use strict";
+// The lab page. Everything it finds out is also kept in window.lab, which the browser tests
+// (tests/browser) read, so people and tests look at the same facts.
+const MIB = 1024 * 1024;
+const HASH_SLICE_BYTES = 4 * MIB;
+
+const lab = (window.lab = {
+  request: null,
+  chat: { url: "", events: [], received: [] },
+  upload: null,
+  // crypto.subtle.digest() needs the whole file in memory: above this, hash in slices (sha256.js).
+  webcryptoMaxBytes: 256 * MIB,
+});
+
+const $ = (id) => document.getElementById(id);
+
+function addRow(table, key, value) {
+  const row = table.insertRow();
+  const th = document.createElement("th");
+  th.textContent = key;
+  row.append(th);
+  row.insertCell().textContent = value;
+}
+
+function setVerdict(element, ok, text) {
+  element.className = `verdict ${ok ? "ok" : "bad"}`;
+  element.textContent = text;
+}
+
+// --- what the app sees -------------------------------------------------------------------
+async function showRequest() {
+  const page = `${location.protocol}//${location.host}`;
+  $("page-origin").textContent = page;
+  $("redirect-expect").textContent = page;
+  try {
+    const response = await fetch("/debug/request", { cache: "no-store" });
+    lab.request = await response.json();
+  } catch (error) {
+    setVerdict($("request-verdict"), false, `GET /debug/request failed: ${error}`);
+    return;
+  }
+  const seen = lab.request;
+  for (const key of ["method", "scheme", "host", "url_root", "url", "remote_addr", "request_id"]) {
+    addRow($("request-table"), key, seen[key]);
+  }
+  for (const [name, value] of Object.entries(seen.headers || {})) addRow($("request-headers"), name, value);
+  const same = `${seen.scheme}://${seen.host}` === page;
+  setVerdict(
+    $("request-verdict"),
+    same,
+    same
+      ? `The app sees ${page}, as this page does.`
+      : `The app sees ${seen.scheme}://${seen.host}, this page is ${page}: ` +
+          "check proxy_set_header Host / X-Forwarded-Proto in nginx and ProxyFix in the app.",
+  );
+}
+
+// --- chat on /ws/chat ---------------------------------------------------------------------
+let chat = null;
+
+function chatLine(text, who) {
+  const item = document.createElement("li");
+  item.className = who;
+  item.textContent = text;
+  $("chat-log").append(item);
+  item.scrollIntoView({ block: "nearest" });
+}
+
+function connectChat() {
+  if (chat) chat.close();
+  const url = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws/chat`;
+  const socket = new WebSocket(url);
+  chat = socket;
+  lab.chat = { url, events: [], received: [] };
+  $("chat-url").textContent = url;
+  let openedAt = null;
+  const mark = (state, text, extra = {}) => {
+    if (socket !== chat) return; // a replaced socket's late events
+    lab.chat.events.push({ state, t: performance.now(), ...extra });
+    $("chat-state").dataset.state = state;
+    $("chat-state").textContent = text;
+  };
+  mark("connecting", "connecting…");
+  socket.onopen = () => {
+    openedAt = performance.now();
+    mark("open", "open");
+  };
+  socket.onerror = () => mark("error", "error");
+  socket.onclose = (event) => {
+    const lived = openedAt === null ? "never opened" : `open for ${Math.round(performance.now() - openedAt)} ms`;
+    // Open then closed within moments is the "connects then drops" report (ws-no-flag scenario).
+    mark("closed", `closed, code ${event.code} (${lived})`, { code: event.code, opened: openedAt !== null });
+  };
+  socket.onmessage = (event) => {
+    const message = JSON.parse(event.data);
+    lab.chat.received.push(message);
+    chatLine(`#${message.from}: ${message.msg}`, "them");
+  };
+}
+
+function sendChat(event) {
+  event.preventDefault();
+  const text = $("chat-input").value;
+  if (!text) return;
+  if (!chat || chat.readyState !== WebSocket.OPEN) {
+    chatLine(`(not sent, the socket is ${$("chat-state").textContent})`, "me");
+    return;
+  }
+  chat.send(text);
+  chatLine(`me: ${text}`, "me");
+  $("chat-input").value = "";
+}
+
+// --- upload with a progress bar and both hashes -------------------------------------------
+const toHex = (buffer) => Array.from(new Uint8Array(buffer), (b) => b.toString(16).padStart(2, "0")).join("");
+
+async function browserSha256(file) {
+  if (file.size <= lab.webcryptoMaxBytes) {
+    return { how: "WebCrypto", hex: toHex(await crypto.subtle.digest("SHA-256", await file.arrayBuffer())) };
+  }
+  const digest = new Sha256();
+  for (let offset = 0; offset < file.size; offset += HASH_SLICE_BYTES) {
+    digest.update(new Uint8Array(await file.slice(offset, offset + HASH_SLICE_BYTES).arrayBuffer()));
+  }
+  return { how: `sha256.js, ${HASH_SLICE_BYTES / MIB} MiB slices`, hex: digest.hex() };
+}
+
+function showProgress(loaded, total) {
+  $("upload-progress").value = total ? loaded / total : 0;
+  $("upload-percent").textContent = `${(loaded / MIB).toFixed(1)} of ${(total / MIB).toFixed(1)} MiB`;
+}
+
+function postFile(file) {
+  // XMLHttpRequest, not fetch: only it reports upload progress.
+  return new Promise((resolve) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open("POST", "/upload");
+    xhr.upload.onprogress = (event) => showProgress(event.loaded, event.total);
+    xhr.onload = () => {
+      let body = null;
+      try {
+        body = JSON.parse(xhr.responseText);
+      } catch {
+        body = { msg: `not JSON: ${xhr.responseText.slice(0, 200)}` };
+      }
+      resolve({ status: xhr.status, body });
+    };
+    xhr.onerror = () => resolve({ status: 0, body: { msg: "the connection failed (reset? see `make logs`)" } });
+    const form = new FormData();
+    form.append("file", file);
+    xhr.send(form);
+  });
+}
+
+async function upload(event) {
+  event.preventDefault();
+  const file = $("upload-file").files[0];
+  if (!file) return;
+  lab.upload = { state: "uploading", name: file.name, size: file.size };
+  for (const id of ["sha-server", "sha-browser", "upload-verdict"]) $(id).textContent = "…";
+  showProgress(0, file.size);
+  const [answer, hashed] = await Promise.all([postFile(file), browserSha256(file)]);
+  const server = answer.body || {};
+  $("sha-server").textContent = server.sha256 || `HTTP ${answer.status}: ${server.msg}`;
+  $("sha-browser").textContent = `${hashed.hex} (${hashed.how})`;
+  const match = answer.status === 201 && server.sha256 === hashed.hex && server.size === file.size;
+  lab.upload = { state: "done", status: answer.status, server, browser: hashed.hex, match };
+  setVerdict(
+    $("upload-verdict"),
+    match,
+    match
+      ? `${server.name}: ${file.size} bytes arrived intact (the hashes match).`
+      : answer.status === 201
+        ? `MISMATCH: the server stored ${server.size} bytes with another sha256 than the ${file.size} sent.`
+        : `Upload failed, HTTP ${answer.status}: ${server.msg}`,
+  );
+}
+
+$("chat-connect").addEventListener("click", connectChat);
+$("chat-form").addEventListener("submit", sendChat);
+$("upload-form").addEventListener("submit", upload);
+showRequest();
+connectChat();

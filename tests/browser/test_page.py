@@ -1,0 +1,38 @@
+"""The lab page loads over verified https and sees the same origin as the app does."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from support.chromium import Chromium, Page
+from support.lab import Lab
+
+
+def test_page_loads_over_https_with_the_public_host_and_port(
+    lab: Lab, open_lab_page: Callable[[], Page], state_shot
+):
+    page = open_lab_page()
+    assert page.url() == lab.url + "/", f"the browser ended on {page.url()}, not the lab's own URL"
+    seen = page.evaluate("lab.request")
+    assert (seen["scheme"], seen["host"]) == ("https", lab.host), (
+        f"through the browser the app saw {seen['scheme']}://{seen['host']}, not https://{lab.host}: "
+        "check proxy_set_header Host $http_host and X-Forwarded-Proto, and ProxyFix in the app"
+    )
+    assert seen["url_root"] == lab.url + "/", seen
+    verdict = page.evaluate("document.getElementById('request-verdict').className")
+    assert verdict == "verdict ok", (
+        f"the page itself reports a mismatch: {page.evaluate('document.body.innerText')}"
+    )
+    state_shot(page, "loaded")
+
+
+def test_a_browser_without_the_lab_ca_refuses_the_page(lab: Lab, tmp_path_factory: pytest.TempPathFactory):
+    # The suite's trust comes from its NSS database alone: with an empty one the same load fails.
+    untrusting = Chromium(tmp_path_factory.mktemp("no-ca"), ca=None)
+    try:
+        with pytest.raises(AssertionError, match="ERR_CERT_AUTHORITY_INVALID"):
+            untrusting.new_page().goto(lab.url + "/")
+    finally:
+        untrusting.close()

@@ -1,0 +1,1 @@
+"""Symptom checks of the scenario catalogue (nginx/scenarios/), shared by pytest and scripts/lab."""

@@ -1,0 +1,89 @@
+"""scripts/nginx-ctl.sh render: the one renderer both modes use (no nginx needed)."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from labctl import paths
+
+RENDER_ENV = {
+    "LAB_NGINX_SRC": str(paths.NGINX_SRC),
+    "LAB_NGINX_PREFIX": "/nonexistent",
+    "LAB_UPSTREAM": "127.0.0.1:8123",
+    "LAB_HTTPS_PORT": "9443",
+    "LAB_UPLOAD_DIR": "/srv/up",
+}
+
+
+def render(out: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["sh", str(paths.SCRIPTS / "nginx-ctl.sh"), "render", str(out)],
+        env={"PATH": os.environ["PATH"], **RENDER_ENV, **env},
+        capture_output=True,
+        text=True,
+    )
+
+
+def conf_text(directory: Path) -> str:
+    return "\n".join(p.read_text() for p in sorted(directory.rglob("*.conf")))
+
+
+def test_every_placeholder_is_rendered(tmp_path):
+    assert render(tmp_path / "out").returncode == 0
+    text = conf_text(tmp_path / "out")
+    assert not re.search(r"\{\{LAB_[A-Z_]+\}\}", text)
+    assert "server 127.0.0.1:8123 max_fails=0;" in text
+    assert "listen 9443 ssl http2" in text
+    assert "https://$host:9443$request_uri" in text
+    assert "alias /srv/up/;" in text
+    assert not (tmp_path / "out" / "scenarios").exists()
+
+
+def test_a_scenario_replaces_files_of_the_same_path(tmp_path):
+    source = tmp_path / "nginx"
+    shutil.copytree(paths.NGINX_SRC, source)
+    scenario = source / "scenarios" / "demo" / "snippets"
+    scenario.mkdir(parents=True)
+    (scenario / "https-redirect.conf").write_text("return 301 https://$host$request_uri;\n")
+    (scenario.parent / "README.md").write_text("not config\n")
+    result = render(tmp_path / "out", LAB_NGINX_SRC=str(source), LAB_SCENARIO="demo")
+    assert result.returncode == 0, result.stderr
+    redirect = (tmp_path / "out" / "snippets" / "https-redirect.conf").read_text()
+    assert redirect == "return 301 https://$host$request_uri;\n"
+    assert not (tmp_path / "out" / "README.md").exists()
+
+
+def test_an_unknown_scenario_is_an_error(tmp_path):
+    result = render(tmp_path / "out", LAB_SCENARIO="no-such-scenario")
+    assert result.returncode == 2
+    assert "no scenario 'no-such-scenario'" in result.stderr
+
+
+@pytest.mark.skipif(shutil.which("nginx") is None and not Path("/usr/sbin/nginx").exists(), reason="no nginx")
+def test_the_rendered_baseline_passes_nginx_t(tmp_path):
+    prefix = tmp_path / "prefix"
+    for sub in ("logs", "run", "tmp"):
+        (prefix / sub).mkdir(parents=True)
+    certs = tmp_path / "certs"
+    subprocess.run(["sh", str(paths.SCRIPTS / "certs.sh"), str(certs)], check=True, capture_output=True)
+    rendered = render(
+        prefix / "conf",
+        LAB_CERT_DIR=str(certs),
+        LAB_NGINX_PREFIX=str(prefix),
+        LAB_NGINX_USER=getpass.getuser(),
+    )
+    assert rendered.returncode == 0, rendered.stderr
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    result = subprocess.run(
+        [nginx, "-t", "-p", f"{prefix}/", "-e", "logs/error.log", "-c", str(prefix / "conf" / "nginx.conf")],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
