@@ -26,7 +26,7 @@ unit-test:
 	$(LAB) unit-test
 reliability-test: ## faults under load, bad input, TLS (on the native stack; starts one if none)
 	$(LAB) reliability-test
-test:             ## everything CI runs: unit, native stack + integration, then down
+test:             ## unit; native stack: integration, reliability, browser; scenario matrix; then down
 	$(LAB) test
 reload:           ## nginx -t then reload, in the running stack (either mode)
 	$(LAB) reload
