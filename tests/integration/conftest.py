@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import time
+import uuid
+from pathlib import Path
 
 import pytest
 import requests
 
+from labctl import paths
 from support.lab import MIB, Lab, lab_from_env
 
 
@@ -33,3 +39,47 @@ def http(lab: Lab) -> requests.Session:
 def big_upload_bytes() -> int:
     """Size of the big-upload tests (LAB_TEST_UPLOAD_MB, default 256 MiB)."""
     return int(os.environ.get("LAB_TEST_UPLOAD_MB", "256")) * MIB
+
+
+class EditedNginx:
+    """A copy of nginx/ (LAB_NGINX_SRC) the running native stack can be reloaded from."""
+
+    def __init__(self, lab: Lab, copy: Path) -> None:
+        self.lab = lab
+        self.copy = copy
+
+    def append(self, relative: str, text: str) -> None:
+        with (self.copy / relative).open("a") as conf:
+            conf.write(text)
+
+    def reload(self, source: Path | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(paths.SCRIPTS / "lab"), "reload"],
+            env={**os.environ, "LAB_NGINX_SRC": str(source or self.copy)},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    def reload_and_wait(self) -> None:
+        """Reload from the copy and return once new workers answer with it (reloads are async)."""
+        token = uuid.uuid4().hex
+        self.append("snippets/proxy.conf", f"add_header X-Reload-Probe {token} always;\n")
+        result = self.reload()
+        assert result.returncode == 0, result.stderr
+        for _ in range(50):
+            with self.lab.session() as fresh:  # a new connection lands on a new worker
+                if fresh.get(self.lab.url + "/healthz").headers.get("X-Reload-Probe") == token:
+                    return
+            time.sleep(0.1)
+        pytest.fail("the edited config was not in force 5 s after `make reload`")
+
+
+@pytest.fixture
+def edited_nginx(lab: Lab, tmp_path: Path):
+    if paths.running_mode() != "native":
+        pytest.skip("drives the native stack's nginx; tests/compose covers reload in containers")
+    edited = EditedNginx(lab, tmp_path / "nginx")
+    shutil.copytree(paths.NGINX_SRC, edited.copy)
+    yield edited
+    edited.reload(paths.NGINX_SRC)  # leave the stack on the repository's config
