@@ -35,6 +35,27 @@ def http(lab: Lab) -> requests.Session:
         yield session
 
 
+@pytest.fixture
+def remove_after(lab: Lab, http: requests.Session):
+    """``remove_after(name)``: DELETE that upload when the test ends (the suite uploads hundreds of MiB)."""
+    names: list[str] = []
+    yield names.append
+    for name in names:
+        http.delete(f"{lab.url}/files/{name}")
+
+
+@pytest.fixture
+def upload_name(remove_after):
+    """``upload_name("x.bin")``: a name no other run uses, DELETEd when the test ends."""
+
+    def make(suffix: str) -> str:
+        name = f"{uuid.uuid4().hex[:8]}-{suffix}"
+        remove_after(name)
+        return name
+
+    return make
+
+
 @pytest.fixture(scope="session")
 def big_upload_bytes() -> int:
     """Size of the big-upload tests (LAB_TEST_UPLOAD_MB, default 256 MiB)."""

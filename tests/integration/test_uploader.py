@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import uuid
 from pathlib import Path
 
 import pytest
@@ -37,9 +36,9 @@ def big_file(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     return path, pattern_file(path, UPLOADER_MB * MIB, seed=b"uploader")
 
 
-def test_uploader_streams_and_verifies_a_big_file(lab: Lab, http, big_file: tuple[Path, str]):
+def test_uploader_streams_and_verifies_a_big_file(lab: Lab, http, big_file: tuple[Path, str], upload_name):
     path, sha256 = big_file
-    name = f"{uuid.uuid4().hex[:8]}-uploader.bin"
+    name = upload_name("uploader.bin")
     result = run_uploader(lab, str(path), "--name", name)
     assert result.returncode == 0, f"the uploader failed ({result.returncode}): {result.stderr[-1500:]}"
     assert json.loads(result.stdout) == {"name": name, "size": UPLOADER_MB * MIB, "sha256": sha256}

@@ -10,31 +10,22 @@ from labctl import hints
 from support.lab import MIB, PatternBody, assert_json_error, multipart_chunks, sha256_of_response
 
 
-def unique(name: str) -> str:
-    return f"{uuid.uuid4().hex[:8]}-{name}"
-
-
 def assert_stored(lab, http, name: str, body: PatternBody, response) -> None:
     assert response.status_code == 201, (
         f"{response.status_code} {response.text[:300]}: {hints.UPLOAD_STREAMING}"
     )
     stored = response.json()
     assert stored == {"name": name, "size": body.size, "sha256": body.sha256}, hints.UPLOAD_STREAMING
-    try:
-        download = http.get(lab.url + f"/files/{name}", stream=True)
-        assert download.status_code == 200
-        assert int(download.headers["Content-Length"]) == body.size
-        assert sha256_of_response(download) == (body.size, body.sha256), (
-            "the download differs from the upload"
-        )
-    finally:
-        http.delete(lab.url + f"/files/{name}")
+    download = http.get(lab.url + f"/files/{name}", stream=True)
+    assert download.status_code == 200
+    assert int(download.headers["Content-Length"]) == body.size
+    assert sha256_of_response(download) == (body.size, body.sha256), "the download differs from the upload"
 
 
 @pytest.mark.slow
-def test_big_multipart_upload(lab, http, big_upload_bytes):
+def test_big_multipart_upload(lab, http, big_upload_bytes, upload_name):
     name, body, boundary = (
-        unique("multipart.bin"),
+        upload_name("multipart.bin"),
         PatternBody(big_upload_bytes, b"multipart"),
         uuid.uuid4().hex,
     )
@@ -47,22 +38,22 @@ def test_big_multipart_upload(lab, http, big_upload_bytes):
 
 
 @pytest.mark.slow
-def test_big_raw_put_with_content_length(lab, http, big_upload_bytes):
-    name, body = unique("raw.bin"), PatternBody(big_upload_bytes, b"raw")
+def test_big_raw_put_with_content_length(lab, http, big_upload_bytes, upload_name):
+    name, body = upload_name("raw.bin"), PatternBody(big_upload_bytes, b"raw")
     response = http.put(lab.url + f"/upload/{name}", data=body)
     assert_stored(lab, http, name, body, response)
 
 
 @pytest.mark.slow
-def test_big_raw_put_chunked(lab, http, big_upload_bytes):
-    name, body = unique("chunked.bin"), PatternBody(big_upload_bytes, b"chunked")
+def test_big_raw_put_chunked(lab, http, big_upload_bytes, upload_name):
+    name, body = upload_name("chunked.bin"), PatternBody(big_upload_bytes, b"chunked")
     response = http.put(lab.url + f"/upload/{name}", data=body.chunks())  # a generator: chunked
     assert response.request.headers.get("Transfer-Encoding") == "chunked"
     assert_stored(lab, http, name, body, response)
 
 
-def test_download_supports_ranges(lab, http):
-    name, body = unique("ranged.bin"), PatternBody(3 * MIB, b"ranged")
+def test_download_supports_ranges(lab, http, upload_name):
+    name, body = upload_name("ranged.bin"), PatternBody(3 * MIB, b"ranged")
     assert http.put(lab.url + f"/upload/{name}", data=body).status_code == 201
     whole = http.get(lab.url + f"/files/{name}").content
     part = http.get(lab.url + f"/files/{name}", headers={"Range": "bytes=1000-1999"})
@@ -71,9 +62,9 @@ def test_download_supports_ranges(lab, http):
     assert part.headers["Content-Range"] == f"bytes 1000-1999/{3 * MIB}"
 
 
-def test_declared_body_over_the_limit_is_413_and_leaves_no_file(lab, http):
+def test_declared_body_over_the_limit_is_413_and_leaves_no_file(lab, http, upload_name):
     limit_mb = http.get(lab.url + "/debug/settings").json()["max_upload_mb"]
-    name = unique("too-big.bin")
+    name = upload_name("too-big.bin")
     response = http.put(
         lab.url + f"/upload/{name}", headers={"Content-Length": str(limit_mb * MIB + 1)}, data=b""
     )
@@ -82,9 +73,9 @@ def test_declared_body_over_the_limit_is_413_and_leaves_no_file(lab, http):
 
 
 @pytest.mark.slow
-def test_chunked_body_over_the_limit_is_413_and_leaves_no_file(lab, http):
+def test_chunked_body_over_the_limit_is_413_and_leaves_no_file(lab, http, upload_name):
     limit_mb = http.get(lab.url + "/debug/settings").json()["max_upload_mb"]
-    name, body = unique("too-big-chunked.bin"), PatternBody(limit_mb * MIB + MIB, b"over")
+    name, body = upload_name("too-big-chunked.bin"), PatternBody(limit_mb * MIB + MIB, b"over")
     try:
         response = http.put(lab.url + f"/upload/{name}", data=body.chunks())
     except (ConnectionError, OSError) as error:  # nginx may close while the client still sends
