@@ -2,12 +2,12 @@
 by `make doctor`, so both name the same nginx or app line."""
 
 HOST_DROPS_PORT = (
-    "Location lost the port: `proxy_set_header Host $host` drops it; use `$http_host` "
-    "(or `$host:$server_port`)"
+    "Location lost the port: `proxy_set_header Host $host` drops it; send `$host:<public port>` "
+    "(the client's raw `$http_host` keeps the port but lets a forged Host through)"
 )
 UPSTREAM_HOST = (
     "the app saw the upstream's name as Host: nginx sends the proxy_pass host when no "
-    "`proxy_set_header Host` is set; add `proxy_set_header Host $http_host`"
+    "`proxy_set_header Host` is set; add `proxy_set_header Host $host:<public port>`"
 )
 SCHEME_LOST = (
     "the app built an http:// URL behind TLS: nginx must send `X-Forwarded-Proto $scheme` and the "

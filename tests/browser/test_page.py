@@ -18,7 +18,7 @@ def test_page_loads_over_https_with_the_public_host_and_port(
     seen = page.evaluate("lab.request")
     assert (seen["scheme"], seen["host"]) == ("https", lab.host), (
         f"through the browser the app saw {seen['scheme']}://{seen['host']}, not https://{lab.host}: "
-        "check proxy_set_header Host $http_host and X-Forwarded-Proto, and ProxyFix in the app"
+        "check proxy_set_header Host $host:<public port> and X-Forwarded-Proto, and ProxyFix in the app"
     )
     assert seen["url_root"] == lab.url + "/", seen
     verdict = page.evaluate("document.getElementById('request-verdict').className")

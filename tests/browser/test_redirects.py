@@ -30,7 +30,7 @@ def test_redirect_link_ends_on_the_lab_origin(
     )
     assert page.url() == lab.url + destination, (
         f"following {href} ended on {page.url()}, not {lab.url}{destination}: the Location lost the "
-        "scheme or port (proxy_set_header Host $http_host, X-Forwarded-Proto/Port, ProxyFix)"
+        "scheme or port (proxy_set_header Host $host:<public port>, X-Forwarded-Proto/Port, ProxyFix)"
     )
     if destination == "/landing":
         landing = json.loads(page.evaluate("document.body.innerText"))

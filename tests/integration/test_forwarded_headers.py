@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import time
 
 import pytest
@@ -61,3 +62,20 @@ def test_unknown_host_is_refused_and_never_reflected(lab, http, host):
     assert response.status_code == 421, f"Host {host!r} was served: the default server must refuse it"
     assert "Location" not in response.headers
     assert host not in response.text
+
+
+def test_a_forged_host_behind_an_absolute_request_line_never_reaches_location(lab):
+    # nginx picks the server by the request line's host, while $http_host is still the raw
+    # Host header: only $host (what matched server_name) is safe to build URLs from.
+    request = f"GET {lab.url}/redirect/external HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n"
+    host, port = lab.host.rsplit(":", 1)
+    with (
+        socket.create_connection((host, int(port)), timeout=10) as raw,
+        lab.ssl_context().wrap_socket(raw, server_hostname=host) as tls,
+    ):
+        tls.sendall(request.encode())
+        head = b"".join(iter(lambda: tls.recv(65536), b"")).split(b"\r\n\r\n", 1)[0].decode()
+    assert "evil.example" not in head, (
+        f"the forged Host reached the response: {head!r}. {hints.HOST_DROPS_PORT}"
+    )
+    assert f"Location: {lab.url}/landing" in head, head
