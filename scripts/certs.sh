@@ -17,12 +17,20 @@ umask 077
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-openssl ecparam -name prime256v1 -genkey -noout -out "$work/ca-key.pem"
-openssl req -x509 -new -key "$work/ca-key.pem" -sha256 -days 3650 \
-    -subj "/O=proxylab/CN=proxylab local CA" \
-    -addext "basicConstraints=critical,CA:TRUE,pathlen:0" \
-    -addext "keyUsage=critical,keyCertSign,cRLSign" \
-    -out "$work/ca.pem"
+# A CA valid for 30 more days is kept: clients and browsers that trust ca.pem keep working
+# when only the server certificate (397 days) is renewed.
+if [ -s ca.pem ] && [ -s ca-key.pem ] && openssl x509 -checkend 2592000 -noout -in ca.pem >/dev/null 2>&1; then
+    cp ca.pem ca-key.pem "$work/"
+    made="server certificate renewed"
+else
+    openssl ecparam -name prime256v1 -genkey -noout -out "$work/ca-key.pem"
+    openssl req -x509 -new -key "$work/ca-key.pem" -sha256 -days 3650 \
+        -subj "/O=proxylab/CN=proxylab local CA" \
+        -addext "basicConstraints=critical,CA:TRUE,pathlen:0" \
+        -addext "keyUsage=critical,keyCertSign,cRLSign" \
+        -out "$work/ca.pem"
+    made="new CA at $dir/ca.pem"
+fi
 
 openssl ecparam -name prime256v1 -genkey -noout -out "$work/server-key.pem"
 openssl req -new -key "$work/server-key.pem" -subj "/O=proxylab/CN=localhost" -out "$work/server.csr"
@@ -40,4 +48,4 @@ openssl x509 -req -in "$work/server.csr" -CA "$work/ca.pem" -CAkey "$work/ca-key
 chmod 644 "$work/ca.pem" "$work/server.pem"
 chmod 600 "$work/ca-key.pem" "$work/server-key.pem"
 mv "$work/ca-key.pem" "$work/server-key.pem" "$work/ca.pem" "$work/server.pem" .
-echo "certs: new CA at $dir/ca.pem"
+echo "certs: $made"

@@ -3,6 +3,7 @@ from .venv on loopback. Same nginx files and same URLs as compose mode; starts i
 
 from __future__ import annotations
 
+import contextlib
 import os
 import resource
 import signal
@@ -39,13 +40,19 @@ def _port_free(port: int) -> bool:
     return True
 
 
-def _read_pid(path) -> int | None:
+def _read_pid(path: Path, marker: str) -> int | None:
+    """The pid in ``path`` if that process is still ours: after a crash or a reboot the number
+    may belong to any other process, and down() runs as root in CI."""
     try:
         pid = int(path.read_text().strip())
         os.kill(pid, 0)
-        return pid
     except (OSError, ValueError):
         return None
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return pid  # no /proc (not Linux): being alive is all we can check
+    return pid if marker in command else None
 
 
 def app_env() -> dict[str, str]:
@@ -101,9 +108,10 @@ def up() -> None:
     app = start_gunicorn()
     try:
         wait_healthy(f"http://127.0.0.1:{paths.app_port()}/healthz", None, 30, lambda: app.poll() is None)
-        nginxctl.run("start")
+        nginx_env = nginxctl.native_env()
+        nginxctl.run("start", env=nginx_env)
+        nginxctl.save_started_env(nginx_env)
         paths.MODE_FILE.write_text("native\n")
-        paths.SCENARIO_FILE.write_text(paths.scenario() + "\n")
         wait_healthy(f"https://localhost:{paths.https_port()}/healthz", paths.CA, 15)
     except (RuntimeError, subprocess.CalledProcessError) as error:
         down(quiet=True)
@@ -136,7 +144,8 @@ def _stop(pid: int | None, sig: signal.Signals, wait_s: float) -> None:
         if _exited(pid):
             return
         time.sleep(0.05)
-    os.kill(pid, signal.SIGKILL)
+    with contextlib.suppress(ProcessLookupError):  # it may exit between the last look and now
+        os.kill(pid, signal.SIGKILL)
 
 
 def _exited(pid: int) -> bool:
@@ -163,10 +172,12 @@ def _is_zombie(pid: int) -> bool:
 
 
 def down(quiet: bool = False) -> None:
-    nginx_pid, app_pid = _read_pid(NGINX_PID), _read_pid(GUNICORN_PID)
-    # SIGTERM is a fast shutdown for both: open websockets are closed rather than waited for.
+    nginx_pid = _read_pid(NGINX_PID, str(paths.NGINX_PREFIX))
+    app_pid = _read_pid(GUNICORN_PID, str(paths.APP_DIR / "gunicorn.conf.py"))
+    # The fast shutdowns: TERM for nginx, QUIT for gunicorn (its TERM is the graceful stop, which
+    # waits graceful_timeout for open websockets).
     _stop(nginx_pid, signal.SIGTERM, 10)
-    _stop(app_pid, signal.SIGTERM, 15)
+    _stop(app_pid, signal.SIGQUIT, 15)
     if paths.running_mode() == "native":
         paths.MODE_FILE.unlink()
     if not quiet:
@@ -174,13 +185,13 @@ def down(quiet: bool = False) -> None:
 
 
 def reload() -> int:
-    scenario = paths.scenario_for_reload()
-    print(f"lab: reloading nginx with config: {scenario or 'baseline'}", flush=True)
-    return nginxctl.run("reload", check=False, scenario=scenario).returncode
+    env = nginxctl.running_env()
+    print(f"lab: reloading nginx with config: {env['LAB_SCENARIO'] or 'baseline'}", flush=True)
+    return nginxctl.run("reload", env=env, check=False).returncode
 
 
 def dump_config() -> str:
-    result = nginxctl.run("dump", check=False, capture=True)
+    result = nginxctl.run("dump", env=nginxctl.running_env(), check=False, capture=True)
     return result.stdout + result.stderr
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import json
 import os
 import shutil
 import socket
@@ -42,7 +43,7 @@ def loopback_listen(port: int) -> str:
     return f"127.0.0.1:{port} [::1]:{port}" if _ipv6_loopback() else f"127.0.0.1:{port}"
 
 
-def native_env(scenario: str | None = None) -> dict[str, str]:
+def native_env() -> dict[str, str]:
     binary = nginx_binary()
     if binary is None:
         raise SystemExit(INSTALL_HINT)
@@ -62,16 +63,35 @@ def native_env(scenario: str | None = None) -> dict[str, str]:
         "LAB_UPLOAD_DIR": str(paths.UPLOADS),
         "LAB_CERT_DIR": str(paths.CERTS),
         "LAB_NGINX_USER": getpass.getuser(),
-        "LAB_SCENARIO": paths.scenario() if scenario is None else scenario,
+        "LAB_SCENARIO": paths.scenario(),
     }
 
 
+def save_started_env(env: dict[str, str]) -> None:
+    """Remember what the running stack was rendered with: `make reload` renders the same."""
+    paths.STARTED_ENV.write_text(json.dumps({k: v for k, v in env.items() if k.startswith("LAB_")}, indent=1))
+
+
+def reload_env(environ: dict[str, str], started: dict[str, str]) -> dict[str, str]:
+    """The started stack's values (ports, upstream, upload limit...), so a reload from another
+    shell cannot move them; only the nginx source dir and an explicit LAB_SCENARIO are taken now."""
+    env = {**environ, **started, "LAB_NGINX_SRC": str(paths.NGINX_SRC)}
+    if "LAB_SCENARIO" in environ:
+        env["LAB_SCENARIO"] = environ["LAB_SCENARIO"].strip()
+    return env
+
+
+def running_env() -> dict[str, str]:
+    started = json.loads(paths.STARTED_ENV.read_text()) if paths.STARTED_ENV.is_file() else {}
+    return reload_env(dict(os.environ), started) if started else native_env()
+
+
 def run(
-    *args: str, check: bool = True, capture: bool = False, scenario: str | None = None
+    *args: str, env: dict[str, str], check: bool = True, capture: bool = False
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         ["sh", str(paths.SCRIPTS / "nginx-ctl.sh"), *args],
-        env=native_env(scenario),
+        env=env,
         check=check,
         text=True,
         capture_output=capture,

@@ -14,8 +14,8 @@ RUN = LAB / "run"
 UPLOADS = LAB / "uploads"
 NGINX_PREFIX = LAB / "nginx"
 MODE_FILE = RUN / "mode"
-# The scenario the running stack was started with: `make reload` keeps it unless LAB_SCENARIO is set.
-SCENARIO_FILE = RUN / "scenario"
+# The LAB_* values the running native stack's nginx config was rendered with (`make reload`).
+STARTED_ENV = RUN / "nginx-env.json"
 # Overridable so a test (or a user) can render an edited copy without touching nginx/.
 NGINX_SRC = Path(os.environ.get("LAB_NGINX_SRC", str(ROOT / "nginx")))
 SCENARIOS = NGINX_SRC / "scenarios"
@@ -47,13 +47,6 @@ def lab_ca() -> Path:
 
 def scenario() -> str:
     return os.environ.get("LAB_SCENARIO", "").strip()
-
-
-def scenario_for_reload() -> str:
-    """LAB_SCENARIO when given, else the running stack's own (so a reload never switches it)."""
-    if "LAB_SCENARIO" in os.environ:
-        return scenario()
-    return SCENARIO_FILE.read_text().strip() if SCENARIO_FILE.is_file() else ""
 
 
 def running_mode() -> str | None:

@@ -25,24 +25,22 @@ def test_native_env_points_nginx_at_the_keepalive_pool(monkeypatch):
     assert env["LAB_PROXY_TARGET"] == "lab_app"
 
 
+STARTED = {"LAB_UPSTREAM": "127.0.0.1:8001", "LAB_MAX_UPLOAD_MB": "512", "LAB_SCENARIO": "host-drops-port"}
+
+
 @pytest.mark.parametrize(
-    ("env", "recorded", "expected"),
+    ("environ", "scenario"),
     [
-        (None, "host-drops-port", "host-drops-port"),  # `make reload` keeps the running scenario
-        ("", "host-drops-port", ""),  # LAB_SCENARIO= explicitly: back to the baseline
-        ("scheme-lost", "host-drops-port", "scheme-lost"),
-        (None, None, ""),
+        ({}, "host-drops-port"),  # `make reload` keeps the running scenario
+        ({"LAB_SCENARIO": ""}, ""),  # LAB_SCENARIO= explicitly: back to the baseline
+        ({"LAB_SCENARIO": "scheme-lost"}, "scheme-lost"),
     ],
 )
-def test_reload_keeps_the_running_scenario_unless_told(monkeypatch, tmp_path, env, recorded, expected):
-    from labctl import paths
-
-    record = tmp_path / "scenario"
-    if recorded is not None:
-        record.write_text(recorded + "\n")
-    monkeypatch.setattr(paths, "SCENARIO_FILE", record)
-    if env is None:
-        monkeypatch.delenv("LAB_SCENARIO", raising=False)
-    else:
-        monkeypatch.setenv("LAB_SCENARIO", env)
-    assert paths.scenario_for_reload() == expected
+def test_reload_renders_what_the_stack_started_with(environ, scenario):
+    # A shell with other LAB_APP_PORT / LAB_MAX_UPLOAD_MB values must not move the running stack.
+    env = nginxctl.reload_env(
+        {**environ, "LAB_UPSTREAM": "127.0.0.1:8000", "LAB_MAX_UPLOAD_MB": "4096"}, STARTED
+    )
+    assert env["LAB_UPSTREAM"] == "127.0.0.1:8001"
+    assert env["LAB_MAX_UPLOAD_MB"] == "512"
+    assert env["LAB_SCENARIO"] == scenario
