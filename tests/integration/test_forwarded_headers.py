@@ -20,6 +20,13 @@ FORGED = [
     {"X-Real-IP": "6.6.6.6"},
     {"X-Request-ID": "forged-id"},
     {"Forwarded": "for=6.6.6.6;proto=http;host=evil.example"},
+    {"X-Forwarded-Prefix": "/evil"},
+    {
+        "X-Forwarded-For": "6.6.6.6",
+        "X-Forwarded-Proto": "http",
+        "X-Forwarded-Host": "evil.example",
+        "X-Forwarded-Port": "1",
+    },
 ]
 
 
@@ -31,6 +38,9 @@ def test_app_sees_the_real_request(lab, http, forged):
     assert seen["url_root"] == lab.url + "/"
     assert seen["remote_addr"] not in {"6.6.6.6", "7.7.7.7"}, f"{seen['remote_addr']!r}: {hints.XFF_SPOOFING}"
     assert seen["request_id"] != "forged-id", hints.REQUEST_ID
+    redirect = http.get(lab.url + "/redirect/external", headers=forged, allow_redirects=False)
+    location = redirect.headers["Location"]
+    assert location == lab.url + "/landing", f"a forged header reached a Location: {location}"
 
 
 def test_remote_addr_is_the_client_not_nginx_or_a_forgery(lab, http):

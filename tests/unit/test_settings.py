@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import runpy
 from pathlib import Path
 
@@ -29,9 +30,17 @@ def test_gunicorn_conf_applies_a_scenario_env_file(monkeypatch, tmp_path):
     (tmp_path / "demo" / "app.env").write_text(
         "# comment\nGUNICORN_WORKER_CLASS=sync\nLAB_FIX_DRAIN_BODY=0\n"
     )
-    monkeypatch.setenv("LAB_SCENARIOS_DIR", str(tmp_path))
-    monkeypatch.setenv("LAB_SCENARIO", "demo")
-    monkeypatch.delenv("GUNICORN_WORKER_CLASS", raising=False)
-    monkeypatch.delenv("LAB_FIX_DRAIN_BODY", raising=False)
+    # gunicorn.conf.py writes os.environ itself: give it a copy, or its values outlive the test.
+    environ = {
+        k: v for k, v in os.environ.items() if k not in {"GUNICORN_WORKER_CLASS", "LAB_FIX_DRAIN_BODY"}
+    }
+    monkeypatch.setattr(
+        os, "environ", {**environ, "LAB_SCENARIOS_DIR": str(tmp_path), "LAB_SCENARIO": "demo"}
+    )
     assert runpy.run_path(str(GUNICORN_CONF))["worker_class"] == "sync"
     assert LabSettings.from_env().fix_drain_body is False
+
+
+def test_the_scenario_env_did_not_leak_into_this_process():
+    assert os.environ.get("GUNICORN_WORKER_CLASS") != "sync"
+    assert os.environ.get("LAB_FIX_DRAIN_BODY") != "0"
