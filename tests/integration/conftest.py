@@ -62,6 +62,9 @@ def big_upload_bytes() -> int:
     return int(os.environ.get("LAB_TEST_UPLOAD_MB", "256")) * MIB
 
 
+PROBE = "X-Reload-Probe"
+
+
 class EditedNginx:
     """A copy of nginx/ (LAB_NGINX_SRC) the running native stack can be reloaded from."""
 
@@ -85,15 +88,23 @@ class EditedNginx:
     def reload_and_wait(self) -> None:
         """Reload from the copy and return once new workers answer with it (reloads are async)."""
         token = uuid.uuid4().hex
-        self.append("snippets/proxy.conf", f"add_header X-Reload-Probe {token} always;\n")
+        self.append("snippets/proxy.conf", f"add_header {PROBE} {token} always;\n")
         result = self.reload()
         assert result.returncode == 0, result.stderr
+        self.wait_for_probe(token)
+
+    def restore(self) -> None:
+        """Back to the repository's config, waiting until no worker answers with the copy's."""
+        self.reload(paths.NGINX_SRC)
+        self.wait_for_probe(None)
+
+    def wait_for_probe(self, token: str | None) -> None:
         for _ in range(50):
             with self.lab.session() as fresh:  # a new connection lands on a new worker
-                if fresh.get(self.lab.url + "/healthz").headers.get("X-Reload-Probe") == token:
+                if fresh.get(self.lab.url + "/healthz").headers.get(PROBE) == token:
                     return
             time.sleep(0.1)
-        pytest.fail("the edited config was not in force 5 s after `make reload`")
+        pytest.fail(f"5 s after `make reload`, {PROBE} was still not {token!r}")
 
 
 @pytest.fixture
@@ -103,4 +114,4 @@ def edited_nginx(lab: Lab, tmp_path: Path):
     edited = EditedNginx(lab, tmp_path / "nginx")
     shutil.copytree(paths.NGINX_SRC, edited.copy)
     yield edited
-    edited.reload(paths.NGINX_SRC)  # leave the stack on the repository's config
+    edited.restore()

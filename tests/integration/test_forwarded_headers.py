@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import socket
-import time
 
 import pytest
 
-from labctl import hints, stack
+from labctl import hints
+from support.lab import access_log_entry
 
 FORGED = [
     {},
@@ -55,15 +54,9 @@ def test_request_id_is_one_id_for_client_app_and_nginx_log(lab, http):
     echoed = response.headers["X-Request-ID"]
     assert echoed == response.json()["request_id"], hints.REQUEST_ID
     assert len(echoed) == 32
-    entries = []
-    for _ in range(20):  # nginx writes the access log line right after the response
-        entries = [json.loads(line) for line in stack.access_log_entries() if echoed in line]
-        if entries:
-            break
-        time.sleep(0.1)
-    assert entries, f"request id {echoed} not in nginx's access log"
-    assert entries[0]["uri"] == "/debug/request" and entries[0]["status"] == 200
-    assert entries[0]["upstream_status"] == "200"
+    entry = access_log_entry(echoed)
+    assert entry["uri"] == "/debug/request" and entry["status"] == 200
+    assert entry["upstream_status"] == "200"
 
 
 @pytest.mark.parametrize("host", ["evil.example", "localhost.evil.example", "127.0.0.2"])

@@ -69,7 +69,11 @@ def external_location_check(symptom: Callable[[Lab, str], bool]) -> Callable[[La
     """GET /redirect/external; healthy when Location is https://<the host:port the client used>/landing."""
 
     def check(lab: Lab) -> Observation:
-        location = _get(lab, "/redirect/external").headers.get("Location", "")
+        response = _get(lab, "/redirect/external")
+        location = response.headers.get("Location")
+        if response.status_code != 302 or location is None:
+            # A 404, 500 or 502 has no Location: something else broke, not this symptom.
+            return Observation(None, f"{_described(response)} without the 302 and its Location")
         healthy = location == f"https://{lab.host}/landing"
         return Observation(classify(symptom(lab, location), healthy), f"Location: {location}")
 
@@ -136,6 +140,9 @@ def _echo_after(lab: Lab, idle_s: float) -> Observation:
         time.sleep(idle_s)
         conn.send("are you there?")
         opcode, data = conn.recv_data(control_frame=True)
+    except (websocket.WebSocketTimeoutException, TimeoutError):
+        # A hang is not a close: neither this symptom nor a healthy echo.
+        return Observation(None, "101, then neither an echo nor a close within 5 s")
     except (websocket.WebSocketException, OSError) as error:
         return Observation(
             True, f"101, then the connection closed instead of the echo ({type(error).__name__})"

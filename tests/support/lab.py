@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import ssl
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,7 +15,7 @@ from urllib.parse import urlsplit
 import requests
 import websocket
 
-from labctl import compose, paths
+from labctl import compose, paths, stack
 
 MIB = 1024 * 1024
 
@@ -167,3 +168,16 @@ def assert_json_error(response: requests.Response, status: int, hint: str = "") 
 
 def ws_json(conn: websocket.WebSocket) -> dict:
     return json.loads(conn.recv())
+
+
+def access_log_entry(request_id: str, wait_s: float = 2.0) -> dict:
+    """nginx's JSON access-log line for ``request_id``: nginx writes it just after the response,
+    so a test that reads it at once can be early."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        entries = [json.loads(line) for line in stack.access_log_entries() if request_id in line]
+        if entries or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert entries, f"request id {request_id} not in nginx's access log after {wait_s} s"
+    return entries[-1]
