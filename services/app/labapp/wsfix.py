@@ -19,7 +19,8 @@ def _close(self: WebSocket, code: int = 1000, message: bytes | str | None = b"")
         return
     reason = message.encode() if isinstance(message, str) else (message or b"")
     try:
-        self.send_frame(struct.pack("!H", code) + reason, opcode=self.OPCODE_CLOSE)
+        # A control frame carries at most 125 bytes: the status code and 123 of reason.
+        self.send_frame(struct.pack("!H", code) + reason[:123], opcode=self.OPCODE_CLOSE)
     except WebSocketError:
         pass  # the peer is gone; the socket is closed by the handler either way
     finally:

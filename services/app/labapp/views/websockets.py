@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from typing import Any
 
 import gevent
@@ -35,16 +35,6 @@ def _socket() -> Any:
             "through a worker that upgrades (gevent-websocket)",
         )
     return ws
-
-
-def close_with(ws: Any, code: int, reason: bytes = b"") -> None:
-    """A close frame that carries its status code: gevent-websocket's own close() sends none
-    (its 1007 for invalid UTF-8 reaches the client as 1005, "no status")."""
-    if ws.closed:
-        return
-    with suppress(WebSocketError):  # the peer is gone: nothing to tell it
-        ws.send_frame(code.to_bytes(2, "big") + reason[:123], ws.OPCODE_CLOSE)
-    ws.closed = True  # the handler's own close() then sends nothing more
 
 
 class BoundedReceiver:
@@ -86,12 +76,12 @@ class BoundedReceiver:
         try:
             return self.ws.read_message()
         except UnicodeError:
-            close_with(self.ws, CLOSE_INVALID_PAYLOAD, b"invalid UTF-8 in a text message")
+            self.ws.close(CLOSE_INVALID_PAYLOAD, b"invalid UTF-8 in a text message")
         except ProtocolError:
-            close_with(self.ws, CLOSE_PROTOCOL_ERROR, b"protocol error")
+            self.ws.close(CLOSE_PROTOCOL_ERROR, b"protocol error")
         except (WebSocketError, OSError):
             if self._exceeded:
-                close_with(self.ws, CLOSE_MESSAGE_TOO_BIG, f"message over {self.max_bytes} bytes".encode())
+                self.ws.close(CLOSE_MESSAGE_TOO_BIG, f"message over {self.max_bytes} bytes".encode())
                 self._discard_unread()
             else:
                 self.ws.closed = True  # the connection dropped mid-frame
@@ -109,7 +99,7 @@ def going_away_on_shutdown(ws: Any) -> Iterator[None]:
     try:
         yield
     except GreenletExit:
-        close_with(ws, CLOSE_GOING_AWAY, b"server restarting: reconnect")
+        ws.close(CLOSE_GOING_AWAY, b"server restarting: reconnect")
         raise
 
 
