@@ -6,7 +6,7 @@ import logging
 
 from werkzeug.test import EnvironBuilder
 
-from labapp.middleware import DrainBody, RequestLog
+from labapp.middleware import drain_body, request_log
 
 
 def early_answer(environ, start_response):
@@ -30,14 +30,14 @@ def run(app, environ):
 def test_drain_reads_the_body_the_view_left():
     environ = EnvironBuilder(method="POST", data=b"x" * 100_000).get_environ()
     stream = environ["wsgi.input"]
-    run(DrainBody(early_answer, limit_bytes=10**6), environ)
+    run(drain_body(early_answer, limit_bytes=10**6), environ)
     assert stream.read() == b""
 
 
 def test_drain_stops_at_its_limit():
     environ = EnvironBuilder(method="POST", data=b"x" * 100_000).get_environ()
     stream = environ["wsgi.input"]
-    run(DrainBody(early_answer, limit_bytes=1000), environ)
+    run(drain_body(early_answer, limit_bytes=1000), environ)
     assert len(stream.read()) == 99_000
 
 
@@ -49,7 +49,7 @@ def test_drain_survives_a_broken_stream():
             raise OSError("peer reset")
 
     environ["wsgi.input"] = Broken()
-    captured, _ = run(DrainBody(early_answer, limit_bytes=1000), environ)
+    captured, _ = run(drain_body(early_answer, limit_bytes=1000), environ)
     assert captured["status"].startswith("403")
 
 
@@ -57,7 +57,7 @@ def test_request_log_echoes_id_and_logs_one_json_line(caplog):
     caplog.set_level(logging.INFO, logger="labapp.access")
     logging.getLogger("labapp.access").addHandler(caplog.handler)
     environ = EnvironBuilder(path="/x", headers={"X-Request-ID": "rid-9"}).get_environ()
-    captured, _ = run(RequestLog(early_answer), environ)
+    captured, _ = run(request_log(early_answer), environ)
     assert ("X-Request-ID", "rid-9") in captured["headers"]
     line = json.loads(caplog.records[-1].getMessage())
     assert line["request_id"] == "rid-9" and line["status"] == 403 and line["path"] == "/x"
@@ -68,6 +68,15 @@ def test_websocket_requests_are_logged_as_101_when_the_session_ends(caplog):
     logging.getLogger("labapp.access").addHandler(caplog.handler)
     environ = EnvironBuilder(path="/ws/echo").get_environ()
     environ["wsgi.websocket"] = object()
-    run(RequestLog(early_answer), environ)
+    run(request_log(early_answer), environ)
     assert json.loads(caplog.records[-1].getMessage())["status"] == 101
     logging.getLogger("labapp.access").removeHandler(caplog.handler)
+
+
+def test_a_stopping_worker_closes_each_connection_after_its_response(client, monkeypatch):
+    from labapp.middleware import CloseWhenStopping
+
+    assert "close" not in client.get("/healthz").headers.get("Connection", "")
+    monkeypatch.setattr(CloseWhenStopping, "stopping", True)
+    assert client.get("/healthz").headers["Connection"] == "close"
+    assert client.get("/no/such/page").headers["Connection"] == "close"  # error responses too

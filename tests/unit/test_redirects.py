@@ -31,7 +31,7 @@ def test_unknown_redirect_code_is_a_json_404(client):
 
 @pytest.mark.parametrize("code", [307, 308])
 def test_307_and_308_keep_method_and_body(client, proxied, code):
-    # Followed by hand: the test client would resend the stream DrainBody already consumed.
+    # Followed by hand: the test client would resend the stream drain_body already consumed.
     location = client.post(f"/redirect/status/{code}", data=b"payload", headers=proxied).headers["Location"]
     assert location == "https://localhost:8443/landing"
     body = client.post("/landing", data=b"payload", headers=proxied).get_json()

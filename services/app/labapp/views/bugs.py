@@ -15,7 +15,7 @@ BIG_HEADER_BYTES = 32 * 1024
 
 @bp.post("/early-reject")
 def early_reject() -> Response:
-    # Answers before reading the body: without DrainBody the worker closes on unread data.
+    # Answers before reading the body: without drain_body the worker closes on unread data.
     return error_response(403, "rejected before reading the upload (early-reject)")
 
 
