@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from labctl import paths
+from labctl import native, paths
 from support.lab import MIB, Lab, lab_from_env
 
 
@@ -62,7 +62,9 @@ def big_upload_bytes() -> int:
     return int(os.environ.get("LAB_TEST_UPLOAD_MB", "256")) * MIB
 
 
-PROBE = "X-Reload-Probe"
+def nginx_workers() -> set[int]:
+    master = int(native.NGINX_PID.read_text().strip())
+    return {int(pid) for pid in Path(f"/proc/{master}/task/{master}/children").read_text().split()}
 
 
 class EditedNginx:
@@ -85,26 +87,17 @@ class EditedNginx:
             timeout=60,
         )
 
-    def reload_and_wait(self) -> None:
-        """Reload from the copy and return once new workers answer with it (reloads are async)."""
-        token = uuid.uuid4().hex
-        self.append("snippets/proxy.conf", f"add_header {PROBE} {token} always;\n")
-        result = self.reload()
+    def reload_and_wait(self, source: Path | None = None) -> None:
+        """Reload, then wait until every worker of the old config has exited: a reload is
+        asynchronous, and until then an old worker may still accept a new connection."""
+        old = nginx_workers()
+        result = self.reload(source)
         assert result.returncode == 0, result.stderr
-        self.wait_for_probe(token)
-
-    def restore(self) -> None:
-        """Back to the repository's config, waiting until no worker answers with the copy's."""
-        self.reload(paths.NGINX_SRC)
-        self.wait_for_probe(None)
-
-    def wait_for_probe(self, token: str | None) -> None:
-        for _ in range(50):
-            with self.lab.session() as fresh:  # a new connection lands on a new worker
-                if fresh.get(self.lab.url + "/healthz").headers.get(PROBE) == token:
-                    return
+        for _ in range(100):
+            if not old & nginx_workers():
+                return
             time.sleep(0.1)
-        pytest.fail(f"5 s after `make reload`, {PROBE} was still not {token!r}")
+        pytest.fail(f"10 s after `make reload`, old nginx workers {old & nginx_workers()} still run")
 
 
 @pytest.fixture
@@ -114,4 +107,4 @@ def edited_nginx(lab: Lab, tmp_path: Path):
     edited = EditedNginx(lab, tmp_path / "nginx")
     shutil.copytree(paths.NGINX_SRC, edited.copy)
     yield edited
-    edited.restore()
+    edited.reload_and_wait(paths.NGINX_SRC)  # leave the stack on the repository's config

@@ -3,9 +3,15 @@ config keeps serving. Edits a copy of nginx/ (LAB_NGINX_SRC), never the reposito
 
 from __future__ import annotations
 
+import uuid
 
-def test_an_edit_takes_effect_on_reload(edited_nginx):
-    edited_nginx.reload_and_wait()  # fails unless the edited snippet's header shows up
+
+def test_an_edit_takes_effect_on_reload(lab, edited_nginx):
+    token = uuid.uuid4().hex
+    edited_nginx.append("snippets/proxy.conf", f"add_header X-Reload-Probe {token} always;\n")
+    edited_nginx.reload_and_wait()
+    with lab.session() as fresh:
+        assert fresh.get(lab.url + "/healthz").headers.get("X-Reload-Probe") == token
 
 
 def test_a_broken_edit_is_refused_and_the_old_config_keeps_serving(lab, http, edited_nginx):
