@@ -12,7 +12,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from . import nginxctl, paths
+from . import nginxctl, paths, procs
 from .health import wait_healthy
 from .venv import ensure_venv
 
@@ -160,15 +160,7 @@ def _exited(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return True
-    return _is_zombie(pid)
-
-
-def _is_zombie(pid: int) -> bool:
-    try:
-        # /proc/<pid>/stat: "pid (comm) state ...", comm may hold spaces and parentheses
-        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] == "Z"
-    except (OSError, IndexError):
-        return False  # no /proc (not Linux): kill(pid, 0) was all we could ask
+    return procs.is_zombie(pid)
 
 
 def down(quiet: bool = False) -> None:

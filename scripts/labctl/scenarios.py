@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from . import native, paths
+from .procs import environment
 from .venv import ensure_venv
 
 COMPOSE_ONLY_MARKER = "compose-only"
@@ -46,18 +47,13 @@ def readme_section(name: str, title: str) -> str:
 @contextlib.contextmanager
 def native_stack(scenario: str, quiet: bool = False) -> Iterator[None]:
     """A native stack with LAB_SCENARIO=scenario ('' = baseline), always brought down after."""
-    saved = os.environ.get("LAB_SCENARIO")
-    os.environ["LAB_SCENARIO"] = scenario
-    try:
-        with contextlib.redirect_stdout(io.StringIO()) if quiet else contextlib.nullcontext():
-            native.up()
-        yield
-    finally:
-        native.down(quiet=True)
-        if saved is None:
-            os.environ.pop("LAB_SCENARIO", None)
-        else:
-            os.environ["LAB_SCENARIO"] = saved
+    with environment(LAB_SCENARIO=scenario):
+        try:
+            with contextlib.redirect_stdout(io.StringIO()) if quiet else contextlib.nullcontext():
+                native.up()
+            yield
+        finally:
+            native.down(quiet=True)
 
 
 def observe(names: list[str]) -> dict[str, dict]:

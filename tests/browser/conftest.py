@@ -9,13 +9,13 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import requests
 
 from labctl import native, paths
+from labctl.procs import environment
 from support.chromium import INSTALL_HINT, Chromium, Page, missing_tools
 from support.lab import Lab, lab_from_env
 
@@ -47,19 +47,6 @@ def lab() -> Iterator[Lab]:
             native.down()
 
 
-@contextmanager
-def _env(name: str, value: str) -> Iterator[None]:
-    before = os.environ.get(name)
-    os.environ[name] = value
-    try:
-        yield
-    finally:
-        if before is None:
-            del os.environ[name]
-        else:
-            os.environ[name] = before
-
-
 @pytest.fixture
 def stack_under(lab: Lab) -> Iterator[Callable[[str], Lab]]:
     """``stack_under(name)`` restarts the local native stack with that scenario ("" = baseline);
@@ -72,7 +59,7 @@ def stack_under(lab: Lab) -> Iterator[Callable[[str], Lab]]:
             return lab
         if not _local_stack_is_ours() or paths.running_mode() != "native":
             pytest.skip("switching scenarios needs the native stack of this checkout (`make native-up`)")
-        with _env("LAB_SCENARIO", scenario):
+        with environment(LAB_SCENARIO=scenario):
             native.up()
         switched.append(scenario)
         return _healthy(lab_from_env())

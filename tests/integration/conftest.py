@@ -13,6 +13,7 @@ import pytest
 import requests
 
 from labctl import native, paths
+from labctl.procs import children
 from support.lab import MIB, Lab, lab_from_env
 
 
@@ -63,8 +64,7 @@ def big_upload_bytes() -> int:
 
 
 def nginx_workers() -> set[int]:
-    master = int(native.NGINX_PID.read_text().strip())
-    return {int(pid) for pid in Path(f"/proc/{master}/task/{master}/children").read_text().split()}
+    return children(int(native.NGINX_PID.read_text().strip()))
 
 
 class EditedNginx:

@@ -12,6 +12,7 @@ from typing import TypeVar
 
 from labctl import native, paths
 from labctl.health import wait_healthy
+from labctl.procs import alive, children
 
 T = TypeVar("T")
 
@@ -28,22 +29,6 @@ def gunicorn_master() -> int:
 
 def nginx_master() -> int:
     return read_pid(native.NGINX_PID)
-
-
-def children(pid: int) -> set[int]:
-    try:
-        return {int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()}
-    except FileNotFoundError:
-        return set()
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A reaped-but-listed zombie counts as dead.
-    return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0] != "Z"
 
 
 def wait_for(predicate: Callable[[], T], timeout: float, what: str, interval: float = 0.05) -> T:

@@ -11,26 +11,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from .. import native, paths
+from ..procs import children, environment
 
 OVERLAY = Path(__file__).resolve().parent / "nginx"
 BASELINE_WORKER = "geventwebsocket.gunicorn.workers.GeventWebSocketWorker"
 # The bench-only nginx server (overlay conf.d/bench.conf) answers this Host on the lab's HTTPS port.
 BENCH_HOST = "bench.localhost"
-
-
-@contextlib.contextmanager
-def environment(**values: str) -> Iterator[None]:
-    """Set env vars (read by native.up, nginx-ctl.sh and gunicorn.conf.py) for the block only."""
-    saved = {key: os.environ.get(key) for key in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 @contextlib.contextmanager
@@ -52,15 +38,15 @@ def app_worker_pid(deadline_s: float = 10.0) -> int:
     master = int(native.GUNICORN_PID.read_text().strip())
     end = time.monotonic() + deadline_s
     while time.monotonic() < end:
-        children = _children(master)
-        if len(children) == 1:
-            return children[0]
+        workers = children(master)
+        if len(workers) == 1:
+            return workers.pop()
         time.sleep(0.1)
-    raise RuntimeError(f"gunicorn master {master} has {len(_children(master))} workers, expected 1")
+    raise RuntimeError(f"gunicorn master {master} has {len(children(master))} workers, expected 1")
 
 
 def nginx_worker_pids() -> list[int]:
-    return _children(int(native.NGINX_PID.read_text().strip()))
+    return sorted(children(int(native.NGINX_PID.read_text().strip())))
 
 
 def cpu_seconds(pids: list[int]) -> float:
@@ -70,20 +56,6 @@ def cpu_seconds(pids: list[int]) -> float:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         ticks += int(fields[11]) + int(fields[12])  # fields 14 and 15 of stat(5), counted from state
     return ticks / os.sysconf("SC_CLK_TCK")
-
-
-def _children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                # /proc/PID/stat: "pid (comm) state ppid ..."; comm may hold spaces, so split after ')'.
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            if ppid == pid:
-                found.append(int(entry.name))
-    return found
 
 
 def rss_kib(pid: int) -> int:
