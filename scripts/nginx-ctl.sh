@@ -31,7 +31,8 @@ set -eu
 : "${LAB_MAX_UPLOAD_MB:=4096}"
 : "${LAB_UPLOAD_DIR:=/srv/uploads}"
 : "${LAB_CERT_DIR:=/lab/certs}"
-: "${LAB_NGINX_USER:=nginx}"
+# Empty: no user directive (the master is not root, so nginx runs as whoever starts it).
+LAB_NGINX_USER=${LAB_NGINX_USER-nginx}
 : "${LAB_SCENARIO:=}"
 # Strict-Transport-Security max-age in seconds; 0 (the default) sends no HSTS header at all.
 : "${LAB_HSTS_MAX_AGE:=0}"
@@ -84,6 +85,8 @@ render() {
     if [ -n "$LAB_NGINX_OVERLAY" ]; then
         overlay "$LAB_NGINX_OVERLAY"
     fi
+    user_directive=""
+    if [ -n "$LAB_NGINX_USER" ]; then user_directive="user $LAB_NGINX_USER;"; fi
     hsts=""
     if [ "$LAB_HSTS_MAX_AGE" -gt 0 ]; then hsts="max-age=$LAB_HSTS_MAX_AGE"; fi
     find "$out" -type f -name '*.conf' | while read -r f; do
@@ -99,7 +102,7 @@ render() {
             -e "s|{{LAB_MAX_UPLOAD_MB}}|$LAB_MAX_UPLOAD_MB|g" \
             -e "s|{{LAB_UPLOAD_DIR}}|$LAB_UPLOAD_DIR|g" \
             -e "s|{{LAB_CERT_DIR}}|$LAB_CERT_DIR|g" \
-            -e "s|{{LAB_NGINX_USER}}|$LAB_NGINX_USER|g" \
+            -e "s|{{LAB_USER_DIRECTIVE}}|$user_directive|g" \
             -e "s|{{LAB_HSTS}}|$hsts|g" \
             "$f"
     done

@@ -62,7 +62,8 @@ def native_env() -> dict[str, str]:
         "LAB_LISTEN_HTTP": loopback_listen(paths.http_port()),
         "LAB_UPLOAD_DIR": str(paths.UPLOADS),
         "LAB_CERT_DIR": str(paths.CERTS),
-        "LAB_NGINX_USER": getpass.getuser(),
+        # Only root's nginx switches its workers' user (to the same user here: they serve .lab/).
+        "LAB_NGINX_USER": getpass.getuser() if os.geteuid() == 0 else "",
         "LAB_SCENARIO": paths.scenario(),
     }
 
