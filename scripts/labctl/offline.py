@@ -10,7 +10,7 @@ container may be unable to verify PyPI's TLS; the host's pip can):
 
 then writes .lab/offline-images.env, which `make up` reads (LAB_PYTHON_IMAGE, LAB_NGINX_IMAGE,
 LAB_WHEELHOUSE). Nothing else changes: without that file compose.yaml uses the public images.
-Needs root (debootstrap) and a Debian mirror (LAB_DEBIAN_MIRROR, default debootstrap default).
+Needs root (debootstrap) and a Debian mirror (LAB_DEBIAN_MIRROR, default: debootstrap's own).
 """
 
 from __future__ import annotations
@@ -134,14 +134,12 @@ def download_wheelhouse() -> subprocess.Popen[str]:
     return subprocess.Popen(command, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
 
-def _mirror() -> str:
-    return os.environ.get("LAB_DEBIAN_MIRROR", "").strip() or ""
-
-
 def debootstrap(standin: StandIn, rootfs: Path, log: Path) -> subprocess.Popen[bytes]:
+    # Without a mirror argument debootstrap uses Debian's default one; LAB_DEBIAN_MIRROR overrides it.
+    mirror = os.environ.get("LAB_DEBIAN_MIRROR", "").strip()
     command = [
         "debootstrap", "--variant=minbase", f"--include={','.join(standin.packages)}",
-        SUITE, str(rootfs), _mirror(),
+        SUITE, str(rootfs), *([mirror] if mirror else []),
     ]  # fmt: skip
     return subprocess.Popen(command, stdout=log.open("wb"), stderr=subprocess.STDOUT)
 
