@@ -57,9 +57,10 @@ expand_listen() {
     ' "$1" >"$1.tmp" && mv "$1.tmp" "$1"
 }
 
-# Copies DIR's .conf files over the rendered tree: a file replaces the baseline file of the same path.
+# Copies DIR's .conf files (not its scenarios/) into the rendered tree: the baseline first, then a
+# scenario or overlay, whose files replace the baseline files of the same relative path.
 overlay() {
-    (cd "$1" && find . -type f -name '*.conf' -print) | while read -r f; do
+    (cd "$1" && find . -path ./scenarios -prune -o -type f -name '*.conf' -print) | while read -r f; do
         mkdir -p "$out/$(dirname "$f")"
         cp "$1/$f" "$out/$f"
     done
@@ -69,11 +70,7 @@ render() {
     out=$1
     rm -rf "$out"
     mkdir -p "$out"
-    (cd "$LAB_NGINX_SRC" && find . -path ./scenarios -prune -o -type f -name '*.conf' -print) |
-        while read -r f; do
-            mkdir -p "$out/$(dirname "$f")"
-            cp "$LAB_NGINX_SRC/$f" "$out/$f"
-        done
+    overlay "$LAB_NGINX_SRC"
     if [ -n "$LAB_SCENARIO" ]; then
         scenario="$LAB_NGINX_SRC/scenarios/$LAB_SCENARIO"
         if [ ! -d "$scenario" ]; then

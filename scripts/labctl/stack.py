@@ -9,19 +9,21 @@ from . import compose, native, paths
 
 def dump_config() -> str:
     """nginx -T of the running stack, or a note saying why there is none."""
-    if paths.running_mode() == "native":
+    mode = paths.running_mode()  # without a mode file this asks docker: once per call
+    if mode == "native":
         return native.dump_config()
-    if paths.running_mode() == "compose":
+    if mode == "compose":
         return compose.dump_config()
     return "(no stack started from this checkout is running)"
 
 
 def log_tail(lines: int = 60) -> dict[str, str]:
     """The last lines of each log, by name ("nginx access", "nginx error", "app")."""
-    if paths.running_mode() == "compose":
+    mode = paths.running_mode()
+    if mode == "compose":
         return compose.log_tail(lines)
     tails = {}
-    if paths.running_mode() == "native":
+    if mode == "native":
         for name, path in native.log_files().items():
             try:
                 with open(path, errors="replace") as handle:
