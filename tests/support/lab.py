@@ -42,13 +42,11 @@ class Lab:
 
     def session(self) -> requests.Session:
         session = requests.Session()
-        # REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE in the environment would override session.verify
-        # (psf/requests#4650), and proxy variables have no business on loopback.
+        # REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE in the environment (set on many machines, CI's
+        # included) would override session.verify (psf/requests#4650), and a proxy from the env
+        # would hijack loopback: ignore both.
         session.trust_env = False
         session.verify = str(self.ca)
-        # requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE override Session.verify (set on many
-        # machines, CI's included), and a proxy from the env would hijack loopback: ignore both.
-        session.trust_env = False
         return session
 
     def ssl_context(self) -> ssl.SSLContext:
