@@ -69,33 +69,37 @@ def pytest(*args: str) -> int:
     return subprocess.run([str(paths.VENV_PYTHON), "-m", "pytest", *args], cwd=paths.ROOT).returncode
 
 
-def cmd_unit_test(args: argparse.Namespace) -> int:
-    return pytest("tests/unit", *args.pytest_args)
+# The pytest suites, each a command that passes its extra arguments on to pytest.
+SUITES = {
+    "unit-test": ("tests/unit", "unit tests (no network)"),
+    "integration-test": ("tests/integration", "integration suite against LAB_URL (default: the local stack)"),
+    "reliability-test": ("tests/reliability", "faults, bad input, TLS checks (needs/starts a native stack)"),
+    "browser-test": ("tests/browser", "headless Chromium through the lab page (starts a stack if none)"),
+    "compose-test": (
+        "tests/compose",
+        "compose-only checks against the running compose stack (tests/compose)",
+    ),
+}
 
 
-def cmd_integration_test(args: argparse.Namespace) -> int:
-    return pytest("tests/integration", *args.pytest_args)
+def suite_command(path: str) -> Callable[[argparse.Namespace], int]:
+    return lambda args: pytest(path, *args.pytest_args)
 
 
-def cmd_reliability_test(args: argparse.Namespace) -> int:
-    """Faults, bad input, TLS: on the running native stack, or one it starts and stops itself."""
-    return pytest("tests/reliability", *args.pytest_args)
-
-
-def cmd_browser_test(args: argparse.Namespace) -> int:
-    return pytest("tests/browser", *args.pytest_args)
-
-
-def cmd_compose_test(args: argparse.Namespace) -> int:
-    return pytest("tests/compose", *args.pytest_args)
+def summary(title: str, results: dict[str, int]) -> int:
+    """Print one line with every suite's outcome; non-zero unless every suite ran and passed."""
+    print(
+        f"\n{title}: " + ", ".join(f"{k} {'ok' if v == 0 else f'FAILED ({v})'}" for k, v in results.items())
+    )
+    return 0 if results and all(code == 0 for code in results.values()) else 1
 
 
 TEST_UPLOAD_LIMIT_MB = "512"
 
 
 def cmd_test(_args: argparse.Namespace) -> int:
-    """The README's test command: unit; a native stack for integration and browser; the scenario
-    matrix; everything down at the end."""
+    """The README's test command: unit; a native stack for integration, reliability and browser;
+    the scenario matrix; everything down at the end."""
     # The over-the-limit upload tests stream limit + 1 MiB: a smaller limit keeps them quick.
     os.environ.setdefault("LAB_MAX_UPLOAD_MB", TEST_UPLOAD_LIMIT_MB)
     results: dict[str, int] = {"unit": pytest("tests/unit")}
@@ -112,11 +116,7 @@ def cmd_test(_args: argparse.Namespace) -> int:
         results["scenarios"] = pytest("tests/scenarios")
     finally:
         native.down(quiet=True)
-    print(
-        "\nlab test summary: "
-        + ", ".join(f"{k} {'ok' if v == 0 else f'FAILED ({v})'}" for k, v in results.items())
-    )
-    return 0 if all(code == 0 for code in results.values()) else 1
+    return summary("lab test summary", results)
 
 
 def cmd_test_compose(_args: argparse.Namespace) -> int:
@@ -131,11 +131,7 @@ def cmd_test_compose(_args: argparse.Namespace) -> int:
         results["compose checks"] = pytest("tests/compose")
     finally:
         compose.down()
-    print(
-        f"\nlab test-compose summary ({time.monotonic() - started:.0f}s): "
-        + ", ".join(f"{k} {'ok' if v == 0 else f'FAILED ({v})'}" for k, v in results.items())
-    )
-    return 0 if len(results) == 2 and all(code == 0 for code in results.values()) else 1
+    return summary(f"lab test-compose summary ({time.monotonic() - started:.0f}s)", results)
 
 
 def cmd_lint(_args: argparse.Namespace) -> int:
@@ -155,31 +151,21 @@ def cmd_doctor(_args: argparse.Namespace) -> int:
 
 
 COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
+    **{name: (suite_command(path), help_text) for name, (path, help_text) in SUITES.items()},
     "up": (cmd_up, "docker compose: build, start, wait until healthy, print the URLs"),
     "down": (cmd_down, "docker compose: stop and remove the stack (--volumes: the uploads too)"),
     "offline-images": (
         cmd_offline_images,
         "local stand-ins for the public base images + a wheelhouse, for engines with no registry",
     ),
-    "compose-test": (
-        cmd_compose_test,
-        "compose-only checks against the running compose stack (tests/compose)",
-    ),
     "certs": (cmd_certs, "generate the lab CA and server certificate under .lab/certs (once)"),
     "native-up": (cmd_native_up, "start nginx + gunicorn natively (LAB_SCENARIO honoured)"),
     "native-down": (cmd_native_down, "stop the native stack"),
     "reload": (cmd_reload, "nginx -t the edited config, then reload it in the running stack"),
     "dump": (cmd_dump, "nginx -T of the running stack"),
-    "unit-test": (cmd_unit_test, "unit tests (no network)"),
-    "integration-test": (
-        cmd_integration_test,
-        "integration suite against LAB_URL (default: the local stack)",
-    ),
     "test": (cmd_test, "unit + native stack + integration + reliability + browser + scenarios, then down"),
     "test-compose": (cmd_test_compose, "compose stack + integration suite + compose checks, then down"),
     "lint": (cmd_lint, "ruff check, ruff format --check, gixy on the rendered baseline nginx config"),
-    "reliability-test": (cmd_reliability_test, "faults, bad input, TLS checks (needs/starts a native stack)"),
-    "browser-test": (cmd_browser_test, "headless Chromium through the lab page (starts a stack if none)"),
     "upload": (upload.main, "stream FILE to the lab over verified TLS, check the server's sha256"),
     "logs": (logs.main, "nginx's access log and the app's log side by side, joined by request id"),
     "scenario": (cmd_scenario, "one scenario natively: its symptom, likely cause and fix"),
@@ -188,7 +174,7 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "bench": (bench.cmd_bench, "benchmarks, each beside its reference: .lab/bench/results.json + chart"),
 }
 
-PASSES_PYTEST_ARGS = {"unit-test", "integration-test", "browser-test", "reliability-test", "compose-test"}
+
 ARGUMENTS = {
     "upload": upload.add_arguments,
     "logs": logs.add_arguments,
@@ -208,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (_, help_text) in COMMANDS.items():
         command = sub.add_parser(name, help=help_text)
-        if name in PASSES_PYTEST_ARGS:
+        if name in SUITES:
             command.add_argument("pytest_args", nargs=argparse.REMAINDER)
         if name in ARGUMENTS:
             ARGUMENTS[name](command)
