@@ -34,7 +34,7 @@ dump:             ## nginx -T of the running stack
 	$(LAB) dump
 certs:
 	$(LAB) certs
-lint:
+lint:             ## ruff, mypy (labapp, labctl), gixy on the rendered baseline
 	$(LAB) lint
 browser-test:     ## headless Chromium through the lab page (reuses the running stack or starts one)
 	$(LAB) browser-test

@@ -17,25 +17,28 @@
 #                                    reload while websockets are open (they would hold it for hours)
 set -eu
 
+# Inputs: every value comes from the caller, nothing is defaulted to one mode's topology here.
+# Native mode: scripts/labctl/nginx.py (native_env); compose mode: compose.yaml's nginx service.
 : "${LAB_NGINX_SRC:?directory holding nginx.conf and scenarios/}"
 : "${LAB_NGINX_PREFIX:?nginx prefix: logs/, run/, tmp/ and conf/ live here}"
-: "${LAB_UPSTREAM:=app:8000}"
+: "${LAB_UPSTREAM:?the app server(s): host:port}"
+: "${LAB_RESOLVER:?the DNS server that resolves LAB_PROXY_TARGET}"
+: "${LAB_HTTPS_PORT:?the public HTTPS port}"
+: "${LAB_HTTP_PORT:?the public HTTP port}"
+: "${LAB_MAX_UPLOAD_MB:?the upload limit (client_max_body_size), in MiB}"
+: "${LAB_UPLOAD_DIR:?where the app stores uploads (served by X-Accel-Redirect)}"
+: "${LAB_CERT_DIR:?the directory holding server.pem and server-key.pem}"
+: "${LAB_HSTS_MAX_AGE:?Strict-Transport-Security max-age in seconds; 0 sends no HSTS header}"
+# The workers' user when the master runs as root; empty: no user directive.
+: "${LAB_NGINX_USER?set it, empty when the master does not run as root}"
+# Derived unless given: listen where the public ports are, proxy to the upstream itself.
 : "${LAB_PROXY_TARGET:=$LAB_UPSTREAM}"
-: "${LAB_RESOLVER:=127.0.0.11}"
-: "${LAB_HTTPS_PORT:=8443}"
-: "${LAB_HTTP_PORT:=8080}"
 : "${LAB_LISTEN_HTTPS:=$LAB_HTTPS_PORT}"
 : "${LAB_LISTEN_HTTP:=$LAB_HTTP_PORT}"
 : "${LAB_PUBLIC_HTTPS_PORT:=$LAB_HTTPS_PORT}"
+# The names the lab's certificate is valid for (scripts/certs.sh).
 : "${LAB_SERVER_NAMES:=localhost 127.0.0.1 [::1]}"
-: "${LAB_MAX_UPLOAD_MB:=4096}"
-: "${LAB_UPLOAD_DIR:=/srv/uploads}"
-: "${LAB_CERT_DIR:=/lab/certs}"
-# Empty: no user directive (the master is not root, so nginx runs as whoever starts it).
-LAB_NGINX_USER=${LAB_NGINX_USER-nginx}
 : "${LAB_SCENARIO:=}"
-# Strict-Transport-Security max-age in seconds; 0 (the default) sends no HSTS header at all.
-: "${LAB_HSTS_MAX_AGE:=0}"
 # Applied after the scenario, like one: the benchmarks' bench-only server (scripts/labctl/bench/nginx).
 : "${LAB_NGINX_OVERLAY:=}"
 NGINX=${LAB_NGINX_BIN:-nginx}

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from labctl import paths, stack
+from labctl import stack
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> object:
     outcome = yield
     report = outcome.get_result()
-    if report.when != "call" or not report.failed or paths.running_mode() is None:
+    if report.when != "call" or not report.failed or stack.running_mode() is None:
         return
     if item.get_closest_marker("no_stack") is not None:
         return

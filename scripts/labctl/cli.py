@@ -9,16 +9,11 @@ import sys
 import time
 from collections.abc import Callable
 
-from . import compose, doctor, lint, logs, native, offline, paths, scenarios, upload
+import labsettings
+
+from . import compose, docs, doctor, lint, logs, native, offline, paths, scenarios, stack, upload
 from .bench import runner as bench
 from .venv import ensure_venv
-
-
-def _mode_or_exit() -> str:
-    mode = paths.running_mode()
-    if mode is None:
-        raise SystemExit("lab: no stack is running here: `make native-up` or `make up` first")
-    return mode
 
 
 def cmd_certs(_args: argparse.Namespace) -> int:
@@ -50,16 +45,12 @@ def cmd_offline_images(args: argparse.Namespace) -> int:
 
 
 def cmd_reload(_args: argparse.Namespace) -> int:
-    if _mode_or_exit() == "compose":
-        return compose.reload()
-    return native.reload()
+    return stack.reload()
 
 
 def cmd_dump(_args: argparse.Namespace) -> int:
-    if _mode_or_exit() == "compose":
-        print(compose.dump_config())
-    else:
-        print(native.dump_config())
+    stack.require_running()
+    print(stack.dump_config())
     return 0
 
 
@@ -78,6 +69,10 @@ SUITES = {
     "compose-test": (
         "tests/compose",
         "compose-only checks against the running compose stack (tests/compose)",
+    ),
+    "scenarios": (
+        "tests/scenarios",
+        "the matrix: each symptom reproduced under its scenario, absent under the baseline",
     ),
 }
 
@@ -142,12 +137,18 @@ def cmd_scenario(args: argparse.Namespace) -> int:
     return scenarios.run_one(args.name)
 
 
-def cmd_scenarios(_args: argparse.Namespace) -> int:
-    return scenarios.run_matrix()
-
-
 def cmd_doctor(_args: argparse.Namespace) -> int:
     return doctor.main()
+
+
+def cmd_settings(_args: argparse.Namespace) -> int:
+    for group, declared in labsettings.by_group():
+        print(f"{group}:")
+        for setting in declared:
+            current = os.environ.get(setting.name)
+            shown = f"{current!r} (set)" if current is not None else f"{setting.default!r}"
+            print(f"  {setting.name:<30} {shown:<28} {setting.why}")
+    return 0
 
 
 COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
@@ -169,9 +170,10 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "upload": (upload.main, "stream FILE to the lab over verified TLS, check the server's sha256"),
     "logs": (logs.main, "nginx's access log and the app's log side by side, joined by request id"),
     "scenario": (cmd_scenario, "one scenario natively: its symptom, likely cause and fix"),
-    "scenarios": (cmd_scenarios, "the matrix: each symptom reproduced, and absent under the baseline"),
     "doctor": (cmd_doctor, "probe LAB_URL (any deployment) and name the likely cause of each failure"),
     "bench": (bench.cmd_bench, "benchmarks, each beside its reference: .lab/bench/results.json + chart"),
+    "docs": (docs.main, "rewrite the derived parts of the docs (scenario and settings tables)"),
+    "settings": (cmd_settings, "every setting: its value here, its default and why it exists"),
 }
 
 
@@ -180,6 +182,7 @@ ARGUMENTS = {
     "logs": logs.add_arguments,
     "scenario": lambda command: command.add_argument("name", help="a folder under nginx/scenarios/"),
     "bench": bench.add_arguments,
+    "docs": docs.add_arguments,
     "down": lambda command: command.add_argument(
         "--volumes", action="store_true", help="also remove the uploads volume"
     ),

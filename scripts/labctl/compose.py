@@ -17,16 +17,18 @@ import subprocess
 import sys
 import time
 
-from . import paths
+import labsettings
+from labsettings import read_env_file
+
+from . import paths, runstate
+from .endpoints import print_ready
 from .health import get_json
-from .native import print_ready
+
+MODE = "compose"
 
 COMPOSE_FILE = paths.ROOT / "compose.yaml"
 # What `make offline-images` leaves behind: the stand-in images and wheelhouse for `make up`.
 OFFLINE_ENV = paths.LAB / "offline-images.env"
-# The settings `make up` started the stack with, for later Compose calls on it (tests recreate the
-# app container with exactly these; a different LAB_MAX_UPLOAD_MB would silently change it).
-STARTED_ENV = paths.RUN / "compose.env"
 SERVICES = ("certs", "app", "nginx")
 NGINX_CTL = "/lab/scripts/nginx-ctl.sh"  # where compose.yaml mounts scripts/ in the nginx container
 
@@ -78,22 +80,12 @@ def image_exists(name: str) -> bool:
     return subprocess.run(["docker", "image", "inspect", name], capture_output=True).returncode == 0
 
 
-def read_env_file(path) -> dict[str, str]:
-    values = {}
-    for line in path.read_text().splitlines():
-        line = line.strip()
-        if line and not line.startswith("#") and "=" in line:
-            key, _, value = line.partition("=")
-            values[key.strip()] = value.strip()
-    return values
-
-
 def offline_settings(quiet: bool = True) -> dict[str, str]:
     """The stand-ins of `make offline-images`, when built here and not overridden by the env.
 
     LAB_OFFLINE=0 ignores them (use the public images); variables already set in the environment
     win over the file."""
-    if os.environ.get("LAB_OFFLINE", "").strip() == "0" or not OFFLINE_ENV.is_file():
+    if not labsettings.OFFLINE.value() or not OFFLINE_ENV.is_file():
         return {}
     values = {k: v for k, v in read_env_file(OFFLINE_ENV).items() if k not in os.environ}
     missing = [v for k, v in values.items() if k.endswith("_IMAGE") and not image_exists(v)]
@@ -108,14 +100,12 @@ def offline_settings(quiet: bool = True) -> dict[str, str]:
     return values
 
 
-NOFILE = 65536
-
-
 def default_nofile() -> int:
-    """compose.yaml's 65536, or less where this machine's hard limit is lower and cannot be raised
+    """LAB_NOFILE's default, or less where this machine's hard limit is lower and cannot be raised
     (dockerd without CAP_SYS_RESOURCE, as on the CI machines: runc then refuses to start)."""
+    wanted = labsettings.NOFILE.value({})
     hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
-    return NOFILE if hard == resource.RLIM_INFINITY else min(NOFILE, hard)
+    return wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
 
 
 def compose_env(extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -184,11 +174,6 @@ def nginx_env(project_name: str | None = None) -> dict[str, str]:
     return dict(item.partition("=")[::2] for item in inspect(cid)["Config"]["Env"] or [])
 
 
-def published_http_port(project_name: str | None = None) -> int | None:
-    port = nginx_env(project_name).get("LAB_HTTP_PORT", "")
-    return int(port) if port.isdigit() else None
-
-
 def inspect(container: str) -> dict:
     return json.loads(docker("inspect", container).stdout)[0]
 
@@ -223,7 +208,7 @@ def wait_ready(url: str, deadline_s: float = 120, project_name: str | None = Non
             if current[service].startswith(("exited", "dead", "unhealthy")):
                 raise RuntimeError(f"{service} is {current[service]}: {current}")
         try:
-            status, body = get_json(url, paths.lab_ca() if paths.lab_ca().is_file() else None, timeout=2)
+            status, body = get_json(url, paths.CA if paths.CA.is_file() else None, timeout=2)
             if status == 200 and body == {"status": "ok"}:
                 if current["app"] == "healthy":
                     return current
@@ -237,16 +222,15 @@ def wait_ready(url: str, deadline_s: float = 120, project_name: str | None = Non
 
 
 def up() -> None:
-    if paths.running_mode() == "native":
+    if runstate.mode() == "native":
         raise SystemExit("lab: a native stack is running from this checkout: `make native-down` first")
-    if (scenario := paths.scenario()) and not (paths.SCENARIOS / scenario).is_dir():
+    if (scenario := labsettings.SCENARIO.value()) and not (paths.SCENARIOS / scenario).is_dir():
         raise SystemExit(f"lab: no scenario named {scenario!r} (see nginx/scenarios/)")
     require_engine()
     offline = offline_settings(quiet=False)
     env = compose_env()
     images = (
-        f"python base {env.get('LAB_PYTHON_IMAGE') or 'python:3.13-slim-trixie'}, "
-        f"nginx {env.get('LAB_NGINX_IMAGE') or 'nginx:1.30-trixie'}"
+        f"python base {labsettings.PYTHON_IMAGE.value(env)}, nginx {labsettings.NGINX_IMAGE.value(env)}"
         + (f", wheels from services/app/{env['LAB_WHEELHOUSE']}/" if env.get("LAB_WHEELHOUSE") else "")
     )
     print(f"lab: compose up ({' '.join(compose_cmd())} {compose_version()}, project {project()}): {images}")
@@ -269,7 +253,7 @@ def up() -> None:
     try:
         if result.returncode != 0:
             raise RuntimeError(f"`compose up` exited with {result.returncode}")
-        wait_ready(f"https://localhost:{paths.https_port()}/healthz")
+        wait_ready(f"https://localhost:{labsettings.HTTPS_PORT.value()}/healthz")
     except RuntimeError as error:
         for name, tail in log_tail(40).items():
             print(f"--- {name} (last lines)\n{tail}", file=sys.stderr)
@@ -277,27 +261,21 @@ def up() -> None:
             f"lab: compose stack failed to start: {error}\n"
             "  the containers are left as they are for `make logs`; `make down` removes them"
         ) from None
-    paths.RUN.mkdir(parents=True, exist_ok=True)
-    STARTED_ENV.write_text(
-        "".join(f"{k}={v}\n" for k, v in sorted(env.items()) if k.startswith(("LAB_", "GUNICORN_")))
-    )
-    paths.MODE_FILE.write_text("compose\n")
+    runstate.record(MODE, env)
     print_ready(f"compose ({project()}: nginx + app, app not published)", time.monotonic() - started)
 
 
 def down(volumes: bool = False) -> None:
     require_engine()
-    if paths.running_mode() == "native":
+    if runstate.mode() == "native":
         print("lab: note: the running stack is a native one (`make native-down` stops it)")
     run("down", "--remove-orphans", *(["--volumes"] if volumes else []))
-    STARTED_ENV.unlink(missing_ok=True)
-    if paths.MODE_FILE.is_file() and paths.MODE_FILE.read_text().strip() == "compose":
-        paths.MODE_FILE.unlink()
+    runstate.clear(MODE)
 
 
 def started_env() -> dict[str, str]:
     """LAB_* / GUNICORN_* settings of the running stack, as `make up` passed them to Compose."""
-    return read_env_file(STARTED_ENV) if STARTED_ENV.is_file() else {}
+    return {k: v for k, v in runstate.read().items() if k != runstate.MODE}
 
 
 def _nginx_ctl(command: str, capture: bool) -> subprocess.CompletedProcess[str]:

@@ -7,25 +7,18 @@ minimal websocket handshake on an ssl socket.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import http.client
 import json
-import os
-import socket
-import ssl
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from urllib.parse import urlsplit
 
-from . import hints, paths
+from . import endpoints, hints, probe, wsclient
+from .endpoints import Endpoint
+from .probe import FORGED_ADDR
 
-TIMEOUT = 10
-FORGED_ADDR = "203.0.113.66"  # TEST-NET-3: never a real client
-UPLOAD_PROBE_BYTES = 2 * 1024 * 1024  # over nginx's default client_max_body_size of 1m
-WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455, section 1.3
-LOOPBACK = {"localhost", "127.0.0.1", "::1"}
+UPLOAD_PROBE_BYTES = 2 * probe.MIB  # over nginx's default client_max_body_size of 1m
+Target = Endpoint  # what the doctor probes: any deployment's endpoints
 
 
 @dataclass(frozen=True)
@@ -36,117 +29,27 @@ class Check:
     hints: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
-class Reply:
-    status: int
-    headers: dict[str, str]  # lower-case names
-    body: bytes
-
-    @property
-    def content_type(self) -> str:
-        return self.headers.get("content-type", "-").split(";")[0]
-
-    def json(self) -> object:
-        try:
-            return json.loads(self.body)
-        except ValueError:
-            return None
-
-
-@dataclass(frozen=True)
-class Target:
-    url: str
-    ca: Path | None  # None: the system's trust store
-    http_url: str | None  # the plain-HTTP entry point, when known
-
-    @property
-    def hostname(self) -> str:
-        return urlsplit(self.url).hostname or ""
-
-    @property
-    def port(self) -> int:
-        return urlsplit(self.url).port or 443
-
-    @property
-    def host(self) -> str:
-        """The Host header a client sends: the port only when it is not 443."""
-        return urlsplit(self.url).netloc
-
-    @property
-    def prefix(self) -> str:
-        """The path the app is mounted under ('' at the root)."""
-        return urlsplit(self.url).path.rstrip("/")
-
-    def ssl_context(self) -> ssl.SSLContext:
-        return ssl.create_default_context(cafile=str(self.ca) if self.ca else None)
-
-    def request(
-        self,
-        method: str,
-        path: str,
-        headers: dict[str, str] | None = None,
-        body: bytes | None = None,
-        base: str | None = None,
-    ) -> Reply:
-        parts = urlsplit(base or self.url)
-        if parts.scheme == "https":
-            conn: http.client.HTTPConnection = http.client.HTTPSConnection(
-                parts.hostname, parts.port, context=self.ssl_context(), timeout=TIMEOUT
-            )
-        else:
-            conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=TIMEOUT)
-        try:
-            conn.request(method, parts.path.rstrip("/") + path, body=body, headers=headers or {})
-            response = conn.getresponse()
-            return Reply(response.status, {k.lower(): v for k, v in response.getheaders()}, response.read())
-        finally:
-            conn.close()
-
-
-def target_from_env() -> Target:
-    url = paths.lab_url().rstrip("/")
-    ca: Path | None = paths.lab_ca()
-    if "LAB_CA" in os.environ and not paths.lab_ca().is_file():
-        raise SystemExit(f"lab doctor: LAB_CA={paths.lab_ca()} is not a file")
-    if not paths.lab_ca().is_file():
-        ca = None  # no lab CA here: a deployment with a publicly trusted certificate
-    http_url = os.environ.get("LAB_HTTP_URL")
-    hostname, port = urlsplit(url).hostname or "", urlsplit(url).port or 443
-    if http_url is None and hostname in LOOPBACK:
-        http_url = f"http://{hostname}:{paths.http_port()}"
-    elif http_url is None and port == 443:
-        http_url = f"http://{hostname}"
-    return Target(url, ca, http_url)
+def target_from_env() -> Endpoint:
+    return endpoints.from_env()
 
 
 def _against(seen: str, got: str, wanted: str) -> str:
     return seen if got == wanted else f"{seen} (want {wanted})"
 
 
-def _is_envelope(reply: Reply, status: int) -> bool:
-    body = reply.json()
-    return (
-        reply.status == status
-        and reply.content_type == "application/json"
-        and isinstance(body, dict)
-        and set(body) == {"code", "msg", "request_id"}
-        and body["code"] == status
-    )
-
-
 def _host_hints(target: Target, seen_host: str) -> tuple[str, ...]:
     if seen_host == target.hostname and target.host != target.hostname:
-        return (hints.HOST_DROPS_PORT,)
-    return (hints.UPSTREAM_HOST,)
+        return (hints.scenario("host-drops-port"),)
+    return (hints.scenario("upstream-host"),)
 
 
 def probe_external_redirect(target: Target) -> Iterator[Check]:
-    reply = target.request("GET", "/redirect/external")
+    reply = probe.request(target, "GET", "/redirect/external")
     location = reply.headers.get("location", "")
     wanted = f"https://{target.host}{target.prefix}/landing"
     causes: list[str] = []
     if location.startswith("http://"):
-        causes.append(hints.SCHEME_LOST)
+        causes.append(hints.scenario("scheme-lost"))
     if urlsplit(location).netloc != target.host:
         causes.extend(_host_hints(target, urlsplit(location).netloc))
     yield Check(
@@ -164,7 +67,7 @@ def probe_https_redirect(target: Target) -> Iterator[Check]:
         return
     path = "/landing?from=doctor"
     try:
-        reply = target.request("GET", path, base=target.http_url)
+        reply = probe.request(target, "GET", path, base=target.http_url)
     except OSError as error:
         yield Check(name, None, f"{target.http_url}: {error}")
         return
@@ -175,19 +78,22 @@ def probe_https_redirect(target: Target) -> Iterator[Check]:
         name,
         redirected and location == wanted,
         _against(f"{reply.status} Location: {location or '(none)'}", location, wanted),
-        (hints.HTTPS_REDIRECT_DROPS_PORT,) if redirected else (),
+        (hints.scenario("https-redirect-drops-port"),) if redirected else (),
     )
 
 
 def probe_forwarded_headers(target: Target) -> Iterator[Check]:
-    reply = target.request("GET", "/debug/request", headers={"X-Forwarded-For": FORGED_ADDR})
+    reply = probe.request(target, "GET", "/debug/request", headers={"X-Forwarded-For": FORGED_ADDR})
     seen = reply.json()
     if reply.status != 200 or not isinstance(seen, dict):
         yield Check("GET /debug/request answers", False, f"{reply.status} {reply.content_type}")
         return
     headers = {k.lower() for k in seen.get("headers", {})}
     yield Check(
-        "the app sees https", seen["scheme"] == "https", f"scheme {seen['scheme']}", (hints.SCHEME_LOST,)
+        "the app sees https",
+        seen["scheme"] == "https",
+        f"scheme {seen['scheme']}",
+        (hints.scenario("scheme-lost"),),
     )
     yield Check(
         "the app sees the Host the client sent",
@@ -199,7 +105,7 @@ def probe_forwarded_headers(target: Target) -> Iterator[Check]:
         "a forged X-Forwarded-For is ignored",
         seen["remote_addr"] != FORGED_ADDR,
         f"X-Forwarded-For: {FORGED_ADDR} -> remote_addr {seen['remote_addr']}",
-        (hints.XFF_SPOOFING,),
+        (hints.scenario("xff-spoofing"),),
     )
     yield Check(
         "the app gets nginx's X-Request-ID",
@@ -209,112 +115,56 @@ def probe_forwarded_headers(target: Target) -> Iterator[Check]:
     )
 
 
-@dataclass
-class WsReply:
-    status: int
-    frame_opcode: int | None = None  # first frame after a 101: 1 text, 8 close
-    payload: bytes = b""
-    accept_ok: bool = False
-
-
-def _read_exact(sock: ssl.SSLSocket, size: int) -> bytes:
-    data = b""
-    while len(data) < size:
-        chunk = sock.recv(size - len(data))
-        if not chunk:
-            raise ConnectionError(f"closed after {len(data)} of {size} bytes")
-        data += chunk
-    return data
-
-
-def websocket_probe(target: Target, path: str, read_frame: bool = True) -> WsReply:
-    """Handshake over TLS (RFC 6455), then (``read_frame``) read the server's first frame.
-
-    Reports the handshake's status line even when the server cuts the error body short, which
-    gevent-websocket does for its 400/402 answers (a full client only says "connection lost").
-    """
-    key = base64.b64encode(os.urandom(16)).decode()
-    path = target.prefix + path
-    handshake = (
-        f"GET {path} HTTP/1.1\r\nHost: {target.host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    )
-    with (
-        socket.create_connection((target.hostname, target.port), timeout=TIMEOUT) as raw,
-        target.ssl_context().wrap_socket(raw, server_hostname=target.hostname) as sock,
-    ):
-        sock.sendall(handshake.encode())
-        head = b""
-        while b"\r\n\r\n" not in head:
-            chunk = sock.recv(1)
-            if not chunk:
-                raise ConnectionError(f"closed during the handshake: {head!r}")
-            head += chunk
-        status_line, *lines = head.decode("latin-1").split("\r\n")
-        headers = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines if ln)}
-        reply = WsReply(int(status_line.split()[1]))
-        if reply.status != 101 or not read_frame:
-            return reply
-        digest = hashlib.sha1((key + WS_GUID).encode()).digest()
-        reply.accept_ok = headers.get("sec-websocket-accept") == base64.b64encode(digest).decode()
-        first, second = _read_exact(sock, 2)
-        length = second & 0x7F
-        if length == 126:
-            length = int.from_bytes(_read_exact(sock, 2), "big")
-        elif length == 127:
-            length = int.from_bytes(_read_exact(sock, 8), "big")
-        reply.frame_opcode, reply.payload = first & 0x0F, _read_exact(sock, length)
-        return reply
-
-
 def _ws_status_hints(status: int) -> tuple[str, ...]:
     if status == 400:
-        return (hints.WS_NO_UPGRADE,)
+        return (hints.scenario("ws-no-upgrade"),)
     if status in {402, 426, 505}:
-        return (hints.WS_HTTP10,)
-    return (hints.WS_NO_UPGRADE, hints.WS_HTTP10)
+        return (hints.scenario("ws-http10"),)
+    return (hints.scenario("ws-no-upgrade"), hints.scenario("ws-http10"))
 
 
 def probe_websocket(target: Target, app_sees_https: bool) -> Iterator[Check]:
+    name = "websocket /ws/info upgrades (101)"
     try:
-        reply = websocket_probe(target, "/ws/info")
+        handshake, conn = wsclient.connect(
+            target.hostname, target.port, target.prefix + "/ws/info", target.ssl_context(), target.host
+        )
     except OSError as error:
-        yield Check("websocket /ws/info upgrades (101)", False, str(error), (hints.WS_NO_UPGRADE,))
+        yield Check(name, False, str(error), (hints.scenario("ws-no-upgrade"),))
         return
     yield Check(
-        "websocket /ws/info upgrades (101)",
-        reply.status == 101 and reply.accept_ok,
-        f"handshake answered {reply.status}",
-        _ws_status_hints(reply.status),
+        name, handshake.accepted, f"handshake answered {handshake.status}", _ws_status_hints(handshake.status)
     )
-    if reply.status != 101:
+    if conn is None:
         return
-    if reply.frame_opcode != 1:
+    with conn:
+        opcode, payload = conn.recv()
+    if opcode != wsclient.OP_TEXT:
         yield Check(
             "the websocket stays open after 101",
             False,
-            f"first frame has opcode {reply.frame_opcode} (8 = close)",
-            (hints.WS_NO_FLAG,),
+            f"first frame has opcode {opcode} (8 = close)",
+            (hints.scenario("ws-no-flag"),),
         )
         return
-    scheme = json.loads(reply.payload).get("scheme")
+    scheme = json.loads(payload).get("scheme")
     yield Check(
         "/ws/info reports wss",
         scheme == "wss",
         f'"scheme": "{scheme}"',
-        (hints.LOCATION_DROPS_HEADERS if app_sees_https else hints.SCHEME_LOST,),
+        (hints.scenario("location-drops-headers" if app_sees_https else "scheme-lost"),),
     )
 
 
 def probe_upload_limit(target: Target) -> Iterator[Check]:
-    reply = target.request("PUT", "/upload/lab-doctor-probe.bin", body=b"\0" * UPLOAD_PROBE_BYTES)
+    reply = probe.request(target, "PUT", "/upload/lab-doctor-probe.bin", body=b"\0" * UPLOAD_PROBE_BYTES)
     body = reply.json()
     stored = isinstance(body, dict) and body.get("size") == UPLOAD_PROBE_BYTES
     yield Check(
         "a 2 MiB upload is accepted",
         reply.status == 201 and stored,
         f"{reply.status} {reply.content_type}",
-        (hints.BODY_LIMIT,) if reply.status == 413 else (hints.UPLOAD_STREAMING,),
+        (hints.scenario("body-limit"),) if reply.status == 413 else (hints.UPLOAD_STREAMING,),
     )
 
 
@@ -324,16 +174,16 @@ def probe_error_format(target: Target) -> Iterator[Check]:
         ("/errors/crash", 500, "the app's 500"),
         ("/bugs/big-header", 502, "nginx's 502"),
     ):
-        reply = target.request("GET", path)
+        reply = probe.request(target, "GET", path)
         name = f"{what} is the JSON error envelope"
         if status == 502 and reply.status == 200:
             yield Check(name, None, "the proxy accepted a 32 kB response header: no 502 to look at")
             continue
         yield Check(
             name,
-            _is_envelope(reply, status),
+            probe.is_envelope(reply, status),
             f"{path}: {reply.status} {reply.content_type}",
-            (hints.HTML_ERRORS,),
+            (hints.scenario("html-errors"),),
         )
 
 
@@ -344,8 +194,8 @@ def run(target: Target) -> list[Check]:
         probe_https_redirect,
         probe_forwarded_headers,
     ]
-    for probe in probes:
-        checks.extend(probe(target))
+    for run_probe in probes:
+        checks.extend(run_probe(target))
     app_sees_https = any(c.name == "the app sees https" and c.ok for c in checks)
     checks.extend(probe_websocket(target, app_sees_https))
     checks.extend(probe_upload_limit(target))

@@ -7,6 +7,7 @@ import ssl
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -23,7 +24,9 @@ def get_json(url: str, ca: Path | None = None, timeout: float = 3.0) -> tuple[in
             return error.code, body.decode(errors="replace")
 
 
-def wait_healthy(url: str, ca: Path | None, deadline_s: float, alive=lambda: True) -> None:
+def wait_healthy(
+    url: str, ca: Path | None, deadline_s: float, alive: Callable[[], bool] = lambda: True
+) -> None:
     """Poll ``url`` until it answers 200 {"status": "ok"}; raise with the last failure if not."""
     last = "no answer yet"
     end = time.monotonic() + deadline_s

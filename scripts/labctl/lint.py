@@ -1,5 +1,6 @@
-"""`make lint`: ruff (check and format) over the project, gixy over the rendered baseline nginx
-config (scenarios are broken on purpose and excluded)."""
+"""`make lint`: ruff (check and format) over the project, mypy over the app and the lab's tools
+(pyproject.toml's [tool.mypy]), gixy over the rendered baseline nginx config (scenarios are
+broken on purpose and excluded)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from . import nginxctl, paths
+from . import nginx, paths
 from .venv import ensure_venv
 
 # gixy checks where the baseline differs on purpose; each is answered by a comment at the line.
@@ -18,7 +19,7 @@ GIXY_SKIPS = {
 
 
 def render_baseline(out: Path) -> None:
-    env = {**nginxctl.native_env(), "LAB_SCENARIO": "", "LAB_HSTS_MAX_AGE": "31536000"}
+    env = {**nginx.native_env(), "LAB_SCENARIO": "", "LAB_HSTS_MAX_AGE": "31536000"}
     subprocess.run(["sh", str(paths.SCRIPTS / "nginx-ctl.sh"), "render", str(out)], env=env, check=True)
 
 
@@ -30,6 +31,7 @@ def run() -> int:
         "ruff format": subprocess.run(
             [str(bin_dir / "ruff"), "format", "--check", "."], cwd=paths.ROOT
         ).returncode,
+        "mypy": subprocess.run([str(bin_dir / "mypy")], cwd=paths.ROOT).returncode,
     }
     with tempfile.TemporaryDirectory(prefix="lab-gixy-") as tmp:
         render_baseline(Path(tmp))

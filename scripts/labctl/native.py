@@ -12,9 +12,14 @@ import subprocess
 import time
 from pathlib import Path
 
-from . import nginxctl, paths, procs
+import labsettings
+
+from . import nginx, paths, procs, runstate
+from .endpoints import print_ready
 from .health import wait_healthy
 from .venv import ensure_venv
+
+MODE = "native"
 
 GUNICORN_PID = paths.RUN / "gunicorn.pid"
 NGINX_PID = paths.NGINX_PREFIX / "run" / "nginx.pid"
@@ -58,11 +63,11 @@ def _read_pid(path: Path, marker: str) -> int | None:
 def app_env() -> dict[str, str]:
     return {
         **os.environ,
-        "GUNICORN_BIND": f"127.0.0.1:{paths.app_port()}",
+        "GUNICORN_BIND": f"127.0.0.1:{labsettings.APP_PORT.value()}",
         "GUNICORN_PIDFILE": str(GUNICORN_PID),
         "LAB_UPLOAD_DIR": str(paths.UPLOADS),
         "LAB_SCENARIOS_DIR": str(paths.SCENARIOS),
-        "LAB_SCENARIO": paths.scenario(),
+        "LAB_SCENARIO": labsettings.SCENARIO.value(),
         "PYTHONUNBUFFERED": "1",
     }
 
@@ -88,12 +93,14 @@ def start_gunicorn() -> subprocess.Popen[bytes]:
 
 
 def up() -> None:
-    if (scenario := paths.scenario()) and not (paths.SCENARIOS / scenario).is_dir():
+    if (scenario := labsettings.SCENARIO.value()) and not (paths.SCENARIOS / scenario).is_dir():
         raise SystemExit(f"lab: no scenario named {scenario!r} (see nginx/scenarios/)")
-    nginxctl.native_env()  # fails early, with install instructions, when nginx is missing
+    nginx_env = nginx.native_env()  # fails early, with install instructions, when nginx is missing
     ensure_venv()
     down(quiet=True)
-    busy = [p for p in (paths.https_port(), paths.http_port(), paths.app_port()) if not _port_free(p)]
+    https, http = labsettings.HTTPS_PORT.value(), labsettings.HTTP_PORT.value()
+    app_port = labsettings.APP_PORT.value()
+    busy = [p for p in (https, http, app_port) if not _port_free(p)]
     if busy:
         raise SystemExit(
             f"lab: port(s) {busy} already in use on 127.0.0.1 (a compose stack? `make down`), "
@@ -107,29 +114,16 @@ def up() -> None:
     started = time.monotonic()
     app = start_gunicorn()
     try:
-        wait_healthy(f"http://127.0.0.1:{paths.app_port()}/healthz", None, 30, lambda: app.poll() is None)
-        nginx_env = nginxctl.native_env()
-        nginxctl.run("start", env=nginx_env)
-        nginxctl.save_started_env(nginx_env)
-        paths.MODE_FILE.write_text("native\n")
-        wait_healthy(f"https://localhost:{paths.https_port()}/healthz", paths.CA, 15)
+        wait_healthy(f"http://127.0.0.1:{app_port}/healthz", None, 30, lambda: app.poll() is None)
+        nginx.run("start", env=nginx_env)
+        runstate.record(MODE, {**nginx_env, "LAB_APP_PORT": str(app_port)})
+        wait_healthy(f"https://localhost:{https}/healthz", paths.CA, 15)
     except (RuntimeError, subprocess.CalledProcessError) as error:
         down(quiet=True)
         raise SystemExit(
             f"lab: native stack failed to start: {error}\n  logs: {paths.LOGS}, {NGINX_ERROR_LOG}"
         ) from error
-    print_ready(f"native (nginx + gunicorn on 127.0.0.1:{paths.app_port()})", time.monotonic() - started)
-
-
-def print_ready(what: str, seconds: float) -> None:
-    scenario = paths.scenario() or "baseline"
-    print(
-        f"lab: up in {seconds:.1f}s, {what}, config: {scenario}\n"
-        f"  https://localhost:{paths.https_port()}   (CA: {paths.CA.relative_to(paths.ROOT)})\n"
-        f"  http://localhost:{paths.http_port()}    (redirects to HTTPS)\n"
-        f"  try: curl --cacert {paths.CA.relative_to(paths.ROOT)} https://localhost:{paths.https_port()}/debug/request",
-        flush=True,
-    )
+    print_ready(f"native (nginx + gunicorn on 127.0.0.1:{app_port})", time.monotonic() - started)
 
 
 def _stop(pid: int | None, sig: signal.Signals, wait_s: float) -> None:
@@ -170,22 +164,27 @@ def down(quiet: bool = False) -> None:
     # waits graceful_timeout for open websockets).
     _stop(nginx_pid, signal.SIGTERM, 10)
     _stop(app_pid, signal.SIGQUIT, 15)
-    if paths.running_mode() == "native":
-        paths.MODE_FILE.unlink()
+    runstate.clear(MODE)
     if not quiet:
         print("lab: native stack stopped" if nginx_pid or app_pid else "lab: no native stack was running")
 
 
+def running_env() -> dict[str, str]:
+    """What nginx-ctl.sh renders with for the running stack: what it was started with."""
+    started = runstate.read()
+    return nginx.reload_env(os.environ, started) if started else nginx.native_env()
+
+
 def reload() -> int:
-    env = nginxctl.running_env()
+    env = running_env()
     print(f"lab: reloading nginx with config: {env['LAB_SCENARIO'] or 'baseline'}", flush=True)
-    return nginxctl.run("reload", env=env, check=False).returncode
+    return nginx.run("reload", env=env, check=False).returncode
 
 
 def dump_config() -> str:
-    result = nginxctl.run("dump", env=nginxctl.running_env(), check=False, capture=True)
+    result = nginx.run("dump", env=running_env(), check=False, capture=True)
     return result.stdout + result.stderr
 
 
-def log_files() -> dict[str, object]:
+def log_files() -> dict[str, Path]:
     return {"nginx access": NGINX_ACCESS_LOG, "nginx error": NGINX_ERROR_LOG, "app": APP_LOG}

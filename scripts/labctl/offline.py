@@ -25,6 +25,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from . import compose, paths
 from .venv import ensure_venv
@@ -237,7 +238,8 @@ def build(force: bool = False) -> int:
             print(f"lab: imported {standin.name} ({time.monotonic() - started:.0f}s)", flush=True)
     except BaseException:
         # Nothing keeps writing into the directories about to be removed.
-        for process in [p for p, _ in running.values()] + ([wheels] if wheels else []):
+        processes: list[subprocess.Popen[Any]] = [p for p, _ in running.values()]
+        for process in processes + ([wheels] if wheels else []):
             if process.poll() is None:
                 process.terminate()
                 process.wait()

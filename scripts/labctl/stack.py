@@ -1,15 +1,38 @@
-"""The running stack, whichever mode started it: config dump and logs for reports and tests."""
+"""The running stack, whichever mode started it: the only module that branches on the mode.
+
+Everything mode-specific lives in native.py and compose.py; callers ask here (reload, config
+dump, logs) and never look at the mode themselves.
+"""
 
 from __future__ import annotations
 
 from collections import deque
 
-from . import compose, native, paths
+from . import compose, native, runstate
+
+
+def running_mode() -> str | None:
+    """'native' or 'compose' while a stack started by this checkout is up: `make native-up` and
+    `make up` record it (runstate); a compose stack started with plain `docker compose up` is found
+    by its containers' labels (this project, this checkout). The latter asks docker: call once."""
+    return runstate.mode() or ("compose" if compose.running_here() else None)
+
+
+def require_running() -> str:
+    mode = running_mode()
+    if mode is None:
+        raise SystemExit("lab: no stack is running here: `make native-up` or `make up` first")
+    return mode
+
+
+def reload() -> int:
+    """nginx -t the re-rendered config, then reload it, in the running stack."""
+    return compose.reload() if require_running() == "compose" else native.reload()
 
 
 def dump_config() -> str:
     """nginx -T of the running stack, or a note saying why there is none."""
-    mode = paths.running_mode()  # without a mode file this asks docker: once per call
+    mode = running_mode()
     if mode == "native":
         return native.dump_config()
     if mode == "compose":
@@ -19,7 +42,7 @@ def dump_config() -> str:
 
 def log_tail(lines: int = 60) -> dict[str, str]:
     """The last lines of each log, by name ("nginx access", "nginx error", "app")."""
-    mode = paths.running_mode()
+    mode = running_mode()
     if mode == "compose":
         return compose.log_tail(lines)
     tails = {}

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import IO
 from urllib.parse import quote, urlsplit
 
-from . import paths
+from . import endpoints
 
 CHUNK = 1024 * 1024
 EXIT_FAILED = 1
@@ -76,11 +76,11 @@ class Progress:
             self.stream.flush()
 
 
-def _connection(url: str, ca: Path) -> tuple[http.client.HTTPSConnection, str]:
+def _connection(url: str, ca: Path | None) -> tuple[http.client.HTTPSConnection, str]:
     target = urlsplit(url)
     if target.scheme != "https" or not target.hostname:
         raise UploadFailed(f"LAB_URL must be an https:// URL (the upload is verified TLS), not {url!r}")
-    context = ssl.create_default_context(cafile=str(ca))
+    context = ssl.create_default_context(cafile=str(ca) if ca else None)
     connection = http.client.HTTPSConnection(
         target.hostname, target.port or 443, context=context, timeout=120
     )
@@ -107,7 +107,7 @@ def check_answer(answer: object, size: int, sha256: str) -> dict:
     return answer
 
 
-def upload(path: Path, name: str, url: str, ca: Path, progress: Progress) -> dict:
+def upload(path: Path, name: str, url: str, ca: Path | None, progress: Progress) -> dict:
     size = path.stat().st_size
     connection, base = _connection(url, ca)
     digest = hashlib.sha256()
@@ -156,7 +156,8 @@ def main(args: argparse.Namespace) -> int:
     if not path.is_file():
         print(f"lab upload: {path} is not a file", file=sys.stderr)
         return EXIT_FAILED
-    url, ca = paths.lab_url(), paths.lab_ca()
+    endpoint = endpoints.from_env()
+    url, ca = endpoint.url, endpoint.ca
     print(f"lab upload: {path} -> {url}/upload/{args.name or path.name}", file=sys.stderr)
     try:
         answer = upload(path, args.name or path.name, url, ca, Progress(path.stat().st_size, sys.stderr))

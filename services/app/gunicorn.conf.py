@@ -1,4 +1,4 @@
-"""gunicorn settings, every one from the environment (GUNICORN_*).
+"""gunicorn settings, every one from the environment (GUNICORN_*, declared in labsettings.py).
 
 A scenario may ship an ``app.env``: with LAB_SCENARIO set, its values are applied here,
 before anything below reads the environment, so the same file works in compose and native mode.
@@ -6,52 +6,43 @@ before anything below reads the environment, so the same file works in compose a
 
 import os
 import signal
+import sys
 from pathlib import Path
+
+# The lab's setting declarations sit beside this file (and beside it in the image's /app).
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import labsettings as lab
 
 
 def _apply_scenario_env() -> None:
-    name = os.environ.get("LAB_SCENARIO", "").strip()
-    if not name:
-        return
-    scenarios = Path(os.environ.get("LAB_SCENARIOS_DIR", "/lab/scenarios"))
-    env_file = scenarios / name / "app.env"
-    if not env_file.is_file():
-        return
-    for line in env_file.read_text().splitlines():
-        line = line.strip()
-        if line and not line.startswith("#") and "=" in line:
-            key, _, value = line.partition("=")
-            os.environ[key.strip()] = value.strip()
+    name = lab.SCENARIO.value()
+    env_file = lab.SCENARIOS_DIR.value() / name / "app.env"
+    if name and env_file.is_file():
+        os.environ.update(lab.read_env_file(env_file))
 
 
 _apply_scenario_env()
 
-bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000").split(",")
-workers = int(os.environ.get("GUNICORN_WORKERS", "1"))
-worker_class = os.environ.get(
-    "GUNICORN_WORKER_CLASS", "geventwebsocket.gunicorn.workers.GeventWebSocketWorker"
-)
-worker_connections = int(os.environ.get("GUNICORN_WORKER_CONNECTIONS", "10000"))
-# For async workers this is only the heartbeat deadline; /slow and websockets are not bounded by it.
-timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
-graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "10"))
-# Longer than nginx's upstream keepalive_timeout, so nginx always closes idle pooled sockets first.
-keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "75"))
-loglevel = os.environ.get("GUNICORN_LOGLEVEL", "info")
+bind = lab.GUNICORN_BIND.value().split(",")
+workers = lab.GUNICORN_WORKERS.value()
+worker_class = lab.GUNICORN_WORKER_CLASS.value()
+worker_connections = lab.GUNICORN_WORKER_CONNECTIONS.value()
+timeout = lab.GUNICORN_TIMEOUT.value()
+graceful_timeout = lab.GUNICORN_GRACEFUL_TIMEOUT.value()
+keepalive = lab.GUNICORN_KEEPALIVE.value()
+loglevel = lab.GUNICORN_LOGLEVEL.value()
 errorlog = "-"
-pidfile = os.environ.get("GUNICORN_PIDFILE") or None
+pidfile = lab.GUNICORN_PIDFILE.value() or None
 # gunicorn 27's control socket lives in ~/.gunicorn and is shared by every instance of a user.
 control_socket_disable = True
-# Trust X-Forwarded-* only from nginx; matters for the sync/gevent workers of some scenarios.
-forwarded_allow_ips = os.environ.get("GUNICORN_FORWARDED_ALLOW_IPS", "127.0.0.1")
+forwarded_allow_ips = lab.GUNICORN_FORWARDED_ALLOW_IPS.value()
 
 
 def child_exit(server, worker):
     # A worker killed mid-upload (SIGKILL, OOM, timeout) cannot discard its temp file: the
-    # master removes it when it reaps the worker. The name is labapp.uploads.temp_prefix(pid);
+    # master removes it when it reaps the worker. The name is labapp.storage.temp_prefix(pid);
     # importing the app here would load gevent in the master before the workers patch it.
-    upload_dir = Path(os.environ.get("LAB_UPLOAD_DIR", "/srv/uploads"))
-    for path in upload_dir.glob(f".partial-{worker.pid}-*"):
+    for path in lab.UPLOAD_DIR.value().glob(f".partial-{worker.pid}-*"):
         path.unlink(missing_ok=True)
         server.log.warning("removed %s left by worker %s", path.name, worker.pid)
 

@@ -5,12 +5,13 @@ Standard library only and no TLS, so it is cheap enough to run every few seconds
 
 import http.client
 import json
-import os
 import sys
+
+import labsettings
 
 
 def main() -> int:
-    port = int(os.environ.get("GUNICORN_BIND", "0.0.0.0:8000").split(",")[0].rpartition(":")[2])
+    port = int(labsettings.GUNICORN_BIND.value().split(",")[0].rpartition(":")[2])
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
     try:
         connection.request("GET", "/healthz", headers={"Host": "localhost", "X-Request-ID": "healthcheck"})

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from labctl import native, paths
+import labsettings
+from labctl import native, paths, stack
 from labctl.procs import environment
 from support.chromium import INSTALL_HINT, Chromium, Page, missing_tools
 from support.lab import Lab, lab_from_env
@@ -37,7 +38,7 @@ def _local_stack_is_ours() -> bool:
 @pytest.fixture(scope="session")
 def lab() -> Iterator[Lab]:
     started = False
-    if paths.running_mode() is None and _local_stack_is_ours():
+    if stack.running_mode() is None and _local_stack_is_ours():
         native.up()
         started = True
     try:
@@ -51,13 +52,13 @@ def lab() -> Iterator[Lab]:
 def stack_under(lab: Lab) -> Iterator[Callable[[str], Lab]]:
     """``stack_under(name)`` restarts the local native stack with that scenario ("" = baseline);
     the stack the session started with is restored after the test."""
-    wanted_at_start = paths.scenario()
+    wanted_at_start = labsettings.SCENARIO.value()
     switched = []
 
     def switch(scenario: str) -> Lab:
         if scenario == wanted_at_start:
             return lab
-        if not _local_stack_is_ours() or paths.running_mode() != "native":
+        if not _local_stack_is_ours() or stack.running_mode() != "native":
             pytest.skip("switching scenarios needs the native stack of this checkout (`make native-up`)")
         with environment(LAB_SCENARIO=scenario):
             native.up()

@@ -9,14 +9,15 @@ from __future__ import annotations
 import pytest
 import requests
 
-from labctl import compose, paths
+from labctl import compose
+from labctl import stack as lab_stack
 from support.composectl import Stack
 from support.lab import Lab, lab_from_env
 
 
 @pytest.fixture(scope="session")
 def lab() -> Lab:
-    if paths.running_mode() != "compose":
+    if lab_stack.running_mode() != "compose":
         pytest.fail("no compose stack started from this checkout: `make up` first")
     try:
         compose.require_engine()

@@ -23,7 +23,7 @@ from support.lab import assert_json_error
 )
 def test_app_errors_are_json(lab, http, method, path, status):
     response = http.request(method, lab.url + path)
-    body = assert_json_error(response, status, hints.HTML_ERRORS)
+    body = assert_json_error(response, status, hints.scenario("html-errors"))
     assert body["request_id"] == response.headers["X-Request-ID"]
 
 

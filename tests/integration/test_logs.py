@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from labctl import paths
+from labctl import paths, stack
 from support.lab import Lab
 
 
@@ -21,7 +21,7 @@ def lab_logs(*args: str) -> str:
 
 @pytest.fixture
 def local_stack() -> None:
-    if paths.running_mode() is None:
+    if stack.running_mode() is None:
         pytest.skip("the logs of a stack this checkout did not start are not readable here")
 
 

@@ -27,11 +27,11 @@ def test_absolute_location_keeps_scheme_host_and_port(lab, http, path, status, l
     location = response.headers["Location"]
     expected = lab.url + location_path
     if location.startswith("http://"):
-        pytest.fail(f"{path}: Location {location!r} is http://. {hints.SCHEME_LOST}")
+        pytest.fail(f"{path}: Location {location!r} is http://. {hints.scenario('scheme-lost')}")
     if location.startswith(f"https://{lab.host.split(':')[0]}/"):
-        pytest.fail(f"{path}: Location {location!r} has no port. {hints.HOST_DROPS_PORT}")
+        pytest.fail(f"{path}: Location {location!r} has no port. {hints.scenario('host-drops-port')}")
     assert location == expected, (
-        f"{path}: Location {location!r}, expected {expected!r}. {hints.UPSTREAM_HOST}"
+        f"{path}: Location {location!r}, expected {expected!r}. {hints.scenario('upstream-host')}"
     )
 
 
@@ -63,7 +63,7 @@ def test_http_redirects_to_https_keeping_port_path_and_query(lab, http, path):
     response = http.get(lab.http_url + path, allow_redirects=False)
     assert response.status_code == 301
     location = response.headers["Location"]
-    assert location == lab.url + path, f"{location!r}: {hints.HTTPS_REDIRECT_DROPS_PORT}"
+    assert location == lab.url + path, f"{location!r}: {hints.scenario('https-redirect-drops-port')}"
 
 
 def test_trailing_slash_redirect_is_followed_to_the_directory(lab, http):

@@ -66,8 +66,10 @@ def test_chat_relays_to_every_other_client(lab):
 def test_info_reports_wss_and_the_public_host(lab):
     conn = lab.ws("/ws/info")
     info = json.loads(conn.recv())
-    assert info["scheme"] == "wss", f"/ws/info says {info['scheme']!r}: {hints.LOCATION_DROPS_HEADERS}"
-    assert info["host"] == lab.host, hints.HOST_DROPS_PORT
+    assert info["scheme"] == "wss", (
+        f"/ws/info says {info['scheme']!r}: {hints.scenario('location-drops-headers')}"
+    )
+    assert info["host"] == lab.host, hints.scenario("host-drops-port")
     assert info["remote_addr"] and info["request_id"]
     opcode, frame = conn.recv_data_frame(control_frame=True)
     assert opcode == websocket.ABNF.OPCODE_CLOSE
@@ -78,7 +80,7 @@ def test_info_reports_wss_and_the_public_host(lab):
 def test_handshake_through_nginx_is_101(lab):
     conn = lab.ws("/ws/echo")
     try:
-        assert conn.getstatus() == 101, hints.WS_NO_UPGRADE
+        assert conn.getstatus() == 101, hints.scenario("ws-no-upgrade")
         assert conn.getheaders()["upgrade"].lower() == "websocket"
     finally:
         conn.close()

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from labctl import native, paths
+from labctl import native, paths, stack
 from support.lab import Lab, lab_from_env
 
 from . import report
@@ -18,7 +18,7 @@ from . import report
 
 @pytest.fixture(scope="session")
 def lab() -> Iterator[Lab]:
-    mode = paths.running_mode()
+    mode = stack.running_mode()
     if mode not in (None, "native"):
         pytest.fail(f"a {mode} stack is running from this checkout: this suite needs the native one")
     started_here = mode is None

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from labctl import native, paths
+from labctl import endpoints, native
 from labctl.health import wait_healthy
 from labctl.procs import alive, children
 
@@ -44,7 +44,7 @@ def wait_for(predicate: Callable[[], T], timeout: float, what: str, interval: fl
 def wait_for_new_workers(master: int, old: set[int], timeout: float = 30) -> set[int]:
     """The master's workers that were not in ``old``, once the app answers directly again."""
     new = wait_for(lambda: children(master) - old, timeout, f"gunicorn {master} to start a new worker")
-    wait_healthy(f"http://127.0.0.1:{paths.app_port()}/healthz", None, timeout)
+    wait_healthy(f"http://127.0.0.1:{endpoints.app_port()}/healthz", None, timeout)
     return new
 
 
@@ -57,7 +57,7 @@ def stop_gunicorn() -> None:
 def start_gunicorn() -> int:
     """Start gunicorn the way `scripts/lab native-up` does; returns the master's pid."""
     process = native.start_gunicorn()
-    wait_healthy(f"http://127.0.0.1:{paths.app_port()}/healthz", None, 30, lambda: process.poll() is None)
+    wait_healthy(f"http://127.0.0.1:{endpoints.app_port()}/healthz", None, 30, lambda: process.poll() is None)
     return process.pid
 
 

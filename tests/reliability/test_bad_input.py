@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from labctl import paths
+from labctl import endpoints, paths
 from support.lab import Lab
 
 from . import report, stackctl
@@ -319,7 +319,7 @@ def test_gunicorn_itself_drops_underscore_headers(lab: Lab) -> None:
         "GET /debug/request HTTP/1.1\r\nHost: localhost\r\nX_Forwarded_Host: evil.example\r\n"
         "Connection: close\r\n\r\n"
     )
-    with socket.create_connection(("127.0.0.1", paths.app_port()), timeout=10) as sock:
+    with socket.create_connection(("127.0.0.1", endpoints.app_port()), timeout=10) as sock:
         sock.sendall(request.encode())
         seen = parse_response(read_until_close(sock)).json()
     assert seen["host"] == "localhost", f"gunicorn passed an underscore header through: {seen}"
@@ -327,10 +327,10 @@ def test_gunicorn_itself_drops_underscore_headers(lab: Lab) -> None:
 
 PLAIN_CASES = {
     # (port, Host sent, extra headers): status, what the message must mention
-    "plain-http-to-tls-port": (paths.https_port, "localhost", "", 400, "plain HTTP"),
-    "http-port-host-not-served": (paths.http_port, "evil.example", "", 421, "Host"),
+    "plain-http-to-tls-port": (endpoints.https_port, "localhost", "", 400, "plain HTTP"),
+    "http-port-host-not-served": (endpoints.http_port, "evil.example", "", 421, "Host"),
     "http-port-two-content-lengths": (
-        paths.http_port,
+        endpoints.http_port,
         "localhost",
         "Content-Length: 1\r\nContent-Length: 2\r\n",
         400,

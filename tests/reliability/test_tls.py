@@ -11,7 +11,7 @@ import warnings
 import pytest
 import requests
 
-from labctl import nginxctl, paths
+from labctl import nginx, paths
 from support.lab import Lab
 
 from . import report
@@ -106,7 +106,7 @@ def test_alpn(lab: Lab, offered: list[str], selected: str) -> None:
     ids=["localhost", "127.0.0.1", "::1"],
 )
 def test_certificate_verifies_for_each_lab_name(lab: Lab, address: str, name: str, url_host: str) -> None:
-    """Over IPv6 too: natively nginx listens on [::1] when the host has IPv6 (nginxctl.loopback_listen)."""
+    """Over IPv6 too: natively nginx listens on [::1] when the host has IPv6 (nginx.loopback_listen)."""
     with handshake(lab, lab.ssl_context(), address, name) as tls:
         assert tls.version() in {"TLSv1.2", "TLSv1.3"}
     port = lab.host.rsplit(":", 1)[1]
@@ -124,7 +124,7 @@ def test_hsts_is_off_by_default(http: requests.Session, lab: Lab) -> None:
 
 
 def test_hsts_setting_renders_a_valid_header(tmp_path) -> None:
-    env = {**nginxctl.native_env(), "LAB_HSTS_MAX_AGE": "31536000"}
+    env = {**nginx.native_env(), "LAB_HSTS_MAX_AGE": "31536000"}
     out = tmp_path / "conf"
     subprocess.run(["sh", str(paths.SCRIPTS / "nginx-ctl.sh"), "render", str(out)], env=env, check=True)
     assert (

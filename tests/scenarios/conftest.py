@@ -1,5 +1,8 @@
-"""Native stacks for the scenario suite: one at a time, switched only when the scenario changes,
-all brought down at the end (even after a failure). The matrix is printed after the run."""
+"""The scenario suite (`scripts/lab scenarios`; part of `make test`): every scenario of
+nginx/scenarios/ is found by its folder, each check runs against a native stack under the
+scenario (symptom present) and under the baseline (symptom absent). Stacks run one at a time,
+switched only when the scenario changes, all brought down at the end (even after a failure);
+the matrix is printed after the run."""
 
 from __future__ import annotations
 
@@ -9,13 +12,15 @@ from collections.abc import Iterator
 
 import pytest
 
-from labctl import scenarios
+from labctl import catalogue, endpoints, scenarios
+from labctl.catalogue import Scenario
+from labctl.checks import Observation
+from labctl.endpoints import Endpoint
 from labctl.scenarios import Row
-from scenarios.catalogue import BY_NAME, Case, Observation
-from support.lab import Lab, lab_from_env
 
 MATRIX: dict[str, Row] = {}
 _STARTED = time.monotonic()
+NATIVE = [s for s in catalogue.scenarios() if not s.compose_only]
 
 
 class NativeStacks:
@@ -23,7 +28,7 @@ class NativeStacks:
         self._stack: contextlib.ExitStack | None = None
         self.current: str | None = None
 
-    def use(self, scenario: str) -> Lab:
+    def use(self, scenario: str) -> Endpoint:
         """The stack for ``scenario`` ('' = baseline), starting it in place of the running one."""
         if self.current != scenario:
             self.close()
@@ -34,7 +39,7 @@ class NativeStacks:
                 self.close()
                 pytest.fail(f"the stack for {scenario or 'the baseline'!r} did not start: {error}")
             self.current = scenario
-        return lab_from_env()
+        return endpoints.from_env()
 
     def close(self) -> None:
         if self._stack is not None:
@@ -52,25 +57,25 @@ def stacks() -> Iterator[NativeStacks]:
 
 
 @pytest.fixture(scope="module")
-def baseline(stacks: NativeStacks) -> Lab:
+def baseline(stacks: NativeStacks) -> Endpoint:
     return stacks.use("")
 
 
 @pytest.fixture(scope="module")
-def scenario_lab(request: pytest.FixtureRequest, stacks: NativeStacks) -> tuple[Case, Lab]:
+def scenario_lab(request: pytest.FixtureRequest, stacks: NativeStacks) -> tuple[Scenario, Endpoint]:
     """Parametrized (indirect) by scenario name; module scope makes pytest group tests by scenario."""
-    case = BY_NAME[request.param]
+    scenario = catalogue.load(request.param)
     started = time.monotonic()
-    lab = stacks.use(case.name)
-    MATRIX.setdefault(case.name, Row(case.name)).seconds += time.monotonic() - started
-    return case, lab
+    endpoint = stacks.use(scenario.name)
+    MATRIX.setdefault(scenario.name, Row(scenario.name)).seconds += time.monotonic() - started
+    return scenario, endpoint
 
 
-def observe(case: Case, lab: Lab, under_baseline: bool) -> Observation:
-    """Run the case's check and note the result for the matrix printed at the end."""
+def observe(scenario: Scenario, endpoint: Endpoint, under_baseline: bool) -> Observation:
+    """Run the scenario's check and note the result for the matrix printed at the end."""
     started = time.monotonic()
-    observation = case.check(lab)
-    row = MATRIX.setdefault(case.name, Row(case.name))
+    observation = scenario.observe(endpoint)
+    row = MATRIX.setdefault(scenario.name, Row(scenario.name))
     row.seconds += time.monotonic() - started
     if under_baseline:
         row.absent = observation.present is False
@@ -81,7 +86,7 @@ def observe(case: Case, lab: Lab, under_baseline: bool) -> Observation:
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     if MATRIX:
-        skipped = [name for name in scenarios.all_names() if scenarios.compose_only(name)]
+        skipped = [s.name for s in catalogue.scenarios() if s.compose_only]
         terminalreporter.section("scenario matrix")
         terminalreporter.write_line(
             scenarios.format_matrix(list(MATRIX.values()), skipped, time.monotonic() - _STARTED)

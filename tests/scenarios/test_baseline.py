@@ -5,21 +5,20 @@ from __future__ import annotations
 import pytest
 
 from labctl import doctor
-from scenarios.catalogue import CASES, Case
-from scenarios.conftest import observe
-from support.lab import Lab
+from labctl.catalogue import Scenario
+from labctl.endpoints import Endpoint
+from scenarios.conftest import NATIVE, observe
 
 
-@pytest.mark.parametrize("case", CASES, ids=lambda case: case.name)
-def test_symptom_absent_under_baseline(case: Case, baseline: Lab) -> None:
-    observation = observe(case, baseline, under_baseline=True)
+@pytest.mark.parametrize("scenario", NATIVE, ids=lambda scenario: scenario.name)
+def test_symptom_absent_under_baseline(scenario: Scenario, baseline: Endpoint) -> None:
+    observation = observe(scenario, baseline, under_baseline=True)
     assert observation.present is False, (
-        f"the baseline does not answer {case.request} as it should (scenario {case.name}): "
-        f"{observation.seen}. Likely cause: {case.hint}"
+        f"the baseline does not answer {scenario.request} as it should (scenario {scenario.name}): "
+        f"{observation.seen}. Likely cause: {scenario.hint}"
     )
 
 
-def test_doctor_passes_under_baseline(baseline: Lab) -> None:
-    target = doctor.Target(baseline.url, baseline.ca, baseline.http_url)
-    checks = doctor.run(target)
-    assert all(check.ok is True for check in checks), doctor.report(target, checks)
+def test_doctor_passes_under_baseline(baseline: Endpoint) -> None:
+    checks = doctor.run(baseline)
+    assert all(check.ok is True for check in checks), doctor.report(baseline, checks)

@@ -1,73 +1,59 @@
-"""Each scenario folder is complete and matches its row in the catalogue (no stack needed)."""
+"""Each scenario folder is complete: its declaration loads, its files replace baseline files, its
+app.env sets known settings, its README has the sections. No stack needed."""
 
 from __future__ import annotations
 
-import re
-
 import pytest
 
-from labctl import paths, scenarios
-from scenarios.catalogue import BY_NAME, CASES, Case
+import labsettings
+from labctl import catalogue, paths
+from labctl.catalogue import Scenario
 
 pytestmark = pytest.mark.no_stack
 
-NATIVE = [name for name in scenarios.all_names() if not scenarios.compose_only(name)]
-# Every knob the app and gunicorn read: an app.env key outside this set would be silently ignored.
-KNOWN_ENV = set(
-    re.findall(
-        r"\b(?:LAB|GUNICORN)_[A-Z_]+",
-        (paths.APP_DIR / "labapp" / "settings.py").read_text()
-        + (paths.APP_DIR / "gunicorn.conf.py").read_text(),
-    )
-)
+ALL = catalogue.scenarios()
 
 
-def test_every_folder_has_a_check_and_every_check_a_folder() -> None:
-    assert sorted(NATIVE) == sorted(BY_NAME), (
-        "nginx/scenarios/ and tests/scenarios/catalogue.py disagree: add the missing folder or row"
+def test_every_folder_is_a_scenario() -> None:
+    folders = sorted(p.name for p in paths.SCENARIOS.iterdir() if p.is_dir())
+    assert folders == catalogue.names(), (
+        f"folders without a {catalogue.DECLARATION}: {sorted(set(folders) - set(catalogue.names()))}"
     )
 
 
-@pytest.mark.parametrize("case", CASES, ids=lambda case: case.name)
-def test_scenario_files_replace_baseline_files(case: Case) -> None:
-    folder = paths.SCENARIOS / case.name
-    confs = [p.relative_to(folder) for p in folder.rglob("*.conf")]
-    assert confs or (folder / "app.env").is_file(), f"{case.name} changes nothing"
+@pytest.mark.parametrize("scenario", ALL, ids=lambda s: s.name)
+def test_scenario_has_a_check(scenario: Scenario) -> None:
+    if scenario.compose_only:
+        assert not scenario.checked, f"{scenario.name}: compose-only scenarios are checked by tests/compose"
+    else:
+        assert scenario.checked, (
+            f"{scenario.name}: declare [[check]] in scenario.toml or observe() in check.py"
+        )
+        assert not (scenario.checks and scenario.function), f"{scenario.name}: one check, data or check.py"
+
+
+@pytest.mark.parametrize("scenario", ALL, ids=lambda s: s.name)
+def test_scenario_files_replace_baseline_files(scenario: Scenario) -> None:
+    confs = scenario.overlay_files()
+    assert confs or scenario.app_env, f"{scenario.name} changes nothing"
     for conf in confs:
         assert (paths.NGINX_SRC / conf).is_file(), (
-            f"{case.name}/{conf} replaces no baseline file: the overlay would only add it"
+            f"{scenario.name}/{conf} replaces no baseline file: the overlay would only add it"
         )
 
 
-@pytest.mark.parametrize(
-    "case", [c for c in CASES if (paths.SCENARIOS / c.name / "app.env").is_file()], ids=lambda case: case.name
-)
-def test_app_env_sets_known_settings(case: Case) -> None:
-    lines = (paths.SCENARIOS / case.name / "app.env").read_text().splitlines()
-    keys = {line.partition("=")[0].strip() for line in lines if "=" in line and not line.startswith("#")}
-    assert keys and keys <= KNOWN_ENV, f"unknown settings in {case.name}/app.env: {keys - KNOWN_ENV}"
+@pytest.mark.parametrize("scenario", [s for s in ALL if s.app_env], ids=lambda s: s.name)
+def test_app_env_sets_known_settings(scenario: Scenario) -> None:
+    assert scenario.app_env is not None
+    keys = set(labsettings.read_env_file(scenario.app_env))
+    undeclared = keys - set(labsettings.SETTINGS)
+    assert keys and not undeclared, f"{scenario.name}/app.env sets what labsettings.py lacks: {undeclared}"
 
 
-@pytest.mark.parametrize("case", CASES, ids=lambda case: case.name)
-def test_readme_states_the_checked_symptom(case: Case) -> None:
-    sections = {
-        title: scenarios.readme_section(case.name, title)
-        for title in ("Symptom", "Cause", "Fix", "References")
-    }
+@pytest.mark.parametrize("scenario", ALL, ids=lambda s: s.name)
+def test_readme_has_every_section(scenario: Scenario) -> None:
+    sections = {title: scenario.readme_section(title) for title in catalogue.README_SECTIONS}
     assert all(sections.values()), (
-        f"{case.name}/README.md lacks a section: {[t for t, s in sections.items() if not s]}"
+        f"{scenario.name}/README.md lacks a section: {[t for t, s in sections.items() if not s]}"
     )
-    assert sections["Symptom"].splitlines()[0] == case.symptom_for(8443, 8080), (
-        f"{case.name}/README.md's symptom must open with what the check observes"
-    )
-    assert "https://" in sections["References"], f"{case.name}/README.md cites no public reference"
-
-
-def test_project_readme_lists_every_scenario_with_its_symptom() -> None:
-    readme = (paths.ROOT / "README.md").read_text()
-    missing = [
-        case.name
-        for case in CASES
-        if f"| {case.name} |" not in readme or case.symptom_for(8443, 8080) not in readme
-    ]
-    assert not missing, f"README.md's scenario table is out of step with the catalogue for: {missing}"
+    assert "https://" in sections["References"], f"{scenario.name}/README.md cites no public reference"

@@ -10,22 +10,22 @@ from __future__ import annotations
 import pytest
 
 from labctl import doctor
-from scenarios.catalogue import CASES, Case
-from scenarios.conftest import observe
-from support.lab import Lab
+from labctl.catalogue import Scenario
+from labctl.endpoints import Endpoint
+from scenarios.conftest import NATIVE, observe
 
 
-@pytest.mark.parametrize("scenario_lab", [case.name for case in CASES], indirect=True)
-def test_scenario_shows_its_symptom(scenario_lab: tuple[Case, Lab]) -> None:
-    case, lab = scenario_lab
-    observation = observe(case, lab, under_baseline=False)
+@pytest.mark.parametrize("scenario_lab", [s.name for s in NATIVE], indirect=True)
+def test_scenario_shows_its_symptom(scenario_lab: tuple[Scenario, Endpoint]) -> None:
+    scenario, endpoint = scenario_lab
+    observation = observe(scenario, endpoint, under_baseline=False)
     assert observation.present is True, (
-        f"scenario {case.name} no longer shows its symptom ({case.symptom_for(8443, 8080)}) "
-        f"for {case.request}: saw {observation.seen}"
+        f"scenario {scenario.name} no longer shows its symptom ({scenario.symptom_for(8443, 8080)}) "
+        f"for {scenario.request}: saw {observation.seen}"
     )
-    if case.doctor:
-        target = doctor.Target(lab.url, lab.ca, lab.http_url)
-        checks = doctor.run(target)
-        assert case.hint in doctor.failed_hints(checks), (
-            f"under {case.name} the doctor should name: {case.hint}\n{doctor.report(target, checks)}"
+    if scenario.doctor:
+        checks = doctor.run(endpoint)
+        assert scenario.hint in doctor.failed_hints(checks), (
+            f"under {scenario.name} the doctor should name: {scenario.hint}\n"
+            + doctor.report(endpoint, checks)
         )

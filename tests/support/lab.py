@@ -8,14 +8,15 @@ import os
 import ssl
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import requests
 import websocket
 
-from labctl import compose, paths, stack
+from labctl import endpoints, stack
+from labctl.endpoints import Endpoint
 
 MIB = 1024 * 1024
 
@@ -23,9 +24,14 @@ MIB = 1024 * 1024
 @dataclass(frozen=True)
 class Lab:
     url: str  # through nginx, https
-    ca: Path
+    ca: Path | None  # None: the system's trust store (a deployment with a public certificate)
     direct_url: str | None  # straight to gunicorn, when reachable (native mode)
-    http_port: int = field(default_factory=paths.http_port)  # nginx's plain-HTTP redirector
+    http_url: str | None  # nginx's plain-HTTP entry point, when known
+
+    @property
+    def endpoint(self) -> Endpoint:
+        """The same endpoints as labctl sees them (the doctor's probes, the scenario checks)."""
+        return Endpoint(self.url, self.ca, self.http_url)
 
     @property
     def host(self) -> str:
@@ -36,44 +42,34 @@ class Lab:
     def ws_url(self) -> str:
         return "wss://" + self.host
 
-    @property
-    def http_url(self) -> str:
-        return f"http://{urlsplit(self.url).hostname}:{self.http_port}"
-
     def session(self) -> requests.Session:
         session = requests.Session()
         # REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE in the environment (set on many machines, CI's
         # included) would override session.verify (psf/requests#4650), and a proxy from the env
         # would hijack loopback: ignore both.
         session.trust_env = False
-        session.verify = str(self.ca)
+        session.verify = str(self.ca) if self.ca else True
         return session
 
     def ssl_context(self) -> ssl.SSLContext:
-        return ssl.create_default_context(cafile=str(self.ca))
+        return self.endpoint.ssl_context()
 
     def ws(self, path: str, timeout: float = 10, **kwargs: object) -> websocket.WebSocket:
         """A real websocket client over wss, verifying the lab's CA (``with closing(...)``)."""
-        return websocket.create_connection(
-            self.ws_url + path,
-            timeout=timeout,
-            sslopt={"ca_certs": str(self.ca), "cert_reqs": ssl.CERT_REQUIRED},
-            **kwargs,
-        )
+        sslopt: dict[str, object] = {"cert_reqs": ssl.CERT_REQUIRED}
+        if self.ca:
+            sslopt["ca_certs"] = str(self.ca)
+        return websocket.create_connection(self.ws_url + path, timeout=timeout, sslopt=sslopt, **kwargs)
 
 
 def lab_from_env() -> Lab:
+    """LAB_URL, LAB_CA and LAB_HTTP_URL (labctl.endpoints: the doctor's and `lab check`'s too);
+    LAB_DIRECT_URL, or the native stack's gunicorn port."""
+    endpoint = endpoints.from_env()
     direct = os.environ.get("LAB_DIRECT_URL")
-    mode = paths.running_mode()
-    if direct is None and mode == "native":
-        direct = f"http://127.0.0.1:{paths.app_port()}"
-    http_port = paths.http_port()
-    if mode == "compose" and "LAB_HTTP_PORT" not in os.environ:
-        # The compose stack knows which HTTP port it publishes (LAB_URL alone gives only HTTPS).
-        http_port = compose.published_http_port() or http_port
-    return Lab(
-        url=paths.lab_url().rstrip("/"), ca=paths.lab_ca(), direct_url=direct or None, http_port=http_port
-    )
+    if direct is None and stack.running_mode() == "native" and endpoint.is_local_lab:
+        direct = f"http://127.0.0.1:{endpoints.app_port()}"
+    return Lab(url=endpoint.url, ca=endpoint.ca, direct_url=direct or None, http_url=endpoint.http_url)
 
 
 class PatternBody:

@@ -8,7 +8,7 @@ import zlib
 
 import pytest
 
-from labctl.bench import chart, loop, record, wrk, wsload, wsproto
+from labctl.bench import chart, loop, record, wrk, wsload
 from labctl.bench.settings import QUICK, BenchSettings
 
 WRK_STDOUT = """Running 5s test @ https://localhost:8443/healthz
@@ -28,44 +28,6 @@ def test_wrk_report_line_becomes_rates_and_milliseconds():
 def test_wrk_output_without_report_line_is_an_error_naming_the_script():
     with pytest.raises(RuntimeError, match=r"report\.lua"):
         wrk.parse_report("Running 5s test @ http://127.0.0.1:8000/\n")
-
-
-def test_handshake_accept_key_matches_rfc6455_example():
-    assert wsproto.accept_key("dGhlIHNhbXBsZSBub25jZQ==") == "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
-
-
-@pytest.mark.parametrize(
-    ("head", "error"),
-    [
-        (b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n", "not 101"),
-        (b"HTTP/1.1 101 Switching Protocols\r\nSec-WebSocket-Accept: wrong\r\n\r\n", "Accept"),
-    ],
-)
-def test_handshake_refused_unless_101_accepts_our_key(head, error):
-    with pytest.raises(wsproto.HandshakeError, match=error):
-        wsproto.check_handshake(head, "dGhlIHNhbXBsZSBub25jZQ==")
-
-
-def test_handshake_accepted():
-    key = "dGhlIHNhbXBsZSBub25jZQ=="
-    head = f"HTTP/1.1 101 Switching Protocols\r\nsec-websocket-accept: {wsproto.accept_key(key)}\r\n\r\n"
-    wsproto.check_handshake(head.encode(), key)
-
-
-@pytest.mark.parametrize("size", [0, 5, 125, 126, 65535, 65536])
-def test_masked_frame_round_trips_through_the_header_parser(size):
-    payload, mask = bytes(range(256)) * (size // 256) + bytes(size % 256), b"\x01\x02\x03\x04"
-    frame = wsproto.encode_frame(wsproto.OP_TEXT, payload, mask)
-    head_size = 2 + wsproto.extra_header_size(frame[1])
-    opcode, length, got_mask = wsproto.parse_header(frame[:head_size])
-    assert (opcode, length, got_mask) == (wsproto.OP_TEXT, size, mask)
-    assert frame[0] & 0x80, "FIN bit"
-    assert wsproto.apply_mask(frame[head_size:], got_mask) == payload
-
-
-def test_server_frame_is_unmasked():
-    assert wsproto.parse_header(b"\x81\x05") == (wsproto.OP_TEXT, 5, b"")
-    assert wsproto.extra_header_size(0x05) == 0
 
 
 def test_results_hold_exactly_the_issue_keys_and_none_until_measured():

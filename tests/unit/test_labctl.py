@@ -6,21 +6,21 @@ from pathlib import Path
 
 import pytest
 
-from labctl import nginxctl
+from labctl import nginx
 
 
 def test_missing_nginx_is_explained_with_install_commands(monkeypatch):
-    monkeypatch.setattr(nginxctl.shutil, "which", lambda _name: None)
+    monkeypatch.setattr(nginx.shutil, "which", lambda _name: None)
     monkeypatch.setattr(Path, "exists", lambda _self: False)
     with pytest.raises(SystemExit) as stopped:
-        nginxctl.native_env()
+        nginx.native_env()
     message = str(stopped.value)
     assert "nginx is not installed" in message and "apt-get install" in message
 
 
 def test_native_env_points_nginx_at_the_keepalive_pool(monkeypatch):
     monkeypatch.setenv("LAB_APP_PORT", "8123")
-    env = nginxctl.native_env()
+    env = nginx.native_env()
     assert env["LAB_UPSTREAM"] == "127.0.0.1:8123"
     assert env["LAB_PROXY_TARGET"] == "lab_app"
 
@@ -38,7 +38,7 @@ STARTED = {"LAB_UPSTREAM": "127.0.0.1:8001", "LAB_MAX_UPLOAD_MB": "512", "LAB_SC
 )
 def test_reload_renders_what_the_stack_started_with(environ, scenario):
     # A shell with other LAB_APP_PORT / LAB_MAX_UPLOAD_MB values must not move the running stack.
-    env = nginxctl.reload_env(
+    env = nginx.reload_env(
         {**environ, "LAB_UPSTREAM": "127.0.0.1:8000", "LAB_MAX_UPLOAD_MB": "4096"}, STARTED
     )
     assert env["LAB_UPSTREAM"] == "127.0.0.1:8001"

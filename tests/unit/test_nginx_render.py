@@ -13,12 +13,19 @@ import pytest
 
 from labctl import paths
 
+# Every input nginx-ctl.sh requires (it defaults none of them to either mode's topology).
 RENDER_ENV = {
     "LAB_NGINX_SRC": str(paths.NGINX_SRC),
     "LAB_NGINX_PREFIX": "/nonexistent",
     "LAB_UPSTREAM": "127.0.0.1:8123",
+    "LAB_RESOLVER": "127.0.0.1",
     "LAB_HTTPS_PORT": "9443",
+    "LAB_HTTP_PORT": "9080",
+    "LAB_MAX_UPLOAD_MB": "64",
     "LAB_UPLOAD_DIR": "/srv/up",
+    "LAB_CERT_DIR": "/lab/certs",
+    "LAB_HSTS_MAX_AGE": "0",
+    "LAB_NGINX_USER": "",
 }
 
 
@@ -58,6 +65,18 @@ def test_a_scenario_replaces_files_of_the_same_path(tmp_path):
     redirect = (tmp_path / "out" / "snippets" / "https-redirect.conf").read_text()
     assert redirect == "return 301 https://$host$request_uri;\n"
     assert not (tmp_path / "out" / "README.md").exists()
+
+
+@pytest.mark.parametrize("missing", ["LAB_UPSTREAM", "LAB_MAX_UPLOAD_MB", "LAB_NGINX_USER"])
+def test_a_missing_input_is_named_not_defaulted(tmp_path, missing):
+    env = {k: v for k, v in RENDER_ENV.items() if k != missing}
+    result = subprocess.run(
+        ["sh", str(paths.SCRIPTS / "nginx-ctl.sh"), "render", str(tmp_path / "out")],
+        env={"PATH": os.environ["PATH"], **env},
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode != 0 and missing in result.stderr, result.stderr
 
 
 def test_an_unknown_scenario_is_an_error(tmp_path):

@@ -8,7 +8,7 @@ import time
 from dataclasses import asdict, dataclass
 
 from .. import native, paths
-from . import stack
+from ..procs import environment
 
 LAB = [sys.executable, str(paths.SCRIPTS / "lab")]
 
@@ -32,7 +32,7 @@ def _timed(*args: str) -> tuple[float, subprocess.CompletedProcess[str]]:
 def native_up_seconds() -> float:
     """Wall time of the user's command, from a stopped stack to healthy through nginx."""
     native.down(quiet=True)
-    with stack.environment(LAB_SCENARIO=""):
+    with environment(LAB_SCENARIO=""):
         seconds, completed = _timed("native-up")
     if completed.returncode != 0:
         raise RuntimeError(f"scripts/lab native-up failed:\n{completed.stdout}{completed.stderr}")

@@ -7,9 +7,9 @@ import resource
 import statistics
 from typing import Any
 
-from .. import paths
+from .. import endpoints, paths
 from ..health import wait_healthy
-from . import nginxlog, record, stack, wrk
+from . import bench_stack, nginxlog, record, wrk
 from .settings import BenchSettings
 
 PATH = "/healthz"
@@ -33,20 +33,20 @@ def _children_cpu_seconds() -> float:
 
 def run(settings: BenchSettings) -> dict[str, Any]:
     urls = {
-        "direct": f"http://127.0.0.1:{paths.app_port()}{PATH}",
-        "tls": f"https://localhost:{paths.https_port()}{PATH}",
+        "direct": f"http://127.0.0.1:{endpoints.app_port()}{PATH}",
+        "tls": f"https://localhost:{endpoints.https_port()}{PATH}",
     }
     wait_healthy(urls["tls"], paths.CA, 10)  # verified once: wrk itself checks no certificate
-    processes = {"app": [stack.app_worker_pid()], "nginx": stack.nginx_worker_pids()}
+    processes = {"app": [bench_stack.app_worker_pid()], "nginx": bench_stack.nginx_worker_pids()}
     rounds: dict[str, list[wrk.LoadResult]] = {name: [] for name in urls}
     cpu = {name: dict.fromkeys([*processes, "wrk"], 0.0) for name in urls}
     for _ in range(settings.proxy_rounds):  # alternated, so bursts of background load hit both
         for name, url in urls.items():
-            before = {group: stack.cpu_seconds(pids) for group, pids in processes.items()}
+            before = {group: bench_stack.cpu_seconds(pids) for group, pids in processes.items()}
             wrk_before = _children_cpu_seconds()
             rounds[name].append(wrk.run(url, settings.proxy_connections, settings.proxy_seconds))
             for group, pids in processes.items():
-                cpu[name][group] += stack.cpu_seconds(pids) - before[group]
+                cpu[name][group] += bench_stack.cpu_seconds(pids) - before[group]
             cpu[name]["wrk"] += _children_cpu_seconds() - wrk_before
     summary: dict[str, Any] = {name: _combine(runs) for name, runs in rounds.items()}
     for name, runs in rounds.items():

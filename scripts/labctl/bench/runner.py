@@ -8,8 +8,8 @@ import time
 from dataclasses import asdict
 from typing import Any
 
-from .. import native, paths
-from . import chart, loop, nginxlog, proxy, record, stack, upload, workers, wsload
+from .. import endpoints, native, paths
+from . import bench_stack, chart, loop, nginxlog, proxy, record, upload_rate, workers, wsload
 from .settings import SECTIONS, BenchSettings, env_help
 
 OUT = paths.LAB / "bench"
@@ -78,11 +78,11 @@ class Run:
         )
 
     def measure_upload(self) -> None:
-        variants = upload.run(self.settings.upload_mib)
-        timings = nginxlog.last_by_uri({t.path for t in upload.TARGETS})
+        variants = upload_rate.run(self.settings.upload_mib)
+        timings = nginxlog.last_by_uri({t.path for t in upload_rate.TARGETS})
         self.details["upload"] = {
             name: {**result.as_dict(), "nginx": timings.get(target.path, {})}
-            for (name, result), target in zip(variants.items(), upload.TARGETS, strict=True)
+            for (name, result), target in zip(variants.items(), upload_rate.TARGETS, strict=True)
         }
         rates = {name: result.mib_per_s for name, result in variants.items()}
         self.results["upload"]["unbuffered_vs_discard_ratio"] = record.ratio(
@@ -139,7 +139,7 @@ class Run:
             stacked = [name for name in ("proxy", "upload", "ws") if name in sections]
             if stacked:
                 try:
-                    with stack.native_stack():
+                    with bench_stack.native_stack():
                         for name in stacked:
                             self._section(name)
                 except SystemExit as error:  # the stack did not start: say so, keep the rest
@@ -241,7 +241,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         raise SystemExit(f"lab bench: unknown section(s) {unknown}; choose from {','.join(SECTIONS)}")
     settings = BenchSettings.from_env(quick=args.quick)
     print(
-        f"bench: sections {','.join(sections)}; the native stack on :{paths.https_port()} is restarted",
+        f"bench: sections {','.join(sections)}; the native stack on :{endpoints.https_port()} is restarted",
         flush=True,
     )
     run = Run(settings)

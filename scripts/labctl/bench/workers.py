@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from .. import paths
-from . import stack, wrk
+from .. import endpoints
+from . import bench_stack, wrk
 from .settings import BenchSettings
 
 WORKER_CLASSES = {
-    "gevent-websocket": stack.BASELINE_WORKER,
+    "gevent-websocket": bench_stack.BASELINE_WORKER,
     "gevent": "gevent",
     "sync": "sync",
 }
@@ -15,11 +15,11 @@ WORKER_CLASSES = {
 
 def run(settings: BenchSettings) -> dict[str, wrk.LoadResult]:
     """wrk's completed requests/s per worker class; each class gets a fresh stack."""
-    url = f"https://localhost:{paths.https_port()}/slow?seconds={settings.workers_sleep_s:g}"
+    url = f"https://localhost:{endpoints.https_port()}/slow?seconds={settings.workers_sleep_s:g}"
     # A sync worker serves one request at a time: the last in line waits connections * sleep.
     timeout = settings.workers_connections * settings.workers_sleep_s + 5
     results = {}
     for name, worker_class in WORKER_CLASSES.items():
-        with stack.native_stack(worker_class):
+        with bench_stack.native_stack(worker_class):
             results[name] = wrk.run(url, settings.workers_connections, settings.workers_seconds, timeout)
     return results

@@ -11,10 +11,10 @@ import statistics
 import time
 from dataclasses import dataclass, field
 
-from .. import paths
-from . import stack
+from .. import endpoints, paths
+from ..wsclient import AsyncWebSocket
+from . import bench_stack
 from .settings import BenchSettings
-from .wsproto import WebSocket
 
 CONNECT_TIMEOUT_S = 15.0
 RECEIVE_TIMEOUT_S = 60.0
@@ -45,13 +45,15 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(share * len(ordered)) - 1))]
 
 
-async def _connect(path: str, context: ssl.SSLContext) -> WebSocket:
-    return await asyncio.wait_for(WebSocket.connect(paths.https_port(), path, context), CONNECT_TIMEOUT_S)
+async def _connect(path: str, context: ssl.SSLContext) -> AsyncWebSocket:
+    return await asyncio.wait_for(
+        AsyncWebSocket.connect(endpoints.https_port(), path, context), CONNECT_TIMEOUT_S
+    )
 
 
-async def _ramp(settings: BenchSettings, context: ssl.SSLContext, result: WsResult) -> list[WebSocket]:
+async def _ramp(settings: BenchSettings, context: ssl.SSLContext, result: WsResult) -> list[AsyncWebSocket]:
     """Open /ws/chat connections in waves until the configured max, the deadline or failures."""
-    held: list[WebSocket] = []
+    held: list[AsyncWebSocket] = []
     started = time.monotonic()
     deadline = started + settings.ws_ramp_timeout_s
     while len(held) < settings.ws_max_connections and result.failures < MAX_FAILURES:
@@ -66,7 +68,7 @@ async def _ramp(settings: BenchSettings, context: ssl.SSLContext, result: WsResu
         )
         result.attempted += wave
         for outcome in outcomes:
-            if isinstance(outcome, WebSocket):
+            if isinstance(outcome, AsyncWebSocket):
                 held.append(outcome)
             else:
                 result.failures += 1
@@ -75,11 +77,11 @@ async def _ramp(settings: BenchSettings, context: ssl.SSLContext, result: WsResu
     return held
 
 
-async def _broadcast(clients: list[WebSocket], token: str) -> tuple[float, int]:
+async def _broadcast(clients: list[AsyncWebSocket], token: str) -> tuple[float, int]:
     """Milliseconds until every other client got ``token`` from the first one, and how many did."""
     sender, receivers = clients[0], clients[1:]
 
-    async def arrival(client: WebSocket) -> float:
+    async def arrival(client: AsyncWebSocket) -> float:
         while token not in await client.recv_text():
             pass
         return time.perf_counter()
@@ -96,7 +98,7 @@ async def _broadcast(clients: list[WebSocket], token: str) -> tuple[float, int]:
 async def _echo_round_trips(settings: BenchSettings, context: ssl.SSLContext) -> list[float]:
     clients = await asyncio.gather(*(_connect("/ws/echo", context) for _ in range(settings.ws_echo_clients)))
 
-    async def client_round_trips(client: WebSocket, client_no: int) -> list[float]:
+    async def client_round_trips(client: AsyncWebSocket, client_no: int) -> list[float]:
         samples = []
         for n in range(settings.ws_echo_messages):
             text = f"echo {client_no}/{n}"
@@ -117,20 +119,20 @@ async def _echo_round_trips(settings: BenchSettings, context: ssl.SSLContext) ->
 
 async def _measure(settings: BenchSettings, result: WsResult) -> None:
     context = ssl.create_default_context(cafile=str(paths.CA))
-    worker = stack.app_worker_pid()
+    worker = bench_stack.app_worker_pid()
     result.limits = {
-        "nginx_worker_connections": stack.nginx_worker_connections(),
-        "app_open_files": stack.open_files_limit(worker),
-        "bench_open_files": stack.open_files_limit(os.getpid()),
+        "nginx_worker_connections": bench_stack.nginx_worker_connections(),
+        "app_open_files": bench_stack.open_files_limit(worker),
+        "bench_open_files": bench_stack.open_files_limit(os.getpid()),
     }
     # Warm the code paths first, so their one-off allocations are not charged to connections.
     await _echo_round_trips(BenchSettings(ws_echo_clients=2, ws_echo_messages=2), context)
     await asyncio.sleep(0.5)
-    result.rss_before_kib = stack.rss_kib(worker)
+    result.rss_before_kib = bench_stack.rss_kib(worker)
     clients = await _ramp(settings, context, result)
     try:
         await asyncio.sleep(1.0)
-        result.rss_after_kib = stack.rss_kib(worker)
+        result.rss_after_kib = bench_stack.rss_kib(worker)
         if len(clients) < 2:
             return
         reached = len(clients) - 1

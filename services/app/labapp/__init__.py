@@ -3,23 +3,29 @@
 from __future__ import annotations
 
 from flask import Flask
+from flask.json.provider import DefaultJSONProvider
 
-from . import errors, middleware, uploads, wsfix
+from . import errors, middleware, storage, wsfix
 from .settings import LabSettings
-from .views import bugs, debug, errors_demo, page, redirects, slow, websockets
+from .views import bugs, debug, errors_demo, page, redirects, slow, uploads, websockets
+
+
+class KeepOrderJSON(DefaultJSONProvider):
+    # /debug/request lists what the app sees in the order a reader wants it, not sorted.
+    sort_keys = False
 
 
 def create_app(settings: LabSettings | None = None) -> Flask:
     settings = settings or LabSettings.from_env()
     wsfix.install()
     app = Flask(__name__)
-    app.request_class = uploads.StreamingRequest
+    app.request_class = storage.StreamingRequest
     app.config["LAB"] = settings
     app.config["MAX_CONTENT_LENGTH"] = settings.max_upload_bytes
     if settings.fix_form_memory:
         # Werkzeug caps non-file form fields at 500 kB; large text fields are legitimate here.
         app.config["MAX_FORM_MEMORY_SIZE"] = settings.max_form_memory_mb * 1024 * 1024
-    app.json.sort_keys = False
+    app.json = KeepOrderJSON(app)
 
     for blueprint in (
         debug.bp,

@@ -167,7 +167,7 @@ def install(app: Flask, settings: LabSettings) -> None:
         wsgi = ProxyFix(wsgi, x_for=1, x_proto=1, x_host=1, x_port=1).__call__
     if settings.fix_drain_body:
         wsgi = drain_body(wsgi, settings.max_upload_bytes + 1024 * 1024)
-    app.wsgi_app = request_log(wsgi)  # type: ignore[method-assign]
+    app.wsgi_app = request_log(wsgi)  # type: ignore[method-assign,assignment]
     _configure_logging()
 
 

@@ -1,4 +1,4 @@
-"""Every knob of the app, read once from the environment.
+"""Every knob of the app, read once from the environment (declared in labsettings.py).
 
 Each ``fix_*`` flag is a fix the baseline applies; a scenario's ``app.env`` switches one off
 to bring its bug back (see README, "App settings").
@@ -6,21 +6,10 @@ to bring its bug back (see README, "App settings").
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
-
-def env_flag(name: str, default: bool) -> bool:
-    raw = os.environ.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    return raw.strip().lower() in {"1", "true", "yes", "on"}
-
-
-def env_int(name: str, default: int) -> int:
-    raw = os.environ.get(name, "").strip()
-    return int(raw) if raw else default
+import labsettings
 
 
 @dataclass(frozen=True)
@@ -34,8 +23,7 @@ class LabSettings:
     fix_form_memory: bool
     ws_route_flag: bool
     x_accel: bool
-    # gevent-websocket reads any frame length it is told into memory: this caps one message.
-    ws_max_message_bytes: int = 16 * 1024 * 1024
+    ws_max_message_bytes: int
 
     @property
     def max_upload_bytes(self) -> int:
@@ -43,17 +31,18 @@ class LabSettings:
 
     @classmethod
     def from_env(cls) -> LabSettings:
+        """Each field from its declaration in labsettings (name, default and why live there)."""
         return cls(
-            upload_dir=Path(os.environ.get("LAB_UPLOAD_DIR", "/srv/uploads")),
-            max_upload_mb=env_int("LAB_MAX_UPLOAD_MB", 4096),
-            max_form_memory_mb=env_int("LAB_MAX_FORM_MEMORY_MB", 16),
-            fix_proxy=env_flag("LAB_FIX_PROXY", True),
-            fix_drain_body=env_flag("LAB_FIX_DRAIN_BODY", True),
-            fix_json_errors=env_flag("LAB_FIX_JSON_ERRORS", True),
-            fix_form_memory=env_flag("LAB_FIX_FORM_MEMORY", True),
-            ws_route_flag=env_flag("LAB_WS_ROUTE_FLAG", True),
-            x_accel=env_flag("LAB_X_ACCEL", True),
-            ws_max_message_bytes=env_int("LAB_WS_MAX_MESSAGE", 16 * 1024 * 1024),
+            upload_dir=labsettings.UPLOAD_DIR.value(),
+            max_upload_mb=labsettings.MAX_UPLOAD_MB.value(),
+            max_form_memory_mb=labsettings.MAX_FORM_MEMORY_MB.value(),
+            fix_proxy=labsettings.FIX_PROXY.value(),
+            fix_drain_body=labsettings.FIX_DRAIN_BODY.value(),
+            fix_json_errors=labsettings.FIX_JSON_ERRORS.value(),
+            fix_form_memory=labsettings.FIX_FORM_MEMORY.value(),
+            ws_route_flag=labsettings.WS_ROUTE_FLAG.value(),
+            x_accel=labsettings.X_ACCEL.value(),
+            ws_max_message_bytes=labsettings.WS_MAX_MESSAGE.value(),
         )
 
     def public(self) -> dict[str, object]:

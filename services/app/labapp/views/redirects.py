@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 
 from flask import Blueprint, Response, abort, jsonify, redirect, request, url_for
+from werkzeug.wrappers import Response as BaseResponse
 
 bp = Blueprint("redirects", __name__)
 
@@ -12,18 +13,18 @@ REDIRECT_CODES = {301, 302, 303, 307, 308}
 
 
 @bp.get("/redirect/external")
-def external() -> Response:
+def external() -> BaseResponse:
     # Absolute URL built from what the app believes the request was: the proxy's headers decide.
     return redirect(url_for("redirects.landing", _external=True), code=302)
 
 
 @bp.get("/redirect/relative")
-def relative() -> Response:
+def relative() -> BaseResponse:
     return redirect("/landing", code=302)
 
 
 @bp.route("/redirect/status/<int:code>", methods=["GET", "POST"])
-def with_status(code: int) -> Response:
+def with_status(code: int) -> BaseResponse:
     if code not in REDIRECT_CODES:
         abort(404, f"redirect code {code} is not one of {sorted(REDIRECT_CODES)}")
     return redirect(url_for("redirects.landing", _external=True), code=code)

@@ -1,14 +1,18 @@
-"""Native-mode calls into scripts/nginx-ctl.sh, the renderer and driver both modes share."""
+"""nginx in native mode: the system's binary, and the environment scripts/nginx-ctl.sh (the
+renderer and driver both modes share) renders the config with. Compose mode passes the same
+variables from compose.yaml's nginx service."""
 
 from __future__ import annotations
 
 import getpass
-import json
 import os
 import shutil
 import socket
 import subprocess
+from collections.abc import Mapping
 from pathlib import Path
+
+import labsettings
 
 from . import paths
 
@@ -19,6 +23,7 @@ INSTALL_HINT = (
     "  macOS:         brew install nginx\n"
     "Only the binary is used: the lab runs it as you, with everything under .lab/."
 )
+CTL = paths.SCRIPTS / "nginx-ctl.sh"
 
 
 def nginx_binary() -> str | None:
@@ -44,36 +49,35 @@ def loopback_listen(port: int) -> str:
 
 
 def native_env() -> dict[str, str]:
+    """Every input of nginx-ctl.sh for a native stack, from the settings in the environment."""
     binary = nginx_binary()
     if binary is None:
         raise SystemExit(INSTALL_HINT)
+    https, http = labsettings.HTTPS_PORT.value(), labsettings.HTTP_PORT.value()
     return {
         **os.environ,
         "LAB_NGINX_BIN": binary,
         "LAB_NGINX_SRC": str(paths.NGINX_SRC),
         "LAB_NGINX_PREFIX": str(paths.NGINX_PREFIX),
-        "LAB_UPSTREAM": f"127.0.0.1:{paths.app_port()}",
+        "LAB_UPSTREAM": f"127.0.0.1:{labsettings.APP_PORT.value()}",
         # The keepalive pool; never resolved through DNS natively (see snippets/upstream.conf).
         "LAB_PROXY_TARGET": "lab_app",
         "LAB_RESOLVER": "127.0.0.1",
-        "LAB_HTTPS_PORT": str(paths.https_port()),
-        "LAB_HTTP_PORT": str(paths.http_port()),
-        "LAB_LISTEN_HTTPS": loopback_listen(paths.https_port()),
-        "LAB_LISTEN_HTTP": loopback_listen(paths.http_port()),
+        "LAB_HTTPS_PORT": str(https),
+        "LAB_HTTP_PORT": str(http),
+        "LAB_LISTEN_HTTPS": loopback_listen(https),
+        "LAB_LISTEN_HTTP": loopback_listen(http),
+        "LAB_MAX_UPLOAD_MB": str(labsettings.MAX_UPLOAD_MB.value()),
+        "LAB_HSTS_MAX_AGE": str(labsettings.HSTS_MAX_AGE.value()),
         "LAB_UPLOAD_DIR": str(paths.UPLOADS),
         "LAB_CERT_DIR": str(paths.CERTS),
         # Only root's nginx switches its workers' user (to the same user here: they serve .lab/).
         "LAB_NGINX_USER": getpass.getuser() if os.geteuid() == 0 else "",
-        "LAB_SCENARIO": paths.scenario(),
+        "LAB_SCENARIO": labsettings.SCENARIO.value(),
     }
 
 
-def save_started_env(env: dict[str, str]) -> None:
-    """Remember what the running stack was rendered with: `make reload` renders the same."""
-    paths.STARTED_ENV.write_text(json.dumps({k: v for k, v in env.items() if k.startswith("LAB_")}, indent=1))
-
-
-def reload_env(environ: dict[str, str], started: dict[str, str]) -> dict[str, str]:
+def reload_env(environ: Mapping[str, str], started: Mapping[str, str]) -> dict[str, str]:
     """The started stack's values (ports, upstream, upload limit...), so a reload from another
     shell cannot move them; only the nginx source dir and an explicit LAB_SCENARIO are taken now."""
     env = {**environ, **started, "LAB_NGINX_SRC": str(paths.NGINX_SRC)}
@@ -82,18 +86,9 @@ def reload_env(environ: dict[str, str], started: dict[str, str]) -> dict[str, st
     return env
 
 
-def running_env() -> dict[str, str]:
-    started = json.loads(paths.STARTED_ENV.read_text()) if paths.STARTED_ENV.is_file() else {}
-    return reload_env(dict(os.environ), started) if started else native_env()
-
-
 def run(
-    *args: str, env: dict[str, str], check: bool = True, capture: bool = False
+    *args: str, env: Mapping[str, str], check: bool = True, capture: bool = False
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        ["sh", str(paths.SCRIPTS / "nginx-ctl.sh"), *args],
-        env=env,
-        check=check,
-        text=True,
-        capture_output=capture,
+        ["sh", str(CTL), *args], env=dict(env), check=check, text=True, capture_output=capture
     )

@@ -19,8 +19,8 @@ import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
-from .. import paths
-from . import stack
+from .. import endpoints, paths
+from . import bench_stack
 
 MIB = 1024 * 1024
 BLOCK = MIB
@@ -38,14 +38,20 @@ class Target:
 
     @property
     def port(self) -> int:
-        return paths.https_port() if self.tls else paths.app_port()
+        return endpoints.https_port() if self.tls else endpoints.app_port()
 
 
 TARGETS = (
     Target("direct", tls=False, host="127.0.0.1", path="/upload/bench-direct.bin", expect_status=201),
     Target("unbuffered", tls=True, host="localhost", path="/upload/bench-unbuffered.bin", expect_status=201),
-    Target("buffered", tls=True, host=stack.BENCH_HOST, path="/upload/bench-buffered.bin", expect_status=201),
-    Target("discard", tls=True, host=stack.BENCH_HOST, path="/discard", expect_status=204),
+    Target(
+        "buffered",
+        tls=True,
+        host=bench_stack.BENCH_HOST,
+        path="/upload/bench-buffered.bin",
+        expect_status=201,
+    ),
+    Target("discard", tls=True, host=bench_stack.BENCH_HOST, path="/discard", expect_status=204),
 )
 
 
@@ -68,14 +74,14 @@ class RssSampler:
 
     def __init__(self, pid: int) -> None:
         self.pid = pid
-        self.baseline_kib = stack.rss_kib(pid)
+        self.baseline_kib = bench_stack.rss_kib(pid)
         self.peak_kib = self.baseline_kib
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
 
     def _sample(self) -> None:
         while not self._stop.wait(0.02):
-            self.peak_kib = max(self.peak_kib, stack.rss_kib(self.pid))
+            self.peak_kib = max(self.peak_kib, bench_stack.rss_kib(self.pid))
 
     @contextlib.contextmanager
     def running(self) -> Iterator[RssSampler]:
@@ -149,13 +155,14 @@ def check(target: Target, status: int, body: bytes, size: int, sha256: str) -> N
 
 
 def measure(target: Target, block: bytes, size: int, sha256: str, worker: int) -> UploadResult:
-    servers = {"app": [worker], "nginx": stack.nginx_worker_pids()}
-    cpu_before = {name: stack.cpu_seconds(pids) for name, pids in servers.items()}
+    servers = {"app": [worker], "nginx": bench_stack.nginx_worker_pids()}
+    cpu_before = {name: bench_stack.cpu_seconds(pids) for name, pids in servers.items()}
     try:
         with RssSampler(worker).running() as sampler:
             seconds, cpu_share, status, body = send(target, block, size)
         server_share = {
-            name: (stack.cpu_seconds(pids) - cpu_before[name]) / seconds for name, pids in servers.items()
+            name: (bench_stack.cpu_seconds(pids) - cpu_before[name]) / seconds
+            for name, pids in servers.items()
         }
         check(target, status, body, size, sha256)
     finally:
@@ -173,7 +180,7 @@ def measure(target: Target, block: bytes, size: int, sha256: str, worker: int) -
 
 def run(upload_mib: int) -> dict[str, UploadResult]:
     block = os.urandom(BLOCK)
-    worker = stack.app_worker_pid()
+    worker = bench_stack.app_worker_pid()
     # A small upload first: the worker's one-off allocations are not charged to the big ones.
     warm_size = 4 * MIB
     measure(TARGETS[1], block, warm_size, expected_sha256(block, warm_size), worker)

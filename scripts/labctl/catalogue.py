@@ -1,0 +1,142 @@
+"""The scenario catalogue: each folder under nginx/scenarios/ is one scenario, found by its name.
+
+A folder holds everything about its bug: the .conf files that replace the baseline's files of
+the same path, an optional ``app.env`` (app and gunicorn settings), ``README.md`` (cause, fix,
+references) and ``scenario.toml``, the one home of what the rest of the lab shows: what is
+broken, the symptom, the likely cause (the hint the doctor and the suites print) and the check,
+declared as data (a request and the two answers it tells apart, see labctl.checks) or, where
+data cannot say it, as ``observe(endpoint)`` in a ``check.py`` beside it.
+
+The matrix, `make scenario` and the README tables all read this; nothing else lists scenarios.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import checks, paths
+from .checks import Observation
+from .endpoints import Endpoint
+
+DECLARATION = "scenario.toml"
+FUNCTION_CHECK = "check.py"
+README_SECTIONS = ("Symptom", "Cause", "Fix", "References")
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    folder: Path
+    broken: str  # what is wrong, in a few words (the README table's column)
+    symptom: str  # what the check observes; {https_port} and {http_port} are filled in
+    hint: str  # the likely cause, as the doctor and the suites word it
+    request: str  # what the check does, in one line
+    doctor: bool = False  # `make doctor` names the hint under this scenario
+    compose_only: bool = False  # needs Docker (checked by tests/compose), skipped natively
+    checks: tuple[checks.Check, ...] = ()
+    function: Callable[[Endpoint], Observation] | None = field(default=None, compare=False)
+
+    def symptom_for(self, https_port: int, http_port: int) -> str:
+        return self.symptom.format(https_port=https_port, http_port=http_port)
+
+    @property
+    def checked(self) -> bool:
+        return bool(self.checks) or self.function is not None
+
+    def observe(self, endpoint: Endpoint) -> Observation:
+        """The check against the stack at ``endpoint``: was the symptom there, what was seen."""
+        if self.function is not None:
+            return self.function(endpoint)
+        return checks.observe_all(self.checks, endpoint)
+
+    def readme_section(self, title: str) -> str:
+        """The text under ``## <title>`` in the scenario's README.md ('' when there is none)."""
+        readme = self.folder / "README.md"
+        text = readme.read_text() if readme.is_file() else ""
+        found = re.search(rf"^## {re.escape(title)}\s*\n(.*?)(?=^## |\Z)", text, re.MULTILINE | re.DOTALL)
+        return found.group(1).strip() if found else ""
+
+    def overlay_files(self) -> list[Path]:
+        """The .conf files this scenario replaces, relative to nginx/."""
+        return sorted(p.relative_to(self.folder) for p in self.folder.rglob("*.conf"))
+
+    @property
+    def app_env(self) -> Path | None:
+        path = self.folder / "app.env"
+        return path if path.is_file() else None
+
+
+class CatalogueError(ValueError):
+    """A scenario folder that cannot be loaded: its path and what is wrong."""
+
+
+def _function_check(folder: Path) -> Callable[[Endpoint], Observation] | None:
+    source = folder / FUNCTION_CHECK
+    if not source.is_file():
+        return None
+    spec = importlib.util.spec_from_file_location(f"lab_scenario_{folder.name.replace('-', '_')}", source)
+    if spec is None or spec.loader is None:
+        raise CatalogueError(f"{source}: cannot be imported")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    observe = getattr(module, "observe", None)
+    if not callable(observe):
+        raise CatalogueError(f"{source}: defines no observe(endpoint) function")
+    return observe
+
+
+def _from_folder(folder: Path) -> Scenario:
+    declaration = folder / DECLARATION
+    try:
+        data: Mapping[str, Any] = tomllib.loads(declaration.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as error:
+        raise CatalogueError(f"{declaration}: {error}") from error
+    missing = [key for key in ("broken", "symptom", "hint", "request") if key not in data]
+    if missing:
+        raise CatalogueError(f"{declaration}: missing {', '.join(missing)}")
+    declared = data.get("check", [])
+    try:
+        parsed = tuple(checks.Check.parse(block, data["request"]) for block in declared)
+    except (KeyError, TypeError, ValueError) as error:
+        raise CatalogueError(f"{declaration}: [[check]]: {error}") from error
+    return Scenario(
+        name=folder.name,
+        folder=folder,
+        broken=data["broken"],
+        symptom=data["symptom"],
+        hint=data["hint"],
+        request=data["request"],
+        doctor=bool(data.get("doctor", False)),
+        compose_only=bool(data.get("compose_only", False)),
+        checks=parsed,
+        function=_function_check(folder),
+    )
+
+
+def names(root: Path | None = None) -> list[str]:
+    root = root or paths.SCENARIOS
+    return sorted(p.name for p in root.iterdir() if (p / DECLARATION).is_file()) if root.is_dir() else []
+
+
+@functools.cache
+def load(name: str, root: Path | None = None) -> Scenario:
+    folder = (root or paths.SCENARIOS) / name
+    if not (folder / DECLARATION).is_file():
+        raise CatalogueError(f"no scenario {name!r}: {folder / DECLARATION} does not exist")
+    return _from_folder(folder)
+
+
+def scenarios(root: Path | None = None) -> list[Scenario]:
+    return [load(name, root) for name in names(root)]
+
+
+def hint(name: str) -> str:
+    """The likely cause of scenario ``name``'s symptom, worded once in its scenario.toml."""
+    return load(name).hint

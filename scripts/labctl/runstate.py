@@ -1,0 +1,43 @@
+"""The one record of a running stack, for both modes: .lab/run/stack.env, KEY=VALUE.
+
+`make native-up` and `make up` write it once the stack answers: LAB_MODE (native or compose) and
+the settings the stack was started with (ports, scenario, upload limit, the renderer's inputs).
+`make reload` renders with them, the suites find the stack's ports in it, and the tests that
+recreate a container use the same values. `down` of the same mode removes it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import labsettings
+
+from . import paths
+
+STATE = paths.RUN / "stack.env"
+MODE = "LAB_MODE"
+PREFIXES = ("LAB_", "GUNICORN_")
+
+
+def record(mode: str, values: Mapping[str, str]) -> None:
+    paths.RUN.mkdir(parents=True, exist_ok=True)
+    kept = {k: v for k, v in values.items() if k.startswith(PREFIXES) and "\n" not in v}
+    kept[MODE] = mode
+    STATE.write_text("".join(f"{key}={value}\n" for key, value in sorted(kept.items())))
+
+
+def read() -> dict[str, str]:
+    """What the running stack was started with ({} when no stack was started from here)."""
+    return labsettings.read_env_file(STATE) if STATE.is_file() else {}
+
+
+def mode() -> str | None:
+    """The mode recorded by `up`; None when none was (a bare `docker compose up` writes nothing:
+    labctl.stack looks for its containers)."""
+    return read().get(MODE) or None
+
+
+def clear(mode_stopped: str) -> None:
+    """Forget the stack, if the recorded one is of the mode that was just stopped."""
+    if mode() == mode_stopped:
+        STATE.unlink(missing_ok=True)

@@ -1,0 +1,225 @@
+"""Every setting of the lab, declared once: its name, its default and why it exists.
+
+The way gunicorn's ``config.py`` declares a ``Setting``: everything else is derived from these
+declarations. The app (``labapp.settings``), ``gunicorn.conf.py``, the lab's tools
+(``scripts/labctl``) and the README's settings table (``scripts/lab docs``) read them here;
+``compose.yaml``'s ``${NAME:-default}`` fallbacks are checked against them by a unit test.
+
+Standard library only: ``gunicorn.conf.py`` imports this in gunicorn's master, before any worker
+has patched anything with gevent, and ``scripts/lab`` imports it before the virtualenv exists.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+
+def flag(raw: str) -> bool:
+    """1/true/yes/on are on; anything else is off (an empty value means the default)."""
+    return raw.strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class Setting(Generic[T]):
+    name: str
+    default: str  # as it is written in the environment ("" = unset)
+    parse: Callable[[str], T]
+    why: str  # one line for the settings table: what it does, which bug it keeps away
+    group: str  # the README table's section: stack, app, gunicorn, nginx, compose, tests
+
+    def value(self, environ: Mapping[str, str] | None = None) -> T:
+        """The value from the environment; the default when unset or empty."""
+        raw = (os.environ if environ is None else environ).get(self.name, "").strip()
+        return self.parse(raw or self.default)
+
+
+# The stack: where it listens and what it runs.
+HTTPS_PORT = Setting(
+    "LAB_HTTPS_PORT", "8443", int, "public HTTPS port; nginx listens on the same port inside", "stack"
+)
+HTTP_PORT = Setting("LAB_HTTP_PORT", "8080", int, "public HTTP port: only redirects to HTTPS", "stack")
+APP_PORT = Setting("LAB_APP_PORT", "8000", int, "gunicorn's loopback port in native mode", "stack")
+SCENARIO = Setting(
+    "LAB_SCENARIO", "", str, "a folder of nginx/scenarios/ to run instead of the baseline", "stack"
+)
+# Where the tools and the suites point (any deployment, not only this checkout's).
+URL = Setting("LAB_URL", "", str, "the HTTPS URL probed (default https://localhost:$LAB_HTTPS_PORT)", "stack")
+CA = Setting("LAB_CA", "", str, "the CA that clients verify TLS against (default .lab/certs/ca.pem)", "stack")
+HTTP_URL = Setting(
+    "LAB_HTTP_URL", "", str, "the plain-HTTP entry point (default: LAB_URL's host on $LAB_HTTP_PORT)", "stack"
+)
+
+# The app (labapp.settings). Each LAB_FIX_* is a fix the baseline applies; 0 brings its bug back.
+MAX_UPLOAD_MB = Setting(
+    "LAB_MAX_UPLOAD_MB",
+    "4096",
+    int,
+    "upload limit in MiB, the same at nginx (client_max_body_size) and in the app",
+    "app",
+)
+UPLOAD_DIR = Setting(
+    "LAB_UPLOAD_DIR", "/srv/uploads", Path, "where uploads land (native mode: .lab/uploads)", "app"
+)
+MAX_FORM_MEMORY_MB = Setting(
+    "LAB_MAX_FORM_MEMORY_MB", "16", int, "MAX_FORM_MEMORY_SIZE for non-file form fields, in MiB", "app"
+)
+FIX_PROXY = Setting(
+    "LAB_FIX_PROXY",
+    "1",
+    flag,
+    "Werkzeug ProxyFix for exactly one hop: gevent-websocket's worker ignores forwarded_allow_ips",
+    "app",
+)
+FIX_DRAIN_BODY = Setting(
+    "LAB_FIX_DRAIN_BODY",
+    "1",
+    flag,
+    "read a body the view left unread (else RST, nginx writev() failed (104), client 502)",
+    "app",
+)
+FIX_JSON_ERRORS = Setting(
+    "LAB_FIX_JSON_ERRORS", "1", flag, "the JSON error envelope for every error (off: HTML pages)", "app"
+)
+FIX_FORM_MEMORY = Setting(
+    "LAB_FIX_FORM_MEMORY",
+    "1",
+    flag,
+    "raise MAX_FORM_MEMORY_SIZE to LAB_MAX_FORM_MEMORY_MB (off: Werkzeug's 500 kB, 413)",
+    "app",
+)
+WS_ROUTE_FLAG = Setting(
+    "LAB_WS_ROUTE_FLAG",
+    "1",
+    flag,
+    "declare the /ws/* routes with websocket=True (off: 101 then an immediate close)",
+    "app",
+)
+X_ACCEL = Setting(
+    "LAB_X_ACCEL", "1", flag, "/files/<name> answers with X-Accel-Redirect for nginx to serve", "app"
+)
+WS_MAX_MESSAGE = Setting(
+    "LAB_WS_MAX_MESSAGE",
+    str(16 * 1024 * 1024),
+    int,
+    "largest websocket message in bytes (close 1009): gevent-websocket reads any length into memory",
+    "app",
+)
+SCENARIOS_DIR = Setting(
+    "LAB_SCENARIOS_DIR", "/lab/scenarios", Path, "where gunicorn.conf.py finds a scenario's app.env", "app"
+)
+
+# gunicorn (gunicorn.conf.py).
+GUNICORN_BIND = Setting("GUNICORN_BIND", "0.0.0.0:8000", str, "gunicorn's listen address(es)", "gunicorn")
+GUNICORN_WORKERS = Setting(
+    "GUNICORN_WORKERS", "1", int, "worker processes (1: the chat room lives in one process)", "gunicorn"
+)
+GUNICORN_WORKER_CLASS = Setting(
+    "GUNICORN_WORKER_CLASS",
+    "geventwebsocket.gunicorn.workers.GeventWebSocketWorker",
+    str,
+    "gevent-websocket's worker: websockets and thousands of idle connections per process",
+    "gunicorn",
+)
+GUNICORN_WORKER_CONNECTIONS = Setting(
+    "GUNICORN_WORKER_CONNECTIONS", "10000", int, "connections one async worker accepts", "gunicorn"
+)
+GUNICORN_TIMEOUT = Setting(
+    "GUNICORN_TIMEOUT",
+    "30",
+    int,
+    "worker heartbeat deadline (async workers: not a request timeout)",
+    "gunicorn",
+)
+GUNICORN_GRACEFUL_TIMEOUT = Setting(
+    "GUNICORN_GRACEFUL_TIMEOUT",
+    "3",
+    int,
+    "seconds in-flight requests get after SIGTERM/HUP; an open websocket would hold every stop",
+    "gunicorn",
+)
+GUNICORN_KEEPALIVE = Setting(
+    "GUNICORN_KEEPALIVE",
+    "75",
+    int,
+    "idle keep-alive seconds: above nginx's upstream keepalive_timeout, so nginx closes first",
+    "gunicorn",
+)
+GUNICORN_LOGLEVEL = Setting("GUNICORN_LOGLEVEL", "info", str, "gunicorn's own log level", "gunicorn")
+GUNICORN_PIDFILE = Setting(
+    "GUNICORN_PIDFILE", "", str, "the master's pid file (native mode sets it)", "gunicorn"
+)
+GUNICORN_FORWARDED_ALLOW_IPS = Setting(
+    "GUNICORN_FORWARDED_ALLOW_IPS",
+    "127.0.0.1",
+    str,
+    "who may send X-Forwarded-* to the sync/gevent workers of some scenarios",
+    "gunicorn",
+)
+
+# nginx.
+HSTS_MAX_AGE = Setting(
+    "LAB_HSTS_MAX_AGE",
+    "0",
+    int,
+    "Strict-Transport-Security max-age; 0 sends none (a pinned localhost breaks other projects)",
+    "nginx",
+)
+
+# Docker Compose.
+NOFILE = Setting(
+    "LAB_NOFILE",
+    "65536",
+    int,
+    "open files per container: each websocket takes a descriptor in nginx (two) and in gunicorn",
+    "compose",
+)
+PYTHON_IMAGE = Setting("LAB_PYTHON_IMAGE", "python:3.13-slim-trixie", str, "the app image's base", "compose")
+NGINX_IMAGE = Setting(
+    "LAB_NGINX_IMAGE", "nginx:1.30-trixie", str, "nginx's image (and the one-shot certs service's)", "compose"
+)
+WHEELHOUSE = Setting(
+    "LAB_WHEELHOUSE", "", str, "a wheel directory of services/app to install from (offline builds)", "compose"
+)
+APP_IMAGE = Setting(
+    "LAB_APP_IMAGE", "proxylab-app:latest", str, "the name the app image is built as", "compose"
+)
+OFFLINE = Setting(
+    "LAB_OFFLINE", "1", flag, "0: ignore the stand-in images of `make offline-images`", "compose"
+)
+DEBIAN_MIRROR = Setting(
+    "LAB_DEBIAN_MIRROR", "", str, "the mirror `make offline-images` debootstraps from", "compose"
+)
+
+# The test suites.
+TEST_UPLOAD_MB = Setting(
+    "LAB_TEST_UPLOAD_MB", "256", int, "size of the integration suite's big uploads", "tests"
+)
+BROWSER_UPLOAD_MB = Setting("LAB_BROWSER_UPLOAD_MB", "48", int, "size of the browser suite's upload", "tests")
+
+SETTINGS: dict[str, Setting[object]] = {
+    value.name: value for value in list(globals().values()) if isinstance(value, Setting)
+}
+GROUPS = ("stack", "app", "gunicorn", "nginx", "compose", "tests")
+
+
+def by_group() -> Iterator[tuple[str, list[Setting[object]]]]:
+    for group in GROUPS:
+        yield group, [s for s in SETTINGS.values() if s.group == group]
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """KEY=VALUE lines (as Compose's .env and a scenario's app.env are written): comments and
+    blank lines skipped, no quoting or interpolation."""
+    values = {}
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#") and "=" in line:
+            key, _, value = line.partition("=")
+            values[key.strip()] = value.strip()
+    return values

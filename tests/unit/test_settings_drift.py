@@ -1,0 +1,61 @@
+"""Each setting has one home, services/app/labsettings.py: what repeats a value elsewhere (a
+compose.yaml fallback, a path the image or a mount must agree on) is checked against it here."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+import labsettings
+from labctl import paths
+
+pytestmark = pytest.mark.no_stack
+
+COMPOSE = (paths.ROOT / "compose.yaml").read_text()
+DOCKERFILE = (paths.APP_DIR / "Dockerfile").read_text()
+FALLBACKS = re.findall(r"\$\{([A-Z0-9_]+):-([^}]*)\}", COMPOSE)
+
+
+def test_compose_yaml_has_fallbacks_to_check():
+    assert len(FALLBACKS) >= 8, FALLBACKS
+
+
+@pytest.mark.parametrize(("name", "fallback"), sorted(set(FALLBACKS)), ids=lambda v: str(v))
+def test_every_compose_fallback_is_the_declared_default(name, fallback):
+    assert name in labsettings.SETTINGS, f"compose.yaml reads {name}, which labsettings.py does not declare"
+    declared = labsettings.SETTINGS[name].default
+    assert fallback == declared, (
+        f"compose.yaml falls back to {name}={fallback!r}; labsettings.py: {declared!r}"
+    )
+
+
+def test_the_upload_dir_is_the_same_in_the_image_compose_and_the_declaration():
+    default = labsettings.UPLOAD_DIR.default
+    assert f"x-upload-dir: &upload-dir {default}\n" in COMPOSE
+    assert f"mkdir -p {default};" in DOCKERFILE and f"chown app:app {default}" in DOCKERFILE
+
+
+def test_compose_mounts_the_scenarios_where_the_app_looks():
+    assert f"./nginx/scenarios:{labsettings.SCENARIOS_DIR.default}:ro" in COMPOSE
+
+
+@pytest.mark.parametrize("source", ["labapp", "gunicorn.conf.py", "healthcheck.py"])
+def test_the_app_reads_no_setting_around_the_declarations(source):
+    path = paths.APP_DIR / source
+    files = sorted(path.rglob("*.py")) if path.is_dir() else [path]
+    reads = [
+        f"{f.name}: {line.strip()}"
+        for f in files
+        for line in f.read_text().splitlines()
+        if "os.environ.get(" in line or "getenv(" in line
+    ]
+    assert reads == [], f"settings read outside labsettings.py: {reads}"
+
+
+def test_settings_are_unique_and_explained():
+    for setting in labsettings.SETTINGS.values():
+        assert setting.name.startswith(("LAB_", "GUNICORN_")), setting.name
+        assert setting.group in labsettings.GROUPS, setting
+        assert len(setting.why) > 15, f"{setting.name}: say why it exists"
+        setting.value({})  # the default parses
