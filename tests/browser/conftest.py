@@ -1,7 +1,8 @@
-"""The browser suite: Debian's Chromium (headless) through nginx over verified TLS.
+"""The browser suite: Debian's Chromium (headless, under Playwright) through nginx over verified TLS.
 
 It reuses the stack running from this checkout, or starts a native one for the session (and
-stops it). Every page a test opens is screenshotted under .lab/browser/ when the test fails.
+stops it). Every page a test opens is traced; when the test fails, its screenshot and its
+Playwright trace are kept under .lab/browser/.
 """
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ from pathlib import Path
 
 import pytest
 import requests
+from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
 
 import labsettings
+from browser.browsing import INSTALL_HINT, VIEWPORT, goto, launch, missing_tools, wait_for
 from labctl import native, paths, stack
 from labctl.procs import environment
-from support.chromium import INSTALL_HINT, Chromium, Page, missing_tools
 from support.lab import Lab, lab_from_env
 
 SHOTS = paths.LAB / "browser"
@@ -71,10 +73,16 @@ def stack_under(lab: Lab) -> Iterator[Callable[[str], Lab]]:
 
 
 @pytest.fixture(scope="session")
-def chromium(tmp_path_factory: pytest.TempPathFactory, lab: Lab) -> Iterator[Chromium]:
+def playwright() -> Iterator[Playwright]:
     if missing := missing_tools():
         pytest.fail(f"{', '.join(missing)} not found: {INSTALL_HINT}")
-    browser = Chromium(tmp_path_factory.mktemp("chromium"), lab.ca)
+    with sync_playwright() as driver:
+        yield driver
+
+
+@pytest.fixture(scope="session")
+def chromium(playwright: Playwright, tmp_path_factory: pytest.TempPathFactory, lab: Lab) -> Iterator[Browser]:
+    browser = launch(playwright, tmp_path_factory.mktemp("chromium"), lab.ca)
     yield browser
     browser.close()
 
@@ -94,15 +102,35 @@ def shot_name(item: pytest.Item) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", item.name)
 
 
+def keep_evidence(context: BrowserContext, name: str) -> None:
+    """The context's trace (``playwright show-trace``) and a screenshot of its page, under .lab/browser/;
+    the trace first: it holds the most, and a crashed page cannot be shot."""
+    context.tracing.stop(path=SHOTS / f"{name}.zip")
+    for page in context.pages:
+        page.screenshot(path=SHOTS / f"{name}.png")
+    print(f"page at failure: {SHOTS / name}.png and .zip")
+
+
 @pytest.fixture
-def new_page(request: pytest.FixtureRequest, chromium: Chromium) -> Iterator[Callable[[], Page]]:
-    """A factory of pages, each in its own browser context; closed (and shot on failure) after."""
-    yield chromium.new_page
-    if request.node.stash.get(FAILED, False):
-        for index, page in enumerate(chromium.pages):
-            path = page.screenshot(SHOTS / f"FAILED-{shot_name(request.node)}-{index}.png")
-            print(f"screenshot of page {index} at failure: {path}")
-    chromium.close_pages()
+def new_page(request: pytest.FixtureRequest, chromium: Browser) -> Iterator[Callable[[], Page]]:
+    """A factory of pages, each in its own browser context (own cookies, own sockets: two pages
+    are two users), traced; closed after the test, with the evidence kept when it failed."""
+    contexts: list[BrowserContext] = []
+
+    def open_page() -> Page:
+        context = chromium.new_context(viewport=VIEWPORT)
+        contexts.append(context)
+        context.tracing.start(screenshots=True, snapshots=True)
+        return context.new_page()
+
+    yield open_page
+    failed = request.node.stash.get(FAILED, False)
+    for index, context in enumerate(contexts):
+        try:
+            if failed:
+                keep_evidence(context, f"FAILED-{shot_name(request.node)}-{index}")
+        finally:
+            context.close()  # an unsaved trace is discarded with it
 
 
 @pytest.fixture
@@ -111,10 +139,12 @@ def open_lab_page(lab: Lab, new_page: Callable[[], Page]) -> Callable[[], Page]:
 
     def open_page() -> Page:
         page = new_page()
-        page.goto(lab.url + "/")
-        page.wait_for("window.lab && lab.request !== null", what="the page to fetch /debug/request")
-        page.wait_for(
-            "lab.chat.events.some(e => e.state !== 'connecting')", what="the chat socket to open or fail"
+        goto(page, lab.url + "/")
+        wait_for(page, "window.lab && lab.request !== null", what="the page to fetch /debug/request")
+        wait_for(
+            page,
+            "lab.chat.events.some(e => e.state !== 'connecting')",
+            what="the chat socket to open or fail",
         )
         return page
 
@@ -124,4 +154,10 @@ def open_lab_page(lab: Lab, new_page: Callable[[], Page]) -> Callable[[], Page]:
 @pytest.fixture
 def state_shot() -> Callable[[Page, str], Path]:
     """``state_shot(page, name)``: the page in a named state, kept under .lab/browser/ to look at."""
-    return lambda page, name: page.screenshot(SHOTS / f"{name}.png")
+
+    def shoot(page: Page, name: str) -> Path:
+        path = SHOTS / f"{name}.png"
+        page.screenshot(path=path)
+        return path
+
+    return shoot

@@ -6,18 +6,21 @@ import json
 import uuid
 from collections.abc import Callable
 
-from support.chromium import Page
+from playwright.sync_api import Page
+
+from browser.browsing import wait_for
 from support.lab import Lab
 
 
 def say(page: Page, text: str) -> None:
     """Type into the chat box and press send, as a person would."""
-    page.evaluate(f"document.getElementById('chat-input').value = {json.dumps(text)}")
-    page.evaluate("document.querySelector('#chat-form button').click()")
+    page.fill("#chat-input", text)
+    page.click("#chat-form button")
 
 
 def wait_for_message(page: Page, text: str) -> dict:
-    return page.wait_for(
+    return wait_for(
+        page,
         f"lab.chat.received.find(m => m.msg === {json.dumps(text)})",
         what=f"the chat message {text!r} to arrive (relayed by /ws/chat through nginx)",
     )

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+from playwright.sync_api import Page, Playwright
 
-from support.chromium import Chromium, Page
+from browser.browsing import goto, launch
 from support.lab import Lab
 
 
@@ -14,7 +15,7 @@ def test_page_loads_over_https_with_the_public_host_and_port(
     lab: Lab, open_lab_page: Callable[[], Page], state_shot
 ):
     page = open_lab_page()
-    assert page.url() == lab.url + "/", f"the browser ended on {page.url()}, not the lab's own URL"
+    assert page.url == lab.url + "/", f"the browser ended on {page.url}, not the lab's own URL"
     seen = page.evaluate("lab.request")
     assert (seen["scheme"], seen["host"]) == ("https", lab.host), (
         f"through the browser the app saw {seen['scheme']}://{seen['host']}, not https://{lab.host}: "
@@ -28,11 +29,13 @@ def test_page_loads_over_https_with_the_public_host_and_port(
     state_shot(page, "loaded")
 
 
-def test_a_browser_without_the_lab_ca_refuses_the_page(lab: Lab, tmp_path_factory: pytest.TempPathFactory):
+def test_a_browser_without_the_lab_ca_refuses_the_page(
+    lab: Lab, playwright: Playwright, tmp_path_factory: pytest.TempPathFactory
+):
     # The suite's trust comes from its NSS database alone: with an empty one the same load fails.
-    untrusting = Chromium(tmp_path_factory.mktemp("no-ca"), ca=None)
+    untrusting = launch(playwright, tmp_path_factory.mktemp("no-ca"), ca=None)
     try:
         with pytest.raises(AssertionError, match="ERR_CERT_AUTHORITY_INVALID"):
-            untrusting.new_page().goto(lab.url + "/")
+            goto(untrusting.new_page(), lab.url + "/")
     finally:
         untrusting.close()

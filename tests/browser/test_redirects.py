@@ -6,8 +6,9 @@ import json
 from collections.abc import Callable
 
 import pytest
+from playwright.sync_api import Page
 
-from support.chromium import Page
+from browser.browsing import wait_for
 from support.lab import Lab
 
 # href on the page -> where the browser must end up
@@ -24,12 +25,12 @@ def test_redirect_link_ends_on_the_lab_origin(
     lab: Lab, open_lab_page: Callable[[], Page], href: str, destination: str
 ):
     page = open_lab_page()
-    page.evaluate(f"document.querySelector('a[href={json.dumps(href)}]').click()")
-    page.wait_for(
-        "location.pathname !== '/' && document.readyState === 'complete'", what=f"{href} to be followed"
+    page.click(f"a[href={json.dumps(href)}]")
+    wait_for(
+        page, "location.pathname !== '/' && document.readyState === 'complete'", what=f"{href} to be followed"
     )
-    assert page.url() == lab.url + destination, (
-        f"following {href} ended on {page.url()}, not {lab.url}{destination}: the Location lost the "
+    assert page.url == lab.url + destination, (
+        f"following {href} ended on {page.url}, not {lab.url}{destination}: the Location lost the "
         "scheme or port (proxy_set_header Host $host:<public port>, X-Forwarded-Proto/Port, ProxyFix)"
     )
     if destination == "/landing":

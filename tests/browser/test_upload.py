@@ -8,8 +8,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import Page, Request
 
-from support.chromium import ATTEMPTS_ON_NETWORK_CHANGE, NETWORK_CHANGED, Page
+from browser.browsing import ATTEMPTS_ON_NETWORK_CHANGE, NETWORK_CHANGED, wait_for
 from support.lab import MIB, pattern_file
 
 
@@ -21,17 +22,27 @@ def upload_file(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     return path, pattern_file(path, size, seed=b"browser upload")
 
 
-def upload_through_form(page: Page) -> dict:
-    """Press upload and wait for the page's verdict; again if the host's network changed meanwhile."""
-    for attempt in range(1, ATTEMPTS_ON_NETWORK_CHANGE + 1):
-        seen_failures = len(page.failed_requests())
-        page.evaluate("document.querySelector('#upload-form button').click()")
-        page.wait_for("lab.upload && lab.upload.state === 'done'", timeout=90, what="the upload to finish")
-        result = page.evaluate("lab.upload")
-        if result["status"] != 0 or NETWORK_CHANGED not in page.failed_requests()[seen_failures:]:
-            return result
-        warnings.warn(f"upload attempt {attempt} aborted by Chromium: {NETWORK_CHANGED}", stacklevel=2)
-    return result
+def upload_through_form(page: Page) -> tuple[dict, list[str]]:
+    """Press upload and wait for the page's verdict; again if the host's network changed meanwhile.
+    Returns the verdict and the network error of each request that failed in the last attempt."""
+    failures: list[str] = []
+
+    def record(request: Request) -> None:
+        failures.append(request.failure or "")
+
+    page.on("requestfailed", record)
+    try:
+        for attempt in range(1, ATTEMPTS_ON_NETWORK_CHANGE + 1):
+            seen = len(failures)
+            page.click("#upload-form button")
+            wait_for(page, "lab.upload && lab.upload.state === 'done'", 90, what="the upload to finish")
+            result = page.evaluate("lab.upload")
+            if result["status"] != 0 or NETWORK_CHANGED not in failures[seen:]:
+                break
+            warnings.warn(f"upload attempt {attempt} aborted by Chromium: {NETWORK_CHANGED}", stacklevel=2)
+    finally:
+        page.remove_listener("requestfailed", record)
+    return result, failures[seen:]
 
 
 # The page hashes with WebCrypto up to lab.webcryptoMaxBytes and with sha256.js in slices above.
@@ -47,13 +58,13 @@ def test_form_upload_arrives_intact(
     page = open_lab_page()
     if webcrypto_max is not None:
         page.evaluate(f"lab.webcryptoMaxBytes = {webcrypto_max}")
-    page.set_files("#upload-file", path)
-    result = upload_through_form(page)
+    page.set_input_files("#upload-file", path)
+    result, failed_requests = upload_through_form(page)
     server = result["server"]
     assert result["status"] == 201, (
         f"POST /upload through the form answered {result['status']}: {server} "
         "(413: client_max_body_size or LAB_MAX_UPLOAD_MB; 502: the app reset the connection, "
-        f"see `make logs`; 0: the browser's request failed: {page.failed_requests()})"
+        f"see `make logs`; 0: the browser's request failed: {failed_requests})"
     )
     assert server["size"] == path.stat().st_size, f"the server stored {server['size']} bytes: {server}"
     assert server["sha256"] == expected_sha256, (

@@ -5,7 +5,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from support.chromium import Page
+from playwright.sync_api import Page
+
+from browser.browsing import wait_for
 
 # How long the baseline socket must stay open with no traffic; far beyond the instant drop.
 HOLD_S = 3.0
@@ -29,7 +31,7 @@ def test_ws_no_flag_socket_opens_then_closes_at_once(
 ):
     stack_under("ws-no-flag")
     page = open_lab_page()
-    page.wait_for("lab.chat.events.at(-1).state === 'closed'", timeout=HOLD_S, what="the socket to close")
+    wait_for(page, "lab.chat.events.at(-1).state === 'closed'", timeout=HOLD_S, what="the socket to close")
     events = page.evaluate("lab.chat.events")
     states = [e["state"] for e in events]
     assert states[:2] == ["connecting", "open"] and states[-1] == "closed", (

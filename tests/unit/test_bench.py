@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import struct
-import zlib
 
 import pytest
 
-from labctl.bench import chart, loop, record, wrk, wsload
+from labctl import paths
+from labctl.bench import chart, loop, record, runner, wrk, wsload
 from labctl.bench.settings import QUICK, BenchSettings
 
 WRK_STDOUT = """Running 5s test @ https://localhost:8443/healthz
@@ -72,22 +73,63 @@ def test_table_has_a_row_per_result_with_its_verdict(tmp_path):
     assert json.loads((tmp_path / "results.json").read_text()) == results
 
 
-def test_png_is_well_formed():
-    png = chart.render(
-        "t", [chart.Group("g", (chart.Bar("a", 2, "2", reference=True), chart.Bar("b", 1, "1")))]
-    )
-    assert png.startswith(b"\x89PNG\r\n\x1a\n")
-    offset, chunks = 8, {}
-    while offset < len(png):
-        (length,) = struct.unpack_from("!I", png, offset)
-        kind, data = png[offset + 4 : offset + 8], png[offset + 8 : offset + 8 + length]
-        (crc,) = struct.unpack_from("!I", png, offset + 8 + length)
-        assert crc == zlib.crc32(kind + data), f"bad CRC in {kind!r}"
-        chunks[kind] = data
-        offset += 12 + length
-    width, height = struct.unpack_from("!II", chunks[b"IHDR"])
-    assert width == chart.WIDTH
-    assert len(zlib.decompress(chunks[b"IDAT"])) == (width * 3 + 1) * height
+WIDTH_PX = round(chart.WIDTH_IN * chart.DPI)
+
+
+def png_size(png: bytes) -> tuple[int, int]:
+    """Width and height from a PNG's header, after checking that it is one."""
+    assert png.startswith(b"\x89PNG\r\n\x1a\n") and png[12:16] == b"IHDR", png[:16]
+    return struct.unpack_from("!II", png, 16)
+
+
+def test_bar_groups_render_as_a_png_one_panel_each():
+    bars = (chart.Bar("a", 2, "2", reference=True), chart.Bar("b", 1, "1", goal=1.5))
+    one = chart.render("t", [chart.Group("g", bars)])
+    two = chart.render("t", [chart.Group("g", bars), chart.Group("h", bars)])
+    assert png_size(one)[0] == png_size(two)[0] == WIDTH_PX
+    assert 100 < png_size(one)[1] < png_size(two)[1] < 2000
+    assert len(one) > 5000, "too small for labelled bars"
+
+
+def test_bench_details_chart_with_every_section():
+    details = {
+        "proxy": {"direct": {"rps": 6000.0}, "tls": {"rps": 5500.0}},
+        "upload": {"discard": {"mib_per_s": 900.0}, "unbuffered": {"mib_per_s": 550.0}},
+        "workers": {"classes": {"sync": {"rps": 20.0}, "gevent-websocket": {"rps": 470.0}}},
+        "ws": {"held": 4000, "kib_per_connection": 22.1},
+    }
+    results = record.empty_results()
+    results["proxy"]["tls_vs_direct_rps_ratio"] = 0.917
+    groups = runner.chart_groups(details, results)
+    assert [len(group.bars) for group in groups] == [2, 2, 2, 1, 1]
+    assert png_size(chart.render("bench", groups))[1] > png_size(chart.render("bench", groups[:1]))[1]
+    assert png_size(chart.render("no figures", []))[0] == WIDTH_PX
+
+
+def test_a_deploy_timeline_renders_as_a_panel():
+    served = tuple([50] * 20 + [30, 10, 40] + [50] * 17)
+    failed = tuple([0] * 20 + [20, 40, 10] + [0] * 17)
+    png = chart.render("deploy", [chart.Timeline("requests per 250 ms", served, failed)])
+    width, height = png_size(png)
+    assert (width, height) == (WIDTH_PX, round((chart.TITLE_IN + 3.0) * chart.DPI))
+    with pytest.raises(ValueError, match="as many failed as served"):
+        chart.Timeline("t", served=(1, 2), failed=(0,))
+
+
+def test_bench_reexecutes_itself_with_the_venv_python(monkeypatch):
+    executed = []
+    monkeypatch.setattr(runner.sys, "prefix", "/usr")
+    monkeypatch.setattr(runner, "ensure_venv", lambda: None)
+    monkeypatch.setattr(runner.os, "execv", lambda path, argv: executed.append((path, argv)))
+    runner.run_in_venv(argparse.Namespace(only="proxy,ws", quick=True))
+    lab = str(paths.SCRIPTS / "lab")
+    assert executed == [
+        (str(paths.VENV_PYTHON), [str(paths.VENV_PYTHON), lab, "bench", "--only", "proxy,ws", "--quick"])
+    ]
+    executed.clear()
+    monkeypatch.setattr(runner.sys, "prefix", str(paths.VENV))
+    runner.run_in_venv(argparse.Namespace(only="proxy", quick=False))
+    assert executed == []
 
 
 def test_settings_from_env_override_the_quick_preset(monkeypatch):

@@ -1,76 +1,41 @@
-"""The bench's PNG chart, drawn with the standard library (zlib) and a built-in 5x7 font: no
-plotting package to install for a handful of labelled bars."""
+"""The bench's PNG chart, drawn by matplotlib: one panel per figure, stacked.
+
+A panel is anything with a ``height`` (inches) and a ``draw(ax)``: today bar groups (measured
+bars in blue beside grey, hatched references, red ticks at the goals) and the deploy timeline.
+matplotlib lives in .venv, while scripts/labctl must import with the standard library alone (it
+creates the venv): matplotlib is imported only when drawing, which the bench does from .venv.
+"""
 
 from __future__ import annotations
 
-import struct
-import zlib
+import io
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
 
-Color = tuple[int, int, int]
-WHITE: Color = (255, 255, 255)
-INK: Color = (30, 30, 30)
-MEASURED: Color = (52, 101, 164)
-REFERENCE: Color = (170, 170, 170)
-GOAL: Color = (204, 0, 0)
+if TYPE_CHECKING:
+    from matplotlib.artist import Artist
+    from matplotlib.axes import Axes
 
-# Rows top to bottom, "#" is ink. Lowercase text is drawn in capitals.
-FONT = {
-    "A": ".###. #...# #...# ##### #...# #...# #...#",
-    "B": "####. #...# #...# ####. #...# #...# ####.",
-    "C": ".###. #...# #.... #.... #.... #...# .###.",
-    "D": "####. #...# #...# #...# #...# #...# ####.",
-    "E": "##### #.... #.... ####. #.... #.... #####",
-    "F": "##### #.... #.... ####. #.... #.... #....",
-    "G": ".###. #...# #.... #.### #...# #...# .####",
-    "H": "#...# #...# #...# ##### #...# #...# #...#",
-    "I": ".###. ..#.. ..#.. ..#.. ..#.. ..#.. .###.",
-    "J": "..### ...#. ...#. ...#. ...#. #..#. .##..",
-    "K": "#...# #..#. #.#.. ##... #.#.. #..#. #...#",
-    "L": "#.... #.... #.... #.... #.... #.... #####",
-    "M": "#...# ##.## #.#.# #.#.# #...# #...# #...#",
-    "N": "#...# #...# ##..# #.#.# #..## #...# #...#",
-    "O": ".###. #...# #...# #...# #...# #...# .###.",
-    "P": "####. #...# #...# ####. #.... #.... #....",
-    "Q": ".###. #...# #...# #...# #.#.# #..#. .##.#",
-    "R": "####. #...# #...# ####. #.#.. #..#. #...#",
-    "S": ".#### #.... #.... .###. ....# ....# ####.",
-    "T": "##### ..#.. ..#.. ..#.. ..#.. ..#.. ..#..",
-    "U": "#...# #...# #...# #...# #...# #...# .###.",
-    "V": "#...# #...# #...# #...# #...# .#.#. ..#..",
-    "W": "#...# #...# #...# #.#.# #.#.# #.#.# .#.#.",
-    "X": "#...# #...# .#.#. ..#.. .#.#. #...# #...#",
-    "Y": "#...# #...# .#.#. ..#.. ..#.. ..#.. ..#..",
-    "Z": "##### ....# ...#. ..#.. .#... #.... #####",
-    "0": ".###. #...# #..## #.#.# ##..# #...# .###.",
-    "1": "..#.. .##.. ..#.. ..#.. ..#.. ..#.. .###.",
-    "2": ".###. #...# ....# ...#. ..#.. .#... #####",
-    "3": "##### ...#. ..#.. ...#. ....# #...# .###.",
-    "4": "...#. ..##. .#.#. #..#. ##### ...#. ...#.",
-    "5": "##### #.... ####. ....# ....# #...# .###.",
-    "6": "..##. .#... #.... ####. #...# #...# .###.",
-    "7": "##### ....# ...#. ..#.. .#... .#... .#...",
-    "8": ".###. #...# #...# .###. #...# #...# .###.",
-    "9": ".###. #...# #...# .#### ....# ...#. .##..",
-    " ": "..... ..... ..... ..... ..... ..... .....",
-    ".": "..... ..... ..... ..... ..... .##.. .##..",
-    ",": "..... ..... ..... ..... .##.. ..#.. .#...",
-    ":": "..... .##.. .##.. ..... .##.. .##.. .....",
-    "/": "..... ....# ...#. ..#.. .#... #.... .....",
-    "%": "##... ##..# ...#. ..#.. .#... #..## ...##",
-    "(": "...#. ..#.. .#... .#... .#... ..#.. ...#.",
-    ")": ".#... ..#.. ...#. ...#. ...#. ..#.. .#...",
-    "-": "..... ..... ..... ##### ..... ..... .....",
-    "<": "...#. ..#.. .#... #.... .#... ..#.. ...#.",
-    ">": ".#... ..#.. ...#. ....# ...#. ..#.. .#...",
-    "=": "..... ..... ##### ..... ##### ..... .....",
-    "_": "..... ..... ..... ..... ..... ..... #####",
-    "+": "..... ..#.. ..#.. ##### ..#.. ..#.. .....",
-}
-SCALE = 2
-CHAR_W, CHAR_H = 6 * SCALE, 8 * SCALE  # glyph plus one pixel of spacing
-WIDTH, MARGIN, LABEL_W, BAR_H, ROW_H = 1040, 16, 24 * CHAR_W, 16, 24
-TEXT_CHARS = 22  # room kept right of the longest bar for its value
+MEASURED = "#3465a4"
+REFERENCE = "#aaaaaa"
+GOAL = "#cc0000"
+WIDTH_IN, DPI = 10.4, 100  # 1040 px wide
+TITLE_IN = 0.6  # room for the figure's title above the first panel
+# Right of each panel, where it hides no bar or line (constrained layout makes room for it).
+
+
+def legend_beside(ax: Axes, handles: list[Artist] | None = None) -> None:
+    """The legend right of the panel, outside the plot area, so it never covers a bar."""
+    extra = {} if handles is None else {"handles": handles}
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small", frameon=False, **extra)
+
+
+class Panel(Protocol):
+    @property
+    def height(self) -> float: ...
+
+    def draw(self, ax: Axes) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -84,70 +49,98 @@ class Bar:
 
 @dataclass(frozen=True)
 class Group:
+    """Horizontal bars on one axis of their own: each group is scaled to its largest value or goal."""
+
     title: str
     bars: tuple[Bar, ...]
 
+    @property
+    def height(self) -> float:
+        return 0.9 + 0.4 * len(self.bars)
 
-class Canvas:
-    def __init__(self, width: int, height: int) -> None:
-        self.width, self.height = width, height
-        self.pixels = bytearray(WHITE * (width * height))
+    def draw(self, ax: Axes) -> None:
+        from matplotlib.lines import Line2D
+        from matplotlib.patches import Patch
 
-    def rect(self, x: int, y: int, w: int, h: int, color: Color) -> None:
-        x0, x1 = max(0, x), min(self.width, x + w)
-        for row in range(max(0, y), min(self.height, y + h)):
-            start = (row * self.width + x0) * 3
-            self.pixels[start : start + (x1 - x0) * 3] = bytes(color) * (x1 - x0)
-
-    def text(self, x: int, y: int, text: str, color: Color = INK) -> None:
-        for index, char in enumerate(text.upper()):
-            rows = FONT.get(char, FONT[" "]).split()
-            for row_no, row in enumerate(rows):
-                for col_no, cell in enumerate(row):
-                    if cell == "#":
-                        self.rect(
-                            x + index * CHAR_W + col_no * SCALE, y + row_no * SCALE, SCALE, SCALE, color
-                        )
-
-    def png(self) -> bytes:
-        def chunk(kind: bytes, data: bytes) -> bytes:
-            return struct.pack("!I", len(data)) + kind + data + struct.pack("!I", zlib.crc32(kind + data))
-
-        stride = self.width * 3
-        # Filter type 0 (none) before each row.
-        raw = b"".join(b"\x00" + self.pixels[row * stride : (row + 1) * stride] for row in range(self.height))
-        header = struct.pack("!IIBBBBB", self.width, self.height, 8, 2, 0, 0, 0)
-        return (
-            b"\x89PNG\r\n\x1a\n"
-            + chunk(b"IHDR", header)
-            + chunk(b"IDAT", zlib.compress(raw, 9))
-            + chunk(b"IEND", b"")
+        rows = range(len(self.bars))
+        ax.barh(
+            rows,
+            [bar.value for bar in self.bars],
+            height=0.6,
+            color=[REFERENCE if bar.reference else MEASURED for bar in self.bars],
+            hatch=["//" if bar.reference else "" for bar in self.bars],
+            edgecolor="white",
         )
-
-
-def render(title: str, groups: list[Group]) -> bytes:
-    """Horizontal bars, each group scaled to its own largest value (or goal)."""
-    height = MARGIN * 2 + CHAR_H * 2 + sum(CHAR_H + 8 + ROW_H * len(g.bars) + 12 for g in groups)
-    canvas = Canvas(WIDTH, height)
-    canvas.text(MARGIN, MARGIN, title)
-    bar_x = MARGIN + LABEL_W
-    bar_max_w = WIDTH - bar_x - MARGIN - TEXT_CHARS * CHAR_W
-    y = MARGIN + CHAR_H * 2
-    for group in groups:
-        canvas.text(MARGIN, y, group.title)
-        y += CHAR_H + 8
-        top = max([b.value for b in group.bars] + [b.goal or 0 for b in group.bars]) or 1
-        for bar in group.bars:
-            canvas.text(MARGIN + CHAR_W, y + (BAR_H - 7 * SCALE) // 2, bar.label)
-            width = max(1, round(bar.value / top * bar_max_w))
-            canvas.rect(bar_x, y, width, BAR_H, REFERENCE if bar.reference else MEASURED)
-            text_x = bar_x + width + 6
+        for row, bar in zip(rows, self.bars, strict=True):
             if bar.goal is not None:
-                goal_x = bar_x + round(bar.goal / top * bar_max_w)
-                canvas.rect(goal_x - 1, y - 3, 3, BAR_H + 6, GOAL)
-                if text_x - 4 <= goal_x <= text_x + len(bar.text) * CHAR_W:  # the tick would cross the text
-                    text_x = goal_x + 8
-            canvas.text(text_x, y + (BAR_H - 7 * SCALE) // 2, bar.text[:TEXT_CHARS])
-            y += ROW_H
-        y += 12
-    return canvas.png()
+                ax.vlines(bar.goal, row - 0.42, row + 0.42, colors=GOAL, linewidth=2.5)
+            # On a white ground above the tick: a goal just past the bar cannot strike the value out.
+            ax.annotate(
+                bar.text,
+                (bar.value, row),
+                xytext=(4, 0),
+                textcoords="offset points",
+                va="center",
+                bbox={"boxstyle": "square,pad=0.15", "facecolor": "white", "edgecolor": "none"},
+            )
+        ax.set_yticks(rows, [bar.label for bar in self.bars])
+        ax.invert_yaxis()  # first bar on top, as listed
+        top = max([bar.value for bar in self.bars] + [bar.goal or 0 for bar in self.bars]) or 1
+        ax.set_xlim(0, top * 1.3)  # room for the value labels right of the longest bar
+        ax.set_title(self.title, loc="left", fontweight="bold")
+        ax.spines[["top", "right"]].set_visible(False)
+        legend: list[Artist] = [Patch(color=MEASURED, label="measured")]
+        if any(bar.reference for bar in self.bars):
+            legend.append(Patch(facecolor=REFERENCE, hatch="//", edgecolor="white", label="reference"))
+        if any(bar.goal is not None for bar in self.bars):
+            legend.append(Line2D([], [], color=GOAL, linewidth=2.5, label="goal"))
+        legend_beside(ax, legend)
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """Requests served and failed per time bin (a deploy under load), as steps over time."""
+
+    title: str
+    served: tuple[int, ...]
+    failed: tuple[int, ...]
+    bin_s: float = 0.25
+
+    def __post_init__(self) -> None:
+        if not self.served or len(self.served) != len(self.failed):
+            raise ValueError(f"a timeline needs as many failed as served bins, at least one: {self}")
+
+    @property
+    def height(self) -> float:
+        return 3.0
+
+    def draw(self, ax: Axes) -> None:
+        edges = [index * self.bin_s for index in range(len(self.served) + 1)]
+        ax.stairs(self.served, edges, baseline=None, color=MEASURED, linewidth=1.5, label="served")
+        ax.stairs(self.failed, edges, color=GOAL, fill=True, alpha=0.5, label="failed")
+        ax.set_xlabel("seconds")
+        ax.set_ylabel(f"requests per {self.bin_s * 1000:g} ms")
+        ax.set_ylim(bottom=0)
+        ax.set_title(self.title, loc="left", fontweight="bold")
+        ax.spines[["top", "right"]].set_visible(False)
+        legend_beside(ax)
+
+
+def render(title: str, panels: Sequence[Panel]) -> bytes:
+    """The panels stacked top to bottom under ``title``, as PNG bytes."""
+    # A Figure on an Agg canvas, not pyplot: no global state, no GUI backend, no display needed.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    heights = [panel.height for panel in panels]
+    figure = Figure(figsize=(WIDTH_IN, TITLE_IN + sum(heights or [1.0])), dpi=DPI, layout="constrained")
+    figure.suptitle(title, x=0.01, ha="left", fontweight="bold")
+    if panels:
+        axes = figure.subplots(len(panels), 1, squeeze=False, height_ratios=heights)[:, 0]
+        for panel, ax in zip(panels, axes, strict=True):
+            panel.draw(ax)
+    else:
+        figure.text(0.5, 0.4, "no section produced a figure", ha="center")
+    out = io.BytesIO()
+    FigureCanvasAgg(figure).print_png(out)
+    return out.getvalue()

@@ -1,0 +1,1 @@
+"""Headless Chromium (Debian's, driven by Playwright) through nginx and the lab page."""

@@ -1,0 +1,101 @@
+"""Debian's Chromium under Playwright, trusting the lab's CA for the test browser only.
+
+Playwright drives the system binary (``executable_path``): nothing is downloaded, and
+``playwright install`` is never needed. On Linux Chromium reads its trust anchors from the NSS
+database in ``$HOME/.pki/nssdb``, so each browser is launched with a fresh HOME whose database
+holds the CA (``certutil -t C,,``). No certificate error is ever ignored.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import warnings
+from pathlib import Path
+from typing import Any
+
+from playwright.sync_api import Browser, Error, Page, Playwright
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+
+CHROMIUM = os.environ.get("LAB_CHROMIUM", "/usr/bin/chromium")
+CERTUTIL = "certutil"
+INSTALL_HINT = "apt-get install -y chromium libnss3-tools"
+# The machines here reach no host but the loopback: these stop Chromium's own traffic to Google's
+# hosts (which would stall start-up), whatever Playwright's defaults are.
+FLAGS = [
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+VIEWPORT = {"width": 1000, "height": 1500}
+# Chromium aborts what is in flight when any interface of the host changes (a container's veth
+# coming or going on a shared machine): not the lab's doing, so such an attempt may be repeated.
+NETWORK_CHANGED = "net::ERR_NETWORK_CHANGED"
+ATTEMPTS_ON_NETWORK_CHANGE = 3
+
+
+def missing_tools() -> list[str]:
+    return [tool for tool in (CHROMIUM, CERTUTIL) if shutil.which(tool) is None]
+
+
+def trust_ca(home: Path, ca: Path | None) -> None:
+    """An NSS database under ``home`` that trusts ``ca`` to issue server certificates (or nothing)."""
+    nssdb = home / ".pki" / "nssdb"
+    nssdb.mkdir(parents=True)
+    db = f"sql:{nssdb}"
+    subprocess.run([CERTUTIL, "-d", db, "-N", "--empty-password"], check=True, capture_output=True)
+    if ca is None:
+        return
+    subprocess.run(
+        [CERTUTIL, "-d", db, "-A", "-t", "C,,", "-n", "proxylab test CA", "-i", str(ca)],
+        check=True,
+        capture_output=True,
+    )
+
+
+def launch(playwright: Playwright, workdir: Path, ca: Path | None) -> Browser:
+    """A headless Chromium whose trust store, under ``workdir``, holds ``ca`` (``None``: no lab CA)."""
+    home = workdir / "home"
+    trust_ca(home, ca)
+    return playwright.chromium.launch(
+        executable_path=CHROMIUM,
+        args=FLAGS,
+        # Chromium's sandbox needs a normal user; as root it refuses to start with one.
+        chromium_sandbox=os.geteuid() != 0,
+        env={**os.environ, "HOME": str(home)},
+    )
+
+
+def goto(page: Page, url: str) -> None:
+    """Load ``url`` and wait for its load event; again only if the host's network changed meanwhile."""
+    for attempt in range(1, ATTEMPTS_ON_NETWORK_CHANGE + 1):
+        try:
+            page.goto(url)
+            return
+        except Error as error:
+            failure = error.message.splitlines()[0]
+            if NETWORK_CHANGED not in failure or attempt == ATTEMPTS_ON_NETWORK_CHANGE:
+                raise AssertionError(
+                    f"the browser could not load {url}: {failure} (ERR_CERT_*: the server certificate "
+                    "is not from the lab's CA, or its SANs miss the host)"
+                ) from None
+            warnings.warn(
+                f"load of {url}, attempt {attempt}, aborted by Chromium: {NETWORK_CHANGED}", stacklevel=2
+            )
+
+
+def wait_for(page: Page, expression: str, timeout: float = 10, what: str = "") -> Any:
+    """Poll the JavaScript ``expression`` until it is truthy and return its value."""
+    try:
+        return page.wait_for_function(expression, timeout=timeout * 1000, polling=100).json_value()
+    except PlaywrightTimeoutError:
+        try:
+            last = page.evaluate(expression)
+        except Error as error:
+            last = error.message
+        raise AssertionError(
+            f"timed out after {timeout:.0f}s waiting for {what or expression} (last: {last!r})"
+        ) from None
