@@ -2,7 +2,7 @@
 
 The way gunicorn's ``config.py`` declares a ``Setting``: everything else is derived from these
 declarations. The app (``labapp.settings``), ``gunicorn.conf.py``, the lab's tools
-(``scripts/labctl``) and the README's settings table (``scripts/lab docs``) read them here;
+(``scripts/labctl``) and the settings table of docs/SETTINGS.md (``scripts/lab docs``) read them here;
 ``compose.yaml``'s ``${NAME:-default}`` fallbacks are checked against them by a unit test.
 
 Standard library only: ``gunicorn.conf.py`` imports this in gunicorn's master, before any worker
@@ -31,7 +31,7 @@ class Setting(Generic[T]):
     default: str  # as it is written in the environment ("" = unset)
     parse: Callable[[str], T]
     why: str  # one line for the settings table: what it does, which bug it keeps away
-    group: str  # the README table's section: stack, app, gunicorn, nginx, compose, tests
+    group: str  # its table in docs/SETTINGS.md: stack, app, gunicorn, nginx, compose, tests
 
     def value(self, environ: Mapping[str, str] | None = None) -> T:
         """The value from the environment; the default when unset or empty."""

@@ -1,7 +1,7 @@
 """Every knob of the app, read once from the environment (declared in labsettings.py).
 
 Each ``fix_*`` flag is a fix the baseline applies; a scenario's ``app.env`` switches one off
-to bring its bug back (see README, "App settings").
+to bring its bug back (docs/SETTINGS.md).
 """
 
 from __future__ import annotations
