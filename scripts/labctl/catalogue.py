@@ -36,8 +36,9 @@ class Scenario:
     folder: Path
     broken: str  # what is wrong, in a few words (the README table's column)
     symptom: str  # what the check observes; {https_port} and {http_port} are filled in
-    hint: str  # the likely cause, as the doctor and the suites word it
+    hint: str  # the likely cause, as the doctor and the suites word it, for anyone's deployment
     request: str  # what the check does, in one line
+    lab_hint: str = ""  # the lab's own knob for it (shown only for this checkout's stack)
     doctor: bool = False  # `make doctor` names the hint under this scenario
     compose_only: bool = False  # needs Docker (checked by tests/compose), skipped natively
     checks: tuple[checks.Check, ...] = ()
@@ -113,6 +114,7 @@ def _from_folder(folder: Path) -> Scenario:
         symptom=data["symptom"],
         hint=data["hint"],
         request=data["request"],
+        lab_hint=data.get("lab_hint", ""),
         doctor=bool(data.get("doctor", False)),
         compose_only=bool(data.get("compose_only", False)),
         checks=parsed,

@@ -179,13 +179,7 @@ class Check:
 
     def _websocket(self, endpoint: Endpoint) -> dict[str, object]:
         try:
-            handshake, conn = wsclient.connect(
-                endpoint.hostname,
-                endpoint.port,
-                endpoint.prefix + self.path,
-                endpoint.ssl_context(),
-                host_header=endpoint.host,
-            )
+            handshake, conn = probe.websocket(endpoint, self.path)
         except OSError as error:
             return {"status": f"no answer ({type(error).__name__})"}
         fields: dict[str, object] = {"status": handshake.status}

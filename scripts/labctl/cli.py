@@ -137,10 +137,6 @@ def cmd_scenario(args: argparse.Namespace) -> int:
     return scenarios.run_one(args.name)
 
 
-def cmd_doctor(_args: argparse.Namespace) -> int:
-    return doctor.main()
-
-
 def cmd_settings(_args: argparse.Namespace) -> int:
     for group, declared in labsettings.by_group():
         print(f"{group}:")
@@ -170,7 +166,7 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "upload": (upload.main, "stream FILE to the lab over verified TLS, check the server's sha256"),
     "logs": (logs.main, "nginx's access log and the app's log side by side, joined by request id"),
     "scenario": (cmd_scenario, "one scenario natively: its symptom, likely cause and fix"),
-    "doctor": (cmd_doctor, "probe LAB_URL (any deployment) and name the likely cause of each failure"),
+    "doctor": (doctor.main, "probe LAB_URL (any deployment) and name the likely cause of each failure"),
     "bench": (bench.cmd_bench, "benchmarks, each beside its reference: .lab/bench/results.json + chart"),
     "docs": (docs.main, "rewrite the derived parts of the docs (scenario and settings tables)"),
     "settings": (cmd_settings, "every setting: its value here, its default and why it exists"),
@@ -183,6 +179,7 @@ ARGUMENTS = {
     "scenario": lambda command: command.add_argument("name", help="a folder under nginx/scenarios/"),
     "bench": bench.add_arguments,
     "docs": docs.add_arguments,
+    "doctor": doctor.add_arguments,
     "down": lambda command: command.add_argument(
         "--volumes", action="store_true", help="also remove the uploads volume"
     ),

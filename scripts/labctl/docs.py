@@ -64,6 +64,7 @@ def scenario_header(scenario: catalogue.Scenario) -> str:
             f"- **Symptom:** {scenario.symptom_for(DOC_HTTPS_PORT, DOC_HTTP_PORT)}",
             f"- **Check:** {scenario.request} ({check})",
             f"- **Likely cause, as the doctor and the suites say it:** {scenario.hint}",
+            *([f"- **In the lab:** {scenario.lab_hint}"] if scenario.lab_hint else []),
         ]
     )
 

@@ -1,233 +1,185 @@
-"""`scripts/lab doctor`: probe any deployment of the app (LAB_URL, LAB_CA, LAB_HTTP_URL), even one
-behind the user's own nginx, and print a checklist where each failure names its likely cause.
+"""`scripts/lab doctor`: probe any deployment (LAB_URL, LAB_CA, LAB_HTTP_URL) and print a
+checklist where each failure names its likely cause.
 
-Standard library only (it runs before .venv exists): http.client over verified TLS, and a
-minimal websocket handshake on an ssl socket.
+The probes are labctl.behaviours'. Against the lab's app (this checkout's stack, or the lab's
+app behind your own nginx) every one runs; against any other app the probes that need a lab
+route report "not probed", never a failure, and `--redirect-path`, `--ws-url`, `--upload-url`
+point them at your app's own routes. Where the lab's app answers, the scenario catalogue's
+checks run too and a symptom they see names its scenario. Hints speak of nginx and the app;
+the lab's own knobs are added only for this checkout's stack.
+
+Standard library only: it runs before .venv exists.
 """
 
 from __future__ import annotations
 
+import argparse
 import http.client
-import json
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+import ssl
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from urllib.parse import urlsplit
 
-from . import endpoints, hints, probe, wsclient
-from .endpoints import Endpoint
-from .probe import FORGED_ADDR
+import labsettings
 
-UPLOAD_PROBE_BYTES = 2 * probe.MIB  # over nginx's default client_max_body_size of 1m
-Target = Endpoint  # what the doctor probes: any deployment's endpoints
+from . import behaviours, catalogue, endpoints, probe
+from .behaviours import BROKEN, NOT_PROBED, NOTE, OK, Result
+from .catalogue import Scenario
+from .endpoints import Endpoint
+
+MARKS = {OK: "ok  ", BROKEN: "FAIL", NOTE: "note", NOT_PROBED: "skip"}
 
 
 @dataclass(frozen=True)
-class Check:
-    name: str
-    ok: bool | None  # None: could not be probed here
+class Match:
+    """A scenario whose symptom the deployment shows."""
+
+    scenario: Scenario
     seen: str
-    hints: tuple[str, ...] = ()
 
 
-def target_from_env() -> Endpoint:
-    return endpoints.from_env()
+@dataclass(frozen=True)
+class Diagnosis:
+    endpoint: Endpoint
+    results: list[Result]
+    matches: list[Match]
+    own_stack: bool  # this checkout's stack: the lab's knobs may be named
+
+    @property
+    def failed(self) -> list[Result]:
+        return [r for r in self.results if r.verdict == BROKEN]
+
+    def hints(self) -> set[str]:
+        """Every likely cause named: broken behaviours' and matched scenarios'."""
+        return {r.hint for r in self.failed} | {m.scenario.hint for m in self.matches}
 
 
-def _against(seen: str, got: str, wanted: str) -> str:
-    return seen if got == wanted else f"{seen} (want {wanted})"
+def _path(value: str | None) -> str | None:
+    """A route option given as a path or as a whole URL (wss://host/ws): its path and query."""
+    if not value:
+        return None
+    parts = urlsplit(value)
+    return (parts.path or "/") + (f"?{parts.query}" if parts.query else "") if parts.scheme else value
 
 
-def _host_hints(target: Target, seen_host: str) -> tuple[str, ...]:
-    if seen_host == target.hostname and target.host != target.hostname:
-        return (hints.scenario("host-drops-port"),)
-    return (hints.scenario("upstream-host"),)
-
-
-def probe_external_redirect(target: Target) -> Iterator[Check]:
-    reply = probe.request(target, "GET", "/redirect/external")
-    location = reply.headers.get("location", "")
-    wanted = f"https://{target.host}{target.prefix}/landing"
-    causes: list[str] = []
-    if location.startswith("http://"):
-        causes.append(hints.scenario("scheme-lost"))
-    if urlsplit(location).netloc != target.host:
-        causes.extend(_host_hints(target, urlsplit(location).netloc))
-    yield Check(
-        "external redirect keeps https, host and port",
-        location == wanted,
-        _against(f"{reply.status} Location: {location or '(none)'}", location, wanted),
-        tuple(causes),
+def options_from(args: argparse.Namespace, endpoint: Endpoint) -> behaviours.Options:
+    own = [args.redirect_path, args.ws_url, args.upload_url]
+    routes = behaviours.Routes.for_app(*(_path(v) for v in own)) if any(own) else behaviours.Routes()
+    return behaviours.Options(
+        routes=routes,
+        idle_s=args.idle,
+        declared_limit_mib=args.max_body_mib,
+        lab_contract=endpoint.is_local_lab,
     )
 
 
-def probe_https_redirect(target: Target) -> Iterator[Check]:
-    name = "plain HTTP redirects to the same URL on HTTPS"
-    if target.http_url is None:
-        yield Check(name, None, "no HTTP entry point known: set LAB_HTTP_URL=http://host:port")
-        return
-    path = "/landing?from=doctor"
+def lab_app_declared_limit(endpoint: Endpoint) -> float | None:
+    """The upload limit the lab's app declares (/debug/settings), when it is the lab's app."""
     try:
-        reply = probe.request(target, "GET", path, base=target.http_url)
-    except OSError as error:
-        yield Check(name, None, f"{target.http_url}: {error}")
-        return
-    location = reply.headers.get("location", "")
-    wanted = f"https://{target.host}{target.prefix}{path}"
-    redirected = reply.status in {301, 302, 307, 308}
-    yield Check(
-        name,
-        redirected and location == wanted,
-        _against(f"{reply.status} Location: {location or '(none)'}", location, wanted),
-        (hints.scenario("https-redirect-drops-port"),) if redirected else (),
+        reply = probe.request(endpoint, "GET", "/debug/settings")
+    except OSError:
+        return None
+    settings = reply.json()
+    limit = settings.get("max_upload_mb") if isinstance(settings, dict) else None
+    return float(limit) if reply.status == 200 and isinstance(limit, int | float) else None
+
+
+def scenario_matches(endpoint: Endpoint) -> list[Match]:
+    """The catalogue's symptoms this deployment shows (the checks the doctor names)."""
+    found = []
+    for scenario in catalogue.scenarios():
+        if scenario.doctor and not scenario.compose_only:
+            observation = scenario.observe(endpoint)
+            if observation.present is True:
+                found.append(Match(scenario, observation.seen))
+    return found
+
+
+def diagnose(endpoint: Endpoint, options: behaviours.Options) -> Diagnosis:
+    if options.declared_limit_mib is None and options.routes.debug:
+        options = replace(options, declared_limit_mib=lab_app_declared_limit(endpoint))
+    results = behaviours.run(endpoint, options)
+    lab_app = any(r.behaviour == "client-addr" and r.verdict != NOT_PROBED for r in results)
+    matches = scenario_matches(endpoint) if lab_app else []
+    return Diagnosis(endpoint, results, matches, endpoint.is_local_lab)
+
+
+def run(endpoint: Endpoint) -> Diagnosis:
+    """The doctor with its defaults (the lab's routes), as the scenario suite runs it."""
+    return diagnose(endpoint, behaviours.Options(lab_contract=endpoint.is_local_lab))
+
+
+def failed_hints(diagnosis: Diagnosis) -> set[str]:
+    return diagnosis.hints()
+
+
+def _lines(diagnosis: Diagnosis) -> Iterable[str]:
+    endpoint = diagnosis.endpoint
+    yield f"lab doctor: {endpoint.url} (CA: {endpoint.ca or 'system trust store'})"
+    for r in diagnosis.results:
+        yield f"  [{MARKS[r.verdict]}] {r.title}: {r.seen}"
+        if r.verdict == BROKEN:
+            yield f"         likely cause: {r.hint}"
+    for match in diagnosis.matches:
+        yield f"  this is scenario {match.scenario.name}: {match.seen}"
+        yield f"         likely cause: {match.scenario.hint}"
+        if diagnosis.own_stack and match.scenario.lab_hint:
+            readme = f"nginx/scenarios/{match.scenario.name}/README.md"
+            yield f"         in the lab: {match.scenario.lab_hint} ({readme})"
+    counts = {verdict: sum(r.verdict == verdict for r in diagnosis.results) for verdict in MARKS}
+    yield (
+        f"{len(diagnosis.results)} checks: {counts[OK]} ok, {counts[BROKEN]} failed, {counts[NOTE]} notes, "
+        f"{counts[NOT_PROBED]} not probed"
     )
 
 
-def probe_forwarded_headers(target: Target) -> Iterator[Check]:
-    reply = probe.request(target, "GET", "/debug/request", headers={"X-Forwarded-For": FORGED_ADDR})
-    seen = reply.json()
-    if reply.status != 200 or not isinstance(seen, dict):
-        yield Check("GET /debug/request answers", False, f"{reply.status} {reply.content_type}")
-        return
-    headers = {k.lower() for k in seen.get("headers", {})}
-    yield Check(
-        "the app sees https",
-        seen["scheme"] == "https",
-        f"scheme {seen['scheme']}",
-        (hints.scenario("scheme-lost"),),
+def report(diagnosis: Diagnosis) -> str:
+    return "\n".join(_lines(diagnosis))
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    env = labsettings
+    parser.add_argument(
+        "--redirect-path",
+        default=env.DOCTOR_REDIRECT_PATH.value() or None,
+        help="a route of your app that answers with an absolute redirect (LAB_DOCTOR_REDIRECT_PATH)",
     )
-    yield Check(
-        "the app sees the Host the client sent",
-        seen["host"] == target.host,
-        _against(f"host {seen['host']!r}", seen["host"], target.host),
-        _host_hints(target, seen["host"]),
+    parser.add_argument(
+        "--ws-url",
+        default=env.DOCTOR_WS_URL.value() or None,
+        help="a websocket route of your app (LAB_DOCTOR_WS_URL)",
     )
-    yield Check(
-        "a forged X-Forwarded-For is ignored",
-        seen["remote_addr"] != FORGED_ADDR,
-        f"X-Forwarded-For: {FORGED_ADDR} -> remote_addr {seen['remote_addr']}",
-        (hints.scenario("xff-spoofing"),),
+    parser.add_argument(
+        "--upload-url",
+        default=env.DOCTOR_UPLOAD_URL.value() or None,
+        help="a route of your app that takes a PUT body (LAB_DOCTOR_UPLOAD_URL)",
     )
-    yield Check(
-        "the app gets nginx's X-Request-ID",
-        "x-request-id" in headers,
-        f"request_id {seen.get('request_id')}",
-        (hints.REQUEST_ID,),
+    parser.add_argument(
+        "--idle",
+        type=float,
+        default=env.DOCTOR_IDLE_S.value(),
+        metavar="SECONDS",
+        help="hold a websocket idle this long, e.g. 65 (past nginx's 60s default) (LAB_DOCTOR_IDLE_S)",
+    )
+    parser.add_argument(
+        "--max-body-mib", type=float, default=None, help="the upload limit you declared: check that it holds"
     )
 
 
-def _ws_status_hints(status: int) -> tuple[str, ...]:
-    if status == 400:
-        return (hints.scenario("ws-no-upgrade"),)
-    if status in {402, 426, 505}:
-        return (hints.scenario("ws-http10"),)
-    return (hints.scenario("ws-no-upgrade"), hints.scenario("ws-http10"))
-
-
-def probe_websocket(target: Target, app_sees_https: bool) -> Iterator[Check]:
-    name = "websocket /ws/info upgrades (101)"
+def main(args: argparse.Namespace) -> int:
     try:
-        handshake, conn = wsclient.connect(
-            target.hostname, target.port, target.prefix + "/ws/info", target.ssl_context(), target.host
-        )
-    except OSError as error:
-        yield Check(name, False, str(error), (hints.scenario("ws-no-upgrade"),))
-        return
-    yield Check(
-        name, handshake.accepted, f"handshake answered {handshake.status}", _ws_status_hints(handshake.status)
-    )
-    if conn is None:
-        return
-    with conn:
-        opcode, payload = conn.recv()
-    if opcode != wsclient.OP_TEXT:
-        yield Check(
-            "the websocket stays open after 101",
-            False,
-            f"first frame has opcode {opcode} (8 = close)",
-            (hints.scenario("ws-no-flag"),),
-        )
-        return
-    scheme = json.loads(payload).get("scheme")
-    yield Check(
-        "/ws/info reports wss",
-        scheme == "wss",
-        f'"scheme": "{scheme}"',
-        (hints.scenario("location-drops-headers" if app_sees_https else "scheme-lost"),),
-    )
-
-
-def probe_upload_limit(target: Target) -> Iterator[Check]:
-    reply = probe.request(target, "PUT", "/upload/lab-doctor-probe.bin", body=b"\0" * UPLOAD_PROBE_BYTES)
-    body = reply.json()
-    stored = isinstance(body, dict) and body.get("size") == UPLOAD_PROBE_BYTES
-    yield Check(
-        "a 2 MiB upload is accepted",
-        reply.status == 201 and stored,
-        f"{reply.status} {reply.content_type}",
-        (hints.scenario("body-limit"),) if reply.status == 413 else (hints.UPLOAD_STREAMING,),
-    )
-
-
-def probe_error_format(target: Target) -> Iterator[Check]:
-    for path, status, what in (
-        ("/lab-doctor/no-such-page", 404, "the app's 404"),
-        ("/errors/crash", 500, "the app's 500"),
-        ("/bugs/big-header", 502, "nginx's 502"),
-    ):
-        reply = probe.request(target, "GET", path)
-        name = f"{what} is the JSON error envelope"
-        if status == 502 and reply.status == 200:
-            yield Check(name, None, "the proxy accepted a 32 kB response header: no 502 to look at")
-            continue
-        yield Check(
-            name,
-            probe.is_envelope(reply, status),
-            f"{path}: {reply.status} {reply.content_type}",
-            (hints.scenario("html-errors"),),
-        )
-
-
-def run(target: Target) -> list[Check]:
-    checks: list[Check] = []
-    probes: list[Callable[[Target], Iterator[Check]]] = [
-        probe_external_redirect,
-        probe_https_redirect,
-        probe_forwarded_headers,
-    ]
-    for run_probe in probes:
-        checks.extend(run_probe(target))
-    app_sees_https = any(c.name == "the app sees https" and c.ok for c in checks)
-    checks.extend(probe_websocket(target, app_sees_https))
-    checks.extend(probe_upload_limit(target))
-    checks.extend(probe_error_format(target))
-    return checks
-
-
-def failed_hints(checks: list[Check]) -> set[str]:
-    return {hint for check in checks if check.ok is False for hint in check.hints}
-
-
-def report(target: Target, checks: list[Check]) -> str:
-    lines = [f"lab doctor: {target.url} (CA: {target.ca or 'system trust store'})"]
-    for check in checks:
-        mark = {True: "ok  ", False: "FAIL", None: "skip"}[check.ok]
-        lines.append(f"  [{mark}] {check.name}: {check.seen}")
-        if check.ok is False:
-            lines.extend(f"         likely cause: {hint}" for hint in check.hints)
-    failed = sum(c.ok is False for c in checks)
-    skipped = sum(c.ok is None for c in checks)
-    lines.append(
-        f"{len(checks)} checks: {len(checks) - failed - skipped} ok, {failed} failed, {skipped} skipped"
-    )
-    return "\n".join(lines)
-
-
-def main() -> int:
-    target = target_from_env()
-    try:
-        checks = run(target)
-    except (OSError, http.client.HTTPException) as error:
-        print(f"lab doctor: cannot reach {target.url}: {error}\n  start a stack or set LAB_URL / LAB_CA")
+        endpoint = endpoints.from_env()
+        diagnosis = diagnose(endpoint, options_from(args, endpoint))
+    except SystemExit as error:
+        print(error, file=sys.stderr)
         return 2
-    print(report(target, checks))
-    return 1 if any(c.ok is False for c in checks) else 0
+    except (OSError, http.client.HTTPException, ssl.SSLError) as error:
+        url = labsettings.URL.value() or "the local stack"
+        print(
+            f"lab doctor: cannot reach {url}: {error} (start a stack, or set LAB_URL / LAB_CA)",
+            file=sys.stderr,
+        )
+        return 2
+    print(report(diagnosis))
+    return 1 if diagnosis.failed else 0

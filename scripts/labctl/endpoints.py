@@ -40,9 +40,17 @@ def app_port() -> int:
 
 @dataclass(frozen=True)
 class Endpoint:
-    url: str  # https://host[:port][/prefix], no trailing slash
+    url: str  # https://host[:port][/prefix] (http:// for a site without TLS), no trailing slash
     ca: Path | None  # None: the system's trust store (a deployment with a public certificate)
     http_url: str | None  # the plain-HTTP entry point, when known
+    # Where to connect instead of resolving the URL's host (curl's --resolve): the Host header and
+    # TLS name stay the URL's. {public port: (address, port)}; `lab check` runs a config for
+    # example.com on loopback this way.
+    connect_to: tuple[tuple[int, tuple[str, int]], ...] = ()
+
+    @property
+    def tls(self) -> bool:
+        return urlsplit(self.url).scheme == "https"
 
     @property
     def hostname(self) -> str:
@@ -50,7 +58,13 @@ class Endpoint:
 
     @property
     def port(self) -> int:
-        return urlsplit(self.url).port or 443
+        return urlsplit(self.url).port or (443 if self.tls else 80)
+
+    def address(self, url: str | None = None) -> tuple[str, int]:
+        """Where a connection to ``url`` (default: the endpoint's) really goes."""
+        parts = urlsplit(url or self.url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        return dict(self.connect_to).get(port, (parts.hostname or "", port))
 
     @property
     def host(self) -> str:
@@ -69,6 +83,10 @@ class Endpoint:
 
     def ssl_context(self) -> ssl.SSLContext:
         return ssl.create_default_context(cafile=str(self.ca) if self.ca else None)
+
+    def context_for(self, url: str | None = None) -> ssl.SSLContext | None:
+        """TLS for an https:// URL, verified against the endpoint's CA; None for http://."""
+        return self.ssl_context() if urlsplit(url or self.url).scheme == "https" else None
 
 
 def from_env() -> Endpoint:

@@ -9,10 +9,12 @@ import hashlib
 import http.client
 import json
 import socket
+import ssl
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from . import wsclient
 from .endpoints import Endpoint
 
 TIMEOUT = 10
@@ -54,6 +56,40 @@ def pattern_body(size: int, seed: bytes = b"proxylab") -> Iterator[bytes]:
         yield piece
 
 
+class _HTTPConnection(http.client.HTTPConnection):
+    """http.client that connects to ``address`` while Host stays the URL's (see Endpoint.address)."""
+
+    def __init__(self, host: str, port: int | None, address: tuple[str, int], timeout: float) -> None:
+        super().__init__(host, port, timeout=timeout)
+        self.address = address
+
+    def connect(self) -> None:
+        self.sock = socket.create_connection(self.address, self.timeout)
+
+
+class _HTTPSConnection(http.client.HTTPSConnection):
+    def __init__(
+        self, host: str, port: int | None, address: tuple[str, int], context: ssl.SSLContext, timeout: float
+    ) -> None:
+        super().__init__(host, port, context=context, timeout=timeout)
+        self.address = address
+        self.tls_context = context
+
+    def connect(self) -> None:
+        raw = socket.create_connection(self.address, self.timeout)
+        self.sock = self.tls_context.wrap_socket(raw, server_hostname=self.host)
+
+
+def connection(endpoint: Endpoint, url: str, timeout: float) -> http.client.HTTPConnection:
+    """A connection for ``url`` through the endpoint's address override and TLS context."""
+    parts = urlsplit(url)
+    address = endpoint.address(url)
+    context = endpoint.context_for(url)
+    if context is None:
+        return _HTTPConnection(parts.hostname or "", parts.port, address, timeout)
+    return _HTTPSConnection(parts.hostname or "", parts.port, address, context, timeout)
+
+
 def request(
     endpoint: Endpoint,
     method: str,
@@ -68,12 +104,7 @@ def request(
 
     An iterable body is sent with Content-Length ``length``, or chunked without one."""
     parts = urlsplit(base or endpoint.url)
-    host = parts.hostname or ""
-    conn: http.client.HTTPConnection
-    if parts.scheme == "https":
-        conn = http.client.HTTPSConnection(host, parts.port, context=endpoint.ssl_context(), timeout=timeout)
-    else:
-        conn = http.client.HTTPConnection(host, parts.port, timeout=timeout)
+    conn = connection(endpoint, base or endpoint.url, timeout)
     sent = dict(headers or {})
     if length is not None:
         sent["Content-Length"] = str(length)
@@ -86,15 +117,47 @@ def request(
         conn.close()
 
 
-def raw_exchange(endpoint: Endpoint, data: bytes, timeout: float = TIMEOUT) -> bytes:
-    """Send ``data`` as it is over TLS and read until the server closes (requests no client
-    library lets you write: an absolute-form request line with another Host)."""
-    with (
-        socket.create_connection((endpoint.hostname, endpoint.port), timeout=timeout) as raw,
-        endpoint.ssl_context().wrap_socket(raw, server_hostname=endpoint.hostname) as tls,
-    ):
-        tls.sendall(data)
-        return b"".join(iter(lambda: tls.recv(65536), b""))
+def open_socket(endpoint: Endpoint, url: str | None = None, timeout: float = TIMEOUT) -> socket.socket:
+    """A connected socket (TLS for https://) to ``url``'s server, for requests written by hand."""
+    raw = socket.create_connection(endpoint.address(url), timeout=timeout)
+    context = endpoint.context_for(url)
+    if context is None:
+        return raw
+    try:
+        return context.wrap_socket(raw, server_hostname=urlsplit(url or endpoint.url).hostname)
+    except BaseException:
+        raw.close()
+        raise
+
+
+def raw_exchange(endpoint: Endpoint, data: bytes, url: str | None = None, timeout: float = TIMEOUT) -> bytes:
+    """Send ``data`` as it is and read until the server closes (requests no client library lets
+    you write: an absolute-form request line with another Host)."""
+    with open_socket(endpoint, url, timeout) as sock:
+        sock.sendall(data)
+        chunks = []
+        try:
+            while chunk := sock.recv(65536):
+                chunks.append(chunk)
+        except ConnectionResetError:
+            pass  # a reset after the answer (nginx's 444, a refusal): keep what came
+        return b"".join(chunks)
+
+
+def websocket(
+    endpoint: Endpoint, path: str, headers: Mapping[str, str] | None = None, timeout: float = TIMEOUT
+) -> tuple[wsclient.Handshake, wsclient.WebSocket | None]:
+    """The upgrade request to ``path`` (wss:// or ws:// as the endpoint is): the handshake, and
+    the open socket after a 101."""
+    return wsclient.connect(
+        endpoint.address(),
+        endpoint.prefix + path,
+        endpoint.host,
+        endpoint.context_for(),
+        endpoint.hostname,
+        headers=headers,
+        timeout=timeout,
+    )
 
 
 def is_envelope(reply: Reply, status: int) -> bool:

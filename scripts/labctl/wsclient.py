@@ -168,22 +168,28 @@ class WebSocket:
 
 
 def connect(
-    host: str,
-    port: int,
+    address: tuple[str, int],
     path: str,
+    host_header: str,
     context: ssl.SSLContext | None,
-    host_header: str | None = None,
+    server_name: str | None = None,
     headers: Mapping[str, str] | None = None,
     timeout: float = 10,
 ) -> tuple[Handshake, WebSocket | None]:
-    """Send the upgrade request; the handshake as answered, and the open socket when it is a 101.
+    """Send the upgrade request to ``address``; the handshake as answered, and the open socket
+    when it is a 101. TLS (``context``) names ``server_name`` (default: the Host's name).
 
     The status is read even when the server closes right after it (a cut-off error body)."""
     key = new_key()
-    raw = socket.create_connection((host, port), timeout=timeout)
-    sock: socket.socket = context.wrap_socket(raw, server_hostname=host) if context else raw
+    raw = socket.create_connection(address, timeout=timeout)
+    name = server_name or host_header.rsplit(":", 1)[0].strip("[]")
     try:
-        sock.sendall(handshake_request(path, host_header or f"{host}:{port}", key, headers))
+        sock: socket.socket = context.wrap_socket(raw, server_hostname=name) if context else raw
+    except BaseException:
+        raw.close()
+        raise
+    try:
+        sock.sendall(handshake_request(path, host_header, key, headers))
         head = b""
         while b"\r\n\r\n" not in head:
             chunk = sock.recv(1)  # byte by byte: what follows the head is the first frame

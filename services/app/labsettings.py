@@ -31,7 +31,7 @@ class Setting(Generic[T]):
     default: str  # as it is written in the environment ("" = unset)
     parse: Callable[[str], T]
     why: str  # one line for the settings table: what it does, which bug it keeps away
-    group: str  # its table in docs/SETTINGS.md: stack, app, gunicorn, nginx, compose, tests
+    group: str  # its table in docs/SETTINGS.md: one of GROUPS
 
     def value(self, environ: Mapping[str, str] | None = None) -> T:
         """The value from the environment; the default when unset or empty."""
@@ -53,6 +53,20 @@ URL = Setting("LAB_URL", "", str, "the HTTPS URL probed (default https://localho
 CA = Setting("LAB_CA", "", str, "the CA that clients verify TLS against (default .lab/certs/ca.pem)", "stack")
 HTTP_URL = Setting(
     "LAB_HTTP_URL", "", str, "the plain-HTTP entry point (default: LAB_URL's host on $LAB_HTTP_PORT)", "stack"
+)
+
+# The doctor's routes of a real app (`make doctor` probes the lab's own routes by default).
+DOCTOR_REDIRECT_PATH = Setting(
+    "LAB_DOCTOR_REDIRECT_PATH", "", str, "a route of your app that answers with an absolute redirect", "tools"
+)
+DOCTOR_WS_URL = Setting(
+    "LAB_DOCTOR_WS_URL", "", str, "a websocket route of your app, for the doctor", "tools"
+)
+DOCTOR_UPLOAD_URL = Setting(
+    "LAB_DOCTOR_UPLOAD_URL", "", str, "a route of your app that stores a PUT body, for the doctor", "tools"
+)
+DOCTOR_IDLE_S = Setting(
+    "LAB_DOCTOR_IDLE_S", "0", float, "hold a websocket idle this long (65: past nginx's 60s default)", "tools"
 )
 
 # The app (labapp.settings). Each LAB_FIX_* is a fix the baseline applies; 0 brings its bug back.
@@ -98,6 +112,13 @@ WS_ROUTE_FLAG = Setting(
     "1",
     flag,
     "declare the /ws/* routes with websocket=True (off: 101 then an immediate close)",
+    "app",
+)
+FIX_WS_UPGRADE = Setting(
+    "LAB_FIX_WS_UPGRADE",
+    "1",
+    flag,
+    "upgrade only a websocket route's handshake (stock gevent-websocket: 101 for any path, then a close)",
     "app",
 )
 X_ACCEL = Setting(
@@ -205,7 +226,7 @@ BROWSER_UPLOAD_MB = Setting("LAB_BROWSER_UPLOAD_MB", "48", int, "size of the bro
 SETTINGS: dict[str, Setting[object]] = {
     value.name: value for value in list(globals().values()) if isinstance(value, Setting)
 }
-GROUPS = ("stack", "app", "gunicorn", "nginx", "compose", "tests")
+GROUPS = ("stack", "app", "gunicorn", "nginx", "compose", "tools", "tests")
 
 
 def by_group() -> Iterator[tuple[str, list[Setting[object]]]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from labctl import doctor
+from labctl import behaviours, doctor
 from labctl.catalogue import Scenario
 from labctl.endpoints import Endpoint
 from scenarios.conftest import NATIVE, observe
@@ -20,5 +20,8 @@ def test_symptom_absent_under_baseline(scenario: Scenario, baseline: Endpoint) -
 
 
 def test_doctor_passes_under_baseline(baseline: Endpoint) -> None:
-    checks = doctor.run(baseline)
-    assert all(check.ok is True for check in checks), doctor.report(baseline, checks)
+    diagnosis = doctor.run(baseline)
+    verdicts = {(r.behaviour, r.verdict) for r in diagnosis.results}
+    assert {v for _, v in verdicts} == {behaviours.OK, behaviours.NOT_PROBED}, doctor.report(diagnosis)
+    assert {b for b, v in verdicts if v == behaviours.NOT_PROBED} == {"ws-idle"}, doctor.report(diagnosis)
+    assert diagnosis.matches == [], doctor.report(diagnosis)

@@ -24,8 +24,7 @@ def test_scenario_shows_its_symptom(scenario_lab: tuple[Scenario, Endpoint]) -> 
         f"for {scenario.request}: saw {observation.seen}"
     )
     if scenario.doctor:
-        checks = doctor.run(endpoint)
-        assert scenario.hint in doctor.failed_hints(checks), (
-            f"under {scenario.name} the doctor should name: {scenario.hint}\n"
-            + doctor.report(endpoint, checks)
+        diagnosis = doctor.run(endpoint)
+        assert scenario.hint in diagnosis.hints(), (
+            f"under {scenario.name} the doctor should name: {scenario.hint}\n" + doctor.report(diagnosis)
         )

@@ -14,8 +14,10 @@ def test_debug_request_shows_what_the_proxy_told_the_app(client, proxied):
     assert body["url"] == "https://localhost:8443/debug/request"
     assert body["remote_addr"] == "203.0.113.7"
     assert body["request_id"] == "req-from-nginx"
+    assert body["protocol"] == "HTTP/1.1"
     assert set(body) == {
         "method",
+        "protocol",
         "scheme",
         "host",
         "url_root",

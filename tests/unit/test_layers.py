@@ -21,7 +21,7 @@ LAYERS: list[set[str]] = [
     {"runstate", "venv", "nginx"},  # the record of the running stack, the virtualenv, the nginx binary
     {"endpoints"},  # LAB_URL, LAB_CA, LAB_HTTP_URL
     {"probe"},  # HTTP the way the diagnostics make it
-    {"checks"},  # checks declared as data
+    {"checks", "behaviours"},  # checks declared as data; the probes of the doctor and `lab check`
     {"catalogue"},  # the scenario folders
     {"hints"},
     {"native", "compose"},  # one mode each; never each other

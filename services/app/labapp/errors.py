@@ -8,13 +8,18 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, Response, g, jsonify
+from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.routing.exceptions import WebsocketMismatch
 
 log = logging.getLogger("labapp")
 
 WEBSOCKET_ONLY_MSG = "this endpoint is a websocket: connect with a websocket client (Upgrade: websocket)"
+NOT_A_WEBSOCKET_MSG = "this endpoint is not a websocket: send a plain HTTP request"
+# What of a handshake reached the app: a client diagnosing its proxy learns at once which pieces it
+# dropped (Upgrade and Connection are hop-by-hop: forwarded only when the proxy is told to; the
+# protocol says whether the proxy spoke HTTP/1.1 upstream).
+HANDSHAKE_SEEN_HEADER = "X-Lab-Handshake-Seen"
 
 
 def error_response(code: int, msg: str) -> Response:
@@ -32,8 +37,23 @@ def _http_error(exc: HTTPException) -> Response:
     return response
 
 
+def handshake_seen(environ: dict[str, object]) -> str:
+    return "; ".join(
+        f"{name}={environ.get(key) or '(none)'}"
+        for name, key in (
+            ("protocol", "SERVER_PROTOCOL"),
+            ("upgrade", "HTTP_UPGRADE"),
+            ("connection", "HTTP_CONNECTION"),
+        )
+    )
+
+
 def _websocket_mismatch(_exc: WebsocketMismatch) -> Response:
-    return error_response(400, WEBSOCKET_ONLY_MSG)
+    if str(request.environ.get("HTTP_UPGRADE", "")).lower() == "websocket":
+        return error_response(400, NOT_A_WEBSOCKET_MSG)  # a handshake for a plain route
+    response = error_response(400, WEBSOCKET_ONLY_MSG)
+    response.headers[HANDSHAKE_SEEN_HEADER] = handshake_seen(request.environ)
+    return response
 
 
 def _unhandled(_exc: Exception) -> Response:

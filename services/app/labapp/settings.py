@@ -22,6 +22,7 @@ class LabSettings:
     fix_json_errors: bool
     fix_form_memory: bool
     ws_route_flag: bool
+    fix_ws_upgrade: bool
     x_accel: bool
     ws_max_message_bytes: int
 
@@ -41,6 +42,7 @@ class LabSettings:
             fix_json_errors=labsettings.FIX_JSON_ERRORS.value(),
             fix_form_memory=labsettings.FIX_FORM_MEMORY.value(),
             ws_route_flag=labsettings.WS_ROUTE_FLAG.value(),
+            fix_ws_upgrade=labsettings.FIX_WS_UPGRADE.value(),
             x_accel=labsettings.X_ACCEL.value(),
             ws_max_message_bytes=labsettings.WS_MAX_MESSAGE.value(),
         )
@@ -55,6 +57,7 @@ class LabSettings:
             "fix_json_errors": self.fix_json_errors,
             "fix_form_memory": self.fix_form_memory,
             "ws_route_flag": self.ws_route_flag,
+            "fix_ws_upgrade": self.fix_ws_upgrade,
             "x_accel": self.x_accel,
             "ws_max_message_bytes": self.ws_max_message_bytes,
         }

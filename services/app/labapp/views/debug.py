@@ -10,6 +10,7 @@ bp = Blueprint("debug", __name__)
 def request_view() -> dict[str, object]:
     return {
         "method": request.method,
+        "protocol": request.environ.get("SERVER_PROTOCOL", ""),
         "scheme": request.scheme,
         "host": request.host,
         "url_root": request.url_root,

@@ -1,0 +1,44 @@
+"""Which handshakes the app lets gevent-websocket upgrade (labapp.wsfix, LAB_FIX_WS_UPGRADE), and
+what a refused one is told. The upgrade itself needs the worker: tests/integration covers it."""
+
+from __future__ import annotations
+
+import pytest
+from werkzeug.test import EnvironBuilder
+
+from labapp import wsfix
+from labapp.errors import HANDSHAKE_SEEN_HEADER
+
+HANDSHAKE = {"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Version": "13"}
+
+
+@pytest.mark.parametrize(
+    ("path", "upgraded"),
+    [
+        ("/ws/echo", True),
+        ("/ws/chat", True),
+        ("/nope", False),
+        ("/debug/request", False),
+        ("/bugs/ws-no-flag", False),
+    ],
+)
+def test_only_websocket_routes_are_upgraded(app, path, upgraded):
+    environ = EnvironBuilder(path=path, headers=HANDSHAKE).get_environ()
+    assert wsfix.is_websocket_route(app.url_map, environ) is upgraded
+
+
+def test_a_handshake_for_no_route_is_a_json_404(client):
+    response = client.get("/nope", headers=HANDSHAKE)
+    assert response.status_code == 404 and response.get_json()["code"] == 404
+
+
+def test_a_handshake_for_a_plain_route_says_it_is_not_a_websocket(client):
+    response = client.get("/debug/request", headers=HANDSHAKE)
+    assert response.status_code == 400 and "not a websocket" in response.get_json()["msg"]
+
+
+def test_a_websocket_route_says_what_of_the_handshake_arrived(client):
+    # What a proxy that drops Upgrade and Connection (hop-by-hop) hands the app.
+    response = client.get("/ws/echo", headers={"Connection": "close"})
+    assert response.status_code == 400 and "is a websocket" in response.get_json()["msg"]
+    assert response.headers[HANDSHAKE_SEEN_HEADER] == "protocol=HTTP/1.1; upgrade=(none); connection=close"
