@@ -51,6 +51,7 @@ TITLES = {
     "unknown-host": "an unknown Host is refused, never reflected",
     "absolute-form-host": "an absolute-form request line cannot smuggle another Host",
     "request-id": "the request id nginx logs reaches the app and the client",
+    "request-body": "a request body reaches the app and the answer comes back",
     "upload-limit": "uploads of 2 and 16 MiB are accepted, bigger than the limit refused",
     "error-format": "nginx's own errors keep their status (and are the lab's JSON envelope)",
     "ws-upgrade": "a websocket handshake is upgraded (101)",
@@ -87,6 +88,8 @@ HINTS = {
     "absolute-form-host": "`$http_host` is the client's raw header: use `$host` (the name that matched), "
     "plus the port when it is not the default",
     "request-id": "`proxy_set_header X-Request-ID $request_id`, and log $request_id",
+    "request-body": '`Connection "upgrade"` on every request makes gevent\'s pywsgi hand the app the raw '
+    "socket as the body (Werkzeug reads it to the end): send `Connection $connection_upgrade` (a map)",
     "upload-limit": "`client_max_body_size` (default 1m) at the largest upload the app accepts",
     "error-format": "an `error_page` must point at a location that exists; a missing page turns every "
     "502/504 into a 404",
@@ -130,12 +133,15 @@ class Routes:
     ws: str | None = "/ws/echo"  # a websocket route (it echoes: the idle probe sends a ping anyway)
     ws_info: str | None = "/ws/info"  # the lab's: the scheme the app saw on a websocket
     upload: str | None = "/upload/lab-doctor-probe.bin"  # PUT stores the body and answers its size
+    body: str | None = "/landing"  # POST reads the body and answers its size
     bad_gateway: str | None = "/bugs/big-header"  # a route whose answer makes nginx say 502
 
     @classmethod
     def for_app(cls, redirect: str | None, ws: str | None, upload: str | None) -> Routes:
         """A real app's routes (--redirect-path, --ws-url, --upload-url), none of the lab's."""
-        return cls(redirect=redirect, debug=None, ws=ws, ws_info=None, upload=upload, bad_gateway=None)
+        return cls(
+            redirect=redirect, debug=None, ws=ws, ws_info=None, upload=upload, body=None, bad_gateway=None
+        )
 
 
 @dataclass(frozen=True)
@@ -159,10 +165,11 @@ class Probe:
         return probe.request(self.endpoint, "GET", path, headers=headers, base=base)
 
 
-def _location_parts(location: str) -> tuple[str, str, int]:
+def _location_parts(location: str, want_scheme: str) -> tuple[str, str, int]:
+    """Scheme, host and port of an absolute Location; a port left out counts as the default of
+    the scheme it should have had, so a lost scheme is not blamed on the port as well."""
     parts = urlsplit(location)
-    default = 443 if parts.scheme == "https" else 80
-    return parts.scheme, parts.hostname or "", parts.port or default
+    return parts.scheme, parts.hostname or "", parts.port or (443 if want_scheme == "https" else 80)
 
 
 def probe_redirects(p: Probe) -> Iterator[Result]:
@@ -180,8 +187,8 @@ def probe_redirects(p: Probe) -> Iterator[Result]:
     if not urlsplit(location).scheme:
         yield from (result(n, OK, f"{reply.status} relative Location: {location}") for n in names)
         return
-    scheme, hostname, port = _location_parts(location)
     want_scheme = "https" if p.endpoint.tls else "http"
+    scheme, hostname, port = _location_parts(location, want_scheme)
     seen = f"{reply.status} Location: {location}"
     yield result(names[0], OK if scheme == want_scheme else BROKEN, seen, location=location)
     yield result(names[1], OK if hostname == p.endpoint.hostname else BROKEN, seen, location=location)
@@ -259,7 +266,10 @@ def probe_forwarded(p: Probe) -> Iterator[Result]:
             BROKEN if believed else OK,
             f"X-Forwarded-For: {FORGED_ADDR} -> remote_addr {forged.get('remote_addr')}",
         )
-    other_scheme = "http" if p.endpoint.tls else "https"
+    # Forge the opposite of what the app believes now: a proxy that sets nothing already lets it
+    # see http behind TLS, and a forged "http" would change nothing there.
+    app_scheme = urlsplit(_forged_location(p, {}) or "").scheme or ("https" if p.endpoint.tls else "http")
+    other_scheme = "http" if app_scheme == "https" else "https"
     forgeries: dict[str, tuple[dict[str, str], Callable[[str], bool]]] = {
         "forged-proto": ({"X-Forwarded-Proto": other_scheme}, lambda loc: loc.startswith(other_scheme + ":")),
         "forged-host": ({"X-Forwarded-Host": EVIL_HOST}, lambda loc: EVIL_HOST in urlsplit(loc).netloc),
@@ -331,6 +341,31 @@ def probe_request_id(p: Probe) -> Iterator[Result]:
     got = "x-request-id" in _header_names(seen)
     verdict = OK if got else (BROKEN if p.options.lab_contract else NOTE)
     yield result(name, verdict, f"the app got {'an' if got else 'no'} X-Request-ID")
+
+
+BODY_TIMEOUT_S = 3.0  # a 1 KiB POST on loopback answers in milliseconds
+
+
+def probe_request_body(p: Probe) -> Iterator[Result]:
+    """A small POST: its answer must come back (a proxy can make the app wait for a body forever)."""
+    name, route = "request-body", p.options.routes.body
+    if route is None:
+        yield result(name, NOT_PROBED, "no route that reads a POST body (the lab's /landing)")
+        return
+    size = 1024
+    try:
+        reply = probe.request(
+            p.endpoint, "POST", route, body=probe.pattern_body(size), length=size, timeout=BODY_TIMEOUT_S
+        )
+    except TimeoutError:
+        yield result(name, BROKEN, f"1 KiB POST {route}: no answer within {BODY_TIMEOUT_S:g} s")
+        return
+    if reply.status == 404:
+        yield result(name, NOT_PROBED, f"{route} answered 404: no such route")
+        return
+    answered = reply.json()
+    whole = not isinstance(answered, dict) or "size" not in answered or answered["size"] == size
+    yield result(name, OK if whole else BROKEN, f"1 KiB POST {route}: {reply.describe()}")
 
 
 def _expect_continue(p: Probe, path: str, size: int) -> tuple[int, Reply | None]:
@@ -478,6 +513,8 @@ def probe_websocket(p: Probe) -> Iterator[Result]:
             f"; missing: {', '.join(missing)}" if missing else ""
         )
         yield result("ws-upgrade", BROKEN, seen, status=handshake.status, missing=missing)
+        yield result("ws-open", NOT_PROBED, "no websocket to keep open")
+        yield result("ws-idle", NOT_PROBED, "no websocket to hold idle")
         return
     with conn:
         yield result("ws-upgrade", OK, f"{route}: 101, Sec-WebSocket-Accept verified")
@@ -604,6 +641,7 @@ PROBES: tuple[Callable[[Probe], Iterator[Result]], ...] = (
     probe_unknown_host,
     probe_absolute_form,
     probe_request_id,
+    probe_request_body,
     probe_upload_limit,
     probe_errors,
     probe_websocket,

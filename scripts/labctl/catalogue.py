@@ -17,6 +17,7 @@ import importlib.util
 import re
 import tomllib
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,10 +53,14 @@ class Scenario:
         return bool(self.checks) or self.function is not None
 
     def observe(self, endpoint: Endpoint) -> Observation:
-        """The check against the stack at ``endpoint``: was the symptom there, what was seen."""
-        if self.function is not None:
-            return self.function(endpoint)
-        return checks.observe_all(self.checks, endpoint)
+        """The check against the stack at ``endpoint``: was the symptom there, what was seen. A
+        check that cannot finish (the stack stopped answering) is neither verdict, not a crash."""
+        try:
+            if self.function is not None:
+                return self.function(endpoint)
+            return checks.observe_all(self.checks, endpoint)
+        except OSError as error:
+            return Observation(None, f"the check could not run: {type(error).__name__}: {error}")
 
     def readme_section(self, title: str) -> str:
         """The text under ``## <title>`` in the scenario's README.md ('' when there is none)."""
@@ -137,6 +142,14 @@ def load(name: str, root: Path | None = None) -> Scenario:
 
 def scenarios(root: Path | None = None) -> list[Scenario]:
     return [load(name, root) for name in names(root)]
+
+
+def matching(candidates: list[Scenario], endpoint: Endpoint) -> list[tuple[Scenario, Observation]]:
+    """The candidates whose symptom ``endpoint`` shows, with what their checks saw. The checks run
+    side by side: each is a few independent requests, some of them waiting seconds on purpose."""
+    with ThreadPoolExecutor(max_workers=max(1, len(candidates))) as pool:
+        observed = list(pool.map(lambda scenario: scenario.observe(endpoint), candidates))
+    return [(s, o) for s, o in zip(candidates, observed, strict=True) if o.present is True]
 
 
 def hint(name: str) -> str:

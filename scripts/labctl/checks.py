@@ -12,14 +12,15 @@ The symptom is *present* when the answer matches ``symptom``, *absent* when it m
 breaking, and must never pass as "absent under the baseline".
 
 Requests: ``GET|PUT|POST|DELETE <path>`` (``via = "http"`` for the plain-HTTP entry point;
-``headers``; ``body_mib`` for a generated body), or ``WEBSOCKET <path>`` (``send`` one text
+``headers``; ``body_mib`` or ``body_kib`` for a generated body; ``timeout_s``, after which the
+status is "no answer"), or ``WEBSOCKET <path>`` (``send`` one text
 message after ``idle_s`` seconds of silence and read what answers).
 Fields a matcher can name: ``status``, ``location``, ``location_host``, ``content_type``,
 ``header.<name>``, ``json.<key>``; websockets: ``status`` (the handshake's), ``message.<key>``
 (the first message, JSON), ``reply`` (``echo``, ``close``, ``dropped`` or ``silence``) and
 ``reply_detail``. A matcher is a value (equal), a list (one of), or a table of ``startswith``,
-``contains``, ``in``, ``not``, ``not_in``. Strings may use {host}, {hostname}, {https_port},
-{http_port} of the endpoint probed.
+``contains``, ``in``, ``not``, ``not_in``. Strings may use {scheme}, {ws_scheme}, {host},
+{hostname}, {https_port}, {http_port} of the endpoint probed (a plain-HTTP site is judged as one).
 """
 
 from __future__ import annotations
@@ -50,14 +51,18 @@ class Observation:
 
 
 def classify(symptom: bool, healthy: bool) -> bool | None:
-    if symptom:
-        return True
-    return False if healthy else None
+    """True only for the symptom alone, False only for the healthy answer alone. Both at once is
+    no verdict: on port 443 "the Location lost the port" and "the Location is right" are one URL."""
+    if symptom != healthy:
+        return symptom
+    return None
 
 
 def endpoint_values(endpoint: Endpoint, http_port: int | None = None) -> dict[str, str]:
     http = urlsplit(endpoint.http_url or "")
     return {
+        "scheme": "https" if endpoint.tls else "http",
+        "ws_scheme": "wss" if endpoint.tls else "ws",
         "host": endpoint.host,
         "hostname": endpoint.hostname,
         "https_port": str(endpoint.port),
@@ -115,6 +120,8 @@ class Check:
     via_http: bool = False
     headers: Mapping[str, str] = field(default_factory=dict)
     body_mib: float = 0
+    body_kib: float = 0
+    timeout_s: float = 0  # 0: the probes' default; an answer that takes longer is "no answer"
     send: str | None = None
     idle_s: float = 0
 
@@ -138,6 +145,8 @@ class Check:
             via_http=block.get("via") == "http",
             headers=block.get("headers", {}),
             body_mib=float(block.get("body_mib", 0)),
+            body_kib=float(block.get("body_kib", 0)),
+            timeout_s=float(block.get("timeout_s", 0)),
             send=block.get("send"),
             idle_s=float(block.get("idle_s", 0)),
         )
@@ -151,21 +160,25 @@ class Check:
             return self._websocket(endpoint)
         body: Iterable[bytes] | None = None
         length = None
-        if self.body_mib:
-            length = int(self.body_mib * probe.MIB)
+        if self.body_mib or self.body_kib:
+            length = int(self.body_mib * probe.MIB + self.body_kib * 1024)
             body = probe.pattern_body(length)
         if self.via_http and endpoint.http_url is None:
-            raise RuntimeError("no plain-HTTP entry point known: set LAB_HTTP_URL")
-        reply = probe.request(
-            endpoint,
-            self.method,
-            self.path,
-            headers=self.headers,
-            body=body,
-            length=length,
-            base=endpoint.http_url if self.via_http else None,
-            timeout=60 if self.body_mib else probe.TIMEOUT,
-        )
+            return {"status": "no plain-HTTP entry point"}  # nothing to observe: neither verdict
+        timeout = self.timeout_s or (60 if self.body_mib else probe.TIMEOUT)
+        try:
+            reply = probe.request(
+                endpoint,
+                self.method,
+                self.path,
+                headers=self.headers,
+                body=body,
+                length=length,
+                base=endpoint.http_url if self.via_http else None,
+                timeout=timeout,
+            )
+        except TimeoutError:
+            return {"status": "no answer", "content_type": f"(none within {timeout:g} s)"}
         fields: dict[str, object] = {
             "status": reply.status,
             "location": reply.location or None,

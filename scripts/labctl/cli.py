@@ -11,8 +11,9 @@ from collections.abc import Callable
 
 import labsettings
 
-from . import compose, docs, doctor, lint, logs, native, offline, paths, scenarios, stack, upload
+from . import compose, docs, doctor, lint, logs, native, offline, paths, scenarios, stack, upload, venv
 from .bench import runner as bench
+from .diagnose import options as check_options
 from .venv import ensure_venv
 
 
@@ -137,6 +138,14 @@ def cmd_scenario(args: argparse.Namespace) -> int:
     return scenarios.run_one(args.name)
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    """`lab check FILE` runs in .venv (crossplane, the lab's app): imported only there."""
+    venv.reexec_in_venv(args.lab_argv)
+    from .diagnose import check
+
+    return check.main(args, args.lab_argv)
+
+
 def cmd_settings(_args: argparse.Namespace) -> int:
     for group, declared in labsettings.by_group():
         print(f"{group}:")
@@ -169,6 +178,7 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "doctor": (doctor.main, "probe LAB_URL (any deployment) and name the likely cause of each failure"),
     "bench": (bench.cmd_bench, "benchmarks, each beside its reference: .lab/bench/results.json + chart"),
     "docs": (docs.main, "rewrite the derived parts of the docs (scenario and settings tables)"),
+    "check": (cmd_check, "run YOUR nginx config in front of the lab's app: what breaks, which line, the fix"),
     "settings": (cmd_settings, "every setting: its value here, its default and why it exists"),
 }
 
@@ -180,6 +190,7 @@ ARGUMENTS = {
     "bench": bench.add_arguments,
     "docs": docs.add_arguments,
     "doctor": doctor.add_arguments,
+    "check": check_options.add_arguments,
     "down": lambda command: command.add_argument(
         "--volumes", action="store_true", help="also remove the uploads volume"
     ),
@@ -199,6 +210,7 @@ def main(argv: list[str] | None = None) -> int:
         if name in ARGUMENTS:
             ARGUMENTS[name](command)
     args = parser.parse_args(argv)
+    args.lab_argv = list(sys.argv[1:] if argv is None else argv)
     if getattr(args, "pytest_args", None) and args.pytest_args[0] == "--":
         args.pytest_args = args.pytest_args[1:]  # `lab browser-test -- -k chat`: argparse keeps the "--"
     try:

@@ -87,13 +87,8 @@ def lab_app_declared_limit(endpoint: Endpoint) -> float | None:
 
 def scenario_matches(endpoint: Endpoint) -> list[Match]:
     """The catalogue's symptoms this deployment shows (the checks the doctor names)."""
-    found = []
-    for scenario in catalogue.scenarios():
-        if scenario.doctor and not scenario.compose_only:
-            observation = scenario.observe(endpoint)
-            if observation.present is True:
-                found.append(Match(scenario, observation.seen))
-    return found
+    candidates = [s for s in catalogue.scenarios() if s.doctor and not s.compose_only]
+    return [Match(scenario, seen.seen) for scenario, seen in catalogue.matching(candidates, endpoint)]
 
 
 def diagnose(endpoint: Endpoint, options: behaviours.Options) -> Diagnosis:

@@ -72,9 +72,11 @@ def app_env() -> dict[str, str]:
     }
 
 
-def start_gunicorn() -> subprocess.Popen[bytes]:
-    paths.LOGS.mkdir(parents=True, exist_ok=True)
-    log = APP_LOG.open("ab")
+def start_gunicorn(env: dict[str, str] | None = None, log_path: Path = APP_LOG) -> subprocess.Popen[bytes]:
+    """The lab's app under gunicorn (its own session, so it can be stopped as a group); by
+    default as the native stack runs it, else with ``env`` (`lab check` binds where a config says)."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    log = log_path.open("ab")
     return subprocess.Popen(
         [
             str(paths.VENV / "bin" / "gunicorn"),
@@ -84,7 +86,7 @@ def start_gunicorn() -> subprocess.Popen[bytes]:
             str(paths.APP_DIR),
             "labapp:create_app()",
         ],
-        env=app_env(),
+        env=env or app_env(),
         stdout=log,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,

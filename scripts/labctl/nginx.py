@@ -4,6 +4,7 @@ variables from compose.yaml's nginx service."""
 
 from __future__ import annotations
 
+import functools
 import getpass
 import os
 import shutil
@@ -33,7 +34,7 @@ def nginx_binary() -> str | None:
     )
 
 
-def _ipv6_loopback() -> bool:
+def ipv6_loopback() -> bool:
     try:
         with socket.socket(socket.AF_INET6) as probe:
             probe.bind(("::1", 0))
@@ -45,7 +46,16 @@ def _ipv6_loopback() -> bool:
 def loopback_listen(port: int) -> str:
     """Natively nginx listens on loopback only (not on every interface), on ::1 too when the
     host has IPv6: the certificate is valid for [::1] and a container without IPv6 never sees this."""
-    return f"127.0.0.1:{port} [::1]:{port}" if _ipv6_loopback() else f"127.0.0.1:{port}"
+    return f"127.0.0.1:{port} [::1]:{port}" if ipv6_loopback() else f"127.0.0.1:{port}"
+
+
+@functools.cache
+def nginx_has_http3() -> bool:
+    """Whether the system's nginx was built with the HTTP/3 module (`nginx -V`)."""
+    binary = nginx_binary()
+    if binary is None:
+        return False
+    return "--with-http_v3_module" in subprocess.run([binary, "-V"], capture_output=True, text=True).stderr
 
 
 def native_env() -> dict[str, str]:

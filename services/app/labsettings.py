@@ -97,6 +97,13 @@ FIX_DRAIN_BODY = Setting(
     "read a body the view left unread (else RST, nginx writev() failed (104), client 502)",
     "app",
 )
+FIX_UPGRADE_INPUT = Setting(
+    "LAB_FIX_UPGRADE_INPUT",
+    "1",
+    flag,
+    "bound the body of a plain request saying Connection: upgrade (gevent + Werkzeug read it to EOF: a hang)",
+    "app",
+)
 FIX_JSON_ERRORS = Setting(
     "LAB_FIX_JSON_ERRORS", "1", flag, "the JSON error envelope for every error (off: HTML pages)", "app"
 )

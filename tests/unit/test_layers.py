@@ -26,7 +26,7 @@ LAYERS: list[set[str]] = [
     {"hints"},
     {"native", "compose"},  # one mode each; never each other
     {"stack"},  # the only module that branches on the mode
-    {"scenarios", "doctor", "docs", "logs", "lint", "offline", "upload", "bench"},  # the commands
+    {"scenarios", "doctor", "docs", "logs", "lint", "offline", "upload", "bench", "diagnose"},  # the commands
     {"cli"},
 ]
 LAYER = {name: index for index, names in enumerate(LAYERS) for name in names}

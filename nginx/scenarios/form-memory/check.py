@@ -28,6 +28,7 @@ def observe(endpoint: Endpoint) -> Observation:
         "/upload",
         headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
         body=body,
+        timeout=5,
     )
     return Observation(
         classify(reply.status == 413, reply.status == 201), f"600 kB form field: {reply.describe()}"

@@ -1,4 +1,5 @@
-"""WSGI layers around the Flask app: request id and request log, body draining, ProxyFix.
+"""WSGI layers around the Flask app: request id and request log, body draining, a bounded body
+behind a constant Connection: upgrade, ProxyFix.
 
 gevent-websocket's worker bypasses gunicorn's HTTP layer (no forwarded-header handling, no
 access log), so these live in the app where every worker class gets them.
@@ -16,6 +17,7 @@ from typing import Any
 
 from flask import Flask, Response, g, request
 from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.wsgi import get_input_stream
 
 from .settings import LabSettings
 
@@ -107,7 +109,11 @@ def drain_body(app: WSGIApp, limit_bytes: int) -> WSGIApp:
     """
 
     def drain(environ: Environ) -> None:
-        stream = environ["wsgi.input"]
+        # Werkzeug's view of the body: bounded by Content-Length (or chunked framing). The raw
+        # wsgi.input is not always: gevent's pywsgi hands the socket itself to a request that says
+        # "Connection: upgrade" (a proxy_set_header Connection "upgrade" for every request), and
+        # reading that to its end waits for the client to close (a POST hung until timeout).
+        stream = get_input_stream(environ, safe_fallback=True)
         remaining = limit_bytes
         try:
             while remaining > 0:
@@ -122,6 +128,26 @@ def drain_body(app: WSGIApp, limit_bytes: int) -> WSGIApp:
         if "wsgi.websocket" in environ or not _has_body(environ):
             return app(environ, start_response)
         return _ClosingIterable(app(environ, start_response), lambda: drain(environ))
+
+    return wsgi
+
+
+def bounded_input(app: WSGIApp) -> WSGIApp:
+    """Lets Werkzeug bound the body of a plain request that says ``Connection: upgrade``.
+
+    gevent's pywsgi takes such a request for an upgrade and hands the app the socket itself as
+    wsgi.input, with ``wsgi.input_terminated = False``; Werkzeug checks only that the key is
+    *present*, trusts the socket as a terminated stream and reads it to its end, which on a
+    keep-alive connection never comes: a POST hangs until some timeout. A proxy sends that
+    header on every request when it sets ``Connection "upgrade"`` instead of the
+    $connection_upgrade map (connection-upgrade-always). Without the key, Werkzeug reads
+    exactly Content-Length bytes (or nothing, with neither a length nor chunked framing).
+    """
+
+    def wsgi(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        if environ.get("wsgi.input_terminated") is False and "wsgi.websocket" not in environ:
+            del environ["wsgi.input_terminated"]
+        return app(environ, start_response)
 
     return wsgi
 
@@ -167,6 +193,8 @@ def install(app: Flask, settings: LabSettings) -> None:
         wsgi = ProxyFix(wsgi, x_for=1, x_proto=1, x_host=1, x_port=1).__call__
     if settings.fix_drain_body:
         wsgi = drain_body(wsgi, settings.max_upload_bytes + 1024 * 1024)
+    if settings.fix_upgrade_input:
+        wsgi = bounded_input(wsgi)
     app.wsgi_app = request_log(wsgi)  # type: ignore[method-assign,assignment]
     _configure_logging()
 

@@ -19,6 +19,7 @@ class LabSettings:
     max_form_memory_mb: int
     fix_proxy: bool
     fix_drain_body: bool
+    fix_upgrade_input: bool
     fix_json_errors: bool
     fix_form_memory: bool
     ws_route_flag: bool
@@ -39,6 +40,7 @@ class LabSettings:
             max_form_memory_mb=labsettings.MAX_FORM_MEMORY_MB.value(),
             fix_proxy=labsettings.FIX_PROXY.value(),
             fix_drain_body=labsettings.FIX_DRAIN_BODY.value(),
+            fix_upgrade_input=labsettings.FIX_UPGRADE_INPUT.value(),
             fix_json_errors=labsettings.FIX_JSON_ERRORS.value(),
             fix_form_memory=labsettings.FIX_FORM_MEMORY.value(),
             ws_route_flag=labsettings.WS_ROUTE_FLAG.value(),
@@ -54,6 +56,7 @@ class LabSettings:
             "max_form_memory_mb": self.max_form_memory_mb if self.fix_form_memory else None,
             "fix_proxy": self.fix_proxy,
             "fix_drain_body": self.fix_drain_body,
+            "fix_upgrade_input": self.fix_upgrade_input,
             "fix_json_errors": self.fix_json_errors,
             "fix_form_memory": self.fix_form_memory,
             "ws_route_flag": self.ws_route_flag,

@@ -1,0 +1,291 @@
+"""`scripts/lab check FILE` (`make check CONF=FILE`): a user's nginx config, as they have it, run
+in front of the lab's app; every behaviour probed, every catalogue symptom looked for; one table:
+behaviour, ok or broken, what was seen, the directive responsible at the user's file:line, the fix.
+
+Exit 0 when everything holds, 1 when something is broken, 2 when it cannot run (nginx's own
+message, pointing at the user's file and line). The file is never modified; everything the run
+writes is under .lab/check/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import labsettings
+
+from .. import behaviours, catalogue, paths
+from ..behaviours import BROKEN, NOT_PROBED, NOTE, OK
+from ..endpoints import Endpoint
+from ..nginx import nginx_binary
+from . import sandbox
+from .adapt import Plan, adapt
+from .config import Config, ConfigError, Directive, load, plain_listens, probe_host, tls_listens, usable_name
+from .explain import UPLOAD_PATH, Finding, Site, body_limit_mib, findings
+
+STATIC = "static"  # broken by the config's text, no probe could confirm it
+
+
+@dataclass(frozen=True)
+class Row:
+    behaviour: str
+    verdict: str  # ok, broken, static, note, not probed
+    seen: str
+    file: str = ""  # where in the user's own files (an include line for a system file's directive)
+    line: int = 0
+    directive: str = ""
+    fix: str = ""
+
+
+@dataclass
+class Outcome:
+    rows: list[Row]
+    matches: list[tuple[str, str]]  # (scenario, what its check saw)
+    notes: list[str]
+
+    @property
+    def broken(self) -> list[Row]:
+        return [r for r in self.rows if r.verdict in (BROKEN, STATIC)]
+
+
+def nginx_version() -> tuple[int, ...]:
+    binary = nginx_binary()
+    if binary is None:
+        return (0,)
+    banner = subprocess.run([binary, "-v"], capture_output=True, text=True).stderr
+    version = banner.rpartition("/")[2].split()[0] if "/" in banner else "0"
+    return tuple(int(part) for part in version.split(".") if part.isdigit())
+
+
+def _proxies(server: Directive) -> bool:
+    return any(d.name == "proxy_pass" for d in server.walk())
+
+
+def site_for(config: Config, public_https: int | None, public_http: int | None) -> Site:
+    """The site the probes ask for: the TLS server that proxies (else a plain one), its name."""
+    proxying = [s for s in config.servers() if _proxies(s)]
+    main = ([s for s in proxying if tls_listens(s)] or proxying)[0]
+    host = probe_host(usable_name(main) or "localhost")
+    tls_port = next((lst.port for lst in tls_listens(main)), None)
+    return Site(
+        config,
+        host,
+        tls_port,
+        (http_port := _http_port(config, main, tls_port)),
+        public_https or tls_port or 443,
+        public_http or http_port or 80,
+        nginx_version(),
+    )
+
+
+def _http_port(config: Config, main: Directive, tls_port: int | None) -> int | None:
+    """The plain-HTTP port of the site: the main server's own, else (for a TLS site) the port
+    other servers listen on in plain HTTP, 80 first; None when there is none."""
+    own = [lst.port for lst in plain_listens(main)]
+    if own or tls_port is None:
+        return own[0] if own else None
+    plain = sorted({lst.port for server in config.servers() for lst in plain_listens(server)})
+    return 80 if 80 in plain else (plain[0] if plain else None)
+
+
+def endpoint_for(site: Site, plan: Plan) -> Endpoint:
+    def url(scheme: str, port: int) -> str:
+        default = 443 if scheme == "https" else 80
+        return f"{scheme}://{site.host}" + ("" if port == default else f":{port}")
+
+    connect = []
+    if site.tls_port is not None:
+        connect.append((site.public_https_port, ("127.0.0.1", plan.ports.get(site.tls_port, site.tls_port))))
+    if site.http_port is not None:
+        connect.append((site.public_http_port, ("127.0.0.1", plan.ports.get(site.http_port, site.http_port))))
+    main = url("https", site.public_https_port) if site.tls else url("http", site.public_http_port)
+    http_url = url("http", site.public_http_port) if site.http_port is not None and site.tls else None
+    return Endpoint(main, paths.CA, http_url, tuple(connect))
+
+
+def _row(result: behaviours.Result, found: list[Finding]) -> list[Row]:
+    """One row per directive responsible; a probe's verdict decides what the finding is."""
+    if not found:
+        return [
+            Row(
+                result.behaviour,
+                result.verdict,
+                result.seen,
+                fix=result.hint if result.verdict == BROKEN else "",
+            )
+        ]
+    verdict = {BROKEN: BROKEN, NOT_PROBED: STATIC}.get(result.verdict)
+    if verdict is None:  # the probe saw it work: the text is not the whole story (say so, count nothing)
+        return [Row(result.behaviour, result.verdict, result.seen)]
+    return [
+        Row(result.behaviour, verdict, result.seen, f.where[0], f.where[1], f.directive, f.fix) for f in found
+    ]
+
+
+def merge(results: list[behaviours.Result], found: list[Finding]) -> list[Row]:
+    """The probes' results in order, each behaviour's findings attached to the result that
+    decides it: its first broken one, else its first not probed one, else its first."""
+    by_behaviour: dict[str, list[Finding]] = {}
+    for finding in found:
+        by_behaviour.setdefault(finding.behaviour, []).append(finding)
+    deciding: dict[str, behaviours.Result] = {}
+    for verdict in (BROKEN, NOT_PROBED, NOTE, OK):
+        for result in results:
+            if result.verdict == verdict:
+                deciding.setdefault(result.behaviour, result)
+    rows: list[Row] = []
+    for result in results:
+        if deciding[result.behaviour] is result:
+            rows.extend(_row(result, by_behaviour.pop(result.behaviour, [])))
+        elif result.verdict != OK:  # a second probe of the behaviour (error-format: 413, 502)
+            rows.append(Row(result.behaviour, result.verdict, result.seen))
+    for behaviour, rest in by_behaviour.items():  # read in the config, no probe for it at all
+        rows.extend(
+            Row(behaviour, STATIC, "not probed", f.where[0], f.where[1], f.directive, f.fix) for f in rest
+        )
+    return rows
+
+
+def port_notes(site: Site, rows: list[Row]) -> list[str]:
+    """Behaviours right on the default ports that would break behind another public port."""
+    notes = []
+    if (
+        site.tls
+        and site.public_https_port == 443
+        and not any(r.behaviour == "redirect-port" for r in rows if r.verdict != OK)
+    ):
+        notes.append(
+            "the public HTTPS port is 443, where URLs carry no port: behind a port mapping or a balancer "
+            "on another port, run again with --public-https-port to see whether the app's URLs keep it"
+        )
+    return notes
+
+
+def scenario_matches(endpoint: Endpoint) -> list[tuple[str, str]]:
+    candidates = [s for s in catalogue.scenarios() if s.checked and not s.compose_only]
+    return [(scenario.name, seen.seen) for scenario, seen in catalogue.matching(candidates, endpoint)]
+
+
+def run(path: Path, args: argparse.Namespace, in_namespace: bool) -> tuple[Outcome, Plan, Site, list[str]]:
+    config = load(path)
+    site = site_for(config, args.public_https_port, args.public_http_port)
+    place = sandbox.where(
+        in_namespace,
+        labsettings.HTTPS_PORT.value(),
+        labsettings.HTTP_PORT.value(),
+        labsettings.APP_PORT.value(),
+    )
+    sandbox.prepare(place)
+    try:
+        plan = adapt(config, place)
+    except ValueError as error:
+        raise ConfigError(str(error)) from error
+    sandbox.mint_certificate(plan.names, place.certs)
+    warnings = sandbox.nginx_test(plan, place)
+    endpoint = endpoint_for(site, plan)
+    upload_location = site.location(UPLOAD_PATH)
+    declared = body_limit_mib(upload_location) if upload_location is not None else None
+    options = behaviours.Options(behaviours.Routes(), idle_s=args.idle, declared_limit_mib=declared)
+    with sandbox.running(plan, place):
+        results = behaviours.run(endpoint, options)
+        matches = scenario_matches(endpoint)
+    answered = next(
+        (
+            int(str(r.evidence["status"]))
+            for r in results
+            if r.behaviour == "error-format" and "status" in r.evidence
+        ),
+        None,
+    )
+    rows = merge(results, findings(site, answered))
+    return Outcome(rows, matches, port_notes(site, rows)), plan, site, warnings
+
+
+def _short(file: str, path: Path) -> str:
+    """The user's own files by name (they sit beside the one given), system files in full."""
+    return Path(file).name if Path(file).parent == path.resolve().parent else file
+
+
+def report(
+    path: Path, outcome: Outcome, plan: Plan, site: Site, warnings: list[str], mode: str, seconds: float
+) -> str:
+    lines = [f"lab check: {path}", f"  {mode}; probed as {endpoint_for(site, plan).url}"]
+    if plan.changes:
+        lines.append("  changed to run here (your file is never modified):")
+        for change in plan.changes:
+            lines.append(
+                f"    {_short(change.where[0], path)}:{change.where[1]}  {change.was}  ->  {change.now}"
+                f"  ({change.why})"
+            )
+    lines.extend(f"  nginx -t: {warning}" for warning in warnings)
+    lines.append("")
+    width = max(len(r.behaviour) for r in outcome.rows)
+    marks = {OK: "ok", BROKEN: "BROKEN", STATIC: "broken*", NOTE: "note", NOT_PROBED: "-"}
+    previous: Row | None = None
+    for row in outcome.rows:
+        again = previous is not None and (previous.behaviour, previous.seen) == (row.behaviour, row.seen)
+        lines.append(f"  {row.behaviour:<{width}}  {marks[row.verdict]:<8} {'(same)' if again else row.seen}")
+        previous = row
+        if row.file:
+            lines.append(f"  {'':<{width}}  {'':<8} {_short(row.file, path)}:{row.line}  {row.directive}")
+        if row.fix and row.verdict in (BROKEN, STATIC):
+            lines.append(f"  {'':<{width}}  {'':<8}   fix: {row.fix}")
+    for name, seen in outcome.matches:
+        lines.append(f"  the same symptom as the catalogue's {name} (nginx/scenarios/{name}/): {seen}")
+    lines.extend(f"  note: {note}" for note in outcome.notes)
+    confirmed = sum(r.verdict == BROKEN for r in outcome.rows)
+    static = sum(r.verdict == STATIC for r in outcome.rows)
+    lines.append(
+        f"{len(outcome.rows)} rows: {sum(r.verdict == OK for r in outcome.rows)} ok, {confirmed} broken "
+        f"(seen by a probe), {static} broken* (read in the config, not confirmed by a probe); {seconds:.1f} s"
+    )
+    return "\n".join(lines)
+
+
+def main(args: argparse.Namespace, argv: list[str]) -> int:
+    started = time.monotonic()
+    namespace = None if args.no_namespace else sandbox.namespace_command()
+    if namespace is not None:
+        env = {**os.environ, sandbox.IN_NAMESPACE: "1"}
+        return subprocess.run(
+            [*namespace, sys.executable, str(paths.SCRIPTS / "lab"), *argv], env=env
+        ).returncode
+    in_namespace = bool(os.environ.get(sandbox.IN_NAMESPACE))
+    if in_namespace:
+        sandbox.loopback_up()
+    mode = (
+        "ran verbatim in a private network namespace (your listen ports and upstream addresses)"
+        if in_namespace
+        else f"ran on the lab's ports ({labsettings.HTTPS_PORT.value()}, {labsettings.HTTP_PORT.value()}), "
+        "judged as your public ports"
+    )
+    try:
+        outcome, plan, site, warnings = run(args.conf, args, in_namespace)
+    except ConfigError as error:
+        print(f"lab check: {error}", file=sys.stderr)
+        return 2
+    except (RuntimeError, OSError) as error:
+        print(
+            f"lab check: could not run {args.conf}: {error} (logs: {sandbox.BASE / 'logs'})", file=sys.stderr
+        )
+        return 2
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "rows": [asdict(r) for r in outcome.rows],
+                    "matches": outcome.matches,
+                    "changes": [asdict(c) for c in plan.changes],
+                },
+                indent=1,
+            )
+        )
+    else:
+        print(report(args.conf, outcome, plan, site, warnings, mode, time.monotonic() - started))
+    return 1 if outcome.broken else 0

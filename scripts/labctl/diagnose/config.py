@@ -1,0 +1,370 @@
+"""A user's nginx config as nginx reads it, parsed with crossplane (NGINX's own parser), with
+every directive's origin (file and line) kept, and nginx's rules for what applies where: which
+server takes a request (listen port, server_name, default_server), which location (exact,
+^~ and plain prefixes, regexes in order, nested), what a location inherits (an array directive
+such as proxy_set_header only when the location sets none of its own).
+
+Includes are resolved next to the user's file, then in the system's nginx conf dir (Debian's
+proxy_params, mime.types); a directive from a system file is reported at the user's include line.
+"""
+
+from __future__ import annotations
+
+import glob
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import crossplane
+
+SYSTEM_CONF_DIR = Path("/etc/nginx")
+# Where Certbot keeps what it writes for a site: present only on a machine that got certificates.
+CERTBOT_DIR = "/etc/letsencrypt/"
+# Directives whose values a location inherits as a whole, and only when it sets none itself.
+ARRAY_DIRECTIVES = {"proxy_set_header", "add_header", "error_page", "proxy_hide_header"}
+
+
+class ConfigError(ValueError):
+    """The config cannot be read: the message names the file and line, as nginx does."""
+
+
+@dataclass(eq=False)
+class Directive:
+    name: str
+    args: list[str]
+    file: str
+    line: int
+    block: list[Directive] | None = None
+    parent: Directive | None = field(default=None, repr=False)
+    # The include directive of the user's own file that brought this one in from a system file.
+    via: Directive | None = field(default=None, repr=False)
+
+    @property
+    def where(self) -> tuple[str, int]:
+        """The user's file and line to point at: this one, or the include that brought it in."""
+        origin = self.via or self
+        return origin.file, origin.line
+
+    def text(self) -> str:
+        return " ".join([self.name, *self.args])
+
+    def children(self, name: str | None = None) -> list[Directive]:
+        return [d for d in self.block or [] if name is None or d.name == name]
+
+    def walk(self) -> Iterator[Directive]:
+        for child in self.block or []:
+            yield child
+            yield from child.walk()
+
+    def enclosing(self, name: str) -> Directive | None:
+        node = self.parent
+        while node is not None and node.name != name:
+            node = node.parent
+        return node
+
+
+@dataclass(frozen=True)
+class Listen:
+    directive: Directive
+    address: str  # "" for every address
+    port: int
+    ssl: bool
+    default_server: bool
+    http2: bool
+    quic: bool
+    unix: bool = False
+
+
+@dataclass
+class Config:
+    path: Path  # the user's file
+    root: Directive  # the main context (a synthetic block around the top-level directives)
+    wrapped: bool  # the file is server blocks (no http{}): it is run inside an http{} of ours
+    includes: list[tuple[Directive, list[str]]] = field(default_factory=list)  # include -> files
+
+    @property
+    def http(self) -> Directive:
+        found = self.root.children("http")
+        return found[0] if found else self.root
+
+    def servers(self) -> list[Directive]:
+        return self.http.children("server")
+
+    def upstreams(self) -> dict[str, Directive]:
+        return {d.args[0]: d for d in self.http.children("upstream") if d.args}
+
+
+def listens(server: Directive) -> list[Listen]:
+    found = []
+    for directive in server.children("listen"):
+        target, *params = directive.args or ["80"]
+        if target.startswith("unix:"):
+            found.append(Listen(directive, target, 0, "ssl" in params, False, False, False, unix=True))
+            continue
+        address, _, port = target.rpartition(":") if not target.isdigit() else ("", "", target)
+        if not port.isdigit():  # "listen localhost;" or "listen 127.0.0.1;": the default port
+            address, port = target, "80"
+        found.append(
+            Listen(
+                directive,
+                address.strip("[]"),
+                int(port),
+                ssl="ssl" in params,
+                default_server="default_server" in params or "default" in params,
+                http2="http2" in params,
+                quic="quic" in params,
+            )
+        )
+    if not server.children("listen"):
+        found.append(Listen(server, "", 80, False, False, False, False))
+    return found
+
+
+def tls_listens(server: Directive) -> list[Listen]:
+    """Its TLS listeners: `listen ... ssl`, or every one under the old `ssl on;`."""
+    old_style = any(d.args == ["on"] for d in server.children("ssl"))
+    return [lst for lst in listens(server) if (lst.ssl or old_style) and not lst.unix]
+
+
+def plain_listens(server: Directive) -> list[Listen]:
+    tls = {id(lst.directive) for lst in tls_listens(server)}
+    return [lst for lst in listens(server) if id(lst.directive) not in tls and not lst.unix]
+
+
+def server_names(server: Directive) -> list[str]:
+    return [name for d in server.children("server_name") for name in d.args]
+
+
+def usable_name(server: Directive) -> str | None:
+    """A name a client can send and a certificate can hold: not "_", a regex or empty."""
+    for name in server_names(server):
+        if name and name != "_" and not name.startswith("~") and "$" not in name:
+            return name.lstrip("*.").replace("*", "www") if "*" in name else name.lstrip(".")
+    return None
+
+
+def probe_host(name: str) -> str:
+    """The Host the probes send for a server_name: the name itself, or, for a placeholder a
+    client cannot send as it is (``your_domain``: Werkzeug refuses "_" in a Host and the app sees
+    an empty one), the same name with "-" (lab check adds it to that server_name)."""
+    return re.sub(r"[^A-Za-z0-9.-]", "-", name)
+
+
+def _name_matches(pattern: str, host: str) -> bool:
+    if pattern.startswith("~"):
+        return re.search(pattern[1:], host) is not None
+    if pattern.startswith("*."):
+        return host.endswith(pattern[1:])
+    if pattern.startswith("."):
+        return host == pattern[1:] or host.endswith(pattern)
+    if pattern.endswith(".*"):
+        return host.startswith(pattern[:-1])
+    return host == pattern.lower()
+
+
+def server_for(config: Config, port: int, host: str) -> Directive | None:
+    """The server nginx picks for a request to ``port`` with Host ``host``: by name among the
+    servers listening there, else that port's default server (the first one, unless one says
+    default_server)."""
+    on_port = [s for s in config.servers() if any(lst.port == port for lst in listens(s))]
+    for server in on_port:
+        if any(_name_matches(name, host) for name in server_names(server)):
+            return server
+    return default_server(config, port)
+
+
+def default_server(config: Config, port: int) -> Directive | None:
+    on_port = [s for s in config.servers() if any(lst.port == port for lst in listens(s))]
+    for server in on_port:
+        if any(lst.port == port and lst.default_server for lst in listens(server)):
+            return server
+    return on_port[0] if on_port else None
+
+
+def _locations(block: Directive) -> list[Directive]:
+    return block.children("location")
+
+
+def _location_pattern(location: Directive) -> tuple[str, str]:
+    """(modifier, pattern): modifier is "=", "^~", "~", "~*", "@" or "" for a plain prefix."""
+    args = location.args
+    if len(args) >= 2:
+        return args[0], args[1]
+    arg = args[0] if args else ""
+    for modifier in ("=", "^~", "~*", "~", "@"):
+        if arg.startswith(modifier) and len(arg) > len(modifier):
+            return modifier, arg[len(modifier) :]
+    return "", arg
+
+
+def location_for(block: Directive, uri: str) -> Directive | None:
+    """nginx's location choice for ``uri`` in a server (or location) block: an exact match wins;
+    else the longest prefix, unless it is plain and a regex (in order) matches; nested
+    locations are searched inside the winner."""
+    path = uri.split("?", 1)[0]
+    prefixes, regexes = [], []
+    for location in _locations(block):
+        modifier, pattern = _location_pattern(location)
+        if modifier == "=" and path == pattern:
+            return location
+        if modifier in ("", "^~") and path.startswith(pattern):
+            prefixes.append((len(pattern), modifier, location))
+        elif modifier in ("~", "~*"):
+            regexes.append((modifier, pattern, location))
+    best = max(prefixes, key=lambda item: item[0], default=None)
+    if best is not None:
+        nested = location_for(best[2], uri)
+        if nested is not None and nested is not best[2]:
+            return nested
+        if best[1] == "^~":
+            return best[2]
+    for modifier, pattern, location in regexes:
+        flags = re.IGNORECASE if modifier == "~*" else 0
+        if re.search(pattern, path, flags):
+            return location
+    return best[2] if best is not None else None
+
+
+def named_location(server: Directive, name: str) -> Directive | None:
+    return next(
+        (loc for loc in _locations(server) if _location_pattern(loc) == ("@", name.lstrip("@"))), None
+    )
+
+
+def proxying_location(server: Directive, uri: str) -> Directive | None:
+    """The location that proxies ``uri``: the one nginx picks, or the named location its
+    try_files falls back to (``try_files $uri @app``)."""
+    location = location_for(server, uri)
+    if location is None:
+        return None
+    if not location.children("proxy_pass"):
+        for try_files in location.children("try_files"):
+            fallback = try_files.args[-1] if try_files.args else ""
+            if fallback.startswith("@"):
+                return named_location(server, fallback) or location
+    return location
+
+
+def effective(node: Directive, name: str) -> list[Directive]:
+    """The ``name`` directives in force at ``node`` (a location, server or http block): its own,
+    else the nearest enclosing level's (nginx inherits a directive only where it is not set)."""
+    level: Directive | None = node
+    while level is not None:
+        own = level.children(name)
+        if own:
+            return own
+        level = level.parent
+    return []
+
+
+def proxy_headers(location: Directive) -> dict[str, Directive]:
+    """Header name (lower-case) -> the proxy_set_header that sets it, as nginx applies them."""
+    return {d.args[0].lower(): d for d in effective(location, "proxy_set_header") if d.args}
+
+
+def _crossplane(path: Path) -> list[dict[str, object]]:
+    payload = crossplane.parse(str(path), single=True, check_ctx=False, check_args=False, comments=False)
+    for entry in payload["config"]:
+        for error in entry["errors"]:
+            raise ConfigError(f"{entry['file']}:{error['line']}: {error['error']}")
+    return payload["config"][0]["parsed"]
+
+
+def _resolve_include(pattern: str, user_dir: Path) -> list[str]:
+    """The files an include names: next to the user's file first, then in the system's conf
+    dir; an absolute pattern as written."""
+    relative = not Path(pattern).is_absolute()
+    candidates = [user_dir / pattern, SYSTEM_CONF_DIR / pattern] if relative else [Path(pattern)]
+    for candidate in candidates:
+        found = sorted(glob.glob(str(candidate)))
+        if found:
+            return found
+    return []
+
+
+def _build(
+    items: list[dict[str, object]],
+    file: Path,
+    parent: Directive,
+    via: Directive | None,
+    config: Config,
+    depth: int = 0,
+) -> list[Directive]:
+    if depth > 16:
+        raise ConfigError(f"{file}: includes nested more than 16 deep (a cycle?)")
+    out: list[Directive] = []
+    for item in items:
+        args = item.get("args", [])
+        directive = Directive(
+            str(item["directive"]),
+            [str(a) for a in args] if isinstance(args, list) else [],
+            str(file),
+            int(str(item["line"])),
+            parent=parent,
+            via=via,
+        )
+        if directive.name == "include" and directive.args:
+            pattern = directive.args[0]
+            files = _resolve_include(pattern, config.path.parent)
+            user_own = all(Path(f).resolve().is_relative_to(config.path.parent) for f in files)
+            config.includes.append((directive, files))
+            if not files:
+                if pattern.startswith(CERTBOT_DIR) or "*" in pattern:
+                    continue  # Certbot's own file, or a glob that matches nothing: nginx skips both
+                raise ConfigError(
+                    f"{file}:{directive.line}: include {pattern}: not found next to {config.path.name} "
+                    f"({config.path.parent}) nor in {SYSTEM_CONF_DIR}"
+                )
+            for included in files:
+                child_via = via or (None if user_own else directive)
+                out.extend(
+                    _build(_crossplane(Path(included)), Path(included), parent, child_via, config, depth + 1)
+                )
+            continue
+        block = item.get("block")
+        if isinstance(block, list):
+            directive.block = _build(block, file, directive, via, config, depth)
+        out.append(directive)
+    return out
+
+
+def load(path: Path) -> Config:
+    """Parse ``path`` (a whole nginx.conf or a file of server blocks) and everything it includes."""
+    path = path.resolve()
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such file")
+    try:
+        parsed = _crossplane(path)
+    except crossplane.errors.NgxParserBaseException as error:
+        raise ConfigError(f"{error.filename}:{error.lineno}: {error.strerror}") from error
+    root = Directive("main", [], str(path), 0, block=[])
+    config = Config(path, root, wrapped=False)
+    try:
+        root.block = _build(parsed, path, root, None, config)
+    except crossplane.errors.NgxParserBaseException as error:
+        raise ConfigError(f"{error.filename}:{error.lineno}: {error.strerror}") from error
+    config.wrapped = not root.children("http")
+    if not config.servers():
+        raise ConfigError(f"{path}: no server block: nothing to run (is it an nginx config of sites?)")
+    if not any(d.name in ("proxy_pass", "uwsgi_pass", "fastcgi_pass") for d in root.walk()):
+        raise ConfigError(f"{path}: nothing here proxies to an app (no proxy_pass): nothing to check")
+    return config
+
+
+def seconds(value: str) -> float:
+    """An nginx time (60s, 1h, 1h30m, 500ms, a bare number of seconds) in seconds."""
+    units = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+    total = 0.0
+    for number, unit in re.findall(r"(\d+)(ms|s|m|h|d|w)?", value):
+        total += int(number) * units[unit or "s"]
+    return total
+
+
+def size_mib(value: str) -> float:
+    """An nginx size (1m, 10M, 4G, 512k, bytes) in MiB."""
+    match = re.fullmatch(r"(\d+)([kKmMgG]?)", value.strip())
+    if match is None:
+        return 0
+    number, unit = int(match.group(1)), match.group(2).lower()
+    return number * {"": 1 / (1024 * 1024), "k": 1 / 1024, "m": 1, "g": 1024}[unit]

@@ -1,0 +1,26 @@
+"""`scripts/lab check`'s options, apart from the check itself: the CLI is built with the standard
+library before the virtualenv exists; the check (crossplane, the lab's app) runs inside it."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "conf", type=Path, help="your nginx config: a whole nginx.conf or a file of server blocks"
+    )
+    parser.add_argument(
+        "--public-https-port", type=int, help="the HTTPS port clients use, if not the listen port"
+    )
+    parser.add_argument(
+        "--public-http-port", type=int, help="the HTTP port clients use, if not the listen port"
+    )
+    parser.add_argument(
+        "--idle", type=float, default=0, metavar="SECONDS", help="hold a websocket idle (e.g. 65)"
+    )
+    parser.add_argument("--json", action="store_true", help="the rows as JSON on stdout")
+    parser.add_argument(
+        "--no-namespace", action="store_true", help="remap ports instead of a network namespace"
+    )
