@@ -3,7 +3,7 @@ LAB := python3 scripts/lab
 
 .PHONY: up down native-up native-down integration-test unit-test test reload dump certs lint
 .PHONY: browser-test logs upload scenario scenarios doctor reliability-test bench bench-quick
-.PHONY: offline-images compose-test test-compose
+.PHONY: offline-images compose-test test-compose check diagnose-test
 
 up:               ## docker compose: build, start, wait until healthy, print the URLs (LAB_SCENARIO too)
 	$(LAB) up
@@ -26,7 +26,7 @@ unit-test:
 	$(LAB) unit-test
 reliability-test: ## faults under load, bad input, TLS (on the native stack; starts one if none)
 	$(LAB) reliability-test
-test:             ## unit; native stack: integration, reliability, browser; scenario matrix; then down
+test:             ## unit; native stack: integration, reliability, browser; scenarios; lab check on the corpus
 	$(LAB) test
 reload:           ## nginx -t then reload, in the running stack (either mode)
 	$(LAB) reload
@@ -49,6 +49,11 @@ scenarios:        ## the matrix: every symptom reproduced under its scenario, ab
 	$(LAB) scenarios
 doctor:           ## probe a deployment (LAB_URL, LAB_CA, LAB_HTTP_URL) and name likely causes
 	$(LAB) doctor
+check:            ## make check CONF=path/to/site.conf: your nginx config in front of the lab's app, line by line
+	$(if $(CONF),,$(error usage: make check CONF=path/to/nginx.conf-or-site.conf))
+	$(LAB) check "$(CONF)"
+diagnose-test:    ## lab check on the corpus of public configs (precision, recall), the doctor on a plain app
+	$(LAB) diagnose-test
 bench:            ## benchmarks, each beside its reference (a few minutes): .lab/bench/results.json + chart
 	$(LAB) bench
 bench-quick:      ## the same with tiny sizes, under a minute (a smoke run)

@@ -428,7 +428,9 @@ def probe_upload_limit(p: Probe) -> Iterator[Result]:
     else:
         verdict = OK
     yield result(name, verdict, seen, refused_mib=refused)
-    if p.options.routes.upload and not small_refused:
+    # A real upload only where the route is known to exist: the lab's app answered, or the user
+    # named the route. A 2 MiB body sent to an app that answers 404 unread is the early-reject bug.
+    if p.options.routes.upload and not small_refused and (p.seen_by_app or p.options.routes.debug is None):
         yield from _stored_upload(p, p.options.routes.upload)
     if refusal is not None:
         yield _error_format("413", refusal, p.options.lab_contract)
@@ -456,8 +458,8 @@ def _error_format(status: str, reply: Reply, lab_contract: bool) -> Result:
 def probe_errors(p: Probe) -> Iterator[Result]:
     """nginx's own 502 (a response header bigger than its buffers): still a 502, and its format."""
     route = p.options.routes.bad_gateway
-    if route is None:
-        return
+    if route is None or p.seen_by_app is None:
+        return  # only the lab's app has a route that makes nginx answer 502
     reply = p.get(route)
     if reply.status == 200:
         seen = f"{route}: the proxy accepted a 32 kB header: no 502 to look at"

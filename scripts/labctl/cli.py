@@ -75,6 +75,10 @@ SUITES = {
         "tests/scenarios",
         "the matrix: each symptom reproduced under its scenario, absent under the baseline",
     ),
+    "diagnose-test": (
+        "tests/diagnose",
+        "lab check on the corpus of public configs (precision, recall), the doctor on a plain Flask app",
+    ),
 }
 
 
@@ -95,7 +99,7 @@ TEST_UPLOAD_LIMIT_MB = "512"
 
 def cmd_test(_args: argparse.Namespace) -> int:
     """The README's test command: unit; a native stack for integration, reliability and browser;
-    the scenario matrix; everything down at the end."""
+    the scenario matrix; `lab check` on the corpus; everything down at the end."""
     # The over-the-limit upload tests stream limit + 1 MiB: a smaller limit keeps them quick.
     os.environ.setdefault("LAB_MAX_UPLOAD_MB", TEST_UPLOAD_LIMIT_MB)
     results: dict[str, int] = {"unit": pytest("tests/unit")}
@@ -112,6 +116,8 @@ def cmd_test(_args: argparse.Namespace) -> int:
         results["scenarios"] = pytest("tests/scenarios")
     finally:
         native.down(quiet=True)
+    # `lab check` runs each config of the corpus on its own (a network namespace, or the lab's ports).
+    results["diagnose"] = pytest("tests/diagnose")
     return summary("lab test summary", results)
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import crossplane
 
 from ..nginx import ipv6_loopback, nginx_has_http3
-from .config import Config, Directive, listens, probe_host, usable_name
+from .config import Config, Directive, listens, probe_host, tls_listens, usable_name
 
 # Directives whose only argument is a file nginx writes, or serves from.
 WRITTEN_PATHS = {"pid", "client_body_temp_path", "proxy_temp_path", "fastcgi_temp_path", "uwsgi_temp_path",
@@ -45,6 +45,7 @@ TEMP_DIRECTIVES = (
     "scgi_temp_path",
 )
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
+LISTEN_PORT_VARIABLE = "lab_listen_port"  # $server_port as the config's own listen port
 
 
 @dataclass(frozen=True)
@@ -109,6 +110,27 @@ class Adapter:
         self._sockets: dict[str, str] = {}
         self._listen_ports = {lst.port for s in config.servers() for lst in listens(s)}
         self._user = getpass.getuser()
+        if not where.in_namespace:
+            self.plan.ports = self._lab_ports()
+
+    def _lab_ports(self) -> dict[int, int]:
+        """Each listen port of the config -> the lab's port it runs on outside a namespace: TLS
+        ports from LAB_HTTPS_PORT up, plain ones from LAB_HTTP_PORT up."""
+        ports: dict[int, int] = {}
+        for server in self.config.servers():
+            tls = {lst.port for lst in tls_listens(server)}
+            for lst in listens(server):
+                if lst.port not in ports and not lst.unix:
+                    start = self.where.https_port if lst.port in tls else self.where.http_port
+                    ports[lst.port] = next(p for p in range(start, start + 100) if p not in ports.values())
+        return ports
+
+    @property
+    def rewrites_server_port(self) -> bool:
+        """Outside a namespace $server_port is the lab's port: the run maps it back to the config's."""
+        return not self.where.in_namespace and any(
+            "$server_port" in arg for d in self.config.root.walk() for arg in d.args
+        )
 
     @staticmethod
     def _plain_names(directive: Directive) -> list[str]:
@@ -224,22 +246,11 @@ class Adapter:
         if address.startswith("[") and not ipv6_loopback():
             self.change(directive, "(left out)", "this machine has no IPv6 loopback")
             return None
-        ssl = "ssl" in params or "quic" in params
-        local = self.plan.ports.get(port) or self._next_port(
-            self.where.https_port if ssl else self.where.http_port
-        )
-        self.plan.ports[port] = local
+        local = self.plan.ports[port]
         host = "[::1]" if address.startswith("[") else "127.0.0.1"
         new = Directive(directive.name, [f"{host}:{local}", *params], directive.file, directive.line)
         self.change(directive, line_of(new), f"the lab's port for :{port} (the probes still judge :{port})")
         return new
-
-    def _next_port(self, start: int) -> int:
-        used = set(self.plan.ports.values())
-        port = start
-        while port in used:
-            port += 1
-        return port
 
     def certificate(self, directive: Directive) -> Directive:
         name = "server.pem" if directive.name == "ssl_certificate" else "server-key.pem"
@@ -252,6 +263,17 @@ class Adapter:
     def directive(self, directive: Directive) -> Iterator[Directive]:
         """What ``directive`` becomes in the run: itself, a changed copy, or nothing."""
         name = directive.name
+        if (
+            self.rewrites_server_port
+            and name != "listen"
+            and any("$server_port" in a for a in directive.args)
+        ):
+            args = [a.replace("$server_port", f"${LISTEN_PORT_VARIABLE}") for a in directive.args]
+            new = Directive(
+                name, args, directive.file, directive.line, directive.block, directive.parent, directive.via
+            )
+            self.change(directive, line_of(new), "$server_port is the lab's port here: mapped back to yours")
+            directive = new
         if name == "proxy_pass":
             yield self.proxy_pass(directive)
         elif name == "server" and directive.parent is not None and directive.parent.name == "upstream":
@@ -341,11 +363,15 @@ class Builder:
                 self.emit("}", None, depth)
 
 
-def _defaults(where: Where, config: Config) -> list[str]:
-    """What the run adds at http level so nginx writes nothing outside .lab/ (its compiled-in
-    log and temp paths), unless the user's config sets them."""
+def _defaults(where: Where, config: Config, adapter: Adapter) -> list[str]:
+    """What the run adds at http level: nothing written outside .lab/ (nginx's compiled-in log
+    and temp paths, unless the config sets them), and, on the lab's ports, $server_port mapped
+    back to the config's own listen port."""
     http = config.http
     lines = []
+    if adapter.rewrites_server_port:
+        pairs = " ".join(f"{local} {port};" for port, local in adapter.plan.ports.items())
+        lines.append(f"map $server_port ${LISTEN_PORT_VARIABLE} {{ {pairs} default $server_port; }}")
     if not http.children("access_log"):
         lines.append(f"access_log {where.logs}/access.log;")
     for name in TEMP_DIRECTIVES:
@@ -366,7 +392,7 @@ def adapt(config: Config, where: Where) -> Plan:
         if mime.is_file():
             builder.emit(f"include {mime};", None, 1)
         builder.emit("default_type application/octet-stream;", None, 1)
-        for line in _defaults(where, config):
+        for line in _defaults(where, config, adapter):
             builder.emit(line, None, 1)
         builder.block(adapter, top, 1)
         builder.emit("}", None, 0)
@@ -377,7 +403,7 @@ def adapt(config: Config, where: Where) -> Plan:
                 continue
             if directive.name == "http":
                 builder.emit("http {", directive, 0)
-                for line in _defaults(where, config):
+                for line in _defaults(where, config, adapter):
                     builder.emit(line, None, 1)
                 builder.block(adapter, directive.block or [], 1)
                 builder.emit("}", None, 0)

@@ -108,7 +108,9 @@ def user_message(text: str, plan: Plan, place: Where) -> str:
         origin = plan.origin.get(int(match.group(1)))
         return f"{origin[0]}:{origin[1]}" if origin else f"(the lab's wrapper, line {match.group(1)})"
 
-    return re.sub(re.escape(rendered) + r":(\d+)", back, text)
+    # "configuration file <ours> test failed" names the rendered copy, not the user's file.
+    lines = [line for line in text.splitlines() if f"configuration file {rendered}" not in line]
+    return re.sub(re.escape(rendered) + r":(\d+)", back, "\n".join(lines))
 
 
 def nginx_test(plan: Plan, place: Where) -> list[str]:
@@ -133,7 +135,7 @@ def _answers(bind: str) -> bool:
             sock.settimeout(2)
             sock.connect(address)
             sock.sendall(b"GET /healthz HTTP/1.0\r\nHost: localhost\r\n\r\n")
-            return sock.recv(12).endswith(b"200")
+            return sock.recv(12).startswith(b"HTTP/1.")
     except OSError:
         return False
 
@@ -172,9 +174,10 @@ def _stop(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
 
 
 @contextlib.contextmanager
-def running(plan: Plan, place: Where) -> Iterator[None]:
-    """The lab's app on every address the config proxies to, nginx with the config; both stopped
-    (process groups, even after a failure)."""
+def running(plan: Plan, place: Where, app_command: list[str] | None = None) -> Iterator[None]:
+    """The lab's app (or ``app_command``, a gunicorn command given a --bind per address) on every
+    address the config proxies to, nginx with the config; both stopped (process groups, even
+    after a failure)."""
     app_env = {
         **native.app_env(),
         "GUNICORN_BIND": ",".join(plan.app_binds),
@@ -188,14 +191,25 @@ def running(plan: Plan, place: Where) -> Iterator[None]:
         "LAB_FIX_UPGRADE_INPUT": "0",
         "LAB_SCENARIO": "",
     }
-    app = native.start_gunicorn(app_env, place.logs / "app.log")
+    if app_command is None:
+        app = native.start_gunicorn(app_env, place.logs / "app.log")
+    else:
+        binds = [arg for bind in plan.app_binds for arg in ("--bind", bind)]
+        app_log = (place.logs / "app.log").open("ab")
+        app = subprocess.Popen(
+            [*app_command, *binds],
+            env=app_env,
+            stdout=app_log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     server: subprocess.Popen[bytes] | None = None
     try:
-        _wait("the lab's app", lambda: all(_answers(b) for b in plan.app_binds), lambda: app.poll() is None)
-        log = (place.logs / "nginx.out").open("ab")
+        _wait("the app", lambda: all(_answers(b) for b in plan.app_binds), lambda: app.poll() is None)
+        nginx_log = (place.logs / "nginx.out").open("ab")
         server = subprocess.Popen(
             [*_nginx(place), "-g", "daemon off;"],
-            stdout=log,
+            stdout=nginx_log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
