@@ -476,7 +476,7 @@ def probe_errors(p: Probe) -> Iterator[Result]:
         yield _error_format("502", reply, p.options.lab_contract)
 
 
-def _missing_pieces(handshake: wsclient.Handshake) -> list[str]:
+def missing_pieces(handshake: wsclient.Handshake) -> list[str]:
     """Which parts of the upgrade the proxy dropped, from the status and the app's note on it."""
     seen = handshake.headers.get(HANDSHAKE_SEEN_HEADER, "")
     if seen:
@@ -510,7 +510,7 @@ def probe_websocket(p: Probe) -> Iterator[Result]:
         if handshake.status == 404:
             yield result("ws-upgrade", NOT_PROBED, f"{route} answered 404: no such websocket route")
             return
-        missing = _missing_pieces(handshake)
+        missing = missing_pieces(handshake)
         seen = f"{route}: handshake answered {handshake.status}" + (
             f"; missing: {', '.join(missing)}" if missing else ""
         )

@@ -1,6 +1,7 @@
 """`scripts/lab docs [--check]`: the parts of the docs that are derived, rewritten from their one
 home: the scenario table (each scenario.toml), each scenario README's header (its own
-scenario.toml) and the settings tables (services/app/labsettings.py).
+scenario.toml), the settings tables (services/app/labsettings.py) and the behaviours the
+doctor and `lab check` probe (labctl/behaviours.py).
 
 A derived part sits between two markers, and only that part is ever rewritten:
 
@@ -21,12 +22,13 @@ from pathlib import Path
 
 import labsettings
 
-from . import catalogue, paths
+from . import behaviours, catalogue, paths
 
 # The ports the docs are written for: the declared defaults.
 DOC_HTTPS_PORT = int(labsettings.HTTPS_PORT.default)
 DOC_HTTP_PORT = int(labsettings.HTTP_PORT.default)
 SETTINGS_DOC = paths.ROOT / "docs" / "SETTINGS.md"
+DIAGNOSE_DOC = paths.ROOT / "docs" / "DIAGNOSE.md"
 
 
 def begin(name: str) -> str:
@@ -81,11 +83,19 @@ def settings_tables() -> str:
     return "\n".join(parts).rstrip()
 
 
+def behaviours_table() -> str:
+    rows = ["| behaviour | holds when | when broken, change |", "|---|---|---|"]
+    for name, title in behaviours.TITLES.items():
+        rows.append(f"| `{name}` | {_cell(title)} | {_cell(behaviours.HINTS[name])} |")
+    return "\n".join(rows)
+
+
 def targets() -> dict[Path, dict[str, Callable[[], str]]]:
     """Every file with derived parts, and how each part is made."""
     found: dict[Path, dict[str, Callable[[], str]]] = {
         paths.ROOT / "README.md": {"scenarios": scenarios_table},
         SETTINGS_DOC: {"settings": settings_tables},
+        DIAGNOSE_DOC: {"behaviours": behaviours_table},
     }
     for scenario in catalogue.scenarios():
         found[scenario.folder / "README.md"] = {"scenario": functools.partial(scenario_header, scenario)}
