@@ -105,10 +105,6 @@ def run(endpoint: Endpoint) -> Diagnosis:
     return diagnose(endpoint, behaviours.Options(lab_contract=endpoint.is_local_lab))
 
 
-def failed_hints(diagnosis: Diagnosis) -> set[str]:
-    return diagnosis.hints()
-
-
 def _lines(diagnosis: Diagnosis) -> Iterable[str]:
     endpoint = diagnosis.endpoint
     yield f"lab doctor: {endpoint.url} (CA: {endpoint.ca or 'system trust store'})"
