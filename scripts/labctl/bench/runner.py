@@ -4,15 +4,12 @@
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 import time
 from dataclasses import asdict
-from pathlib import Path
 from typing import Any
 
 from .. import endpoints, native, paths
-from ..venv import ensure_venv
+from ..venv import reexec_in_venv
 from . import bench_stack, chart, loop, nginxlog, proxy, record, upload_rate, workers, wsload
 from .settings import SECTIONS, BenchSettings, env_help
 
@@ -238,16 +235,9 @@ def chart_groups(details: dict[str, Any], results: dict[str, Any]) -> list[chart
     return groups
 
 
-def run_in_venv(args: argparse.Namespace) -> None:
-    """Re-execute this bench with .venv's python unless already there: the chart needs matplotlib,
-    and `scripts/lab` itself runs on any python3 (before the venv exists)."""
-    if Path(sys.prefix).resolve() == paths.VENV.resolve():
-        return
-    ensure_venv()
-    argv = [str(paths.VENV_PYTHON), str(paths.SCRIPTS / "lab"), "bench", "--only", args.only]
-    if args.quick:
-        argv.append("--quick")
-    os.execv(argv[0], argv)
+def venv_command(args: argparse.Namespace) -> list[str]:
+    """This bench again, as `scripts/lab` arguments: the chart needs matplotlib, from .venv."""
+    return ["bench", "--only", args.only, *(["--quick"] if args.quick else [])]
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -255,7 +245,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     unknown = sorted(set(sections) - set(SECTIONS))
     if unknown:
         raise SystemExit(f"lab bench: unknown section(s) {unknown}; choose from {','.join(SECTIONS)}")
-    run_in_venv(args)
+    reexec_in_venv(venv_command(args))
     settings = BenchSettings.from_env(quick=args.quick)
     print(
         f"bench: sections {','.join(sections)}; the native stack on :{endpoints.https_port()} is restarted",
