@@ -11,7 +11,21 @@ from collections.abc import Callable
 
 import labsettings
 
-from . import compose, docs, doctor, lint, logs, native, offline, paths, scenarios, stack, upload
+from . import (
+    compose,
+    docs,
+    doctor,
+    lint,
+    logs,
+    native,
+    offline,
+    paths,
+    scenarios,
+    setup,
+    stack,
+    upload,
+    watch,
+)
 from .bench import runner as bench
 from .venv import ensure_venv
 
@@ -174,6 +188,11 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "bench": (bench.cmd_bench, "benchmarks, each beside its reference: .lab/bench/results.json + chart"),
     "docs": (docs.main, "rewrite the derived parts of the docs (scenario and settings tables)"),
     "settings": (cmd_settings, "every setting: its value here, its default and why it exists"),
+    "setup": (
+        setup.main,
+        "install what the lab needs where it is missing (--docker: the engine, Compose v2)",
+    ),
+    "watch": (watch.main, "reload the running stack on each saved edit under nginx/ (nginx -t first)"),
 }
 
 
@@ -186,6 +205,7 @@ ARGUMENTS = {
     "down": lambda command: command.add_argument(
         "--volumes", action="store_true", help="also remove the uploads volume"
     ),
+    "setup": setup.add_arguments,
     "offline-images": lambda command: command.add_argument(
         "--force", action="store_true", help="rebuild the stand-ins and the wheelhouse even when present"
     ),
@@ -205,6 +225,9 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "pytest_args", None) and args.pytest_args[0] == "--":
         args.pytest_args = args.pytest_args[1:]  # `lab browser-test -- -k chat`: argparse keeps the "--"
     try:
+        # What this command needs from the system (nginx, Chromium, wrk...): installed if missing.
+        if code := setup.ensure(args.command):
+            return code
         return COMMANDS[args.command][0](args)
     except KeyboardInterrupt:
         return 130
