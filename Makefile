@@ -3,7 +3,7 @@ LAB := python3 scripts/lab
 
 .PHONY: up down native-up native-down integration-test unit-test test reload dump certs lint
 .PHONY: browser-test logs upload scenario scenarios doctor reliability-test bench bench-quick
-.PHONY: offline-images compose-test test-compose check diagnose-test
+.PHONY: offline-images compose-test test-compose check diagnose-test setup setup-docker watch
 
 up:               ## docker compose: build, start, wait until healthy, print the URLs (LAB_SCENARIO too)
 	$(LAB) up
@@ -15,6 +15,11 @@ compose-test:     ## compose-only checks (ports, user, reload, app restarts) aga
 	$(LAB) compose-test
 test-compose:     ## CI's compose path: make up, integration suite, compose checks, then down
 	$(LAB) test-compose
+
+setup:            ## install what the lab and its tests need where missing (make test does it first)
+	$(LAB) setup
+setup-docker:     ## the same plus the Docker engine (started), Compose v2 and debootstrap
+	$(LAB) setup --docker
 
 native-up:        ## nginx + gunicorn natively, no Docker (LAB_SCENARIO=name to pick a scenario)
 	$(LAB) native-up
@@ -30,6 +35,8 @@ test:             ## unit; native stack: integration, reliability, browser; scen
 	$(LAB) test
 reload:           ## nginx -t then reload, in the running stack (either mode)
 	$(LAB) reload
+watch:            ## reload on every saved edit under nginx/ (nginx -t first); Ctrl-C stops the watcher only
+	$(LAB) watch
 dump:             ## nginx -T of the running stack
 	$(LAB) dump
 certs:

@@ -137,6 +137,10 @@ case "${1:-}" in
         render "${2:?render needs an output directory}"
         ;;
     start)
+        # Each proxied websocket holds two descriptors in its worker (client and upstream): the
+        # soft open-files limit goes up to the hard one the engine or the shell allows (the
+        # workers inherit it; worker_rlimit_nofile cannot go past the hard limit either).
+        ulimit -S -n "$(ulimit -H -n)" || echo "nginx-ctl: open files stay at $(ulimit -S -n)" >&2
         prepare_prefix
         render "$CONF"
         globals=$(start_globals)

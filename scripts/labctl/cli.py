@@ -11,7 +11,22 @@ from collections.abc import Callable
 
 import labsettings
 
-from . import compose, docs, doctor, lint, logs, native, offline, paths, scenarios, stack, upload, venv
+from . import (
+    compose,
+    docs,
+    doctor,
+    lint,
+    logs,
+    native,
+    offline,
+    paths,
+    scenarios,
+    setup,
+    stack,
+    upload,
+    venv,
+    watch,
+)
 from .bench import runner as bench
 from .diagnose import options as check_options
 from .venv import ensure_venv
@@ -186,6 +201,11 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "docs": (docs.main, "rewrite the derived parts of the docs (scenario and settings tables)"),
     "check": (cmd_check, "run YOUR nginx config in front of the lab's app: what breaks, which line, the fix"),
     "settings": (cmd_settings, "every setting: its value here, its default and why it exists"),
+    "setup": (
+        setup.main,
+        "install what the lab needs where it is missing (--docker: the engine, Compose v2)",
+    ),
+    "watch": (watch.main, "reload the running stack on each saved edit under nginx/ (nginx -t first)"),
 }
 
 
@@ -200,6 +220,7 @@ ARGUMENTS = {
     "down": lambda command: command.add_argument(
         "--volumes", action="store_true", help="also remove the uploads volume"
     ),
+    "setup": setup.add_arguments,
     "offline-images": lambda command: command.add_argument(
         "--force", action="store_true", help="rebuild the stand-ins and the wheelhouse even when present"
     ),
@@ -220,6 +241,9 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "pytest_args", None) and args.pytest_args[0] == "--":
         args.pytest_args = args.pytest_args[1:]  # `lab browser-test -- -k chat`: argparse keeps the "--"
     try:
+        # What this command needs from the system (nginx, Chromium, wrk...): installed if missing.
+        if code := setup.ensure(args.command):
+            return code
         return COMMANDS[args.command][0](args)
     except KeyboardInterrupt:
         return 130

@@ -1,9 +1,9 @@
-"""Compose mode: the stack of compose.yaml, through Compose v2 (`docker compose`) or v1
-(`docker-compose` 1.29), whichever this machine has. v1 has no `up --wait`, so health is polled
-here: Docker's own status for failures, the real HTTPS URL (verified against the lab CA) for success.
+"""Compose mode: the stack of compose.yaml, through Compose v2 (`docker compose`). `up --wait`
+waits for Docker's own health status; then the real HTTPS URL is checked, verified against the
+lab CA. Compose v1 (`docker-compose` 1.29, end of life since 2023) is not supported: docs/COMPOSE.md.
 
-Exec, logs and inspection go straight to `docker` with the compose labels, which both versions set
-the same way: quicker than a Compose round trip and the same output whichever Compose is installed.
+Exec, logs and inspection go straight to `docker` with the compose labels: quicker than a Compose
+round trip.
 """
 
 from __future__ import annotations
@@ -11,18 +11,19 @@ from __future__ import annotations
 import functools
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
+from pathlib import Path
 
 import labsettings
 from labsettings import read_env_file
 
 from . import paths, runstate
 from .endpoints import print_ready
-from .health import get_json
+from .health import wait_healthy
 
 MODE = "compose"
 
@@ -30,12 +31,17 @@ COMPOSE_FILE = paths.ROOT / "compose.yaml"
 # What `make offline-images` leaves behind: the stand-in images and wheelhouse for `make up`.
 OFFLINE_ENV = paths.LAB / "offline-images.env"
 SERVICES = ("certs", "app", "nginx")
+# What the nginx container renders its config from (compose.yaml bind-mounts it): the checkout's.
+NGINX_SOURCE = paths.ROOT / "nginx"
+# `up --wait`: the app's healthcheck, then nginx's (Docker probes each first after one interval).
+UP_TIMEOUT_S = 120
 NGINX_CTL = "/lab/scripts/nginx-ctl.sh"  # where compose.yaml mounts scripts/ in the nginx container
 
+SETUP_HINT = "`make setup-docker` installs what is missing (Debian/Ubuntu as root: docker.io, Compose v2)"
 ENGINE_HINT = (
     "no Docker engine answers here. Install and start one, then run this again:\n"
-    "  Debian/Ubuntu (as root): scripts/ci-docker.sh   (docker.io + docker-compose, starts dockerd)\n"
-    "  elsewhere: Docker Desktop or Docker Engine with the Compose plugin\n"
+    f"  {SETUP_HINT}\n"
+    "  elsewhere: Docker Desktop, or Docker Engine with the Compose plugin\n"
     "Without Docker: `make native-up` runs the same stack with the system's nginx."
 )
 
@@ -50,23 +56,27 @@ def project() -> str:
     return name or "proxylab"
 
 
+def v2_version() -> str | None:
+    """The version of the Compose v2 plugin (`docker compose`), None when there is none."""
+    if not shutil.which("docker"):
+        return None
+    probe = subprocess.run(["docker", "compose", "version", "--short"], capture_output=True, text=True)
+    version = probe.stdout.strip().lstrip("v")
+    return version if probe.returncode == 0 and version.startswith("2.") else None
+
+
 @functools.cache
-def compose_cmd() -> tuple[str, ...]:
-    """`docker compose` (v2) when the plugin exists, else `docker-compose` (v1)."""
-    if shutil.which("docker"):
-        probe = subprocess.run(["docker", "compose", "version"], capture_output=True, text=True)
-        if probe.returncode == 0:
-            return ("docker", "compose")
-    if shutil.which("docker-compose"):
-        return ("docker-compose",)
-    raise SystemExit(
-        "lab: neither `docker compose` (v2) nor `docker-compose` (v1) is installed.\n" + ENGINE_HINT
-    )
-
-
 def compose_version() -> str:
-    result = subprocess.run([*compose_cmd(), "version", "--short"], capture_output=True, text=True)
-    return (result.stdout.strip() or "?").lstrip("v")
+    """Compose v2's version; exits with what to install when `docker compose` is missing."""
+    version = v2_version()
+    if version is None:
+        v1 = (
+            " (`docker-compose` v1 is installed: it is not supported)"
+            if shutil.which("docker-compose")
+            else ""
+        )
+        raise SystemExit(f"lab: Compose v2 (`docker compose`) is not installed{v1}.\n  {SETUP_HINT}")
+    return version
 
 
 def require_engine() -> None:
@@ -100,30 +110,22 @@ def offline_settings(quiet: bool = True) -> dict[str, str]:
     return values
 
 
-def default_nofile() -> int:
-    """LAB_NOFILE's default, or less where this machine's hard limit is lower and cannot be raised
-    (dockerd without CAP_SYS_RESOURCE, as on the CI machines: runc then refuses to start)."""
-    wanted = labsettings.NOFILE.value({})
-    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
-    return wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
-
-
 def compose_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    env = {**os.environ, **offline_settings()}
-    env.setdefault("LAB_NOFILE", str(default_nofile()))
-    env.update(extra or {})
-    return env
+    return {**os.environ, **offline_settings(), **(extra or {})}
 
 
 def run(
     *args: str,
     project_name: str | None = None,
     extra_env: dict[str, str] | None = None,
+    overrides: Sequence[Path] = (),
     check: bool = True,
     capture: bool = False,
 ) -> subprocess.CompletedProcess[str]:
-    """One Compose command on compose.yaml for this checkout's project."""
-    command = [*compose_cmd(), "-p", project_name or project(), "-f", str(COMPOSE_FILE), *args]
+    """One Compose command on compose.yaml (plus any override files) for this checkout's project."""
+    compose_version()  # exits with what to install when Compose v2 is missing
+    files = [arg for path in (COMPOSE_FILE, *overrides) for arg in ("-f", str(path))]
+    command = ["docker", "compose", "-p", project_name or project(), *files, *args]
     return subprocess.run(
         command,
         cwd=paths.ROOT,
@@ -153,7 +155,7 @@ def container_id(service: str, project_name: str | None = None) -> str | None:
 
 def running_here() -> bool:
     """A running nginx container of this project, started from this checkout (by `make up` or by
-    plain `docker compose up`): both Compose versions label the working directory."""
+    plain `docker compose up`): Compose labels the working directory."""
     if not shutil.which("docker"):
         return False
     result = docker(
@@ -195,30 +197,22 @@ def states(project_name: str | None = None) -> dict[str, str]:
     return found
 
 
-def wait_ready(url: str, deadline_s: float = 120, project_name: str | None = None) -> dict[str, str]:
-    """Until the URL answers 200 {"status": "ok"} through nginx (TLS verified against the lab CA)
-    with the app healthy for Docker; raise at once when a container dies or turns unhealthy."""
-    end = time.monotonic() + deadline_s
-    last, current = "no answer yet", {}
-    while time.monotonic() < end:
-        current = states(project_name)
-        if current["certs"].startswith("exited") and current["certs"] != "exited(0)":
-            raise RuntimeError(f"the certs service failed: {current}")
-        for service in ("app", "nginx"):
-            if current[service].startswith(("exited", "dead", "unhealthy")):
-                raise RuntimeError(f"{service} is {current[service]}: {current}")
-        try:
-            status, body = get_json(url, paths.CA if paths.CA.is_file() else None, timeout=2)
-            if status == 200 and body == {"status": "ok"}:
-                if current["app"] == "healthy":
-                    return current
-                last = f"{url} answers; waiting for the app's healthcheck: {current}"
-            else:
-                last = f"HTTP {status}: {body}"
-        except (OSError, ValueError) as error:
-            last = f"{url}: {error}; containers: {current}"
-        time.sleep(0.5)
-    raise RuntimeError(f"not ready after {deadline_s:.0f}s: {last}")
+def up_and_wait(
+    project_name: str | None = None, extra_env: dict[str, str] | None = None, overrides: Sequence[Path] = ()
+) -> None:
+    """`up -d --wait` (Docker's health status of every service), then the HTTPS URL itself,
+    verified against the lab CA; RuntimeError naming what failed. The app image is built before
+    (up() builds it, quietly; a second project reuses the first one's)."""
+    env = compose_env(extra_env)
+    result = run(
+        "up", "-d", "--no-build", "--wait", "--wait-timeout", str(UP_TIMEOUT_S), "--remove-orphans",
+        project_name=project_name, extra_env=extra_env, overrides=overrides, check=False,
+    )  # fmt: skip
+    if result.returncode != 0:
+        raise RuntimeError(
+            f"`docker compose up --wait` exited with {result.returncode}: {states(project_name)}"
+        )
+    wait_healthy(f"https://localhost:{labsettings.HTTPS_PORT.value(env)}/healthz", paths.CA, 15)
 
 
 def up() -> None:
@@ -233,7 +227,7 @@ def up() -> None:
         f"python base {labsettings.PYTHON_IMAGE.value(env)}, nginx {labsettings.NGINX_IMAGE.value(env)}"
         + (f", wheels from services/app/{env['LAB_WHEELHOUSE']}/" if env.get("LAB_WHEELHOUSE") else "")
     )
-    print(f"lab: compose up ({' '.join(compose_cmd())} {compose_version()}, project {project()}): {images}")
+    print(f"lab: compose up (Compose {compose_version()}, project {project()}): {images}")
     if offline:
         where = OFFLINE_ENV.relative_to(paths.ROOT)
         print(f"     (local stand-ins from {where}; LAB_OFFLINE=0 for the public images)", flush=True)
@@ -249,11 +243,8 @@ def up() -> None:
             "`make offline-images` first."
         )
     print(f"lab: app image built in {time.monotonic() - started:.1f}s", flush=True)
-    result = run("up", "-d", "--remove-orphans", check=False)
     try:
-        if result.returncode != 0:
-            raise RuntimeError(f"`compose up` exited with {result.returncode}")
-        wait_ready(f"https://localhost:{labsettings.HTTPS_PORT.value()}/healthz")
+        up_and_wait()
     except RuntimeError as error:
         for name, tail in log_tail(40).items():
             print(f"--- {name} (last lines)\n{tail}", file=sys.stderr)

@@ -14,7 +14,7 @@ from .venv import ensure_venv
 # gixy checks where the baseline differs on purpose; each is answered by a comment at the line.
 GIXY_SKIPS = {
     "hsts_header": "snippets/hsts.conf: HSTS off by default on localhost (LAB_HSTS_MAX_AGE)",
-    "worker_rlimit_nofile_vs_connections": "nginx.conf: the lab raises RLIMIT_NOFILE before nginx starts",
+    "worker_rlimit_nofile_vs_connections": "nginx.conf: nginx-ctl.sh raises RLIMIT_NOFILE first",
 }
 
 

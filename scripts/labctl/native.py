@@ -29,7 +29,8 @@ NGINX_ERROR_LOG = paths.NGINX_PREFIX / "logs" / "error.log"
 
 
 def _raise_fd_limit() -> None:
-    # Inherited by nginx and gunicorn: thousands of websockets need thousands of descriptors.
+    # For the clients this process runs (the bench's websockets, the suites pytest runs from here):
+    # nginx and gunicorn raise their own (nginx-ctl.sh, gunicorn.conf.py), in compose mode too.
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))

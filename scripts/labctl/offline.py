@@ -201,7 +201,7 @@ def build(force: bool = False) -> int:
             raise SystemExit("lab: debootstrap needs root: `sudo make offline-images`")
         if not shutil.which("debootstrap"):
             raise SystemExit(
-                "lab: debootstrap is missing: `apt-get install -y debootstrap` (or scripts/ci-docker.sh)"
+                "lab: debootstrap is missing: `make setup-docker` installs it (Debian package debootstrap)"
             )
 
     wheels = None

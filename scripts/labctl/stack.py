@@ -7,8 +7,9 @@ dump, logs) and never look at the mode themselves.
 from __future__ import annotations
 
 from collections import deque
+from pathlib import Path
 
-from . import compose, native, runstate
+from . import compose, native, paths, runstate
 
 
 def running_mode() -> str | None:
@@ -28,6 +29,12 @@ def require_running() -> str:
 def reload() -> int:
     """nginx -t the re-rendered config, then reload it, in the running stack."""
     return compose.reload() if require_running() == "compose" else native.reload()
+
+
+def nginx_source() -> Path:
+    """The nginx/ directory the running stack renders its config from: compose mounts the
+    checkout's; native mode reads LAB_NGINX_SRC (a copy, in tests)."""
+    return compose.NGINX_SOURCE if require_running() == "compose" else paths.NGINX_SRC
 
 
 def dump_config() -> str:

@@ -35,11 +35,16 @@ def ensure_venv() -> None:
     STAMP.write_text(wanted)
 
 
-def reexec_in_venv(lab_argv: list[str]) -> None:
-    """Run `scripts/lab <lab_argv>` again with .venv's python unless this is it already: the
-    commands that need the pinned libraries (crossplane, matplotlib, the app) start as plain
-    `scripts/lab`, which runs on any python3 before the venv exists."""
-    if Path(sys.prefix).resolve() == VENV.resolve():
+def in_venv() -> bool:
+    return Path(sys.prefix).resolve() == VENV.resolve()
+
+
+def reexec_in_venv(command: list[str]) -> None:
+    """Re-execute `scripts/lab COMMAND...` with .venv's python unless already running there: for
+    commands that import a pinned library (matplotlib, watchfiles), while `scripts/lab` itself runs
+    on any python3, before the venv exists. Same process (exec): Ctrl-C and the exit status stay."""
+    if in_venv():
         return
     ensure_venv()
-    os.execv(str(VENV_PYTHON), [str(VENV_PYTHON), str(SCRIPTS / "lab"), *lab_argv])
+    argv = [str(VENV_PYTHON), str(SCRIPTS / "lab"), *command]
+    os.execv(argv[0], argv)

@@ -5,6 +5,7 @@ before anything below reads the environment, so the same file works in compose a
 """
 
 import os
+import resource
 import signal
 import sys
 from pathlib import Path
@@ -21,7 +22,17 @@ def _apply_scenario_env() -> None:
         os.environ.update(lab.read_env_file(env_file))
 
 
+def _raise_open_files_limit() -> None:
+    # Each websocket holds a descriptor in its worker: take the hard limit the engine (or the
+    # shell) allows rather than a soft one of 1024, instead of asking Docker for a number (compose
+    # `ulimits` above dockerd's own hard limit stop the container from starting). Workers inherit it.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
 _apply_scenario_env()
+_raise_open_files_limit()
 
 bind = lab.GUNICORN_BIND.value().split(",")
 workers = lab.GUNICORN_WORKERS.value()

@@ -200,13 +200,6 @@ HSTS_MAX_AGE = Setting(
 )
 
 # Docker Compose.
-NOFILE = Setting(
-    "LAB_NOFILE",
-    "65536",
-    int,
-    "open files per container: each websocket takes a descriptor in nginx (two) and in gunicorn",
-    "compose",
-)
 PYTHON_IMAGE = Setting("LAB_PYTHON_IMAGE", "python:3.13-slim-trixie", str, "the app image's base", "compose")
 NGINX_IMAGE = Setting(
     "LAB_NGINX_IMAGE", "nginx:1.30-trixie", str, "nginx's image (and the one-shot certs service's)", "compose"
@@ -229,6 +222,13 @@ TEST_UPLOAD_MB = Setting(
     "LAB_TEST_UPLOAD_MB", "256", int, "size of the integration suite's big uploads", "tests"
 )
 BROWSER_UPLOAD_MB = Setting("LAB_BROWSER_UPLOAD_MB", "48", int, "size of the browser suite's upload", "tests")
+CHROMIUM = Setting(
+    "LAB_CHROMIUM",
+    "/usr/bin/chromium",
+    str,
+    "the Chromium binary the browser suite drives (Debian's; `make setup` installs it)",
+    "tests",
+)
 
 SETTINGS: dict[str, Setting[object]] = {
     value.name: value for value in list(globals().values()) if isinstance(value, Setting)

@@ -18,9 +18,11 @@ from typing import Any
 from playwright.sync_api import Browser, Error, Page, Playwright
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
-CHROMIUM = os.environ.get("LAB_CHROMIUM", "/usr/bin/chromium")
+import labsettings
+
+CHROMIUM = labsettings.CHROMIUM.value()
 CERTUTIL = "certutil"
-INSTALL_HINT = "apt-get install -y chromium libnss3-tools"
+INSTALL_HINT = "`make setup` installs them (Debian: apt-get install -y chromium libnss3-tools)"
 # The machines here reach no host but the loopback: these stop Chromium's own traffic to Google's
 # hosts (which would stall start-up), whatever Playwright's defaults are.
 FLAGS = [

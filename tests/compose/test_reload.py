@@ -8,53 +8,14 @@ import sys
 import time
 import uuid
 
-import pytest
-
 from labctl import paths
-
-PROBE_HOST = "reload-probe.invalid"
+from support.probeserver import probe, probe_config
 
 
 def lab_reload() -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, str(paths.SCRIPTS / "lab"), "reload"], capture_output=True, text=True, timeout=60
     )
-
-
-def probe_config(token: str) -> str:
-    # A server of its own, picked by Host: nothing the rest of the suite relies on changes.
-    return (
-        "server {\n"
-        "    listen {{LAB_LISTEN_HTTPS}} ssl;\n"
-        f"    server_name {PROBE_HOST};\n"
-        "    include snippets/tls.conf;\n"
-        "    default_type application/json;\n"
-        f'    return 200 \'{{"probe":"{token}"}}\';\n'
-        "}\n"
-    )
-
-
-@pytest.fixture
-def probe_file():
-    path = paths.NGINX_SRC / "conf.d" / f"zz-compose-test-{uuid.uuid4().hex[:8]}.conf"
-    try:
-        yield path
-    finally:
-        path.unlink(missing_ok=True)
-        lab_reload()
-
-
-def probe(lab, expect: int | None = None, within: float = 5.0):
-    """GET the probe server on a fresh connection (a kept-alive one may still be served by an
-    old worker: a reload is a signal, the new workers start a moment later). With ``expect``,
-    retry until that status shows up, for at most ``within`` seconds."""
-    end = time.monotonic() + within
-    while True:
-        with lab.session() as fresh:
-            answer = fresh.get(lab.url + "/", headers={"Host": PROBE_HOST, "Connection": "close"}, timeout=5)
-        if expect is None or answer.status_code == expect or time.monotonic() > end:
-            return answer
-        time.sleep(0.1)
 
 
 def test_edit_plus_reload_takes_effect_and_a_broken_edit_is_refused(lab, http, probe_file):

@@ -8,16 +8,15 @@ nginx restarts; under the baseline (variable + resolver) the same move costs at 
 
 from __future__ import annotations
 
-import os
 import time
+from collections.abc import Iterator
 from contextlib import closing
 
 import pytest
 import requests
 import websocket
 
-from labctl import compose
-from support.composectl import Stack, ip_holder, recreate_app_elsewhere, statuses, until_ok
+from support.composectl import Stack, ip_holder, recreate_app_elsewhere, side_stack, statuses, until_ok
 
 SCENARIO = "stale-upstream-dns"
 # Longer than the resolver cache of the baseline (valid=5s): under it, 502s would have ended.
@@ -25,30 +24,9 @@ OBSERVE_S = 8
 
 
 @pytest.fixture(scope="module")
-def side_stack(lab) -> Stack:
-    # Ports next to the main stack's (+100), or LAB_COMPOSE_TEST_HTTPS_PORT / _HTTP_PORT.
-    main = compose.nginx_env()
-    https = int(os.environ.get("LAB_COMPOSE_TEST_HTTPS_PORT", int(main["LAB_HTTPS_PORT"]) + 100))
-    http = int(os.environ.get("LAB_COMPOSE_TEST_HTTP_PORT", int(main["LAB_HTTP_PORT"]) + 100))
-    env = {
-        **compose.started_env(),
-        "LAB_HTTPS_PORT": str(https),
-        "LAB_HTTP_PORT": str(http),
-        "LAB_SCENARIO": "",
-    }
-    stack = Stack(project=f"{compose.project()}-side", url=f"https://localhost:{https}", env=env)
-    stack.compose("down", "--volumes", "--remove-orphans", check=False)
-    try:
+def side(lab) -> Iterator[Stack]:
+    with side_stack("side") as stack:
         yield stack
-    finally:
-        stack.compose("down", "--volumes", "--remove-orphans", check=False)
-
-
-def bring_up(stack: Stack, scenario: str) -> None:
-    stack.env["LAB_SCENARIO"] = scenario
-    result = stack.compose("up", "-d", "--remove-orphans", check=False)
-    assert result.returncode == 0, result.stdout + result.stderr
-    compose.wait_ready(stack.url + "/healthz", deadline_s=90, project_name=stack.project)
 
 
 @pytest.fixture
@@ -57,51 +35,51 @@ def session(lab):
         yield http
 
 
-def test_stale_upstream_dns_gives_502_until_nginx_restarts(side_stack, session):
-    bring_up(side_stack, SCENARIO)
-    url = side_stack.url + "/healthz"
+def test_stale_upstream_dns_gives_502_until_nginx_restarts(side, session):
+    side.up(SCENARIO)
+    url = side.url + "/healthz"
     assert session.get(url, timeout=5).status_code == 200
-    with ip_holder(side_stack) as holders:
-        old_ip, new_ip = recreate_app_elsewhere(side_stack, holders)
+    with ip_holder(side) as holders:
+        old_ip, new_ip = recreate_app_elsewhere(side, holders)
         seen = statuses(session, url, seconds=OBSERVE_S)
         assert set(seen) == {502}, (
             f"under {SCENARIO}, after the app moved {old_ip} -> {new_ip}, expected 502 throughout "
             f"(nginx still on the old address); saw {seen}"
         )
-        error_log = side_stack.nginx_error_log()
+        error_log = side.nginx_error_log()
         assert f"{old_ip}:8000" in error_log, f"nginx should name the old address:\n{error_log[-2000:]}"
         print("\n".join([line for line in error_log.splitlines() if "upstream" in line][-3:]))
-        side_stack.compose("restart", "nginx")
+        side.compose("restart", "nginx")
         until_ok(session, url, timeout=30)
         assert set(statuses(session, url, seconds=2)) == {200}
 
 
-def test_baseline_follows_the_recreated_app(side_stack, session):
-    bring_up(side_stack, "")
-    url = side_stack.url + "/healthz"
-    with ip_holder(side_stack) as holders:
-        old_ip, new_ip = recreate_app_elsewhere(side_stack, holders)
+def test_baseline_follows_the_recreated_app(side, session):
+    side.up("")
+    url = side.url + "/healthz"
+    with ip_holder(side) as holders:
+        old_ip, new_ip = recreate_app_elsewhere(side, holders)
         waited = until_ok(session, url, timeout=10)
         seen = statuses(session, url, seconds=OBSERVE_S)
         assert set(seen) == {200}, f"baseline, app moved {old_ip} -> {new_ip}: saw {seen}"
         print(f"baseline: 200 again {waited:.1f}s after the recreated app was healthy")
 
 
-def test_stop_is_graceful_and_fast_with_a_websocket_open(side_stack, lab):
+def test_stop_is_graceful_and_fast_with_a_websocket_open(side, lab):
     """`compose stop` with an open websocket: nginx (SIGQUIT, worker_shutdown_timeout) and gunicorn
     (SIGTERM, GUNICORN_GRACEFUL_TIMEOUT) exit by themselves, before Docker's SIGKILL (exit 137)."""
-    bring_up(side_stack, "")
-    ws_url = side_stack.url.replace("https://", "wss://") + "/ws/echo"
+    side.up("")
+    ws_url = side.url.replace("https://", "wss://") + "/ws/echo"
     conn = websocket.create_connection(ws_url, timeout=10, sslopt={"ca_certs": str(lab.ca)})
     with closing(conn):
         conn.send("still here")
         assert conn.recv() == "still here"
         started = time.monotonic()
-        side_stack.compose("stop")
+        side.compose("stop")
         took = time.monotonic() - started
-    codes = {s: side_stack.inspect(s)["State"]["ExitCode"] for s in ("nginx", "app")}
+    codes = {s: side.inspect(s)["State"]["ExitCode"] for s in ("nginx", "app")}
     assert all(code != 137 for code in codes.values()), f"SIGKILLed on stop: exit codes {codes}"
     assert codes == {"nginx": 0, "app": 0}, f"exit codes on stop: {codes}"
     print(f"compose stop with an open websocket: {took:.1f}s, exit codes {codes}")
     with pytest.raises(requests.RequestException):
-        requests.get(side_stack.url + "/healthz", verify=str(lab.ca), timeout=2)
+        requests.get(side.url + "/healthz", verify=str(lab.ca), timeout=2)

@@ -1,16 +1,18 @@
 """Driving a compose stack from tests: containers by service, their IPs, and the one move that
 shows whether nginx re-resolves the app (recreate the app container at a different address).
 
-Every call goes through labctl.compose, so it works with Compose v2 and v1 alike.
+Every call goes through labctl.compose (Compose v2).
 """
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import requests
 
@@ -26,9 +28,22 @@ class Stack:
     project: str
     url: str  # https://localhost:<port>
     env: dict[str, str] = field(default_factory=dict)  # LAB_* given to Compose for this project
+    overrides: tuple[Path, ...] = ()  # compose files applied over compose.yaml
 
     def compose(self, *args: str, check: bool = True, capture: bool = True):
-        return compose.run(*args, project_name=self.project, extra_env=self.env, check=check, capture=capture)
+        return compose.run(
+            *args,
+            project_name=self.project,
+            extra_env=self.env,
+            overrides=self.overrides,
+            check=check,
+            capture=capture,
+        )
+
+    def up(self, scenario: str = "") -> None:
+        """`up -d --wait` with that scenario ("" = baseline), then the HTTPS URL answers."""
+        self.env["LAB_SCENARIO"] = scenario
+        compose.up_and_wait(project_name=self.project, extra_env=self.env, overrides=self.overrides)
 
     def container(self, service: str) -> str:
         cid = compose.container_id(service, self.project)
@@ -68,6 +83,27 @@ class Stack:
 
 
 @contextmanager
+def side_stack(name: str, overrides: tuple[Path, ...] = (), **env: str) -> Iterator[Stack]:
+    """A second compose project of this checkout (its own ports, network and volume), so the stack
+    the rest of the suite tests is left alone; removed at the end, even when a test fails. Its
+    ports are the main stack's + 100, or LAB_COMPOSE_TEST_HTTPS_PORT / _HTTP_PORT."""
+    main = compose.nginx_env()
+    https = int(os.environ.get("LAB_COMPOSE_TEST_HTTPS_PORT", int(main["LAB_HTTPS_PORT"]) + 100))
+    http = int(os.environ.get("LAB_COMPOSE_TEST_HTTP_PORT", int(main["LAB_HTTP_PORT"]) + 100))
+    stack = Stack(
+        project=f"{compose.project()}-{name}",
+        url=f"https://localhost:{https}",
+        env={**compose.started_env(), "LAB_HTTPS_PORT": str(https), "LAB_HTTP_PORT": str(http), **env},
+        overrides=overrides,
+    )
+    stack.compose("down", "--volumes", "--remove-orphans", check=False)
+    try:
+        yield stack
+    finally:
+        stack.compose("down", "--volumes", "--remove-orphans", check=False)
+
+
+@contextmanager
 def ip_holder(stack: Stack) -> Iterator[list[str]]:
     """Throwaway containers on the stack's network, each holding one address (Docker hands out
     the lowest free one): started right after the app stops, one takes the app's old address, so
@@ -91,8 +127,7 @@ def recreate_app_elsewhere(stack: Stack, holders: list[str]) -> tuple[str, str]:
         "--label", "proxylab.test=ip-holder", "--entrypoint", "sleep", image, "600",
     ).stdout.strip()  # fmt: skip
     holders.append(holder)
-    stack.compose("up", "-d", "--no-deps", "--force-recreate", "app")
-    stack.wait_healthy("app")
+    stack.compose("up", "-d", "--wait", "--no-deps", "--force-recreate", "app")
     new_ip = stack.ip("app")
     assert new_ip != old_ip, (
         f"the recreated app got its old address {old_ip} back, so this check proves nothing: "

@@ -121,14 +121,14 @@ def test_bench_reexecutes_itself_with_the_venv_python(monkeypatch):
     monkeypatch.setattr(venv.sys, "prefix", "/usr")
     monkeypatch.setattr(venv, "ensure_venv", lambda: None)
     monkeypatch.setattr(venv.os, "execv", lambda path, argv: executed.append((path, argv)))
-    runner.run_in_venv(argparse.Namespace(only="proxy,ws", quick=True))
+    venv.reexec_in_venv(runner.venv_command(argparse.Namespace(only="proxy,ws", quick=True)))
     lab = str(paths.SCRIPTS / "lab")
     assert executed == [
         (str(paths.VENV_PYTHON), [str(paths.VENV_PYTHON), lab, "bench", "--only", "proxy,ws", "--quick"])
     ]
     executed.clear()
     monkeypatch.setattr(venv.sys, "prefix", str(paths.VENV))
-    runner.run_in_venv(argparse.Namespace(only="proxy", quick=False))
+    venv.reexec_in_venv(runner.venv_command(argparse.Namespace(only="proxy", quick=False)))
     assert executed == []
 
 

@@ -26,7 +26,20 @@ LAYERS: list[set[str]] = [
     {"hints"},
     {"native", "compose"},  # one mode each; never each other
     {"stack"},  # the only module that branches on the mode
-    {"scenarios", "doctor", "docs", "logs", "lint", "offline", "upload", "bench", "diagnose"},  # the commands
+    # the commands
+    {
+        "scenarios",
+        "doctor",
+        "docs",
+        "logs",
+        "lint",
+        "offline",
+        "upload",
+        "bench",
+        "diagnose",
+        "setup",
+        "watch",
+    },
     {"cli"},
 ]
 LAYER = {name: index for index, names in enumerate(LAYERS) for name in names}
@@ -72,5 +85,5 @@ def test_the_tools_never_import_the_tests(path: Path) -> None:
 
 
 def test_the_import_reader_sees_relative_and_absolute_imports() -> None:
-    assert imported(LABCTL / "stack.py") == {"compose", "native", "runstate"}
+    assert imported(LABCTL / "stack.py") == {"compose", "native", "paths", "runstate"}
     assert {"bench", "endpoints", "wsclient"} <= imported(LABCTL / "bench" / "wsload.py")

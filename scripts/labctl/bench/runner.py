@@ -235,10 +235,9 @@ def chart_groups(details: dict[str, Any], results: dict[str, Any]) -> list[chart
     return groups
 
 
-def run_in_venv(args: argparse.Namespace) -> None:
-    """Re-execute this bench with .venv's python unless already there: the chart needs matplotlib,
-    and `scripts/lab` itself runs on any python3 (before the venv exists)."""
-    reexec_in_venv(["bench", "--only", args.only, *(["--quick"] if args.quick else [])])
+def venv_command(args: argparse.Namespace) -> list[str]:
+    """This bench again, as `scripts/lab` arguments: the chart needs matplotlib, from .venv."""
+    return ["bench", "--only", args.only, *(["--quick"] if args.quick else [])]
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -246,7 +245,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     unknown = sorted(set(sections) - set(SECTIONS))
     if unknown:
         raise SystemExit(f"lab bench: unknown section(s) {unknown}; choose from {','.join(SECTIONS)}")
-    run_in_venv(args)
+    reexec_in_venv(venv_command(args))
     settings = BenchSettings.from_env(quick=args.quick)
     print(
         f"bench: sections {','.join(sections)}; the native stack on :{endpoints.https_port()} is restarted",
