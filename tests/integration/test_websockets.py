@@ -9,7 +9,7 @@ from contextlib import closing
 import pytest
 import websocket
 
-from labctl import hints
+from labctl import hints, probe
 from support.lab import assert_json_error, ws_json
 
 
@@ -100,3 +100,16 @@ def test_client_close_with_a_reason_gets_a_clean_close_back(lab):
     assert opcode == websocket.ABNF.OPCODE_CLOSE
     assert int.from_bytes(frame.data[:2], "big") == 1000
     conn.shutdown()
+
+
+@pytest.mark.parametrize(("path", "status"), [("/nope", 404), ("/ws/nope", 404), ("/debug/request", 400)])
+def test_a_handshake_for_anything_but_a_websocket_route_gets_the_app_s_answer(lab, path, status):
+    # Stock gevent-websocket answers 101 to any path, then closes: a typo "connects, then drops".
+    handshake, conn = probe.websocket(lab.endpoint, path)
+    if conn is not None:
+        conn.close()
+    assert handshake.status == status, (
+        f"a handshake for {path} got {handshake.status}: only websocket routes may be upgraded "
+        "(labapp/wsfix.py, LAB_FIX_WS_UPGRADE)"
+    )
+    assert handshake.headers.get("content-type", "").startswith("application/json"), handshake.headers
