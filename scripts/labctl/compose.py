@@ -22,14 +22,14 @@ from labsettings import read_env_file
 
 from . import paths, runstate
 from .endpoints import print_ready
-from .health import get_json
+from .health import get_json, is_healthy
 
 MODE = "compose"
 
 COMPOSE_FILE = paths.ROOT / "compose.yaml"
 # What `make offline-images` leaves behind: the stand-in images and wheelhouse for `make up`.
 OFFLINE_ENV = paths.LAB / "offline-images.env"
-SERVICES = ("certs", "app", "nginx")
+SERVICES = ("certs", "redis", "app", "nginx")
 NGINX_CTL = "/lab/scripts/nginx-ctl.sh"  # where compose.yaml mounts scripts/ in the nginx container
 
 ENGINE_HINT = (
@@ -196,7 +196,7 @@ def states(project_name: str | None = None) -> dict[str, str]:
 
 
 def wait_ready(url: str, deadline_s: float = 120, project_name: str | None = None) -> dict[str, str]:
-    """Until the URL answers 200 {"status": "ok"} through nginx (TLS verified against the lab CA)
+    """Until the URL answers 200 "status": "ok" through nginx (TLS verified against the lab CA)
     with the app healthy for Docker; raise at once when a container dies or turns unhealthy."""
     end = time.monotonic() + deadline_s
     last, current = "no answer yet", {}
@@ -209,7 +209,7 @@ def wait_ready(url: str, deadline_s: float = 120, project_name: str | None = Non
                 raise RuntimeError(f"{service} is {current[service]}: {current}")
         try:
             status, body = get_json(url, paths.CA if paths.CA.is_file() else None, timeout=2)
-            if status == 200 and body == {"status": "ok"}:
+            if is_healthy(status, body):
                 if current["app"] == "healthy":
                     return current
                 last = f"{url} answers; waiting for the app's healthcheck: {current}"
@@ -230,7 +230,8 @@ def up() -> None:
     offline = offline_settings(quiet=False)
     env = compose_env()
     images = (
-        f"python base {labsettings.PYTHON_IMAGE.value(env)}, nginx {labsettings.NGINX_IMAGE.value(env)}"
+        f"python base {labsettings.PYTHON_IMAGE.value(env)}, nginx {labsettings.NGINX_IMAGE.value(env)}, "
+        f"redis {labsettings.REDIS_IMAGE.value(env)}"
         + (f", wheels from services/app/{env['LAB_WHEELHOUSE']}/" if env.get("LAB_WHEELHOUSE") else "")
     )
     print(f"lab: compose up ({' '.join(compose_cmd())} {compose_version()}, project {project()}): {images}")
