@@ -4,6 +4,7 @@ and the worker holding its socket), so a test can spread them over every worker.
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 
 import websocket
@@ -15,6 +16,9 @@ from support.lab import Lab
 CLIENTS = 8
 MAX_CLIENTS = 40
 TIMEOUT_S = 10
+# Receivers are read one after another: once TIMEOUT_S has passed since the send, whatever was
+# relayed is already in each socket's buffer.
+LAST_LOOK_S = 0.5
 
 
 class Refused(ConnectionError):
@@ -69,13 +73,17 @@ def close_all(clients: list[ChatClient]) -> None:
 def who_missed(text: str, sender: ChatClient, receivers: list[ChatClient]) -> list[ChatClient]:
     """Send ``text`` from ``sender``; the receivers that did not get it as ``{"from", "msg"}``."""
     sender.conn.send(text)
+    deadline = time.monotonic() + TIMEOUT_S
     missed = []
     for client in receivers:
+        client.conn.settimeout(max(deadline - time.monotonic(), LAST_LOOK_S))
         try:
             got = json.loads(client.conn.recv())
         except websocket.WebSocketTimeoutException:
             missed.append(client)
             continue
+        finally:
+            client.conn.settimeout(TIMEOUT_S)
         assert got == {"from": sender.id, "msg": text}, f"{client.worker} got {got}"
     return missed
 

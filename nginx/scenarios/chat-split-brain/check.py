@@ -18,6 +18,8 @@ from labctl.endpoints import Endpoint
 CLIENTS = 8  # at least; more until two workers hold some
 MAX_CLIENTS = 40
 WAIT_S = 3.0
+# Once WAIT_S has passed, whatever was relayed is already in each socket's buffer.
+LAST_LOOK_S = 0.2
 
 Worker = tuple[str, int]
 
@@ -42,10 +44,11 @@ def connect(endpoint: Endpoint) -> tuple[wsclient.WebSocket, Worker]:
 
 
 def hears(conn: wsclient.WebSocket, text: str, deadline: float) -> bool:
-    """Whether ``text`` arrives on ``conn`` before ``deadline``."""
+    """Whether ``text`` arrives on ``conn`` by ``deadline`` (the clients are read one after another,
+    so once it has passed each still gets a last look at what arrived meanwhile)."""
     try:
-        while (left := deadline - time.monotonic()) > 0:
-            conn.settimeout(left)
+        while True:
+            conn.settimeout(max(deadline - time.monotonic(), LAST_LOOK_S))
             opcode, payload = conn.recv()
             if opcode == wsclient.OP_CLOSE:
                 return False
