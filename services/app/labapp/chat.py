@@ -39,9 +39,11 @@ log = logging.getLogger("labapp.chat")
 EXTENSION = "lab.chat"  # the worker's room in app.extensions (create_app puts it there)
 CHANNEL = "lab:chat"
 SENDER_IDS = "lab:chat:sender-ids"  # INCRBY: blocks of ids, unique across every worker and replica
-# Ids are reserved a block at a time, so a join rarely waits for Redis: with a round trip per join
-# an idle chat socket cost the worker 34.0 KiB instead of 29.7 (make bench, 6000 connections).
-ID_BLOCK = 1000
+# Each relay reserves a block as it subscribes, so a join never waits for Redis. A join that did
+# (an INCR each) could miss a message published meanwhile (the relay may deliver it before the
+# joining greenlet has read its id and added the socket), and cost 34.0 KiB per idle chat socket
+# instead of 29.7 (make bench, 6000 connections).
+ID_BLOCK = 1_000_000
 CLOSE_TRY_AGAIN_LATER = 1013
 BROKER_DOWN_REASON = "chat broker unreachable: reconnect in a moment"
 BROKER_OK, BROKER_UNREACHABLE, BROKER_OFF = "ok", "unreachable", "off"
@@ -127,11 +129,15 @@ class IdBlock:
     def __init__(self) -> None:
         self._next = self._end = 0
 
+    def fill(self, reserve: Callable[[int], int]) -> None:
+        end = reserve(ID_BLOCK) + 1
+        self._next, self._end = end - ID_BLOCK, end
+
     def take(self, reserve: Callable[[int], int]) -> int:
         if self._next >= self._end:
-            # Two greenlets may both reserve here: each then uses its own block, ids stay unique.
-            end = reserve(ID_BLOCK) + 1
-            self._next, self._end = end - ID_BLOCK, end
+            # After a million joins on one subscription, or before any: reserve now. Two greenlets
+            # may both do so: each then uses its own block, and ids stay unique.
+            self.fill(reserve)
         self._next += 1
         return self._next - 1
 
@@ -184,7 +190,7 @@ class RedisRoom:
         if self.state != BROKER_OK:
             raise BrokerDown(BROKER_DOWN_REASON)
         try:
-            client_id = self._ids.take(lambda count: int(self._redis.incrby(SENDER_IDS, count)))
+            client_id = self._ids.take(self._reserve_ids)
         except redis.RedisError as error:
             raise BrokerDown(BROKER_DOWN_REASON) from error
         self.members.add(client_id, ws)
@@ -192,6 +198,9 @@ class RedisRoom:
 
     def leave(self, client_id: int) -> None:
         self.members.remove(client_id)
+
+    def _reserve_ids(self, count: int) -> int:
+        return int(self._redis.incrby(SENDER_IDS, count))
 
     def publish(self, sender: int, text: str) -> None:
         try:
@@ -216,19 +225,22 @@ class RedisRoom:
 
     def _relay_until_lost(self, pubsub: Any, backoff: Backoff) -> None:
         pubsub.subscribe(CHANNEL)
-        heard = time.monotonic()
-        pinged = False
+        # An answer is due since then: the SUBSCRIBE's, later a PING's.
+        awaiting: float | None = time.monotonic()
         while True:
             message = pubsub.get_message(timeout=PING_AFTER_S)
-            now = time.monotonic()
+            if message is None and awaiting is not None and time.monotonic() - awaiting > REDIS_TIMEOUT_S:
+                # One more look, without waiting: a request that keeps the worker's CPU (a long
+                # upload) can keep this greenlet from running past its timeout, answer or not.
+                message = pubsub.get_message(timeout=0)
+                if message is None:
+                    raise redis.TimeoutError(f"no answer from the broker for {REDIS_TIMEOUT_S:g} s")
             if message is None:
-                if now - heard > PING_AFTER_S + REDIS_TIMEOUT_S:
-                    raise redis.TimeoutError(f"no answer from the broker for {now - heard:.1f} s")
-                if not pinged:
+                if awaiting is None:  # a quiet subscription: is the broker still there?
                     pubsub.ping()
-                    pinged = True
+                    awaiting = time.monotonic()
                 continue
-            heard, pinged = now, False
+            awaiting = None
             if message["type"] == "subscribe":
                 self._subscribed()
                 backoff.reset()
@@ -236,6 +248,7 @@ class RedisRoom:
                 self._deliver(message["data"])
 
     def _subscribed(self) -> None:
+        self._ids.fill(self._reserve_ids)  # before any join: joins never wait for Redis
         if self.state != BROKER_OK:
             log.info("chat broker reachable: relaying %s", CHANNEL)
         self.state = BROKER_OK
