@@ -10,7 +10,8 @@ Two rooms, one interface (``Room``):
   message reaches only the clients that share the sender's process (chat-split-brain).
 
 A broker that is down or slow touches chat only. Every Redis call has a timeout, the relay is a
-greenlet of its own (no request greenlet waits on it), and sends to members are bounded in time.
+greenlet of its own (no request greenlet waits on it), and sends to members are bounded in time
+(``wsfix.SEND_TIMEOUT_S``: a member that does not take a frame is cut, not waited for).
 When the relay loses Redis it closes its members with 1013 and a reason: pub/sub keeps no history,
 so whatever was published meanwhile is gone for them, and saying so beats a silent gap. It
 reconnects with backoff; until then new clients get the same 1013, and /healthz says
@@ -49,8 +50,7 @@ BROKER_DOWN_REASON = "chat broker unreachable: reconnect in a moment"
 BROKER_OK, BROKER_UNREACHABLE, BROKER_OFF = "ok", "unreachable", "off"
 
 REDIS_TIMEOUT_S = 2.0  # connect, and each command's reply
-PING_AFTER_S = 1.0  # the relay pings a quiet subscription this often: a hung Redis shows in seconds
-SEND_TIMEOUT_S = 5.0  # one frame to one member; a member that does not take it is cut
+PING_AFTER_S = 1.0  # a quiet subscription is pinged after this: a hung Redis shows within 3 s
 POOL_SIZE = 16  # Redis connections per worker for publishes and ids (greenlets queue for one)
 BACKOFF_FIRST_S, BACKOFF_MAX_S = 0.1, 2.0
 
@@ -90,13 +90,13 @@ class Members:
     def relay(self, sender: int, frame: str) -> None:
         """``frame`` to every member but the sender; one that cannot take it is cut and leaves."""
         for client_id, ws in list(self._sockets.items()):
-            if client_id != sender and not wsfix.send_within(ws, frame, SEND_TIMEOUT_S):
+            if client_id != sender and not wsfix.send_within(ws, frame):
                 self.remove(client_id)
 
     def close_all(self, code: int, reason: str) -> None:
         for client_id, ws in list(self._sockets.items()):
             self.remove(client_id)
-            wsfix.close_within(ws, code, reason, SEND_TIMEOUT_S)
+            wsfix.close_within(ws, code, reason)
 
 
 class LocalRoom:

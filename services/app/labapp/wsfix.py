@@ -28,6 +28,8 @@ from geventwebsocket.exceptions import WebSocketError
 from geventwebsocket.websocket import WebSocket
 
 _LOCK = "_lab_send_lock"
+# One frame to one peer: a peer that does not take it in this time is cut (its session ends).
+SEND_TIMEOUT_S = 5.0
 _original_send_frame = WebSocket.send_frame
 
 
@@ -65,11 +67,11 @@ def cut(ws: Any) -> None:
             sock.shutdown(socket.SHUT_RDWR)
 
 
-def send_within(ws: Any, text: str, seconds: float) -> bool:
+def send_within(ws: Any, text: str) -> bool:
     """Send one text frame; False (and the connection cut) when the peer is gone or does not
-    take it within ``seconds``."""
+    take it within SEND_TIMEOUT_S."""
     try:
-        with gevent.Timeout(seconds):
+        with gevent.Timeout(SEND_TIMEOUT_S):
             ws.send(text)
         return True
     except (gevent.Timeout, WebSocketError, OSError):
@@ -77,10 +79,10 @@ def send_within(ws: Any, text: str, seconds: float) -> bool:
         return False
 
 
-def close_within(ws: Any, code: int, reason: str, seconds: float) -> None:
-    """A close frame with ``code`` and ``reason``, or the connection cut past ``seconds``."""
+def close_within(ws: Any, code: int, reason: str) -> None:
+    """A close frame with ``code`` and ``reason``, or the connection cut past SEND_TIMEOUT_S."""
     try:
-        with gevent.Timeout(seconds):
+        with gevent.Timeout(SEND_TIMEOUT_S):
             ws.close(code, reason)
     except (gevent.Timeout, OSError):
         cut(ws)

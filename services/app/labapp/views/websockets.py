@@ -134,7 +134,7 @@ def close_all_going_away() -> None:
 
     def close_each() -> None:
         for ws in list(_open):
-            wsfix.close_within(ws, CLOSE_GOING_AWAY, GOING_AWAY_REASON, chat.SEND_TIMEOUT_S)
+            wsfix.close_within(ws, CLOSE_GOING_AWAY, GOING_AWAY_REASON)
 
     gevent.spawn(close_each)
 
@@ -161,10 +161,10 @@ def chat_session(ws: Any, room: chat.Room, whoami: bool) -> None:
         ws.close(chat.CLOSE_TRY_AGAIN_LATER, str(down))
         return
     try:
-        # The client's id and its worker: the lab page shows them, the checks count them.
-        hello = json.dumps({"you": client_id, "served_by": served_by()})
-        if whoami and not wsfix.send_within(ws, hello, chat.SEND_TIMEOUT_S):
-            return
+        if whoami:  # the client's id and its worker: the lab page shows them, the checks count them
+            hello = json.dumps({"you": client_id, "served_by": served_by()})
+            if not wsfix.send_within(ws, hello):
+                return
         while (message := receiver.receive()) is not None:
             if isinstance(message, str):
                 room.publish(client_id, message)
