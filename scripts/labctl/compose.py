@@ -30,7 +30,7 @@ MODE = "compose"
 COMPOSE_FILE = paths.ROOT / "compose.yaml"
 # What `make offline-images` leaves behind: the stand-in images and wheelhouse for `make up`.
 OFFLINE_ENV = paths.LAB / "offline-images.env"
-SERVICES = ("certs", "app", "nginx")
+SERVICES = ("certs", "redis", "app", "nginx")
 # What the nginx container renders its config from (compose.yaml bind-mounts it): the checkout's.
 NGINX_SOURCE = paths.ROOT / "nginx"
 # `up --wait`: the app's healthcheck, then nginx's (Docker probes each first after one interval).
@@ -224,7 +224,8 @@ def up() -> None:
     offline = offline_settings(quiet=False)
     env = compose_env()
     images = (
-        f"python base {labsettings.PYTHON_IMAGE.value(env)}, nginx {labsettings.NGINX_IMAGE.value(env)}"
+        f"python base {labsettings.PYTHON_IMAGE.value(env)}, nginx {labsettings.NGINX_IMAGE.value(env)}, "
+        f"redis {labsettings.REDIS_IMAGE.value(env)}"
         + (f", wheels from services/app/{env['LAB_WHEELHOUSE']}/" if env.get("LAB_WHEELHOUSE") else "")
     )
     print(f"lab: compose up (Compose {compose_version()}, project {project()}): {images}")

@@ -1,9 +1,9 @@
 """Native mode: the system's nginx (as any user, everything under .lab/) in front of gunicorn
-from .venv on loopback. Same nginx files and same URLs as compose mode; starts in seconds."""
+from .venv on loopback, with the system's redis-server as the chat's broker (labctl.broker).
+Same nginx files and same URLs as compose mode; starts in seconds."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import resource
 import signal
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import labsettings
 
-from . import nginx, paths, procs, runstate
+from . import broker, nginx, paths, procs, runstate
 from .endpoints import print_ready
 from .health import wait_healthy
 from .venv import ensure_venv
@@ -46,21 +46,6 @@ def _port_free(port: int) -> bool:
     return True
 
 
-def _read_pid(path: Path, marker: str) -> int | None:
-    """The pid in ``path`` if that process is still ours: after a crash or a reboot the number
-    may belong to any other process, and down() runs as root in CI."""
-    try:
-        pid = int(path.read_text().strip())
-        os.kill(pid, 0)
-    except (OSError, ValueError):
-        return None
-    try:
-        command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return pid  # no /proc (not Linux): being alive is all we can check
-    return pid if marker in command else None
-
-
 def app_env() -> dict[str, str]:
     return {
         **os.environ,
@@ -69,8 +54,20 @@ def app_env() -> dict[str, str]:
         "LAB_UPLOAD_DIR": str(paths.UPLOADS),
         "LAB_SCENARIOS_DIR": str(paths.SCENARIOS),
         "LAB_SCENARIO": labsettings.SCENARIO.value(),
+        "LAB_BROKER_URL": broker.url(),
         "PYTHONUNBUFFERED": "1",
     }
+
+
+def gunicorn_command() -> list[str]:
+    return [
+        str(paths.VENV / "bin" / "gunicorn"),
+        "--config",
+        str(paths.APP_DIR / "gunicorn.conf.py"),
+        "--chdir",
+        str(paths.APP_DIR),
+        "labapp:create_app()",
+    ]
 
 
 def start_gunicorn(env: dict[str, str] | None = None, log_path: Path = APP_LOG) -> subprocess.Popen[bytes]:
@@ -79,14 +76,7 @@ def start_gunicorn(env: dict[str, str] | None = None, log_path: Path = APP_LOG) 
     log_path.parent.mkdir(parents=True, exist_ok=True)
     log = log_path.open("ab")
     return subprocess.Popen(
-        [
-            str(paths.VENV / "bin" / "gunicorn"),
-            "--config",
-            str(paths.APP_DIR / "gunicorn.conf.py"),
-            "--chdir",
-            str(paths.APP_DIR),
-            "labapp:create_app()",
-        ],
+        gunicorn_command(),
         env=env or app_env(),
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -95,14 +85,28 @@ def start_gunicorn(env: dict[str, str] | None = None, log_path: Path = APP_LOG) 
     )
 
 
+def _nginx_pid() -> int | None:
+    return procs.pid_from_file(NGINX_PID, str(paths.NGINX_PREFIX))
+
+
+def _gunicorn_pid() -> int | None:
+    return procs.pid_from_file(GUNICORN_PID, str(paths.APP_DIR / "gunicorn.conf.py"))
+
+
 def up() -> None:
+    """Start the stack; if it runs with these same settings but a part of it is gone (a killed
+    redis-server, say), start only that part and keep the others running. Otherwise (re)start it
+    all: running it again restarts nginx and gunicorn, e.g. after an edit of the app."""
     if (scenario := labsettings.SCENARIO.value()) and not (paths.SCENARIOS / scenario).is_dir():
         raise SystemExit(f"lab: no scenario named {scenario!r} (see nginx/scenarios/)")
     nginx_env = nginx.native_env()  # fails early, with install instructions, when nginx is missing
     ensure_venv()
-    down(quiet=True)
     https, http = labsettings.HTTPS_PORT.value(), labsettings.HTTP_PORT.value()
     app_port = labsettings.APP_PORT.value()
+    settings = {**nginx_env, "LAB_APP_PORT": str(app_port)}
+    if runstate.started_with(MODE, settings) and _start_missing(nginx_env, app_port):
+        return
+    down(quiet=True)
     busy = [p for p in (https, http, app_port) if not _port_free(p)]
     if busy:
         raise SystemExit(
@@ -115,61 +119,62 @@ def up() -> None:
     _raise_fd_limit()
 
     started = time.monotonic()
+    # First, so that the workers find it at once (they would retry, and chat would wait for it).
+    broker.start()
     app = start_gunicorn()
     try:
         wait_healthy(f"http://127.0.0.1:{app_port}/healthz", None, 30, lambda: app.poll() is None)
         nginx.run("start", env=nginx_env)
-        runstate.record(MODE, {**nginx_env, "LAB_APP_PORT": str(app_port)})
+        runstate.record(MODE, settings)
         wait_healthy(f"https://localhost:{https}/healthz", paths.CA, 15)
     except (RuntimeError, subprocess.CalledProcessError) as error:
         down(quiet=True)
         raise SystemExit(
             f"lab: native stack failed to start: {error}\n  logs: {paths.LOGS}, {NGINX_ERROR_LOG}"
         ) from error
-    print_ready(f"native (nginx + gunicorn on 127.0.0.1:{app_port})", time.monotonic() - started)
+    where = f"gunicorn on 127.0.0.1:{app_port}, redis-server on {broker.SOCKET.relative_to(paths.ROOT)}"
+    print_ready(f"native (nginx + {where})", time.monotonic() - started)
 
 
-def _stop(pid: int | None, sig: signal.Signals, wait_s: float) -> None:
-    if pid is None:
-        return
+def _start_missing(nginx_env: dict[str, str], app_port: int) -> bool:
+    """Start the parts of the running stack that are gone, keeping the others running; False when
+    none is gone, or all are (then up() starts everything)."""
+    parts = {"redis-server": broker.running(), "gunicorn": _gunicorn_pid(), "nginx": _nginx_pid()}
+    missing = [name for name, pid in parts.items() if pid is None]
+    if not missing or len(missing) == len(parts):
+        return False
+    _raise_fd_limit()
     try:
-        os.kill(pid, sig)
-    except ProcessLookupError:
-        return
-    end = time.monotonic() + wait_s
-    while time.monotonic() < end:
-        if _exited(pid):
-            return
-        time.sleep(0.05)
-    with contextlib.suppress(ProcessLookupError):  # it may exit between the last look and now
-        os.kill(pid, signal.SIGKILL)
-
-
-def _exited(pid: int) -> bool:
-    try:
-        # Reap it when this process started it (up() then down() in one process, as `lab test`
-        # and the browser suite do): a zombie still answers kill(pid, 0).
-        if os.waitpid(pid, os.WNOHANG)[0] == pid:
-            return True
-    except ChildProcessError:
-        pass  # not our child: its own parent reaps it, maybe much later (`lab test` runs pytest)
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    return procs.is_zombie(pid)
+        if "redis-server" in missing:
+            broker.start()
+        if "gunicorn" in missing:
+            app = start_gunicorn()
+            wait_healthy(f"http://127.0.0.1:{app_port}/healthz", None, 30, lambda: app.poll() is None)
+        if "nginx" in missing:
+            nginx.run("start", env=nginx_env)
+        wait_healthy(f"https://localhost:{labsettings.HTTPS_PORT.value()}/healthz", paths.CA, 15)
+    except (RuntimeError, subprocess.CalledProcessError) as error:
+        what = ", ".join(missing)
+        raise SystemExit(f"lab: starting {what} failed: {error}\n  logs: {paths.LOGS}") from error
+    kept = [name for name in parts if name not in missing]
+    print(
+        f"lab: native stack: started {', '.join(missing)}; {', '.join(kept)} kept running "
+        "(`make native-up` again restarts them too)"
+    )
+    return True
 
 
 def down(quiet: bool = False) -> None:
-    nginx_pid = _read_pid(NGINX_PID, str(paths.NGINX_PREFIX))
-    app_pid = _read_pid(GUNICORN_PID, str(paths.APP_DIR / "gunicorn.conf.py"))
+    nginx_pid, app_pid = _nginx_pid(), _gunicorn_pid()
     # The fast shutdowns: TERM for nginx, QUIT for gunicorn (its TERM is the graceful stop, which
-    # waits graceful_timeout for open websockets).
-    _stop(nginx_pid, signal.SIGTERM, 10)
-    _stop(app_pid, signal.SIGQUIT, 15)
+    # waits graceful_timeout for open websockets); the broker last, once nothing uses it.
+    procs.stop(nginx_pid, signal.SIGTERM, 10)
+    procs.stop(app_pid, signal.SIGQUIT, 15)
+    had_broker = broker.stop()
     runstate.clear(MODE)
     if not quiet:
-        print("lab: native stack stopped" if nginx_pid or app_pid else "lab: no native stack was running")
+        ran = nginx_pid or app_pid or had_broker
+        print("lab: native stack stopped" if ran else "lab: no native stack was running")
 
 
 def running_env() -> dict[str, str]:
@@ -190,4 +195,9 @@ def dump_config() -> str:
 
 
 def log_files() -> dict[str, Path]:
-    return {"nginx access": NGINX_ACCESS_LOG, "nginx error": NGINX_ERROR_LOG, "app": APP_LOG}
+    return {
+        "nginx access": NGINX_ACCESS_LOG,
+        "nginx error": NGINX_ERROR_LOG,
+        "app": APP_LOG,
+        "redis": broker.LOG,
+    }

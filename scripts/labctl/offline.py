@@ -1,15 +1,17 @@
 """`make offline-images`: run the compose stack on an engine that cannot pull (no registry).
 
-Builds, with debootstrap, local stand-ins for the two public base images, on the same Debian
-release (trixie) and Python minor (3.13), and downloads a wheelhouse on the host (pip inside a
-container may be unable to verify PyPI's TLS; the host's pip can):
+Builds, with debootstrap, local stand-ins for the public images, on the same Debian release
+(trixie) and Python minor (3.13), and downloads a wheelhouse on the host (pip inside a container
+may be unable to verify PyPI's TLS; the host's pip can):
 
   proxylab/python-standin:3.13-slim-trixie   for python:3.13-slim-trixie (Debian's python3 + venv)
   proxylab/nginx-standin:trixie              for nginx:1.30-trixie (Debian's nginx + openssl, user nginx)
+  proxylab/redis-standin:trixie              for redis:8-trixie (Debian's redis-server + redis-cli)
   services/app/wheelhouse/*.whl              requirements.txt for CPython 3.13, manylinux
 
 then writes .lab/offline-images.env, which `make up` reads (LAB_PYTHON_IMAGE, LAB_NGINX_IMAGE,
-LAB_WHEELHOUSE). Nothing else changes: without that file compose.yaml uses the public images.
+LAB_REDIS_IMAGE, LAB_WHEELHOUSE). Nothing else changes: without that file compose.yaml uses the
+public images.
 Needs root (debootstrap) and a Debian mirror (LAB_DEBIAN_MIRROR, default: debootstrap's own).
 """
 
@@ -86,19 +88,34 @@ STANDINS = (
             'CMD ["nginx", "-g", "daemon off;"]',
         ),
     ),
+    StandIn(
+        name=f"proxylab/redis-standin:{SUITE}",
+        replaces=f"redis:8-{SUITE}",
+        packages=("redis-server",),
+        # Debian's package makes the user redis and its home; the official image runs as redis too.
+        setup="test -d /var/lib/redis && id redis >/dev/null",
+        changes=(
+            f"ENV PATH={HOST_PATH}",
+            "WORKDIR /var/lib/redis",
+            "USER redis",
+            "EXPOSE 6379",
+            'CMD ["redis-server"]',
+        ),
+    ),
 )
+PYTHON, NGINX, REDIS = STANDINS
 
 
 def env_file_text() -> str:
-    python, nginx = STANDINS
     return (
         "# Written by `make offline-images`: local stand-ins for the public base images, so that\n"
         "# `make up` builds and runs with no registry. Delete this file (or LAB_OFFLINE=0) to use\n"
         "# the public images again. Bare compose:\n"
         "#   docker compose --env-file .lab/offline-images.env up --build\n"
         "COMPOSE_PROJECT_NAME=proxylab\n"
-        f"LAB_PYTHON_IMAGE={python.name}\n"
-        f"LAB_NGINX_IMAGE={nginx.name}\n"
+        f"LAB_PYTHON_IMAGE={PYTHON.name}\n"
+        f"LAB_NGINX_IMAGE={NGINX.name}\n"
+        f"LAB_REDIS_IMAGE={REDIS.name}\n"
         "LAB_WHEELHOUSE=wheelhouse\n"
     )
 
@@ -173,15 +190,16 @@ def import_rootfs(standin: StandIn, rootfs: Path) -> None:
 
 
 def verify() -> None:
-    """The stand-ins must match what they replace: Python minor, and nginx + openssl + user nginx."""
-    python, nginx = STANDINS
+    """The stand-ins must match what they replace: Python minor, nginx + openssl + user nginx,
+    redis-server + redis-cli (the healthcheck) + user redis."""
     checks = {
-        python.name: [
+        PYTHON.name: [
             "python3", "-c",
             f"import sys, venv, ensurepip; assert sys.version.startswith('{PYTHON_MINOR}.'), sys.version; "
             "print('python', sys.version.split()[0])",
         ],
-        nginx.name: ["sh", "-c", "nginx -v 2>&1 && openssl version && id nginx"],
+        NGINX.name: ["sh", "-c", "nginx -v 2>&1 && openssl version && id nginx"],
+        REDIS.name: ["sh", "-c", "redis-server --version && redis-cli --version && id"],
     }  # fmt: skip
     for image, check in checks.items():
         result = subprocess.run(
@@ -216,7 +234,7 @@ def build(force: bool = False) -> int:
     work = Path(tempfile.mkdtemp(prefix="proxylab-standins-", dir="/var/tmp"))
     running: dict[StandIn, tuple[subprocess.Popen[bytes], Path]] = {}
     try:
-        # The two debootstraps run side by side: mostly downloads and unpacking.
+        # The debootstraps run side by side: mostly downloads and unpacking.
         for standin in todo:
             log = paths.LOGS / f"debootstrap-{standin.name.split('/')[1].split(':')[0]}.log"
             print(

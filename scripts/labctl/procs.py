@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -55,3 +57,51 @@ def environment(**values: str) -> Iterator[None]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+def pid_from_file(path: Path, marker: str) -> int | None:
+    """The pid in ``path`` if that process is still ours (``marker`` in its command line): after a
+    crash or a reboot the number may belong to any other process, and the stack is stopped as root
+    in CI."""
+    try:
+        pid = int(path.read_text().strip())
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        return None
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return pid  # no /proc (not Linux): being alive is all we can check
+    return pid if marker in command else None
+
+
+def exited(pid: int) -> bool:
+    try:
+        # Reap it when this process started it (up() then down() in one process, as `lab test`
+        # and the browser suite do): a zombie still answers kill(pid, 0).
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return True
+    except ChildProcessError:
+        pass  # not our child: its own parent reaps it, maybe much later (`lab test` runs pytest)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return is_zombie(pid)
+
+
+def stop(pid: int | None, sig: signal.Signals, wait_s: float) -> None:
+    """Signal ``pid`` and wait until it has exited; SIGKILL it after ``wait_s``."""
+    if pid is None:
+        return
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        return
+    end = time.monotonic() + wait_s
+    while time.monotonic() < end:
+        if exited(pid):
+            return
+        time.sleep(0.05)
+    with contextlib.suppress(ProcessLookupError):  # it may exit between the last look and now
+        os.kill(pid, signal.SIGKILL)

@@ -19,11 +19,21 @@ MODE = "LAB_MODE"
 PREFIXES = ("LAB_", "GUNICORN_")
 
 
+def _kept(mode: str, values: Mapping[str, str]) -> dict[str, str]:
+    kept = {k: v.strip() for k, v in values.items() if k.startswith(PREFIXES) and "\n" not in v}
+    kept[MODE] = mode
+    return kept
+
+
 def record(mode: str, values: Mapping[str, str]) -> None:
     paths.RUN.mkdir(parents=True, exist_ok=True)
-    kept = {k: v for k, v in values.items() if k.startswith(PREFIXES) and "\n" not in v}
-    kept[MODE] = mode
+    kept = _kept(mode, values)
     STATE.write_text("".join(f"{key}={value}\n" for key, value in sorted(kept.items())))
+
+
+def started_with(mode: str, values: Mapping[str, str]) -> bool:
+    """Whether the recorded stack is of ``mode`` and was started with exactly these settings."""
+    return read() == _kept(mode, values)
 
 
 def read() -> dict[str, str]:

@@ -127,7 +127,7 @@ NEEDS = (
         "Redis, the native stack's chat broker",
         _found("redis-server"),
         {"apt": "redis-server", "dnf": "redis", "brew": "redis"},
-        ("test",),
+        NATIVE,
         service="redis-server",
     ),
     Need(

@@ -34,14 +34,20 @@ def _raise_open_files_limit() -> None:
 _apply_scenario_env()
 _raise_open_files_limit()
 
-bind = lab.GUNICORN_BIND.value().split(",")
-workers = lab.GUNICORN_WORKERS.value()
-worker_class = lab.GUNICORN_WORKER_CLASS.value()
-worker_connections = lab.GUNICORN_WORKER_CONNECTIONS.value()
-timeout = lab.GUNICORN_TIMEOUT.value()
-graceful_timeout = lab.GUNICORN_GRACEFUL_TIMEOUT.value()
-keepalive = lab.GUNICORN_KEEPALIVE.value()
-loglevel = lab.GUNICORN_LOGLEVEL.value()
+try:
+    bind = lab.GUNICORN_BIND.value().split(",")
+    workers = lab.GUNICORN_WORKERS.value()
+    worker_class = lab.GUNICORN_WORKER_CLASS.value()
+    worker_connections = lab.GUNICORN_WORKER_CONNECTIONS.value()
+    timeout = lab.GUNICORN_TIMEOUT.value()
+    graceful_timeout = lab.GUNICORN_GRACEFUL_TIMEOUT.value()
+    keepalive = lab.GUNICORN_KEEPALIVE.value()
+    loglevel = lab.GUNICORN_LOGLEVEL.value()
+    # Read by the app in each worker; checked here, in the master, so that a bad one stops the
+    # start with one line instead of a traceback from every worker that fails to boot.
+    lab.BROKER_URL.value()
+except ValueError as error:
+    raise SystemExit(f"lab: bad setting {error}") from None
 errorlog = "-"
 pidfile = lab.GUNICORN_PIDFILE.value() or None
 # gunicorn 27's control socket lives in ~/.gunicorn and is shared by every instance of a user.
@@ -59,13 +65,37 @@ def child_exit(server, worker):
 
 
 def post_worker_init(worker):
-    # On SIGTERM (graceful stop, also what HUP sends old workers) the app closes each keep-alive
-    # connection after its response, so nothing is still in flight when graceful_timeout runs
-    # out (labapp.middleware.CloseWhenStopping). Imported here, in the worker, after gevent's patching.
+    # Imported here, in the worker, after gevent's patching.
+    from labapp import chat
     from labapp.middleware import CloseWhenStopping
+    from labapp.views.websockets import close_all_going_away
+
+    # This worker's chat relay: one greenlet subscribed to the broker (labapp.chat).
+    chat.room_of(worker.wsgi).start()
+
+    # The worker's servers (gevent's), to stop accepting the moment it is told to stop: gunicorn
+    # closes them only at its loop's next tick, up to a second later, and the websocket clients
+    # sent away below would reconnect to this worker, to be sent away again. Their connections
+    # wait in the shared listen backlog until a new worker takes them.
+    servers = []
+    if getattr(worker, "server_class", None) is not None:
+
+        class StopsAccepting(worker.server_class):
+            def start(self):
+                super().start()
+                servers.append(self)
+
+        worker.server_class = StopsAccepting
 
     def handle_exit(sig, frame):
+        # On SIGTERM (graceful stop, also what HUP sends old workers) the app closes each keep-alive
+        # connection after its response and every websocket with 1001 at once, so nothing is still
+        # in flight when graceful_timeout runs out (labapp.middleware.CloseWhenStopping,
+        # labapp.views.websockets.going_away_on_shutdown).
+        for server in servers:
+            server.stop_accepting()
         CloseWhenStopping.stop()
+        close_all_going_away()
         worker.handle_exit(sig, frame)
 
     signal.signal(signal.SIGTERM, handle_exit)

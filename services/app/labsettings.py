@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Generic, TypeVar
+from urllib.parse import urlsplit
 
 T = TypeVar("T")
 
@@ -23,6 +24,40 @@ T = TypeVar("T")
 def flag(raw: str) -> bool:
     """1/true/yes/on are on; anything else is off (an empty value means the default)."""
     return raw.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def workers(raw: str) -> int:
+    """``auto``: one worker per core, at least 2; else a count of 1 or more."""
+    if raw.strip().lower() == "auto":
+        return max(2, os.cpu_count() or 1)
+    count = int(raw)
+    if count < 1:
+        raise ValueError("want 'auto' or a count of 1 or more")
+    return count
+
+
+BROKER_SCHEMES = ("redis", "rediss", "unix")
+
+
+def broker_url(raw: str) -> str:
+    """A Redis URL as redis-py reads it: redis://host[:port][/db], rediss://..., unix:///path.
+
+    Checked here, in gunicorn's master, so that a typo stops the start with one line instead of
+    every worker failing to boot (or chat failing later, for reasons only the log tells)."""
+    url = raw.strip()
+    parts = urlsplit(url)
+    if parts.scheme not in BROKER_SCHEMES:
+        raise ValueError(f"{url!r}: want {', '.join(s + '://' for s in BROKER_SCHEMES)}")
+    if parts.scheme == "unix":
+        if parts.netloc or not parts.path.startswith("/"):
+            raise ValueError(f"{url!r}: want unix:///absolute/path/to/redis.sock")
+        return url
+    if not parts.hostname:
+        raise ValueError(f"{url!r}: no host (redis://host:6379/0)")
+    _ = parts.port  # raises ValueError on a port that is not a number in range
+    if parts.path.strip("/") and not parts.path.strip("/").isdigit():
+        raise ValueError(f"{url!r}: the path is the database number (redis://host:6379/0)")
+    return url
 
 
 @dataclass(frozen=True)
@@ -34,9 +69,13 @@ class Setting(Generic[T]):
     group: str  # its table in docs/SETTINGS.md: one of GROUPS
 
     def value(self, environ: Mapping[str, str] | None = None) -> T:
-        """The value from the environment; the default when unset or empty."""
+        """The value from the environment; the default when unset or empty. A value that does
+        not parse raises ValueError naming the setting."""
         raw = (os.environ if environ is None else environ).get(self.name, "").strip()
-        return self.parse(raw or self.default)
+        try:
+            return self.parse(raw or self.default)
+        except ValueError as error:
+            raise ValueError(f"{self.name}: {error}") from None
 
 
 # The stack: where it listens and what it runs.
@@ -138,6 +177,20 @@ WS_MAX_MESSAGE = Setting(
     "largest websocket message in bytes (close 1009): gevent-websocket reads any length into memory",
     "app",
 )
+FIX_BROKER = Setting(
+    "LAB_FIX_BROKER",
+    "1",
+    flag,
+    "chat through Redis pub/sub (off: each worker process has its own room, chat-split-brain)",
+    "app",
+)
+BROKER_URL = Setting(
+    "LAB_BROKER_URL",
+    "redis://redis:6379/0",
+    broker_url,
+    "the chat's Redis (compose's redis service; native mode: .lab/run/redis.sock)",
+    "app",
+)
 SCENARIOS_DIR = Setting(
     "LAB_SCENARIOS_DIR", "/lab/scenarios", Path, "where gunicorn.conf.py finds a scenario's app.env", "app"
 )
@@ -145,7 +198,12 @@ SCENARIOS_DIR = Setting(
 # gunicorn (gunicorn.conf.py).
 GUNICORN_BIND = Setting("GUNICORN_BIND", "0.0.0.0:8000", str, "gunicorn's listen address(es)", "gunicorn")
 GUNICORN_WORKERS = Setting(
-    "GUNICORN_WORKERS", "1", int, "worker processes (1: the chat room lives in one process)", "gunicorn"
+    "GUNICORN_WORKERS",
+    "auto",
+    workers,
+    "worker processes; auto: one per core, at least 2 (a worker uses one core; a second one shows "
+    "any state kept in one process, as chat-split-brain does)",
+    "gunicorn",
 )
 GUNICORN_WORKER_CLASS = Setting(
     "GUNICORN_WORKER_CLASS",
@@ -203,6 +261,9 @@ HSTS_MAX_AGE = Setting(
 PYTHON_IMAGE = Setting("LAB_PYTHON_IMAGE", "python:3.13-slim-trixie", str, "the app image's base", "compose")
 NGINX_IMAGE = Setting(
     "LAB_NGINX_IMAGE", "nginx:1.30-trixie", str, "nginx's image (and the one-shot certs service's)", "compose"
+)
+REDIS_IMAGE = Setting(
+    "LAB_REDIS_IMAGE", "redis:8-trixie", str, "the chat broker's image (the redis service)", "compose"
 )
 WHEELHOUSE = Setting(
     "LAB_WHEELHOUSE", "", str, "a wheel directory of services/app to install from (offline builds)", "compose"

@@ -15,7 +15,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from playwright.sync_api import Browser, Error, Page, Playwright
+from playwright.sync_api import Browser, Error, Page, Playwright, Request
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 import labsettings
@@ -72,21 +72,33 @@ def launch(playwright: Playwright, workdir: Path, ca: Path | None) -> Browser:
 
 
 def goto(page: Page, url: str) -> None:
-    """Load ``url`` and wait for its load event; again only if the host's network changed meanwhile."""
+    """Load ``url`` and wait for its load event; again only if the host's network changed meanwhile,
+    aborting the page itself or one of its resources (a lost lab.js leaves a page that does nothing)."""
     for attempt in range(1, ATTEMPTS_ON_NETWORK_CHANGE + 1):
+        aborted: list[str] = []
+
+        def record(request: Request, aborted: list[str] = aborted) -> None:
+            if NETWORK_CHANGED in (request.failure or ""):
+                aborted.append(request.url)
+
+        page.on("requestfailed", record)
         try:
             page.goto(url)
-            return
+            failure = f"{NETWORK_CHANGED} for {', '.join(aborted)}" if aborted else ""
         except Error as error:
             failure = error.message.splitlines()[0]
-            if NETWORK_CHANGED not in failure or attempt == ATTEMPTS_ON_NETWORK_CHANGE:
+            if NETWORK_CHANGED not in failure:
                 raise AssertionError(
                     f"the browser could not load {url}: {failure} (ERR_CERT_*: the server certificate "
                     "is not from the lab's CA, or its SANs miss the host)"
                 ) from None
-            warnings.warn(
-                f"load of {url}, attempt {attempt}, aborted by Chromium: {NETWORK_CHANGED}", stacklevel=2
-            )
+        finally:
+            page.remove_listener("requestfailed", record)
+        if not failure:
+            return
+        if attempt == ATTEMPTS_ON_NETWORK_CHANGE:
+            raise AssertionError(f"the browser could not load {url}: {failure}, {attempt} times")
+        warnings.warn(f"load of {url}, attempt {attempt}, aborted by Chromium: {failure}", stacklevel=2)
 
 
 def wait_for(page: Page, expression: str, timeout: float = 10, what: str = "") -> Any:

@@ -12,12 +12,19 @@ def masked_frame_header(opcode: int, length: int) -> bytes:
     return bytes([0x80 | opcode, 0x80 | 127]) + length.to_bytes(8, "big") + b"\0\0\0\0"
 
 
-def close_code(conn: websocket.WebSocket, timeout: float = 10) -> int | None:
-    """The status code of the close frame the server sends next (None: no code, i.e. 1005)."""
+def close_frame(conn: websocket.WebSocket, timeout: float = 10) -> tuple[int | None, str]:
+    """The status code (None: no code, i.e. 1005) and reason of the close frame the server sends next."""
     conn.settimeout(timeout)
     opcode, frame = conn.recv_data_frame(True)
     assert opcode == websocket.ABNF.OPCODE_CLOSE, f"expected a close frame, got opcode {opcode}"
-    return int.from_bytes(frame.data[:2], "big") if len(frame.data) >= 2 else None
+    if len(frame.data) < 2:
+        return None, ""
+    return int.from_bytes(frame.data[:2], "big"), frame.data[2:].decode(errors="replace")
+
+
+def close_code(conn: websocket.WebSocket, timeout: float = 10) -> int | None:
+    """The status code of the close frame the server sends next (None: no code, i.e. 1005)."""
+    return close_frame(conn, timeout)[0]
 
 
 def assert_echoes(conn: websocket.WebSocket, text: str, broke: str) -> None:

@@ -20,7 +20,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture
 def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> LabSettings:
-    for name in ("LAB_FIX_PROXY", "LAB_FIX_DRAIN_BODY", "LAB_FIX_JSON_ERRORS", "LAB_FIX_FORM_MEMORY"):
+    for name in (
+        "LAB_FIX_PROXY",
+        "LAB_FIX_DRAIN_BODY",
+        "LAB_FIX_JSON_ERRORS",
+        "LAB_FIX_FORM_MEMORY",
+        "LAB_FIX_BROKER",
+        "LAB_BROKER_URL",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("LAB_UPLOAD_DIR", str(tmp_path / "uploads"))
     monkeypatch.setenv("LAB_MAX_UPLOAD_MB", "4")

@@ -1,10 +1,19 @@
 from __future__ import annotations
 
+import os
+import socket
 
-def test_healthz(client):
+
+def test_healthz_reports_the_broker_beside_the_status(client):
     response = client.get("/healthz")
     assert response.status_code == 200
-    assert response.get_json() == {"status": "ok"}
+    # No relay runs under the test client (gunicorn's post_worker_init starts it): not reachable yet.
+    assert response.get_json() == {"status": "ok", "broker": "unreachable"}
+
+
+def test_healthz_without_a_broker_says_off(make_app):
+    body = make_app(fix_broker=False).test_client().get("/healthz").get_json()
+    assert body == {"status": "ok", "broker": "off"}
 
 
 def test_debug_request_shows_what_the_proxy_told_the_app(client, proxied):
@@ -25,7 +34,9 @@ def test_debug_request_shows_what_the_proxy_told_the_app(client, proxied):
         "remote_addr",
         "headers",
         "request_id",
+        "served_by",
     }
+    assert body["served_by"] == {"host": socket.gethostname(), "pid": os.getpid()}
 
 
 def test_proxy_fix_trusts_exactly_one_hop(client, proxied):

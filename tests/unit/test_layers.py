@@ -18,7 +18,7 @@ pytestmark = pytest.mark.no_stack
 
 LAYERS: list[set[str]] = [
     {"paths", "procs", "health", "wsclient"},  # nothing of labctl
-    {"runstate", "venv", "nginx"},  # the record of the running stack, the virtualenv, the nginx binary
+    {"runstate", "venv", "nginx", "broker"},  # the running stack's record, the venv, nginx, redis-server
     {"endpoints"},  # LAB_URL, LAB_CA, LAB_HTTP_URL
     {"probe"},  # HTTP the way the diagnostics make it
     {"checks", "behaviours"},  # checks declared as data; the probes of the doctor and `lab check`

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+import labsettings
 from labapp.settings import LabSettings
 
 GUNICORN_CONF = Path(__file__).resolve().parents[2] / "services" / "app" / "gunicorn.conf.py"
@@ -44,3 +45,46 @@ def test_gunicorn_conf_applies_a_scenario_env_file(monkeypatch, tmp_path):
 def test_the_scenario_env_did_not_leak_into_this_process():
     assert os.environ.get("GUNICORN_WORKER_CLASS") != "sync"
     assert os.environ.get("LAB_FIX_DRAIN_BODY") != "0"
+
+
+@pytest.mark.parametrize(("raw", "expected"), [("auto", max(2, os.cpu_count() or 1)), ("3", 3), ("1", 1)])
+def test_gunicorn_workers_default_to_one_per_core_and_at_least_two(monkeypatch, raw, expected):
+    monkeypatch.setenv("GUNICORN_WORKERS", raw)
+    assert labsettings.GUNICORN_WORKERS.value() == expected
+    assert labsettings.GUNICORN_WORKERS.default == "auto"
+
+
+@pytest.mark.parametrize("raw", ["0", "-2", "many"])
+def test_gunicorn_workers_refuse_what_is_not_a_count(monkeypatch, raw):
+    monkeypatch.setenv("GUNICORN_WORKERS", raw)
+    with pytest.raises(ValueError, match="GUNICORN_WORKERS"):
+        labsettings.GUNICORN_WORKERS.value()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis://redis:6379/0",
+        "redis://localhost",
+        "rediss://user:pw@cache.example:6380/2",
+        "unix:///run/r.sock",
+    ],
+)
+def test_broker_urls_redis_py_reads_are_accepted(url):
+    assert labsettings.broker_url(url) == url
+
+
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("http://redis:6379", "want redis://"),
+        ("redis//redis:6379", "want redis://"),
+        ("redis://:6379/0", "no host"),
+        ("redis://redis:port/0", "Port"),
+        ("redis://redis:6379/zero", "database number"),
+        ("unix://relative/r.sock", "absolute"),
+    ],
+)
+def test_malformed_broker_urls_say_what_is_wrong(url, why):
+    with pytest.raises(ValueError, match=why):
+        labsettings.broker_url(url)

@@ -20,9 +20,17 @@ BENCH_HOST = "bench.localhost"
 
 
 @contextlib.contextmanager
-def native_stack(worker_class: str = BASELINE_WORKER) -> Iterator[None]:
-    """The baseline native stack plus the bench overlay, with ``worker_class``; down afterwards."""
-    with environment(GUNICORN_WORKER_CLASS=worker_class, LAB_NGINX_OVERLAY=str(OVERLAY), LAB_SCENARIO=""):
+def native_stack(worker_class: str = BASELINE_WORKER, workers: int = 1) -> Iterator[None]:
+    """The baseline native stack plus the bench overlay, with ``workers`` of ``worker_class``;
+    down afterwards. One worker by default, not the baseline's one per core: what the proxy, upload
+    and websocket figures measure is one worker's capacity (its CPU bounds them), and the worker
+    classes are compared one worker each."""
+    with environment(
+        GUNICORN_WORKER_CLASS=worker_class,
+        GUNICORN_WORKERS=str(workers),
+        LAB_NGINX_OVERLAY=str(OVERLAY),
+        LAB_SCENARIO="",
+    ):
         quiet = contextlib.redirect_stdout(io.StringIO())  # the up/down banners, once per restart
         with quiet:
             native.up()
@@ -34,7 +42,7 @@ def native_stack(worker_class: str = BASELINE_WORKER) -> Iterator[None]:
 
 
 def app_worker_pid(deadline_s: float = 10.0) -> int:
-    """The one gunicorn worker (GUNICORN_WORKERS=1): the child of the master in the pid file."""
+    """The one gunicorn worker (native_stack() pins GUNICORN_WORKERS=1): the master's child."""
     master = int(native.GUNICORN_PID.read_text().strip())
     end = time.monotonic() + deadline_s
     while time.monotonic() < end:

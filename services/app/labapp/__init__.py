@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask
 from flask.json.provider import DefaultJSONProvider
 
-from . import errors, middleware, storage, wsfix
+from . import chat, errors, middleware, storage, wsfix
 from .settings import LabSettings
 from .views import bugs, debug, errors_demo, page, redirects, slow, uploads, websockets
 
@@ -26,6 +26,8 @@ def create_app(settings: LabSettings | None = None) -> Flask:
         # Werkzeug caps non-file form fields at 500 kB; large text fields are legitimate here.
         app.config["MAX_FORM_MEMORY_SIZE"] = settings.max_form_memory_mb * 1024 * 1024
     app.json = KeepOrderJSON(app)
+    # The worker's chat room; gunicorn.conf.py's post_worker_init starts its relay (labapp.chat).
+    app.extensions[chat.EXTENSION] = chat.make_room(settings.fix_broker, settings.broker_url)
 
     for blueprint in (
         debug.bp,

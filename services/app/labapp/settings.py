@@ -26,6 +26,8 @@ class LabSettings:
     fix_ws_upgrade: bool
     x_accel: bool
     ws_max_message_bytes: int
+    fix_broker: bool
+    broker_url: str
 
     @property
     def max_upload_bytes(self) -> int:
@@ -47,10 +49,12 @@ class LabSettings:
             fix_ws_upgrade=labsettings.FIX_WS_UPGRADE.value(),
             x_accel=labsettings.X_ACCEL.value(),
             ws_max_message_bytes=labsettings.WS_MAX_MESSAGE.value(),
+            fix_broker=labsettings.FIX_BROKER.value(),
+            broker_url=labsettings.BROKER_URL.value(),
         )
 
     def public(self) -> dict[str, object]:
-        """What `/debug/settings` shows: everything but filesystem paths."""
+        """What `/debug/settings` shows: everything but filesystem paths and the broker's address."""
         return {
             "max_upload_mb": self.max_upload_mb,
             "max_form_memory_mb": self.max_form_memory_mb if self.fix_form_memory else None,
@@ -63,4 +67,5 @@ class LabSettings:
             "fix_ws_upgrade": self.fix_ws_upgrade,
             "x_accel": self.x_accel,
             "ws_max_message_bytes": self.ws_max_message_bytes,
+            "fix_broker": self.fix_broker,
         }

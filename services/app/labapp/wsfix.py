@@ -1,28 +1,43 @@
-"""Two repairs to gevent-websocket 0.10.1, applied by create_app().
+"""gevent-websocket 0.10.1, made right for a server whose greenlets share sockets.
 
-A correct close frame: its ``WebSocket.close(code, message)`` ignores ``code`` and sends
-``str(message)`` as the payload, so a server close carries no status (clients report 1005) and
-echoing a client's close with a reason sends ``b'...'`` where the status belongs (clients fail
-with "invalid close code"). Reported upstream as jgelens/gevent-websocket PR #6 (2018, unmerged).
-
-Upgrades for websocket routes only (LAB_FIX_WS_UPGRADE): its handler answers 101 to a handshake
-for any path before the app routes it, so a mistyped path or a route declared without
-``websocket=True`` "connects, then drops" (101, then a close). Asked first, the app's URL map
-decides: anything but a websocket route is answered by the app like any other request (404 for
-no route, 400 for a plain one), never upgraded.
+1. A correct close frame. Its ``WebSocket.close(code, message)`` ignores ``code`` and sends
+   ``str(message)`` as the payload, so a server close carries no status (clients report 1005) and
+   echoing a client's close with a reason sends ``b'...'`` where the status belongs (clients fail
+   with "invalid close code"). Reported upstream as jgelens/gevent-websocket PR #6 (2018, unmerged).
+2. Whole frames. ``send_frame`` writes header and payload with one ``sendall``, which a gevent
+   socket may do in several writes, yielding in between: a frame another greenlet sends meanwhile
+   (the chat relay, a close from the broker watcher or the graceful stop) would land inside it and
+   corrupt the stream. Each socket gets a lock, taken per frame (kept on its handler: WebSocket
+   has __slots__).
+3. Bounded sends (``send_within``, ``close_within``): a peer that stops reading would otherwise
+   park the sending greenlet for ever; past the deadline the connection is cut instead.
+4. Upgrades for websocket routes only (LAB_FIX_WS_UPGRADE): its handler answers 101 to a handshake
+   for any path before the app routes it, so a mistyped path or a route declared without
+   ``websocket=True`` "connects, then drops" (101, then a close). Asked first, the app's URL map
+   decides: anything but a websocket route is answered by the app like any other request (404 for
+   no route, 400 for a plain one), never upgraded.
 """
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import struct
 from typing import Any
 
+import gevent
+from gevent.lock import Semaphore
 from geventwebsocket.exceptions import WebSocketError
 from geventwebsocket.handler import WebSocketHandler
 from geventwebsocket.websocket import WebSocket
 from werkzeug.exceptions import HTTPException
 
 _stock_upgrade = WebSocketHandler.upgrade_websocket
+
+_LOCK = "_lab_send_lock"
+# One frame to one peer: a peer that does not take it in this time is cut (its session ends).
+SEND_TIMEOUT_S = 5.0
+_original_send_frame = WebSocket.send_frame
 
 
 def _close(self: WebSocket, code: int = 1000, message: bytes | str | None = b"") -> None:
@@ -55,8 +70,50 @@ def _upgrade_websocket_routes_only(self: WebSocketHandler) -> Any:
     return _stock_upgrade(self)
 
 
+def _send_whole_frame(self: WebSocket, message: Any, opcode: int) -> None:
+    lock = getattr(self.handler, _LOCK, None)
+    if lock is None:  # no greenlet switch between this look and the assignment
+        lock = Semaphore()
+        setattr(self.handler, _LOCK, lock)
+    with lock:
+        _original_send_frame(self, message, opcode)
+
+
+def cut(ws: Any) -> None:
+    """Drop the TCP connection under ``ws`` (no close frame: a frame may be half written). The
+    handler's pending read then ends, and with it the session."""
+    ws.closed = True
+    handler = getattr(ws, "handler", None)
+    sock = getattr(handler, "socket", None)
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+
+
+def send_within(ws: Any, text: str) -> bool:
+    """Send one text frame; False (and the connection cut) when the peer is gone or does not
+    take it within SEND_TIMEOUT_S."""
+    try:
+        with gevent.Timeout(SEND_TIMEOUT_S):
+            ws.send(text)
+        return True
+    except (gevent.Timeout, WebSocketError, OSError):
+        cut(ws)
+        return False
+
+
+def close_within(ws: Any, code: int, reason: str) -> None:
+    """A close frame with ``code`` and ``reason``, or the connection cut past SEND_TIMEOUT_S."""
+    try:
+        with gevent.Timeout(SEND_TIMEOUT_S):
+            ws.close(code, reason)
+    except (gevent.Timeout, OSError):
+        cut(ws)
+
+
 def install(route_aware_upgrade: bool) -> None:
     WebSocket.close = _close
+    WebSocket.send_frame = _send_whole_frame
     WebSocketHandler.upgrade_websocket = (
         _upgrade_websocket_routes_only if route_aware_upgrade else _stock_upgrade
     )

@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import socket
+
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
+from .. import chat
+
 bp = Blueprint("debug", __name__)
+
+
+def served_by() -> dict[str, object]:
+    """Which process answered: the host (a container's is its id) and the worker's pid."""
+    return {"host": socket.gethostname(), "pid": os.getpid()}
 
 
 def request_view() -> dict[str, object]:
@@ -18,12 +28,16 @@ def request_view() -> dict[str, object]:
         "remote_addr": request.remote_addr,
         "headers": dict(request.headers),
         "request_id": g.get("request_id", ""),
+        "served_by": served_by(),
     }
 
 
 @bp.get("/healthz")
 def healthz() -> Response:
-    return jsonify(status="ok")
+    """200 "ok" while the app serves. The broker's state is reported beside it, never folded into
+    it: with Redis down only chat stops, so the app must stay in nginx's rotation and Docker's
+    healthcheck (which read "status" alone)."""
+    return jsonify(status="ok", broker=chat.room_of(current_app).state)
 
 
 @bp.get("/debug/request")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -11,11 +10,15 @@ from typing import Any
 import gevent
 from flask import Blueprint, Response, abort, current_app, g, request
 from gevent import GreenletExit
-from gevent.lock import Semaphore
 from geventwebsocket.exceptions import ProtocolError, WebSocketError
+
+from .. import chat, wsfix
+from ..middleware import CloseWhenStopping
+from .debug import served_by
 
 WS_KEY = "wsgi.websocket"
 CLOSE_GOING_AWAY = 1001
+GOING_AWAY_REASON = "server restarting: reconnect"
 CLOSE_PROTOCOL_ERROR = 1002
 CLOSE_INVALID_PAYLOAD = 1007
 CLOSE_MESSAGE_TOO_BIG = 1009
@@ -71,8 +74,11 @@ class BoundedReceiver:
                     return
 
     def receive(self) -> str | bytes | None:
-        """The next message, or None once the socket is closed (by the peer or by a refusal)."""
+        """The next message, or None once the socket is closed: by the peer, by a refusal, or by
+        another greenlet (the chat relay losing its broker, the graceful stop)."""
         self._left = self.max_bytes
+        if self.ws.closed:
+            return None
         try:
             return self.ws.read_message()
         except UnicodeError:
@@ -85,6 +91,11 @@ class BoundedReceiver:
                 self._discard_unread()
             else:
                 self.ws.closed = True  # the connection dropped mid-frame
+        except (TypeError, AttributeError):
+            # Closed by another greenlet during this read: gevent-websocket then trips over the
+            # stream and reader its close() cleared. Anything else is a bug, and says so.
+            if not self.ws.closed:
+                raise
         return None
 
 
@@ -92,15 +103,40 @@ def bounded_receiver(ws: Any) -> BoundedReceiver:
     return BoundedReceiver(ws, current_app.config["LAB"].ws_max_message_bytes)
 
 
+# The worker's open websockets, for the graceful stop to close.
+_open: set[Any] = set()
+
+
 @contextmanager
 def going_away_on_shutdown(ws: Any) -> Iterator[None]:
-    """gunicorn's graceful stop (HUP, TERM) kills still-open handlers after graceful_timeout;
-    without this the client sees the TCP connection drop instead of a close frame."""
+    """A websocket session that ends with a close frame (1001 and a reason) when the worker stops.
+
+    On gunicorn's graceful stop (TERM, and what HUP sends the old workers) ``close_all_going_away``
+    closes every open socket at once: the clients reconnect to a live worker right away, and the
+    old worker exits as soon as its last handler returns instead of at graceful_timeout. A
+    handler still running when graceful_timeout kills it closes its socket too: without a close
+    frame the client would see the connection drop (1006)."""
+    _open.add(ws)
     try:
+        if CloseWhenStopping.stopping:  # accepted between the signal and the worker's last accept
+            ws.close(CLOSE_GOING_AWAY, GOING_AWAY_REASON)
         yield
     except GreenletExit:
-        ws.close(CLOSE_GOING_AWAY, b"server restarting: reconnect")
+        ws.close(CLOSE_GOING_AWAY, GOING_AWAY_REASON)
         raise
+    finally:
+        _open.discard(ws)
+
+
+def close_all_going_away() -> None:
+    """From the worker's SIGTERM handler: the closes run in a greenlet of their own (a signal
+    handler may run in gevent's hub, which must never block)."""
+
+    def close_each() -> None:
+        for ws in list(_open):
+            wsfix.close_within(ws, CLOSE_GOING_AWAY, GOING_AWAY_REASON)
+
+    gevent.spawn(close_each)
 
 
 def echo_loop() -> Response:
@@ -108,38 +144,34 @@ def echo_loop() -> Response:
     receiver = bounded_receiver(ws)
     with going_away_on_shutdown(ws):
         while (message := receiver.receive()) is not None:
-            ws.send(message, binary=not isinstance(message, str))
+            try:
+                ws.send(message, binary=not isinstance(message, str))
+            except WebSocketError:
+                break  # closed meanwhile: the peer left, or the worker is stopping
     return Response(status=204)
 
 
-class ChatRoom:
-    """Clients of one worker process; a send lock per client keeps frames whole."""
-
-    def __init__(self) -> None:
-        self._ids = itertools.count(1)
-        self._members: dict[int, tuple[Any, Semaphore]] = {}
-
-    def join(self, ws: Any) -> int:
-        client_id = next(self._ids)
-        self._members[client_id] = (ws, Semaphore())
-        return client_id
-
-    def leave(self, client_id: int) -> None:
-        self._members.pop(client_id, None)
-
-    def relay(self, sender: int, text: str) -> None:
-        frame = json.dumps({"from": sender, "msg": text})
-        for client_id, (ws, lock) in list(self._members.items()):
-            if client_id == sender:
-                continue
-            try:
-                with lock:
-                    ws.send(frame)
-            except Exception:  # noqa: BLE001 - a dead peer leaves; the others still get it
-                self.leave(client_id)
-
-
-room = ChatRoom()
+def chat_session(ws: Any, room: chat.Room, whoami: bool) -> None:
+    """One /ws/chat client: join, relay each text message, leave. With the broker down the
+    client is told (1013 and a reason), at once or mid-session, never left waiting."""
+    receiver = bounded_receiver(ws)
+    try:
+        client_id = room.join(ws)
+    except chat.BrokerDown as down:
+        ws.close(chat.CLOSE_TRY_AGAIN_LATER, str(down))
+        return
+    try:
+        if whoami:  # the client's id and its worker: the lab page shows them, the checks count them
+            hello = json.dumps({"you": client_id, "served_by": served_by()})
+            if not wsfix.send_within(ws, hello):
+                return
+        while (message := receiver.receive()) is not None:
+            if isinstance(message, str):
+                room.publish(client_id, message)
+    except chat.BrokerDown as down:
+        ws.close(chat.CLOSE_TRY_AGAIN_LATER, str(down))
+    finally:
+        room.leave(client_id)
 
 
 def make_blueprint(websocket_flag: bool) -> Blueprint:
@@ -151,17 +183,12 @@ def make_blueprint(websocket_flag: bool) -> Blueprint:
         return echo_loop()
 
     @bp.route("/ws/chat", websocket=websocket_flag)
-    def chat() -> Response:
+    def chat_room() -> Response:
+        """Every other member gets each text message; ``?whoami=1`` first sends the client
+        ``{"you": <id>, "served_by": {"host", "pid"}}``."""
         ws = _socket()
-        receiver = bounded_receiver(ws)
-        client_id = room.join(ws)
-        try:
-            with going_away_on_shutdown(ws):
-                while (message := receiver.receive()) is not None:
-                    if isinstance(message, str):
-                        room.relay(client_id, message)
-        finally:
-            room.leave(client_id)
+        with going_away_on_shutdown(ws):
+            chat_session(ws, chat.room_of(current_app), bool(request.args.get("whoami")))
         return Response(status=204)
 
     @bp.route("/ws/info", websocket=websocket_flag)
@@ -174,6 +201,7 @@ def make_blueprint(websocket_flag: bool) -> Blueprint:
                     "host": request.host,
                     "remote_addr": request.remote_addr,
                     "request_id": g.get("request_id", ""),
+                    "served_by": served_by(),
                 }
             )
         )

@@ -43,6 +43,8 @@ async function showRequest() {
   for (const key of ["method", "scheme", "host", "url_root", "url", "remote_addr", "request_id"]) {
     addRow($("request-table"), key, seen[key]);
   }
+  const by = seen.served_by;
+  if (by) addRow($("request-table"), "served_by", `worker ${by.pid} of host ${by.host}`);
   for (const [name, value] of Object.entries(seen.headers || {})) addRow($("request-headers"), name, value);
   const same = `${seen.scheme}://${seen.host}` === page;
   setVerdict(
@@ -56,7 +58,23 @@ async function showRequest() {
 }
 
 // --- chat on /ws/chat ---------------------------------------------------------------------
+// After any close the page did not ask for (a restarting worker's 1001, the broker's 1013, a
+// dropped connection) it reconnects by itself, after an exponential backoff with jitter so that
+// the clients of a worker that went away do not all come back at the same instant; the state
+// line says when. The hello (?whoami=1) names this client and the worker that holds it.
+const RECONNECT_FIRST_MS = 500;
+const RECONNECT_MAX_MS = 15000;
+// A socket that stayed open this long resets the backoff; one closed sooner (a broker still
+// down, a route that drops every socket at once) lets it grow.
+const STABLE_AFTER_MS = 5000;
+
 let chat = null;
+const reconnect = { attempt: 0, timer: null };
+
+function reconnectDelayMs(attempt) {
+  const ceiling = Math.min(RECONNECT_MAX_MS, RECONNECT_FIRST_MS * 2 ** attempt);
+  return ceiling / 2 + Math.random() * (ceiling / 2);
+}
 
 function chatLine(text, who) {
   const item = document.createElement("li");
@@ -66,33 +84,60 @@ function chatLine(text, who) {
   item.scrollIntoView({ block: "nearest" });
 }
 
-function connectChat() {
-  if (chat) chat.close();
-  const url = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws/chat`;
+function connectChat(byHand = true) {
+  clearTimeout(reconnect.timer);
+  if (byHand) {
+    reconnect.attempt = 0;
+    lab.chat = { url: "", events: [], received: [], you: null, reconnects: 0 };
+  } else {
+    lab.chat.reconnects += 1;
+  }
+  if (chat) {
+    const replaced = chat;
+    chat = null; // its own close event is then ignored: no reconnect for a socket closed here
+    replaced.close();
+  }
+  const url = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws/chat?whoami=1`;
   const socket = new WebSocket(url);
   chat = socket;
-  lab.chat = { url, events: [], received: [] };
+  lab.chat.url = url;
   $("chat-url").textContent = url;
   let openedAt = null;
   const mark = (state, text, extra = {}) => {
     if (socket !== chat) return; // a replaced socket's late events
-    lab.chat.events.push({ state, t: performance.now(), ...extra });
+    lab.chat.events.push({ state, text, t: performance.now(), ...extra });
     $("chat-state").dataset.state = state;
     $("chat-state").textContent = text;
   };
-  mark("connecting", "connecting…");
+  mark("connecting", byHand ? "connecting…" : `reconnecting (attempt ${reconnect.attempt})…`);
   socket.onopen = () => {
     openedAt = performance.now();
     mark("open", "open");
+    if (!byHand) chatLine(`(reconnected after ${lab.chat.reconnects} attempt(s))`, "note");
   };
   socket.onerror = () => mark("error", "error");
   socket.onclose = (event) => {
+    if (socket !== chat) return;
     const lived = openedAt === null ? "never opened" : `open for ${Math.round(performance.now() - openedAt)} ms`;
+    const why = `code ${event.code}${event.reason ? `, ${event.reason}` : ""} (${lived})`;
     // Open then closed within moments is the "connects then drops" report (ws-no-flag scenario).
-    mark("closed", `closed, code ${event.code} (${lived})`, { code: event.code, opened: openedAt !== null });
+    mark("closed", `closed, ${why}`, { code: event.code, reason: event.reason, opened: openedAt !== null });
+    if (openedAt !== null && performance.now() - openedAt >= STABLE_AFTER_MS) reconnect.attempt = 0;
+    const delay = reconnectDelayMs(reconnect.attempt);
+    reconnect.attempt += 1;
+    const next = `reconnecting in ${(delay / 1000).toFixed(1)} s…`;
+    mark("waiting", `closed, ${why}: ${next}`, { delay_ms: delay });
+    chatLine(`(closed, ${why}; ${next})`, "note");
+    reconnect.timer = setTimeout(() => connectChat(false), delay);
   };
   socket.onmessage = (event) => {
     const message = JSON.parse(event.data);
+    if ("you" in message) {
+      lab.chat.you = message;
+      const where = message.served_by;
+      $("chat-you").textContent = `You are #${message.you}, on worker ${where.pid} of host ${where.host}.`;
+      return;
+    }
     lab.chat.received.push(message);
     chatLine(`#${message.from}: ${message.msg}`, "them");
   };
@@ -176,7 +221,7 @@ async function upload(event) {
   );
 }
 
-$("chat-connect").addEventListener("click", connectChat);
+$("chat-connect").addEventListener("click", () => connectChat());
 $("chat-form").addEventListener("submit", sendChat);
 $("upload-form").addEventListener("submit", upload);
 showRequest();

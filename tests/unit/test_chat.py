@@ -1,0 +1,96 @@
+"""labapp.chat without a broker or a network: who gets a message, who is cut, the backoff."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from geventwebsocket.exceptions import WebSocketError
+
+from labapp import chat
+
+
+class FakeSocket:
+    """What the rooms use of a gevent-websocket connection: send, close, closed."""
+
+    def __init__(self, broken: bool = False) -> None:
+        self.frames: list[str] = []
+        self.closes: list[tuple[int, str]] = []
+        self.closed = False
+        self.broken = broken
+
+    def send(self, frame: str) -> None:
+        if self.broken:
+            raise WebSocketError("Socket is dead")
+        self.frames.append(frame)
+
+    def close(self, code: int, reason: str) -> None:
+        self.closes.append((code, reason))
+        self.closed = True
+
+
+def test_local_room_relays_to_every_other_member_never_the_sender():
+    room = chat.LocalRoom()
+    sockets = [FakeSocket() for _ in range(3)]
+    ids = [room.join(ws) for ws in sockets]
+    assert len(set(ids)) == 3
+    room.publish(ids[0], "hello")
+    assert sockets[0].frames == []
+    for ws in sockets[1:]:
+        assert [json.loads(f) for f in ws.frames] == [{"from": ids[0], "msg": "hello"}]
+    assert room.state == chat.BROKER_OFF
+
+
+def test_a_member_that_cannot_take_a_frame_is_cut_and_leaves():
+    members = chat.Members()
+    healthy, dead = FakeSocket(), FakeSocket(broken=True)
+    members.add(1, healthy)
+    members.add(2, dead)
+    members.relay(3, chat.chat_frame(3, "first"))
+    assert dead.closed and len(members) == 1
+    members.relay(3, chat.chat_frame(3, "second"))
+    assert [json.loads(f)["msg"] for f in healthy.frames] == ["first", "second"]
+
+
+def test_close_all_tells_each_member_why():
+    members = chat.Members()
+    sockets = [FakeSocket(), FakeSocket()]
+    for client_id, ws in enumerate(sockets):
+        members.add(client_id, ws)
+    members.close_all(chat.CLOSE_TRY_AGAIN_LATER, chat.BROKER_DOWN_REASON)
+    assert all(ws.closes == [(1013, chat.BROKER_DOWN_REASON)] for ws in sockets)
+    assert len(members) == 0
+
+
+def test_a_redis_room_refuses_clients_until_its_relay_has_subscribed():
+    room = chat.RedisRoom("redis://redis:6379/0")  # never started: no relay, no connection
+    assert room.state == chat.BROKER_UNREACHABLE
+    with pytest.raises(chat.BrokerDown, match="unreachable"):
+        room.join(FakeSocket())
+
+
+def test_ids_come_from_reserved_blocks_and_a_lost_broker_drops_the_block(monkeypatch):
+    monkeypatch.setattr(chat, "ID_BLOCK", 3)
+    counter = {"value": 0, "calls": 0}
+
+    def incrby(count: int) -> int:
+        counter["value"] += count
+        counter["calls"] += 1
+        return counter["value"]
+
+    ids = chat.IdBlock()
+    ids.fill(incrby)  # the relay does so as it subscribes: the joins below never wait for Redis
+    assert [ids.take(incrby) for _ in range(3)] == [1, 2, 3] and counter["calls"] == 1
+    assert ids.take(incrby) == 4 and counter["calls"] == 2  # a block used up: the next one
+    ids.discard()  # the rest of that block is never handed out
+    assert ids.take(incrby) == 7 and counter["calls"] == 3
+
+
+def test_backoff_grows_with_jitter_up_to_its_ceiling_and_resets():
+    backoff = chat.Backoff()
+    delays = [backoff.next_delay() for _ in range(8)]
+    ceilings = [min(chat.BACKOFF_MAX_S, chat.BACKOFF_FIRST_S * 2**n) for n in range(8)]
+    assert all(c / 2 <= d <= c for d, c in zip(delays, ceilings, strict=True)), delays
+    assert ceilings[-1] == chat.BACKOFF_MAX_S
+    backoff.reset()
+    assert backoff.next_delay() <= chat.BACKOFF_FIRST_S
