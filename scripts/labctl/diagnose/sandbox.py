@@ -182,7 +182,10 @@ def running(plan: Plan, place: Where, app_command: list[str] | None = None) -> I
         **native.app_env(),
         "GUNICORN_BIND": ",".join(plan.app_binds),
         "GUNICORN_PIDFILE": "",
+        # One worker and its own chat room: the sandbox runs no broker, and a config is judged by
+        # what nginx does, not by how the app spreads its work.
         "GUNICORN_WORKERS": "1",
+        "LAB_FIX_BROKER": "0",
         "LAB_UPLOAD_DIR": str(place.base / "uploads"),
         # A user's config has no internal location for the lab's X-Accel downloads.
         "LAB_X_ACCEL": "0",
