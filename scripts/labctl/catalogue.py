@@ -42,6 +42,7 @@ class Scenario:
     lab_hint: str = ""  # the lab's own knob for it (shown only for this checkout's stack)
     doctor: bool = False  # `make doctor` names the hint under this scenario
     compose_only: bool = False  # needs Docker (checked by tests/compose), skipped natively
+    lab_stack_only: bool = False  # its check needs the lab's own app (not judged by `lab check`)
     checks: tuple[checks.Check, ...] = ()
     function: Callable[[Endpoint], Observation] | None = field(default=None, compare=False)
 
@@ -122,6 +123,7 @@ def _from_folder(folder: Path) -> Scenario:
         lab_hint=data.get("lab_hint", ""),
         doctor=bool(data.get("doctor", False)),
         compose_only=bool(data.get("compose_only", False)),
+        lab_stack_only=bool(data.get("lab_stack_only", False)),
         checks=parsed,
         function=_function_check(folder),
     )

@@ -50,6 +50,17 @@ def loopback_listen(port: int) -> str:
 
 
 @functools.cache
+def nginx_version() -> tuple[int, ...]:
+    """The system's nginx version (`nginx -v`), (0,) without one."""
+    binary = nginx_binary()
+    if binary is None:
+        return (0,)
+    banner = subprocess.run([binary, "-v"], capture_output=True, text=True).stderr
+    version = banner.rpartition("/")[2].split()[0] if "/" in banner else "0"
+    return tuple(int(part) for part in version.split(".") if part.isdigit())
+
+
+@functools.cache
 def nginx_has_http3() -> bool:
     """Whether the system's nginx was built with the HTTP/3 module (`nginx -V`)."""
     binary = nginx_binary()

@@ -115,12 +115,88 @@ def test_probe_host(name: str, host: str) -> None:
 
 
 def test_the_explainer_names_missing_headers_at_the_location(site: config.Config) -> None:
-    found = explain.findings(explain.Site(site, "example.com", 443, 80, 443, 80, (1, 22, 1)))
+    tls_server = site.servers()[1]
+    found = explain.findings(explain.Site(site, "example.com", tls_server, 443, 80, 443, 80, (1, 22, 1)))
     by_behaviour = {f.behaviour: f for f in found}
-    location_line = config.location_for(site.servers()[1], "/").line
+    location_line = config.location_for(tls_server, "/").line
     assert by_behaviour["forged-host"].where[1] == location_line
     assert by_behaviour["forged-host"].directive == "missing: proxy_set_header X-Forwarded-Host"
     assert by_behaviour["upload-limit"].directive == "client_max_body_size 8m;"
     assert "redirect-port" not in by_behaviour  # $host is right on 443
-    behind_8443 = explain.findings(explain.Site(site, "example.com", 443, 80, 8443, 80, (1, 22, 1)))
+    behind_8443 = explain.findings(
+        explain.Site(site, "example.com", tls_server, 443, 80, 8443, 80, (1, 22, 1))
+    )
     assert "redirect-port" in {f.behaviour for f in behind_8443}  # and wrong behind a port mapping
+
+
+NESTED = """
+server {
+    listen 80;
+    location / {
+        proxy_pass http://127.0.0.1:8000;
+        location /static/ { root /srv; }
+    }
+    location ~ \\.php$ { return 403; }
+    location ~ ^/api {
+        proxy_pass http://127.0.0.1:8000;
+        location ~ \\.json$ { return 418; }
+    }
+    location ~ ^/(?<app>[^/]+)/named { return 204; }
+}
+server {
+    listen 80;
+    server_name *.example.com;
+    location / { return 200; }
+}
+server {
+    listen 80;
+    server_name www.example.com;
+    location / { return 201; }
+}
+server {
+    listen 80;
+    server_name ~^(?<sub>.+)\\.named\\.test$;
+    location / { return 202; }
+}
+"""
+
+
+@pytest.fixture
+def nested(tmp_path: Path) -> config.Config:
+    path = tmp_path / "nested.conf"
+    path.write_text(NESTED)
+    return config.load(path)
+
+
+@pytest.mark.parametrize(
+    ("uri", "chosen"),
+    [
+        ("/static/a.php", "\\.php$"),  # a nested plain prefix does not stop the outer regexes
+        ("/static/a.css", "/static/"),
+        ("/api/x.json", "\\.json$"),  # a regex winner's own nested locations are searched
+        ("/api/x", "^/api"),
+        ("/blog/named", "^/(?<app>[^/]+)/named"),  # PCRE named groups, as nginx writes them
+    ],
+)
+def test_nested_and_regex_locations(nested: config.Config, uri: str, chosen: str) -> None:
+    location = config.location_for(nested.servers()[0], uri)
+    assert location is not None and location.args[-1] == chosen
+
+
+@pytest.mark.parametrize(
+    ("host", "index"), [("www.example.com", 2), ("api.example.com", 1), ("a.named.test", 3), ("other", 0)]
+)
+def test_server_names_in_nginx_s_order(nested: config.Config, host: str, index: int) -> None:
+    # An exact name beats a wildcard listed before it; a regex (named groups too) comes last.
+    assert config.server_for(nested, 80, host) is nested.servers()[index]
+
+
+def test_a_location_that_does_not_proxy_is_not_the_proxying_one(tmp_path: Path) -> None:
+    path = tmp_path / "static.conf"
+    path.write_text(
+        "server {\n  listen 80;\n  location / { root /srv; try_files $uri /index.html; }\n"
+        "  location /api/ { proxy_pass http://127.0.0.1:8000; }\n}\n"
+    )
+    server = config.load(path).servers()[0]
+    assert config.proxying_location(server, "/redirect/external") is None
+    assert config.proxying_location(server, "/api/x").args == ["/api/"]

@@ -11,7 +11,7 @@ import json
 import time
 import uuid
 
-from labctl import wsclient
+from labctl import probe, wsclient
 from labctl.checks import Observation, classify
 from labctl.endpoints import Endpoint
 
@@ -25,13 +25,7 @@ Worker = tuple[str, int]
 
 
 def connect(endpoint: Endpoint) -> tuple[wsclient.WebSocket, Worker]:
-    handshake, conn = wsclient.connect(
-        endpoint.hostname,
-        endpoint.port,
-        endpoint.prefix + "/ws/chat?whoami=1",
-        endpoint.ssl_context(),
-        host_header=endpoint.host,
-    )
+    handshake, conn = probe.websocket(endpoint, "/ws/chat?whoami=1")
     if conn is None:
         raise ConnectionError(f"/ws/chat answered {handshake.status} {handshake.reason}, not 101")
     conn.settimeout(WAIT_S)

@@ -23,11 +23,21 @@ import labsettings
 from .. import behaviours, catalogue, paths
 from ..behaviours import BROKEN, NOT_PROBED, NOTE, OK
 from ..endpoints import Endpoint
-from ..nginx import nginx_binary
+from ..nginx import nginx_version
 from . import sandbox
 from .adapt import Plan, adapt
-from .config import Config, ConfigError, Directive, load, plain_listens, probe_host, tls_listens, usable_name
-from .explain import UPLOAD_PATH, Finding, Site, body_limit_mib, findings
+from .config import (
+    Config,
+    ConfigError,
+    Directive,
+    listens,
+    load,
+    plain_listens,
+    probe_host,
+    tls_listens,
+    usable_name,
+)
+from .explain import Finding, Site, body_limit_mib, findings
 
 STATIC = "static"  # broken by the config's text, no probe could confirm it
 
@@ -54,15 +64,6 @@ class Outcome:
         return [r for r in self.rows if r.verdict in (BROKEN, STATIC)]
 
 
-def nginx_version() -> tuple[int, ...]:
-    binary = nginx_binary()
-    if binary is None:
-        return (0,)
-    banner = subprocess.run([binary, "-v"], capture_output=True, text=True).stderr
-    version = banner.rpartition("/")[2].split()[0] if "/" in banner else "0"
-    return tuple(int(part) for part in version.split(".") if part.isdigit())
-
-
 def _proxies(server: Directive) -> bool:
     return any(d.name == "proxy_pass" for d in server.walk())
 
@@ -76,6 +77,7 @@ def site_for(config: Config, public_https: int | None, public_http: int | None) 
     return Site(
         config,
         host,
+        main,
         tls_port,
         (http_port := _http_port(config, main, tls_port)),
         public_https or tls_port or 443,
@@ -94,6 +96,12 @@ def _http_port(config: Config, main: Directive, tls_port: int | None) -> int | N
     return 80 if 80 in plain else (plain[0] if plain else None)
 
 
+def _loopback(server: Directive, port: int) -> str:
+    """Where the probes connect for ``port``: ::1 when the server listens there on IPv6 only."""
+    on_port = [lst for lst in listens(server) if lst.port == port]
+    return "::1" if on_port and all(lst.ipv6 for lst in on_port) else "127.0.0.1"
+
+
 def endpoint_for(site: Site, plan: Plan) -> Endpoint:
     def url(scheme: str, port: int) -> str:
         default = 443 if scheme == "https" else 80
@@ -101,9 +109,11 @@ def endpoint_for(site: Site, plan: Plan) -> Endpoint:
 
     connect = []
     if site.tls_port is not None:
-        connect.append((site.public_https_port, ("127.0.0.1", plan.ports.get(site.tls_port, site.tls_port))))
-    if site.http_port is not None:
-        connect.append((site.public_http_port, ("127.0.0.1", plan.ports.get(site.http_port, site.http_port))))
+        local = plan.ports.get(site.tls_port, site.tls_port)
+        connect.append((site.public_https_port, (_loopback(site.app_server, site.tls_port), local)))
+    if site.http_port is not None and (server := site.http_server) is not None:
+        local = plan.ports.get(site.http_port, site.http_port)
+        connect.append((site.public_http_port, (_loopback(server, site.http_port), local)))
     main = url("https", site.public_https_port) if site.tls else url("http", site.public_http_port)
     http_url = url("http", site.public_http_port) if site.http_port is not None and site.tls else None
     return Endpoint(main, paths.CA, http_url, tuple(connect))
@@ -167,8 +177,32 @@ def port_notes(site: Site, rows: list[Row]) -> list[str]:
     return notes
 
 
+WEBSOCKET_BEHAVIOURS = ("ws-upgrade", "ws-open", "ws-idle", "ws-scheme")
+
+
+def judged_where_probed(site: Site, results: list[behaviours.Result]) -> list[behaviours.Result]:
+    """When the lab's /ws/* requests land outside the config's websocket location (it serves
+    /socket.io), what they saw says nothing of it: those rows are judged from the config's text."""
+    if not site.probes_miss_the_websocket_location():
+        return results
+    landed = site.location(site.routes.ws)
+    where = f"location {' '.join(landed.args)} (line {landed.line})" if landed is not None else "no location"
+    dedicated = ", ".join(f"{' '.join(d.args)} (line {d.line})" for d in site.websocket_locations())
+    seen = (
+        f"the lab's /ws/* land in {where}, not in your websocket location {dedicated}: read from the config"
+    )
+    return [
+        behaviours.Result(r.behaviour, NOT_PROBED, seen) if r.behaviour in WEBSOCKET_BEHAVIOURS else r
+        for r in results
+    ]
+
+
 def scenario_matches(endpoint: Endpoint) -> list[tuple[str, str]]:
-    candidates = [s for s in catalogue.scenarios() if s.checked and not s.compose_only]
+    """The catalogue's symptoms the run shows; not the scenarios whose check reads this
+    checkout's own stack (early-reject counts its kernel's resets)."""
+    candidates = [
+        s for s in catalogue.scenarios() if s.checked and not s.compose_only and not s.lab_stack_only
+    ]
     return [(scenario.name, seen.seen) for scenario, seen in catalogue.matching(candidates, endpoint)]
 
 
@@ -189,11 +223,11 @@ def run(path: Path, args: argparse.Namespace, in_namespace: bool) -> tuple[Outco
     sandbox.mint_certificate(plan.names, place.certs)
     warnings = sandbox.nginx_test(plan, place)
     endpoint = endpoint_for(site, plan)
-    upload_location = site.location(UPLOAD_PATH)
+    upload_location = site.location(site.routes.upload)
     declared = body_limit_mib(upload_location) if upload_location is not None else None
     options = behaviours.Options(behaviours.Routes(), idle_s=args.idle, declared_limit_mib=declared)
     with sandbox.running(plan, place):
-        results = behaviours.run(endpoint, options)
+        results = judged_where_probed(site, behaviours.run(endpoint, options))
         matches = scenario_matches(endpoint)
     answered = next(
         (
@@ -270,7 +304,7 @@ def main(args: argparse.Namespace, argv: list[str]) -> int:
     except ConfigError as error:
         print(f"lab check: {error}", file=sys.stderr)
         return 2
-    except (RuntimeError, OSError) as error:
+    except (RuntimeError, OSError, ValueError, subprocess.CalledProcessError) as error:
         print(
             f"lab check: could not run {args.conf}: {error} (logs: {sandbox.BASE / 'logs'})", file=sys.stderr
         )

@@ -10,6 +10,7 @@ proxy_params, mime.types); a directive from a system file is reported at the use
 
 from __future__ import annotations
 
+import functools
 import glob
 import re
 from collections.abc import Iterator
@@ -21,8 +22,6 @@ import crossplane
 SYSTEM_CONF_DIR = Path("/etc/nginx")
 # Where Certbot keeps what it writes for a site: present only on a machine that got certificates.
 CERTBOT_DIR = "/etc/letsencrypt/"
-# Directives whose values a location inherits as a whole, and only when it sets none itself.
-ARRAY_DIRECTIVES = {"proxy_set_header", "add_header", "error_page", "proxy_hide_header"}
 
 
 class ConfigError(ValueError):
@@ -67,13 +66,16 @@ class Directive:
 @dataclass(frozen=True)
 class Listen:
     directive: Directive
-    address: str  # "" for every address
-    port: int
+    address: str  # "" for every address; an IPv6 one without brackets; a unix socket's path
+    port: int  # 0 for a unix socket
     ssl: bool
     default_server: bool
-    http2: bool
     quic: bool
     unix: bool = False
+
+    @property
+    def ipv6(self) -> bool:
+        return ":" in self.address
 
 
 @dataclass
@@ -81,7 +83,6 @@ class Config:
     path: Path  # the user's file
     root: Directive  # the main context (a synthetic block around the top-level directives)
     wrapped: bool  # the file is server blocks (no http{}): it is run inside an http{} of ours
-    includes: list[tuple[Directive, list[str]]] = field(default_factory=list)  # include -> files
 
     @property
     def http(self) -> Directive:
@@ -95,30 +96,32 @@ class Config:
         return {d.args[0]: d for d in self.http.children("upstream") if d.args}
 
 
+def parse_listen(directive: Directive) -> Listen:
+    """One listen directive as nginx reads it: ``80``, ``127.0.0.1:8443``, ``[::]:443``, ``[::]``,
+    ``localhost``, ``unix:/run/x.sock``, then its parameters."""
+    target, *params = directive.args or ["80"]
+    flags = {
+        "ssl": "ssl" in params,
+        "default_server": "default_server" in params or "default" in params,
+        "quic": "quic" in params,
+    }
+    if target.startswith("unix:"):
+        return Listen(directive, target[5:], 0, unix=True, **flags)
+    if target.startswith("["):  # IPv6, with or without a port
+        address, _, rest = target[1:].partition("]")
+        port = rest.lstrip(":")
+        return Listen(directive, address, int(port) if port.isdigit() else 80, **flags)
+    if target.isdigit():
+        return Listen(directive, "", int(target), **flags)
+    address, _, port = target.rpartition(":")
+    if port.isdigit() and address:
+        return Listen(directive, address, int(port), **flags)
+    return Listen(directive, target, 80, **flags)  # "listen localhost;": the default port
+
+
 def listens(server: Directive) -> list[Listen]:
-    found = []
-    for directive in server.children("listen"):
-        target, *params = directive.args or ["80"]
-        if target.startswith("unix:"):
-            found.append(Listen(directive, target, 0, "ssl" in params, False, False, False, unix=True))
-            continue
-        address, _, port = target.rpartition(":") if not target.isdigit() else ("", "", target)
-        if not port.isdigit():  # "listen localhost;" or "listen 127.0.0.1;": the default port
-            address, port = target, "80"
-        found.append(
-            Listen(
-                directive,
-                address.strip("[]"),
-                int(port),
-                ssl="ssl" in params,
-                default_server="default_server" in params or "default" in params,
-                http2="http2" in params,
-                quic="quic" in params,
-            )
-        )
-    if not server.children("listen"):
-        found.append(Listen(server, "", 80, False, False, False, False))
-    return found
+    found = [parse_listen(d) for d in server.children("listen")]
+    return found or [Listen(server, "", 80, False, False, False)]
 
 
 def tls_listens(server: Directive) -> list[Listen]:
@@ -151,26 +154,48 @@ def probe_host(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9.-]", "-", name)
 
 
-def _name_matches(pattern: str, host: str) -> bool:
+@functools.cache
+def pcre(pattern: str, ignore_case: bool = False) -> re.Pattern[str] | None:
+    """An nginx (PCRE) regex as Python's: named groups ``(?<name>...)`` become ``(?P<name>...)``;
+    one Python cannot read matches nothing here rather than stopping the check."""
+    try:
+        return re.compile(re.sub(r"\(\?<(?=[A-Za-z_])", "(?P<", pattern), re.IGNORECASE if ignore_case else 0)
+    except re.error:
+        return None
+
+
+def _name_rank(pattern: str, host: str) -> tuple[int, int] | None:
+    """How a server_name matches ``host``, ranked as nginx ranks them: an exact name first, then
+    the longest leading wildcard (``*.example.com``, ``.example.com``), the longest trailing
+    one (``www.example.*``), then regexes in the order written. None: no match."""
+    host = host.lower()
     if pattern.startswith("~"):
-        return re.search(pattern[1:], host) is not None
-    if pattern.startswith("*."):
-        return host.endswith(pattern[1:])
-    if pattern.startswith("."):
-        return host == pattern[1:] or host.endswith(pattern)
-    if pattern.endswith(".*"):
-        return host.startswith(pattern[:-1])
-    return host == pattern.lower()
+        compiled = pcre(pattern[1:], ignore_case=True)
+        return (3, 0) if compiled is not None and compiled.search(host) else None
+    name = pattern.lower()
+    if host in (name, probe_host(name)):
+        return (0, 0)
+    if name.startswith("*.") and host.endswith(name[1:]):
+        return (1, -len(name))
+    if name.startswith(".") and (host == name[1:] or host.endswith(name)):
+        return (1, -len(name))
+    if name.endswith(".*") and host.startswith(name[:-1]):
+        return (2, -len(name))
+    return None
 
 
 def server_for(config: Config, port: int, host: str) -> Directive | None:
-    """The server nginx picks for a request to ``port`` with Host ``host``: by name among the
-    servers listening there, else that port's default server (the first one, unless one says
-    default_server)."""
-    on_port = [s for s in config.servers() if any(lst.port == port for lst in listens(s))]
-    for server in on_port:
-        if any(_name_matches(name, host) for name in server_names(server)):
-            return server
+    """The server nginx picks for a request to ``port`` with Host ``host``: the best-ranked
+    name among the servers listening there (the first one written, for a tie), else that
+    port's default server (the first one, unless one says default_server)."""
+    ranked = []
+    for order, server in enumerate(config.servers()):
+        if any(lst.port == port for lst in listens(server)):
+            ranks = [r for name in server_names(server) if (r := _name_rank(name, host)) is not None]
+            if ranks:
+                ranked.append((min(ranks), order, server))
+    if ranked:
+        return min(ranked, key=lambda item: (item[0], item[1]))[2]
     return default_server(config, port)
 
 
@@ -198,32 +223,40 @@ def _location_pattern(location: Directive) -> tuple[str, str]:
     return "", arg
 
 
-def location_for(block: Directive, uri: str) -> Directive | None:
-    """nginx's location choice for ``uri`` in a server (or location) block: an exact match wins;
-    else the longest prefix, unless it is plain and a regex (in order) matches; nested
-    locations are searched inside the winner."""
-    path = uri.split("?", 1)[0]
+def _find_location(block: Directive, path: str) -> tuple[Directive | None, bool]:
+    """nginx's ngx_http_core_find_location at one level: (the location, settled). An exact match
+    settles it; else the longest prefix, whose nested locations are searched first (a nested
+    exact or regex match settles it); then, unless that prefix is ``^~``, this level's regexes in
+    the order written (the first that matches wins, with its own nested locations searched)."""
     prefixes, regexes = [], []
     for location in _locations(block):
         modifier, pattern = _location_pattern(location)
         if modifier == "=" and path == pattern:
-            return location
+            return location, True
         if modifier in ("", "^~") and path.startswith(pattern):
             prefixes.append((len(pattern), modifier, location))
         elif modifier in ("~", "~*"):
             regexes.append((modifier, pattern, location))
     best = max(prefixes, key=lambda item: item[0], default=None)
+    chosen = best[2] if best is not None else None
     if best is not None:
-        nested = location_for(best[2], uri)
-        if nested is not None and nested is not best[2]:
-            return nested
+        nested, settled = _find_location(best[2], path)
+        if settled:
+            return nested, True
+        chosen = nested or chosen
         if best[1] == "^~":
-            return best[2]
+            return chosen, False
     for modifier, pattern, location in regexes:
-        flags = re.IGNORECASE if modifier == "~*" else 0
-        if re.search(pattern, path, flags):
-            return location
-    return best[2] if best is not None else None
+        compiled = pcre(pattern, ignore_case=modifier == "~*")
+        if compiled is not None and compiled.search(path):
+            nested, _ = _find_location(location, path)
+            return nested or location, True
+    return chosen, False
+
+
+def location_for(block: Directive, uri: str) -> Directive | None:
+    """The location nginx picks for ``uri`` in a server (or location) block."""
+    return _find_location(block, uri.split("?", 1)[0])[0]
 
 
 def named_location(server: Directive, name: str) -> Directive | None:
@@ -233,17 +266,19 @@ def named_location(server: Directive, name: str) -> Directive | None:
 
 
 def proxying_location(server: Directive, uri: str) -> Directive | None:
-    """The location that proxies ``uri``: the one nginx picks, or the named location its
-    try_files falls back to (``try_files $uri @app``)."""
+    """The location that proxies ``uri`` to the app: the one nginx picks, or the named location
+    its try_files falls back to (``try_files $uri @app``); None when ``uri`` is not proxied."""
     location = location_for(server, uri)
     if location is None:
         return None
-    if not location.children("proxy_pass"):
-        for try_files in location.children("try_files"):
-            fallback = try_files.args[-1] if try_files.args else ""
-            if fallback.startswith("@"):
-                return named_location(server, fallback) or location
-    return location
+    if location.children("proxy_pass"):
+        return location
+    for try_files in location.children("try_files"):
+        fallback = try_files.args[-1] if try_files.args else ""
+        named = named_location(server, fallback) if fallback.startswith("@") else None
+        if named is not None and named.children("proxy_pass"):
+            return named
+    return None
 
 
 def effective(node: Directive, name: str) -> list[Directive]:
@@ -273,9 +308,15 @@ def _crossplane(path: Path) -> list[dict[str, object]]:
 
 def _resolve_include(pattern: str, user_dir: Path) -> list[str]:
     """The files an include names: next to the user's file first, then in the system's conf
-    dir; an absolute pattern as written."""
-    relative = not Path(pattern).is_absolute()
-    candidates = [user_dir / pattern, SYSTEM_CONF_DIR / pattern] if relative else [Path(pattern)]
+    dir. An absolute pattern under the conf dir (a copied nginx.conf's /etc/nginx/sites-enabled/*)
+    is looked for beside the user's file first too: this machine's own sites are not theirs."""
+    path = Path(pattern)
+    if not path.is_absolute():
+        candidates = [user_dir / pattern, SYSTEM_CONF_DIR / pattern]
+    elif path.is_relative_to(SYSTEM_CONF_DIR):
+        candidates = [user_dir / path.relative_to(SYSTEM_CONF_DIR), path]
+    else:
+        candidates = [path]
     for candidate in candidates:
         found = sorted(glob.glob(str(candidate)))
         if found:
@@ -308,7 +349,6 @@ def _build(
             pattern = directive.args[0]
             files = _resolve_include(pattern, config.path.parent)
             user_own = all(Path(f).resolve().is_relative_to(config.path.parent) for f in files)
-            config.includes.append((directive, files))
             if not files:
                 if pattern.startswith(CERTBOT_DIR) or "*" in pattern:
                     continue  # Certbot's own file, or a glob that matches nothing: nginx skips both

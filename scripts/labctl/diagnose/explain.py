@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from ..behaviours import Routes
 from .adapt import line_of
 from .config import (
     Config,
@@ -33,7 +34,6 @@ REDIRECT_RETURN = {"301", "302", "303", "307", "308"}
 # nginx proxies with HTTP/1.1 by default from this version on.
 HTTP11_DEFAULT = (1, 29, 7)
 UPLOAD_MIB = 16
-UPLOAD_PATH = "/upload/lab-check.bin"  # where the probes' uploads go (the lab's upload route)
 IDLE_S = 65
 DEFAULT_READ_TIMEOUT_S = 60
 
@@ -48,33 +48,44 @@ class Finding:
 
 @dataclass(frozen=True)
 class Site:
-    """The config as the probes see it: which servers take the public host on which ports."""
+    """The config as the probes see it: the server that proxies the app (the TLS one when there
+    is one), its public host and ports, and the routes the probes request."""
 
     config: Config
     host: str
+    app_server: Directive
     tls_port: int | None  # the listen port of the TLS server that serves the host
     http_port: int | None
     public_https_port: int
     public_http_port: int
     nginx_version: tuple[int, ...]
-
-    @property
-    def app_server(self) -> Directive | None:
-        """The server whose locations proxy the probes' requests (the TLS one when there is one)."""
-        port = self.tls_port if self.tls_port is not None else self.http_port
-        return server_for(self.config, port, self.host) if port is not None else None
+    routes: Routes = field(default_factory=Routes)
 
     @property
     def http_server(self) -> Directive | None:
         return server_for(self.config, self.http_port, self.host) if self.http_port is not None else None
 
-    def location(self, uri: str) -> Directive | None:
-        server = self.app_server
-        return proxying_location(server, uri) if server is not None else None
+    def location(self, uri: str | None) -> Directive | None:
+        return proxying_location(self.app_server, uri) if uri is not None else None
 
     @property
     def tls(self) -> bool:
         return self.tls_port is not None
+
+    def websocket_locations(self) -> list[Directive]:
+        """The locations of the app server that forward an Upgrade header: its websocket ones."""
+        return [
+            d
+            for d in self.app_server.walk()
+            if d.name == "location"
+            and any(h.args[:1] and h.args[0].lower() == "upgrade" for h in d.children("proxy_set_header"))
+        ]
+
+    def probes_miss_the_websocket_location(self) -> bool:
+        """The lab's websocket routes (/ws/*) land elsewhere than the config's websocket
+        location (say /socket.io): the config is then judged by that location's text."""
+        dedicated = self.websocket_locations()
+        return bool(dedicated) and self.location(self.routes.ws) not in dedicated
 
 
 def missing(block: Directive, text: str, behaviour: str, fix: str) -> Finding:
@@ -99,7 +110,7 @@ def _has_port(value: str) -> bool:
 
 
 def rule_redirects(site: Site) -> Iterator[Finding]:
-    location = site.location("/redirect/external")
+    location = site.location(site.routes.redirect)
     if location is None:
         return
     headers = proxy_headers(location)
@@ -140,10 +151,18 @@ def rule_redirects(site: Site) -> Iterator[Finding]:
             "redirect-host",
             "send the public name: `$host`",
         )
+    # With X-Forwarded-Port set, the app (ProxyFix x_port) takes its port from it, whatever the Host says.
     port_header = _value(headers, "x-forwarded-port")
-    port_kept = _has_port(source) or (port_header is not None and _port_value_right(port_header, site))
+    port_kept = _port_value_right(port_header, site) if port_header is not None else _has_port(source)
     if public_port != default_port and not port_kept:
-        directive = headers["x-forwarded-host" if forwarded_host is not None else "host"]
+        blamed = (
+            "x-forwarded-port"
+            if port_header is not None
+            else "x-forwarded-host"
+            if forwarded_host
+            else "host"
+        )
+        directive = headers[blamed]
         yield at(
             directive,
             "redirect-port",
@@ -160,7 +179,7 @@ def _port_value_right(value: str, site: Site) -> bool:
 
 
 def rule_forwarded(site: Site) -> Iterator[Finding]:
-    location = site.location("/debug/request")
+    location = site.location(site.routes.debug)
     if location is None:
         return
     headers = proxy_headers(location)
@@ -212,7 +231,7 @@ def rule_unknown_host(site: Site) -> Iterator[Finding]:
     if port is None:
         return
     server = default_server(site.config, port)
-    if server is None or not _reflects_host(proxying_location(server, "/debug/request")):
+    if server is None or not _reflects_host(proxying_location(server, Routes().debug or "/")):
         return
     listen = next((lst.directive for lst in listens(server) if lst.port == port), server)
     yield at(
@@ -224,7 +243,7 @@ def rule_unknown_host(site: Site) -> Iterator[Finding]:
 
 
 def rule_absolute_form(site: Site) -> Iterator[Finding]:
-    location = site.location("/redirect/external")
+    location = site.location(site.routes.redirect)
     if location is None:
         return
     headers = proxy_headers(location)
@@ -262,9 +281,16 @@ def rule_https_redirect(site: Site) -> Iterator[Finding]:
 
 
 def rule_websocket(site: Site) -> Iterator[Finding]:
-    location = site.location("/ws/echo")
-    if location is None:
-        return
+    """The websocket location(s): the config's own (those that forward Upgrade) when the lab's
+    /ws/* requests do not reach them, else where those requests land."""
+    if site.probes_miss_the_websocket_location():
+        for location in site.websocket_locations():
+            yield from _websocket_location(site, location)
+    elif (probed := site.location(site.routes.ws)) is not None:
+        yield from _websocket_location(site, probed)
+
+
+def _websocket_location(site: Site, location: Directive) -> Iterator[Finding]:
     headers = proxy_headers(location)
     upgrade, connection = _value(headers, "upgrade"), _value(headers, "connection")
     if upgrade is None or "$http_upgrade" not in upgrade:
@@ -315,7 +341,7 @@ def body_limit_mib(location: Directive) -> float:
 
 
 def rule_request_body(site: Site) -> Iterator[Finding]:
-    location = site.location("/landing")
+    location = site.location(site.routes.body)
     if location is None:
         return
     headers = proxy_headers(location)
@@ -330,7 +356,7 @@ def rule_request_body(site: Site) -> Iterator[Finding]:
 
 
 def rule_upload_limit(site: Site) -> Iterator[Finding]:
-    location, server = site.location(UPLOAD_PATH), site.app_server
+    location, server = site.location(site.routes.upload), site.app_server
     if location is None or server is None:
         return
     limits = effective(location, "client_max_body_size")
@@ -357,7 +383,7 @@ def rule_tls_versions(site: Site) -> Iterator[Finding]:
 
 def rule_error_format(site: Site, answered: int | None) -> Iterator[Finding]:
     """The error_page that sent nginx's 502 somewhere answering ``answered`` (from the probe)."""
-    location = site.location("/bugs/big-header")
+    location = site.location(site.routes.bad_gateway)
     if location is None or answered in (None, 502):
         return
     for directive in effective(location, "error_page"):
