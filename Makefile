@@ -3,7 +3,7 @@ LAB := python3 scripts/lab
 
 .PHONY: up down native-up native-down integration-test unit-test test reload dump certs lint
 .PHONY: browser-test logs upload scenario scenarios doctor reliability-test bench bench-quick
-.PHONY: offline-images compose-test test-compose
+.PHONY: offline-images compose-test test-compose deploy
 
 up:               ## docker compose: build, start, wait until healthy, print the URLs (LAB_SCENARIO too)
 	$(LAB) up
@@ -30,6 +30,8 @@ test:             ## unit; native stack: integration, reliability, browser; scen
 	$(LAB) test
 reload:           ## nginx -t then reload, in the running stack (either mode)
 	$(LAB) reload
+deploy:           ## replace every app process under a bounded load, dropping nothing; timeline in .lab/deploy/
+	$(LAB) deploy
 dump:             ## nginx -T of the running stack
 	$(LAB) dump
 certs:

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import labsettings
 
-from . import compose, docs, doctor, lint, logs, native, offline, paths, scenarios, stack, upload
+from . import compose, deploy, docs, doctor, lint, logs, native, offline, paths, scenarios, stack, upload
 from .bench import runner as bench
 from .venv import ensure_venv
 
@@ -163,6 +163,7 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "native-up": (cmd_native_up, "start nginx + gunicorn natively (LAB_SCENARIO honoured)"),
     "native-down": (cmd_native_down, "stop the native stack"),
     "reload": (cmd_reload, "nginx -t the edited config, then reload it in the running stack"),
+    "deploy": (deploy.main, "replace every app process under a bounded load; print and plot the timeline"),
     "dump": (cmd_dump, "nginx -T of the running stack"),
     "test": (cmd_test, "unit + native stack + integration + reliability + browser + scenarios, then down"),
     "test-compose": (cmd_test_compose, "compose stack + integration suite + compose checks, then down"),
@@ -182,6 +183,7 @@ ARGUMENTS = {
     "logs": logs.add_arguments,
     "scenario": lambda command: command.add_argument("name", help="a folder under nginx/scenarios/"),
     "bench": bench.add_arguments,
+    "deploy": deploy.add_arguments,
     "docs": docs.add_arguments,
     "down": lambda command: command.add_argument(
         "--volumes", action="store_true", help="also remove the uploads volume"

@@ -11,16 +11,18 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import resource
 import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 
 import labsettings
 from labsettings import read_env_file
 
-from . import paths, runstate
+from . import catalogue, paths, runstate
 from .endpoints import print_ready
 from .health import get_json
 
@@ -108,10 +110,22 @@ def default_nofile() -> int:
     return wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
 
 
+def scenario_settings(env: dict[str, str]) -> dict[str, str]:
+    """The app.env of the scenario LAB_SCENARIO names, for Compose to interpolate as well: how a
+    compose-only scenario, still one folder, changes compose.yaml's settings (grace-period-kill's
+    LAB_APP_STOP_GRACE_PERIOD). Inside the app container gunicorn.conf.py applies the same file."""
+    name = labsettings.SCENARIO.value(env)
+    if not name or not (paths.SCENARIOS / name).is_dir():
+        return {}
+    app_env = catalogue.load(name).app_env
+    return read_env_file(app_env) if app_env else {}
+
+
 def compose_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     env = {**os.environ, **offline_settings()}
     env.setdefault("LAB_NOFILE", str(default_nofile()))
     env.update(extra or {})
+    env.update(scenario_settings(env))
     return env
 
 
@@ -151,6 +165,17 @@ def container_id(service: str, project_name: str | None = None) -> str | None:
     return ids[0] if ids else None
 
 
+def containers(service: str, project_name: str | None = None, running: bool = True) -> list[str]:
+    """Every container of a service of the project (its replicas), newest first."""
+    result = docker(
+        "ps", "-q", *([] if running else ["-a"]),
+        "--filter", f"label=com.docker.compose.project={project_name or project()}",
+        "--filter", f"label=com.docker.compose.service={service}",
+        check=False,
+    )  # fmt: skip
+    return result.stdout.split()
+
+
 def running_here() -> bool:
     """A running nginx container of this project, started from this checkout (by `make up` or by
     plain `docker compose up`): both Compose versions label the working directory."""
@@ -187,9 +212,25 @@ def _state(info: dict) -> str:
     return health["Status"] if health else "running"
 
 
+def _worst(replicas: list[str]) -> str:
+    """One state for a service's replicas: the first that failed, else starting until all are up."""
+    for state in replicas:
+        if state.startswith(("exited", "dead", "unhealthy")) and state != "exited(0)":
+            return state
+    for state in replicas:
+        if state != "healthy":
+            return state
+    return "healthy"
+
+
 def states(project_name: str | None = None) -> dict[str, str]:
+    """Each service's state; the app's is its replicas' worst (healthy when all of them are)."""
     found = {}
     for service in SERVICES:
+        if service == "app":
+            replicas = [_state(inspect(cid)) for cid in containers("app", project_name)]
+            found[service] = _worst(replicas) if replicas else "missing"
+            continue
         cid = container_id(service, project_name)
         found[service] = _state(inspect(cid)) if cid else "missing"
     return found
@@ -262,7 +303,9 @@ def up() -> None:
             "  the containers are left as they are for `make logs`; `make down` removes them"
         ) from None
     runstate.record(MODE, env)
-    print_ready(f"compose ({project()}: nginx + app, app not published)", time.monotonic() - started)
+    replicas = labsettings.APP_REPLICAS.value(env)
+    apps = "app" if replicas == 1 else f"{replicas} app replicas"
+    print_ready(f"compose ({project()}: nginx + {apps}, app not published)", time.monotonic() - started)
 
 
 def down(volumes: bool = False) -> None:
@@ -312,21 +355,97 @@ def dump_config() -> str:
 def log_tail(lines: int = 60, project_name: str | None = None) -> dict[str, str]:
     """nginx's access log (its stdout), error log (stderr) and the app's output."""
     tails: dict[str, str] = {}
-    nginx, app = container_id("nginx", project_name), container_id("app", project_name)
+    nginx = container_id("nginx", project_name)
     if nginx:
         result = docker("logs", "--tail", str(lines), nginx, check=False)
         tails["nginx access"] = result.stdout
         tails["nginx error"] = result.stderr
     else:
         tails["nginx"] = "(no nginx container)"
-    if app:
-        result = subprocess.run(
-            ["docker", "logs", "--tail", str(lines), app],
-            text=True,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
+    apps = containers("app", project_name, running=False)
+    # Every replica's output, one after the other (the request ids join them to nginx's log).
+    tails["app"] = (
+        "".join(
+            subprocess.run(
+                ["docker", "logs", "--tail", str(lines), app],
+                text=True,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+            ).stdout
+            for app in apps
         )
-        tails["app"] = result.stdout
-    else:
-        tails["app"] = "(no app container)"
+        or "(no app container)"
+    )
     return tails
+
+
+# `make deploy`: the app replaced under traffic. nginx finds the replicas by the service's DNS
+# name, re-resolved every `valid` (snippets/upstream.conf): a new replica is in rotation within
+# that, and a stopped one's refusals are retried on another at once. A removed replica's address
+# can stay in nginx's cache for `valid` after it is gone, where a connect hangs until
+# proxy_connect_timeout before the retry: so the old replicas go one at a time, each once the
+# last one's address has left every cache (one dead address is retried around; two in a row
+# would outlast proxy_next_upstream_timeout).
+UPSTREAM_SNIPPET = paths.NGINX_SRC / "snippets" / "upstream.conf"
+RESOLVER_MARGIN_S = 0.5
+
+
+def resolver_valid_s() -> float:
+    """How long nginx keeps a DNS answer (snippets/upstream.conf's `resolver ... valid=`)."""
+    found = re.search(r"^resolver .*\bvalid=(\S+?);?\s", UPSTREAM_SNIPPET.read_text(), re.MULTILINE)
+    return labsettings.seconds(found.group(1)) if found else 30.0  # nginx's default: the DNS TTL
+
+
+def _short(cid: str) -> str:
+    return inspect(cid)["Name"].lstrip("/")
+
+
+def wait_containers_healthy(ids: list[str], deadline_s: float = 90) -> None:
+    end = time.monotonic() + deadline_s
+    while True:
+        current = {cid: _state(inspect(cid)) for cid in ids}
+        if all(state == "healthy" for state in current.values()):
+            return
+        failed = {c: st for c, st in current.items() if st.startswith(("exited", "dead", "unhealthy"))}
+        if failed or time.monotonic() > end:
+            raise SystemExit(f"lab deploy: new replicas not healthy: {failed or current}")
+        time.sleep(0.3)
+
+
+def deploy(note: Callable[[str], None]) -> None:
+    """Replace every app container: build the image, start as many new replicas beside the old,
+    wait until they are healthy and in nginx's rotation, then stop the old ones gracefully
+    (SIGTERM: gunicorn refuses new connections, finishes its requests, closes its websockets)
+    and remove them. LAB_FIX_ROLLING_DEPLOY=0 recreates in place instead (deploy-drops-requests)."""
+    require_engine()
+    env = {**started_env(), **{k: v for k, v in os.environ.items() if k == "LAB_FIX_ROLLING_DEPLOY"}}
+    old = containers("app")
+    if not old or nginx_env() == {}:
+        raise SystemExit("lab: no compose stack with an app is running here: `make up` first")
+    replicas = len(old)
+    note("building the app image")
+    build = run("build", "app", extra_env=env, capture=True, check=False)
+    if build.returncode != 0:
+        raise SystemExit(f"lab deploy: the app image did not build:\n{build.stdout}{build.stderr}")
+    if not labsettings.FIX_ROLLING_DEPLOY.value(compose_env(env)):
+        note(f"recreating {replicas} app container(s) in place (LAB_FIX_ROLLING_DEPLOY=0)")
+        run("up", "-d", "--no-deps", "--force-recreate", "--scale", f"app={replicas}", "app", extra_env=env)
+        wait_containers_healthy(containers("app"))
+        note("recreated app healthy")
+        return
+    note(f"starting {replicas} new replica(s) beside the old")
+    run("up", "-d", "--no-deps", "--no-recreate", "--scale", f"app={2 * replicas}", "app", extra_env=env)
+    new = [cid for cid in containers("app") if cid not in old]
+    wait_containers_healthy(new)
+    valid = resolver_valid_s()
+    note(f"new replicas healthy: {', '.join(_short(cid) for cid in new)}")
+    time.sleep(valid + RESOLVER_MARGIN_S)  # every nginx worker has asked Docker's DNS since
+    for index, cid in enumerate(old):
+        name = _short(cid)
+        note(f"stopping {name} (SIGTERM)")
+        docker("stop", cid)  # waits up to the container's stop_grace_period, then SIGKILL
+        code = inspect(cid)["State"]["ExitCode"]
+        docker("rm", cid)
+        note(f"removed {name} (exit code {code}{': SIGKILLed' if code == 137 else ''})")
+        if index < len(old) - 1:
+            time.sleep(valid + RESOLVER_MARGIN_S)  # its address has left nginx's caches

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import subprocess
 import sys
+from pathlib import Path
 
-from .paths import APP_DIR, ROOT, VENV, VENV_PYTHON
+from .paths import APP_DIR, ROOT, SCRIPTS, VENV, VENV_PYTHON
 
 REQUIREMENTS = [ROOT / "requirements-dev.txt", APP_DIR / "requirements.txt"]
 STAMP = VENV / ".requirements.sha256"
@@ -31,3 +33,13 @@ def ensure_venv() -> None:
     pip = [str(VENV_PYTHON), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
     subprocess.run([*pip, "-r", str(ROOT / "requirements-dev.txt")], check=True)
     STAMP.write_text(wanted)
+
+
+def reexec_in_venv(command: list[str]) -> None:
+    """Re-execute ``scripts/lab COMMAND...`` with .venv's python unless already there: what draws
+    a chart needs matplotlib, while `scripts/lab` itself runs on any python3 (before the venv exists)."""
+    if Path(sys.prefix).resolve() == VENV.resolve():
+        return
+    ensure_venv()
+    argv = [str(VENV_PYTHON), str(SCRIPTS / "lab"), *command]
+    os.execv(argv[0], argv)

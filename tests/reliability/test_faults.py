@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -82,7 +83,9 @@ def test_worker_sigkill_gets_retried_posts_fail_and_no_file_is_left(lab: Lab, up
     log_mark = stackctl.log_offset(native.NGINX_ACCESS_LOG)
     upload = start_inflight_upload(lab, "cut-by-sigkill.bin")
     stackctl.wait_for(
-        lambda: list(upload_dir.glob(f".partial-{worker}-*")), 10, "the upload's temp file in the worker"
+        lambda: list(upload_dir.glob(f".partial-{socket.gethostname()}-{worker}-*")),
+        10,
+        "the upload's temp file in the worker",
     )
     with ThreadPoolExecutor(FRESH_INFLIGHT) as pool, BackgroundLoad(lab, max_seconds=30) as load:
         fresh = fresh_connection_gets(lab, pool)

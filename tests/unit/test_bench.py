@@ -8,7 +8,7 @@ import struct
 
 import pytest
 
-from labctl import paths
+from labctl import paths, venv
 from labctl.bench import chart, loop, record, runner, wrk, wsload
 from labctl.bench.settings import QUICK, BenchSettings
 
@@ -118,16 +118,16 @@ def test_a_deploy_timeline_renders_as_a_panel():
 
 def test_bench_reexecutes_itself_with_the_venv_python(monkeypatch):
     executed = []
-    monkeypatch.setattr(runner.sys, "prefix", "/usr")
-    monkeypatch.setattr(runner, "ensure_venv", lambda: None)
-    monkeypatch.setattr(runner.os, "execv", lambda path, argv: executed.append((path, argv)))
+    monkeypatch.setattr(venv.sys, "prefix", "/usr")
+    monkeypatch.setattr(venv, "ensure_venv", lambda: None)
+    monkeypatch.setattr(venv.os, "execv", lambda path, argv: executed.append((path, argv)))
     runner.run_in_venv(argparse.Namespace(only="proxy,ws", quick=True))
     lab = str(paths.SCRIPTS / "lab")
     assert executed == [
         (str(paths.VENV_PYTHON), [str(paths.VENV_PYTHON), lab, "bench", "--only", "proxy,ws", "--quick"])
     ]
     executed.clear()
-    monkeypatch.setattr(runner.sys, "prefix", str(paths.VENV))
+    monkeypatch.setattr(venv.sys, "prefix", str(paths.VENV))
     runner.run_in_venv(argparse.Namespace(only="proxy", quick=False))
     assert executed == []
 

@@ -20,13 +20,14 @@ LAYERS: list[set[str]] = [
     {"paths", "procs", "health", "wsclient"},  # nothing of labctl
     {"runstate", "venv", "nginx"},  # the record of the running stack, the virtualenv, the nginx binary
     {"endpoints"},  # LAB_URL, LAB_CA, LAB_HTTP_URL
-    {"probe"},  # HTTP the way the diagnostics make it
+    {"probe", "traffic"},  # HTTP the way the diagnostics make it; a bounded load, timed
     {"checks"},  # checks declared as data
     {"catalogue"},  # the scenario folders
     {"hints"},
     {"native", "compose"},  # one mode each; never each other
     {"stack"},  # the only module that branches on the mode
     {"scenarios", "doctor", "docs", "logs", "lint", "offline", "upload", "bench"},  # the commands
+    {"deploy"},  # a command that draws with the bench's chart
     {"cli"},
 ]
 LAYER = {name: index for index, names in enumerate(LAYERS) for name in names}

@@ -4,15 +4,12 @@
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 import time
 from dataclasses import asdict
-from pathlib import Path
 from typing import Any
 
 from .. import endpoints, native, paths
-from ..venv import ensure_venv
+from ..venv import reexec_in_venv
 from . import bench_stack, chart, loop, nginxlog, proxy, record, upload_rate, workers, wsload
 from .settings import SECTIONS, BenchSettings, env_help
 
@@ -239,15 +236,8 @@ def chart_groups(details: dict[str, Any], results: dict[str, Any]) -> list[chart
 
 
 def run_in_venv(args: argparse.Namespace) -> None:
-    """Re-execute this bench with .venv's python unless already there: the chart needs matplotlib,
-    and `scripts/lab` itself runs on any python3 (before the venv exists)."""
-    if Path(sys.prefix).resolve() == paths.VENV.resolve():
-        return
-    ensure_venv()
-    argv = [str(paths.VENV_PYTHON), str(paths.SCRIPTS / "lab"), "bench", "--only", args.only]
-    if args.quick:
-        argv.append("--quick")
-    os.execv(argv[0], argv)
+    """This bench again with .venv's python (the chart needs matplotlib), unless already there."""
+    reexec_in_venv(["bench", "--only", args.only, *(["--quick"] if args.quick else [])])
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
