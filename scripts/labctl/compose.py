@@ -412,40 +412,51 @@ def wait_containers_healthy(ids: list[str], deadline_s: float = 90) -> None:
         time.sleep(0.3)
 
 
-def deploy(note: Callable[[str], None]) -> None:
+def deploy(
+    note: Callable[[str], None], project_name: str | None = None, env: dict[str, str] | None = None
+) -> None:
     """Replace every app container: build the image, start as many new replicas beside the old,
     wait until they are healthy and in nginx's rotation, then stop the old ones gracefully
     (SIGTERM: gunicorn refuses new connections, finishes its requests, closes its websockets)
-    and remove them. LAB_FIX_ROLLING_DEPLOY=0 recreates in place instead (deploy-drops-requests)."""
+    and remove them. LAB_FIX_ROLLING_DEPLOY=0 recreates in place instead (deploy-drops-requests).
+    ``env``: the Compose settings of the stack (default: what `make up` recorded)."""
     require_engine()
-    env = {**started_env(), **{k: v for k, v in os.environ.items() if k == "LAB_FIX_ROLLING_DEPLOY"}}
-    old = containers("app")
-    if not old or nginx_env() == {}:
+    name = project_name or project()
+    env = env if env is not None else started_env()
+    if "LAB_FIX_ROLLING_DEPLOY" in os.environ:  # `LAB_FIX_ROLLING_DEPLOY=0 make deploy`
+        env = {**env, "LAB_FIX_ROLLING_DEPLOY": os.environ["LAB_FIX_ROLLING_DEPLOY"]}
+    old = containers("app", name)
+    if not old or not nginx_env(name):
         raise SystemExit("lab: no compose stack with an app is running here: `make up` first")
     replicas = len(old)
+
+    def compose(*args: str, capture: bool = False) -> subprocess.CompletedProcess[str]:
+        return run(*args, project_name=name, extra_env=env, capture=capture, check=not capture)
+
     note("building the app image")
-    build = run("build", "app", extra_env=env, capture=True, check=False)
+    build = compose("build", "app", capture=True)
     if build.returncode != 0:
         raise SystemExit(f"lab deploy: the app image did not build:\n{build.stdout}{build.stderr}")
     if not labsettings.FIX_ROLLING_DEPLOY.value(compose_env(env)):
         note(f"recreating {replicas} app container(s) in place (LAB_FIX_ROLLING_DEPLOY=0)")
-        run("up", "-d", "--no-deps", "--force-recreate", "--scale", f"app={replicas}", "app", extra_env=env)
-        wait_containers_healthy(containers("app"))
+        compose("up", "-d", "--no-deps", "--force-recreate", "--scale", f"app={replicas}", "app")
+        wait_containers_healthy(containers("app", name))
         note("recreated app healthy")
         return
     note(f"starting {replicas} new replica(s) beside the old")
-    run("up", "-d", "--no-deps", "--no-recreate", "--scale", f"app={2 * replicas}", "app", extra_env=env)
-    new = [cid for cid in containers("app") if cid not in old]
+    compose("up", "-d", "--no-deps", "--no-recreate", "--scale", f"app={2 * replicas}", "app")
+    new = [cid for cid in containers("app", name) if cid not in old]
     wait_containers_healthy(new)
     valid = resolver_valid_s()
     note(f"new replicas healthy: {', '.join(_short(cid) for cid in new)}")
     time.sleep(valid + RESOLVER_MARGIN_S)  # every nginx worker has asked Docker's DNS since
     for index, cid in enumerate(old):
-        name = _short(cid)
-        note(f"stopping {name} (SIGTERM)")
+        # The container's hostname is its short id: the name its upload temp files carry.
+        label = f"{_short(cid)} ({cid[:12]})"
+        note(f"stopping {label}: SIGTERM")
         docker("stop", cid)  # waits up to the container's stop_grace_period, then SIGKILL
         code = inspect(cid)["State"]["ExitCode"]
         docker("rm", cid)
-        note(f"removed {name} (exit code {code}{': SIGKILLed' if code == 137 else ''})")
+        note(f"removed {label}, exit code {code}{' (SIGKILLed)' if code == 137 else ''}")
         if index < len(old) - 1:
             time.sleep(valid + RESOLVER_MARGIN_S)  # its address has left nginx's caches

@@ -6,6 +6,9 @@ checkout: run them after the integration suite, not during it.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+
 import pytest
 import requests
 
@@ -35,3 +38,26 @@ def stack(lab: Lab) -> Stack:
 def http(lab: Lab) -> requests.Session:
     with lab.session() as session:
         yield session
+
+
+@pytest.fixture(scope="session")
+def side_stack(lab: Lab) -> Iterator[Stack]:
+    """A second compose project of this checkout (its own ports, network and volume) for the
+    scenario checks that recreate or kill the app, so the stack under test is left alone. One
+    app replica. Ports next to the main stack's (+100), or LAB_COMPOSE_TEST_HTTPS_PORT / _HTTP_PORT."""
+    main = compose.nginx_env()
+    https = int(os.environ.get("LAB_COMPOSE_TEST_HTTPS_PORT", int(main["LAB_HTTPS_PORT"]) + 100))
+    http = int(os.environ.get("LAB_COMPOSE_TEST_HTTP_PORT", int(main["LAB_HTTP_PORT"]) + 100))
+    env = {
+        **compose.started_env(),
+        "LAB_HTTPS_PORT": str(https),
+        "LAB_HTTP_PORT": str(http),
+        "LAB_SCENARIO": "",
+        "LAB_APP_REPLICAS": "1",
+    }
+    stack = Stack(project=f"{compose.project()}-side", url=f"https://localhost:{https}", env=env)
+    stack.compose("down", "--volumes", "--remove-orphans", check=False)
+    try:
+        yield stack
+    finally:
+        stack.compose("down", "--volumes", "--remove-orphans", check=False)
