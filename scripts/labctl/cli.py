@@ -90,6 +90,7 @@ def summary(title: str, results: dict[str, int]) -> int:
 
 
 TEST_UPLOAD_LIMIT_MB = "512"
+TEST_APP_REPLICAS = "3"
 
 
 def cmd_test(_args: argparse.Namespace) -> int:
@@ -115,9 +116,11 @@ def cmd_test(_args: argparse.Namespace) -> int:
 
 
 def cmd_test_compose(_args: argparse.Namespace) -> int:
-    """The compose path of CI: `make up`, the integration suite unchanged, the compose-only checks,
-    then down. With no registry, `make offline-images` first."""
+    """The compose path of CI: `make up` with three app replicas, the integration suite unchanged,
+    the compose-only checks, then down. With no registry, `make offline-images` first."""
     os.environ.setdefault("LAB_MAX_UPLOAD_MB", TEST_UPLOAD_LIMIT_MB)
+    # The integration suite, unchanged, against several replicas behind the one nginx.
+    os.environ.setdefault("LAB_APP_REPLICAS", TEST_APP_REPLICAS)
     results: dict[str, int] = {}
     started = time.monotonic()
     try:
