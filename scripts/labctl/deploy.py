@@ -37,19 +37,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def timeline_panel(recording: traffic.Recording, title: str) -> chart.Timeline:
-    bins = recording.bins()
-    return chart.Timeline(
-        title,
-        served=tuple(b.served for b in bins),
-        failed=tuple(b.failed for b in bins),
-        bin_s=traffic.BIN_S,
-        closed=tuple(sum(b.closed.values()) for b in bins),
-        reconnected=tuple(b.reconnected for b in bins),
-        marks=tuple((event.t, event.detail[:40]) for event in recording.of(traffic.NOTE)),
-    )
-
-
 def write(recording: traffic.Recording, seconds: float, mode: str) -> list[Path]:
     """timeline.json (every event) and timeline.png under .lab/deploy/."""
     OUT.mkdir(parents=True, exist_ok=True)
@@ -65,7 +52,9 @@ def write(recording: traffic.Recording, seconds: float, mode: str) -> list[Path]
     }
     (OUT / "timeline.json").write_text(json.dumps(data, indent=1) + "\n")
     title = f"make deploy ({mode}): {recording.served} served, {recording.failed} failed"
-    (OUT / "timeline.png").write_bytes(chart.render(title, [timeline_panel(recording, "per 250 ms")]))
+    (OUT / "timeline.png").write_bytes(
+        chart.render(title, [chart.Timeline.from_recording(recording, "per 250 ms")])
+    )
     return [OUT / "timeline.json", OUT / "timeline.png"]
 
 

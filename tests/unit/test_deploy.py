@@ -8,7 +8,7 @@ from collections import Counter
 import pytest
 
 import labsettings
-from labctl import compose, deploy, traffic
+from labctl import compose, traffic
 from labctl.bench import chart
 from labctl.traffic import Event, Recording
 
@@ -42,7 +42,7 @@ def test_a_recording_counts_per_bin_and_in_all():
 
 
 def test_the_deploy_plot_has_the_websockets_and_the_steps():
-    panel = deploy.timeline_panel(recording(), "per 250 ms")
+    panel = chart.Timeline.from_recording(recording(), "per 250 ms")
     assert panel.closed == (0, 0, 2, 0, 0) and panel.reconnected == (0, 0, 0, 1, 0)
     assert panel.marks == ((0.3, "stopping app_1"),)
     assert chart.render("deploy", [panel]).startswith(b"\x89PNG")

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+from .. import traffic
+
 if TYPE_CHECKING:
     from matplotlib.artist import Artist
     from matplotlib.axes import Axes
@@ -116,6 +118,20 @@ class Timeline:
             raise ValueError(f"a timeline needs as many failed as served bins, at least one: {self}")
         if any(len(ws) not in (0, len(self.served)) for ws in (self.closed, self.reconnected)):
             raise ValueError("websocket bins, when given, must be as many as the request bins")
+
+    @classmethod
+    def from_recording(cls, recording: traffic.Recording, title: str) -> Timeline:
+        """A load's recording (labctl.traffic), binned; its notes become the marks."""
+        bins = recording.bins()
+        return cls(
+            title,
+            served=tuple(b.served for b in bins),
+            failed=tuple(b.failed for b in bins),
+            bin_s=traffic.BIN_S,
+            closed=tuple(sum(b.closed.values()) for b in bins),
+            reconnected=tuple(b.reconnected for b in bins),
+            marks=tuple((event.t, event.detail[:40]) for event in recording.of(traffic.NOTE)),
+        )
 
     @property
     def height(self) -> float:
