@@ -28,10 +28,11 @@ TITLE_IN = 0.6  # room for the figure's title above the first panel
 # Right of each panel, where it hides no bar or line (constrained layout makes room for it).
 
 
-def legend_beside(ax: Axes, handles: list[Artist] | None = None) -> None:
-    """The legend right of the panel, outside the plot area, so it never covers a bar."""
+def legend_beside(ax: Axes, handles: list[Artist] | None = None, x: float = 1.01) -> None:
+    """The legend right of the panel, outside the plot area, so it never covers a bar (``x``
+    further right past a second y axis)."""
     extra = {} if handles is None else {"handles": handles}
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small", frameon=False, **extra)
+    ax.legend(loc="upper left", bbox_to_anchor=(x, 1.0), fontsize="small", frameon=False, **extra)
 
 
 class Panel(Protocol):
@@ -147,6 +148,7 @@ class Timeline:
         ax.set_title(self.title, loc="left", fontweight="bold")
         ax.spines[["top", "right"]].set_visible(False)
         handles, _ = ax.get_legend_handles_labels()
+        legend_x = 1.01
         if self.closed or self.reconnected:
             ws = ax.twinx()
             if self.closed:
@@ -158,11 +160,12 @@ class Timeline:
             ws.set_ylim(bottom=0, top=max([*self.closed, *self.reconnected, 1]) * 1.5)
             ws.spines[["top"]].set_visible(False)
             handles += ws.get_legend_handles_labels()[0]
+            legend_x = 1.09  # past the websockets' axis and its label
         for seconds, text in self.marks:
             ax.axvline(seconds, color=REFERENCE, linewidth=0.8, linestyle=":")
             ax.annotate(text, (seconds, 1.0), xycoords=("data", "axes fraction"), rotation=90,
                         va="top", ha="right", fontsize="x-small", color="#555555")  # fmt: skip
-        legend_beside(ax, handles)
+        legend_beside(ax, handles, legend_x)
 
 
 def render(title: str, panels: Sequence[Panel]) -> bytes:
