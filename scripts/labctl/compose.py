@@ -155,22 +155,21 @@ def docker(*args: str, check: bool = True, capture: bool = True) -> subprocess.C
 
 def container_id(service: str, project_name: str | None = None) -> str | None:
     """The (newest) container of a service of the project, running or not."""
-    result = docker(
-        "ps", "-a", "-q",
-        "--filter", f"label=com.docker.compose.project={project_name or project()}",
-        "--filter", f"label=com.docker.compose.service={service}",
-        check=False,
-    )  # fmt: skip
-    ids = result.stdout.split()
+    ids = containers(service, project_name, running=False)
     return ids[0] if ids else None
 
 
 def containers(service: str, project_name: str | None = None, running: bool = True) -> list[str]:
-    """Every container of a service of the project (its replicas), newest first."""
+    """Every container Compose made for a service of the project (its replicas), newest first.
+
+    oneoff=False: Compose v2 puts the project and service labels on the image it builds too, so
+    any `docker run` of the app image carries them (the tests' address holders); only the
+    containers Compose creates for the service say oneoff=False (`compose run` ones say True)."""
     result = docker(
         "ps", "-q", *([] if running else ["-a"]),
         "--filter", f"label=com.docker.compose.project={project_name or project()}",
         "--filter", f"label=com.docker.compose.service={service}",
+        "--filter", "label=com.docker.compose.oneoff=False",
         check=False,
     )  # fmt: skip
     return result.stdout.split()
