@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 import pytest
 
 from labctl import compose, traffic
+from labctl.stack import access_log_entries as stack_access_log
 from support.composectl import Stack
 from support.lab import access_log_entry
 
@@ -32,21 +33,30 @@ def replicas(stack: Stack) -> Iterator[list[str]]:
         stack.scale_app(before)
 
 
-def replica_of(stack: Stack, response) -> str:
-    """The app container that answered: served_by.host of /debug/request (the container's
-    hostname, its short id) when the app reports it, else nginx's upstream_addr for the request."""
-    served_by = response.json().get("served_by")
+def replicas_of(stack: Stack, responses: list) -> list[str]:
+    """The app container that answered each response: served_by.host of /debug/request (the
+    container's hostname, its short id) when the app reports it, else nginx's upstream_addr for
+    the request (the access log read once for all of them)."""
     containers = stack.containers("app")
-    if served_by:
-        return next(c for c in containers if c.startswith(served_by["host"]))
-    address = access_log_entry(response.headers["X-Request-ID"])["upstream_addr"].rsplit(":", 1)[0]
-    return next(c for c in containers if stack.ip_of(c) == address)
+    by_address = {stack.ip_of(c): c for c in containers}
+    hosts = [response.json().get("served_by", {}).get("host") for response in responses]
+    if all(hosts):
+        return [next(c for c in containers if c.startswith(host)) for host in hosts]
+    access_log_entry(responses[-1].headers["X-Request-ID"])  # waits until nginx has logged the last
+    addresses = {
+        entry["request_id"]: entry["upstream_addr"].rsplit(":", 1)[0]
+        for entry in (json.loads(line) for line in stack_access_log() if line.startswith("{"))
+    }
+    return [by_address[addresses[r.headers["X-Request-ID"]]] for r in responses]
+
+
+def replica_of(stack: Stack, response) -> str:
+    return replicas_of(stack, [response])[0]
 
 
 def test_requests_spread_over_every_replica(stack, lab, http, replicas):
-    seen = Counter(
-        replica_of(stack, http.get(lab.url + "/debug/request", timeout=5))[:12] for _ in range(SPREAD_GETS)
-    )
+    responses = [http.get(lab.url + "/debug/request", timeout=5) for _ in range(SPREAD_GETS)]
+    seen = Counter(replica[:12] for replica in replicas_of(stack, responses))
     print(f"{SPREAD_GETS} GETs over {len(replicas)} replicas: {dict(seen)}")
     assert set(seen) == {c[:12] for c in replicas}, (
         f"nginx sent {SPREAD_GETS} GETs to {dict(seen)} of {len(replicas)} replicas: it should spread "
