@@ -383,8 +383,8 @@ def log_tail(lines: int = 60, project_name: str | None = None) -> dict[str, str]
 # that, and a stopped one's refusals are retried on another at once. A removed replica's address
 # can stay in nginx's cache for `valid` after it is gone, where a connect hangs until
 # proxy_connect_timeout before the retry: so the old replicas go one at a time, each once the
-# last one's address has left every cache (one dead address is retried around; two in a row
-# would outlast proxy_next_upstream_timeout).
+# last one's address has left every cache, and a request pays that timeout once at most (several
+# vanished addresses in a row add up, and proxy_next_upstream_timeout bounds the sum).
 UPSTREAM_SNIPPET = paths.NGINX_SRC / "snippets" / "upstream.conf"
 RESOLVER_MARGIN_S = 0.5
 
