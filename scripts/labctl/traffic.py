@@ -34,6 +34,9 @@ ABNORMAL = 1006  # RFC 6455 7.1.5: the connection closed without a close frame (
 GRACEFUL_CLOSES = frozenset({1001, 1012})
 
 SERVED, FAILED, WS_CLOSED, WS_RECONNECTED, NOTE = "served", "failed", "ws closed", "ws reconnected", "note"
+# A failure of its own kind: the response had started (status and headers forwarded) when the
+# server behind nginx died, so nginx could not send the request elsewhere; only a kill does that.
+CUT_AFTER_HEADERS = "cut after its headers"
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,10 @@ class Recording:
     def failures(self) -> list[str]:
         return [f"{event.t:.2f}s {event.detail}" for event in self.of(FAILED)]
 
+    @property
+    def cut_after_headers(self) -> int:
+        return sum(CUT_AFTER_HEADERS in event.detail for event in self.of(FAILED))
+
     def bins(self, bin_s: float = BIN_S) -> list[Bin]:
         count = int(self.seconds // bin_s) + 1
         served, failed, reconnected = [0] * count, [0] * count, [0] * count
@@ -115,7 +122,8 @@ class Recording:
         codes = ", ".join(f"{code} x{n}" for code, n in sorted(self.close_codes().items())) or "none"
         return (
             f"{self.served + self.failed} GETs in {self.seconds:.1f}s: {self.served} served, "
-            f"{self.failed} failed, {self.client_retries} client retries after a keep-alive close; "
+            f"{self.failed} failed ({self.cut_after_headers} cut after their headers), "
+            f"{self.client_retries} client retries after a keep-alive close; "
             f"{self.websockets} websockets: closed by the server {codes}, reconnected {self.reconnected}"
         )
 
@@ -224,6 +232,10 @@ class Load:
                         self.recording.client_retries += 1
                     continue
                 self._record(FAILED, f"GET {path}: {type(error).__name__}")
+            except http.client.IncompleteRead as error:
+                connection.close()
+                connection = self._connection()
+                self._record(FAILED, f"GET {path}: {CUT_AFTER_HEADERS}: {error}"[:200])
             except (OSError, http.client.HTTPException) as error:
                 connection.close()
                 connection = self._connection()

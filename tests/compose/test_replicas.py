@@ -100,8 +100,11 @@ def test_a_replica_killed_under_load_gets_its_gets_retried_on_another(stack, lab
     ]
     retried = Counter(e["upstream_status"] for e in entries if "," in e["upstream_status"])
     print(f"replica killed under load: {load.recording.summary()}; nginx retried: {dict(retried)}")
-    assert load.recording.failed == 0, (
-        f"GETs failed when a replica was killed: {load.recording.failures()[:10]}: nginx should send "
+    recording = load.recording
+    # A response whose headers were already on their way when the replica died cannot be sent
+    # elsewhere (nginx has answered): at most the GETs in flight at that instant, one per thread.
+    assert recording.failed == recording.cut_after_headers <= recording.http_threads, (
+        f"GETs failed when a replica was killed: {recording.failures()[:10]}: nginx should send "
         "them to another (proxy_next_upstream error timeout, proxy_connect_timeout in nginx.conf)"
     )
     assert retried, "no GET was retried: the kill hit nothing in flight and no cached address, prove nothing"

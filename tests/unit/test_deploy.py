@@ -36,7 +36,7 @@ def test_a_recording_counts_per_bin_and_in_all():
     assert bins[2].closed == Counter({1001: 1, 1006: 1}) and bins[3].reconnected == 1
     assert bins[1].notes == ("0.30s stopping app_1",)
     assert (rec.served, rec.failed, rec.reconnected, rec.cut_websockets) == (2, 1, 1, 1)
-    assert rec.failures() == ["0.40s GET /healthz: 502 abc"]
+    assert rec.failures() == ["0.40s GET /healthz: 502 abc"] and rec.cut_after_headers == 0
     timeline = rec.timeline(0.25)
     assert "-- 0.30s stopping app_1" in timeline and "1001 x1, 1006 x1" in timeline
 
