@@ -3,7 +3,7 @@ LAB := python3 scripts/lab
 
 .PHONY: up down native-up native-down integration-test unit-test test reload dump certs lint
 .PHONY: browser-test logs upload scenario scenarios doctor reliability-test bench bench-quick
-.PHONY: offline-images compose-test test-compose check diagnose-test setup setup-docker watch
+.PHONY: offline-images compose-test test-compose check diagnose-test setup setup-docker watch deploy
 
 up:               ## docker compose: build, start, wait until healthy, print the URLs (LAB_SCENARIO too)
 	$(LAB) up
@@ -37,6 +37,8 @@ reload:           ## nginx -t then reload, in the running stack (either mode)
 	$(LAB) reload
 watch:            ## reload on every saved edit under nginx/ (nginx -t first); Ctrl-C stops the watcher only
 	$(LAB) watch
+deploy:           ## replace every app process under a bounded load, dropping nothing; timeline in .lab/deploy/
+	$(LAB) deploy
 dump:             ## nginx -T of the running stack
 	$(LAB) dump
 certs:

@@ -13,6 +13,7 @@ import labsettings
 
 from . import (
     compose,
+    deploy,
     docs,
     doctor,
     lint,
@@ -110,6 +111,7 @@ def summary(title: str, results: dict[str, int]) -> int:
 
 
 TEST_UPLOAD_LIMIT_MB = "512"
+TEST_APP_REPLICAS = "3"
 
 
 def cmd_test(_args: argparse.Namespace) -> int:
@@ -137,9 +139,11 @@ def cmd_test(_args: argparse.Namespace) -> int:
 
 
 def cmd_test_compose(_args: argparse.Namespace) -> int:
-    """The compose path of CI: `make up`, the integration suite unchanged, the compose-only checks,
-    then down. With no registry, `make offline-images` first."""
+    """The compose path of CI: `make up` with three app replicas, the integration suite unchanged,
+    the compose-only checks, then down. With no registry, `make offline-images` first."""
     os.environ.setdefault("LAB_MAX_UPLOAD_MB", TEST_UPLOAD_LIMIT_MB)
+    # The integration suite, unchanged, against several replicas behind the one nginx.
+    os.environ.setdefault("LAB_APP_REPLICAS", TEST_APP_REPLICAS)
     results: dict[str, int] = {}
     started = time.monotonic()
     try:
@@ -189,6 +193,7 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "native-up": (cmd_native_up, "start nginx + gunicorn natively (LAB_SCENARIO honoured)"),
     "native-down": (cmd_native_down, "stop the native stack"),
     "reload": (cmd_reload, "nginx -t the edited config, then reload it in the running stack"),
+    "deploy": (deploy.main, "replace every app process under a bounded load; print and plot the timeline"),
     "dump": (cmd_dump, "nginx -T of the running stack"),
     "test": (cmd_test, "unit + native stack + integration + reliability + browser + scenarios, then down"),
     "test-compose": (cmd_test_compose, "compose stack + integration suite + compose checks, then down"),
@@ -214,6 +219,7 @@ ARGUMENTS = {
     "logs": logs.add_arguments,
     "scenario": lambda command: command.add_argument("name", help="a folder under nginx/scenarios/"),
     "bench": bench.add_arguments,
+    "deploy": deploy.add_arguments,
     "docs": docs.add_arguments,
     "doctor": doctor.add_arguments,
     "check": check_options.add_arguments,

@@ -11,17 +11,18 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import labsettings
 from labsettings import read_env_file
 
-from . import paths, runstate
+from . import catalogue, paths, runstate
 from .endpoints import print_ready
 from .health import wait_healthy
 
@@ -110,8 +111,21 @@ def offline_settings(quiet: bool = True) -> dict[str, str]:
     return values
 
 
+def scenario_settings(env: dict[str, str]) -> dict[str, str]:
+    """The app.env of the scenario LAB_SCENARIO names, for Compose to interpolate as well: how a
+    compose-only scenario, still one folder, changes compose.yaml's settings (grace-period-kill's
+    LAB_APP_STOP_GRACE_PERIOD). Inside the app container gunicorn.conf.py applies the same file."""
+    name = labsettings.SCENARIO.value(env)
+    if not name or not (paths.SCENARIOS / name).is_dir():
+        return {}
+    app_env = catalogue.load(name).app_env
+    return read_env_file(app_env) if app_env else {}
+
+
 def compose_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    return {**os.environ, **offline_settings(), **(extra or {})}
+    env = {**os.environ, **offline_settings(), **(extra or {})}
+    env.update(scenario_settings(env))
+    return env
 
 
 def run(
@@ -143,14 +157,24 @@ def docker(*args: str, check: bool = True, capture: bool = True) -> subprocess.C
 
 def container_id(service: str, project_name: str | None = None) -> str | None:
     """The (newest) container of a service of the project, running or not."""
+    ids = containers(service, project_name, running=False)
+    return ids[0] if ids else None
+
+
+def containers(service: str, project_name: str | None = None, running: bool = True) -> list[str]:
+    """Every container Compose made for a service of the project (its replicas), newest first.
+
+    oneoff=False: Compose v2 puts the project and service labels on the image it builds too, so
+    any `docker run` of the app image carries them (the tests' address holders); only the
+    containers Compose creates for the service say oneoff=False (`compose run` ones say True)."""
     result = docker(
-        "ps", "-a", "-q",
+        "ps", "-q", *([] if running else ["-a"]),
         "--filter", f"label=com.docker.compose.project={project_name or project()}",
         "--filter", f"label=com.docker.compose.service={service}",
+        "--filter", "label=com.docker.compose.oneoff=False",
         check=False,
     )  # fmt: skip
-    ids = result.stdout.split()
-    return ids[0] if ids else None
+    return result.stdout.split()
 
 
 def running_here() -> bool:
@@ -189,9 +213,25 @@ def _state(info: dict) -> str:
     return health["Status"] if health else "running"
 
 
+def _worst(replicas: list[str]) -> str:
+    """One state for a service's replicas: the first that failed, else starting until all are up."""
+    for state in replicas:
+        if state.startswith(("exited", "dead", "unhealthy")) and state != "exited(0)":
+            return state
+    for state in replicas:
+        if state != "healthy":
+            return state
+    return "healthy"
+
+
 def states(project_name: str | None = None) -> dict[str, str]:
+    """Each service's state; the app's is its replicas' worst (healthy when all of them are)."""
     found = {}
     for service in SERVICES:
+        if service == "app":
+            replicas = [_state(inspect(cid)) for cid in containers("app", project_name)]
+            found[service] = _worst(replicas) if replicas else "missing"
+            continue
         cid = container_id(service, project_name)
         found[service] = _state(inspect(cid)) if cid else "missing"
     return found
@@ -254,7 +294,9 @@ def up() -> None:
             "  the containers are left as they are for `make logs`; `make down` removes them"
         ) from None
     runstate.record(MODE, env)
-    print_ready(f"compose ({project()}: nginx + app, app not published)", time.monotonic() - started)
+    replicas = labsettings.APP_REPLICAS.value(env)
+    apps = "app" if replicas == 1 else f"{replicas} app replicas"
+    print_ready(f"compose ({project()}: nginx + {apps}, app not published)", time.monotonic() - started)
 
 
 def down(volumes: bool = False) -> None:
@@ -304,21 +346,108 @@ def dump_config() -> str:
 def log_tail(lines: int = 60, project_name: str | None = None) -> dict[str, str]:
     """nginx's access log (its stdout), error log (stderr) and the app's output."""
     tails: dict[str, str] = {}
-    nginx, app = container_id("nginx", project_name), container_id("app", project_name)
+    nginx = container_id("nginx", project_name)
     if nginx:
         result = docker("logs", "--tail", str(lines), nginx, check=False)
         tails["nginx access"] = result.stdout
         tails["nginx error"] = result.stderr
     else:
         tails["nginx"] = "(no nginx container)"
-    if app:
-        result = subprocess.run(
-            ["docker", "logs", "--tail", str(lines), app],
-            text=True,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
+    apps = containers("app", project_name, running=False)
+    # Every replica's output, one after the other (the request ids join them to nginx's log).
+    tails["app"] = (
+        "".join(
+            subprocess.run(
+                ["docker", "logs", "--tail", str(lines), app],
+                text=True,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+            ).stdout
+            for app in apps
         )
-        tails["app"] = result.stdout
-    else:
-        tails["app"] = "(no app container)"
+        or "(no app container)"
+    )
     return tails
+
+
+# `make deploy`: the app replaced under traffic. nginx finds the replicas by the service's DNS
+# name, re-resolved every `valid` (snippets/upstream.conf): a new replica is in rotation within
+# that, and a stopped one's refusals are retried on another at once. A removed replica's address
+# can stay in nginx's cache for `valid` after it is gone, where a connect hangs until
+# proxy_connect_timeout before the retry: so the old replicas go one at a time, each once the
+# last one's address has left every cache, and a request pays that timeout once at most (several
+# vanished addresses in a row add up, and proxy_next_upstream_timeout bounds the sum).
+UPSTREAM_SNIPPET = paths.NGINX_SRC / "snippets" / "upstream.conf"
+RESOLVER_MARGIN_S = 0.5
+
+
+def resolver_valid_s() -> float:
+    """How long nginx keeps a DNS answer (snippets/upstream.conf's `resolver ... valid=`)."""
+    found = re.search(r"^resolver .*\bvalid=(\S+?);?\s", UPSTREAM_SNIPPET.read_text(), re.MULTILINE)
+    return labsettings.seconds(found.group(1)) if found else 30.0  # nginx's default: the DNS TTL
+
+
+def _short(cid: str) -> str:
+    return inspect(cid)["Name"].lstrip("/")
+
+
+def wait_containers_healthy(ids: list[str], deadline_s: float = 90) -> None:
+    end = time.monotonic() + deadline_s
+    while True:
+        current = {cid: _state(inspect(cid)) for cid in ids}
+        if all(state == "healthy" for state in current.values()):
+            return
+        failed = {c: st for c, st in current.items() if st.startswith(("exited", "dead", "unhealthy"))}
+        if failed or time.monotonic() > end:
+            raise SystemExit(f"lab deploy: new replicas not healthy: {failed or current}")
+        time.sleep(0.3)
+
+
+def deploy(
+    note: Callable[[str], None], project_name: str | None = None, env: dict[str, str] | None = None
+) -> None:
+    """Replace every app container: build the image, start as many new replicas beside the old,
+    wait until they are healthy and in nginx's rotation, then stop the old ones gracefully
+    (SIGTERM: gunicorn refuses new connections, finishes its requests, closes its websockets)
+    and remove them. LAB_FIX_ROLLING_DEPLOY=0 recreates in place instead (deploy-drops-requests).
+    ``env``: the Compose settings of the stack (default: what `make up` recorded)."""
+    require_engine()
+    name = project_name or project()
+    env = env if env is not None else started_env()
+    if "LAB_FIX_ROLLING_DEPLOY" in os.environ:  # `LAB_FIX_ROLLING_DEPLOY=0 make deploy`
+        env = {**env, "LAB_FIX_ROLLING_DEPLOY": os.environ["LAB_FIX_ROLLING_DEPLOY"]}
+    old = containers("app", name)
+    if not old or not nginx_env(name):
+        raise SystemExit("lab: no compose stack with an app is running here: `make up` first")
+    replicas = len(old)
+
+    def compose(*args: str, capture: bool = False) -> subprocess.CompletedProcess[str]:
+        return run(*args, project_name=name, extra_env=env, capture=capture, check=not capture)
+
+    note("building the app image")
+    build = compose("build", "app", capture=True)
+    if build.returncode != 0:
+        raise SystemExit(f"lab deploy: the app image did not build:\n{build.stdout}{build.stderr}")
+    if not labsettings.FIX_ROLLING_DEPLOY.value(compose_env(env)):
+        note(f"recreating {replicas} app container(s) in place (LAB_FIX_ROLLING_DEPLOY=0)")
+        compose("up", "-d", "--no-deps", "--force-recreate", "--scale", f"app={replicas}", "app")
+        wait_containers_healthy(containers("app", name))
+        note("recreated app healthy")
+        return
+    note(f"starting {replicas} new replica(s) beside the old")
+    compose("up", "-d", "--no-deps", "--no-recreate", "--scale", f"app={2 * replicas}", "app")
+    new = [cid for cid in containers("app", name) if cid not in old]
+    wait_containers_healthy(new)
+    valid = resolver_valid_s()
+    note(f"new replicas healthy: {', '.join(_short(cid) for cid in new)}")
+    time.sleep(valid + RESOLVER_MARGIN_S)  # every nginx worker has asked Docker's DNS since
+    for index, cid in enumerate(old):
+        # The container's hostname is its short id: the name its upload temp files carry.
+        label = f"{_short(cid)} ({cid[:12]})"
+        note(f"stopping {label}: SIGTERM")
+        docker("stop", cid)  # waits up to the container's stop_grace_period, then SIGKILL
+        code = inspect(cid)["State"]["ExitCode"]
+        docker("rm", cid)
+        note(f"removed {label}, exit code {code}{' (SIGKILLed)' if code == 137 else ''}")
+        if index < len(old) - 1:
+            time.sleep(valid + RESOLVER_MARGIN_S)  # its address has left nginx's caches

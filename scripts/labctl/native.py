@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import labsettings
@@ -175,6 +176,30 @@ def down(quiet: bool = False) -> None:
     if not quiet:
         ran = nginx_pid or app_pid or had_broker
         print("lab: native stack stopped" if ran else "lab: no native stack was running")
+
+
+def deploy(note: Callable[[str], None]) -> None:
+    """Replace every gunicorn worker with gunicorn's own graceful reload: HUP makes the master
+    re-read gunicorn.conf.py, start new workers (loading the app's code afresh: nothing is
+    preloaded) and SIGTERM the old ones, which finish their requests (LAB_LONGEST_REQUEST_S),
+    close their websockets and exit within GUNICORN_GRACEFUL_TIMEOUT. The listening socket stays
+    the master's throughout, so no connection is refused or reset. Returns once every old worker
+    has exited and the new ones answer."""
+    master = _gunicorn_pid()
+    if master is None:
+        raise SystemExit("lab: no native gunicorn is running here: `make native-up` first")
+    old = procs.children(master)
+    note(f"kill -HUP {master}: new workers start, the old {len(old)} stop gracefully")
+    os.kill(master, signal.SIGHUP)
+    end = time.monotonic() + labsettings.GUNICORN_GRACEFUL_TIMEOUT.value(runstate.read()) + 30
+    while time.monotonic() < end:
+        current = procs.children(master)
+        if current and not current & old:
+            wait_healthy(f"http://127.0.0.1:{labsettings.APP_PORT.value(runstate.read())}/healthz", None, 10)
+            note(f"old workers {sorted(old)} gone, new {sorted(current)} serving")
+            return
+        time.sleep(0.05)
+    raise SystemExit(f"lab: gunicorn's old workers {sorted(old & procs.children(master))} did not exit")
 
 
 def running_env() -> dict[str, str]:

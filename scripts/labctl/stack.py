@@ -7,6 +7,7 @@ dump, logs) and never look at the mode themselves.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 
 from . import compose, native, paths, runstate
@@ -66,3 +67,12 @@ def log_tail(lines: int = 60) -> dict[str, str]:
 def access_log_entries(lines: int = 2000) -> list[str]:
     """Recent raw lines of nginx's JSON access log."""
     return log_tail(lines).get("nginx access", "").splitlines()
+
+
+def deploy(note: Callable[[str], None]) -> None:
+    """Replace every app process of the running stack under traffic (`make deploy`): natively
+    gunicorn's graceful reload, in compose new replicas before the old ones stop."""
+    if require_running() == "compose":
+        compose.deploy(note)
+    else:
+        native.deploy(note)

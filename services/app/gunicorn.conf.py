@@ -7,6 +7,7 @@ before anything below reads the environment, so the same file works in compose a
 import os
 import resource
 import signal
+import socket
 import sys
 from pathlib import Path
 
@@ -41,6 +42,12 @@ try:
     worker_connections = lab.GUNICORN_WORKER_CONNECTIONS.value()
     timeout = lab.GUNICORN_TIMEOUT.value()
     graceful_timeout = lab.GUNICORN_GRACEFUL_TIMEOUT.value()
+    if graceful_timeout <= lab.LONGEST_REQUEST_S.value():
+        raise SystemExit(
+            f"lab: GUNICORN_GRACEFUL_TIMEOUT={graceful_timeout} must stay above "
+            f"LAB_LONGEST_REQUEST_S={lab.LONGEST_REQUEST_S.value():g}: a graceful stop would cut "
+            "requests it promises to finish"
+        )
     keepalive = lab.GUNICORN_KEEPALIVE.value()
     loglevel = lab.GUNICORN_LOGLEVEL.value()
     # Read by the app in each worker; checked here, in the master, so that a bad one stops the
@@ -57,9 +64,10 @@ forwarded_allow_ips = lab.GUNICORN_FORWARDED_ALLOW_IPS.value()
 
 def child_exit(server, worker):
     # A worker killed mid-upload (SIGKILL, OOM, timeout) cannot discard its temp file: the
-    # master removes it when it reaps the worker. The name is labapp.storage.temp_prefix(pid);
-    # importing the app here would load gevent in the master before the workers patch it.
-    for path in lab.UPLOAD_DIR.value().glob(f".partial-{worker.pid}-*"):
+    # master removes it when it reaps the worker. The name is labapp.storage.temp_prefix(host,
+    # pid); importing the app here would load gevent in the master before the workers patch it.
+    # The host is in it because replicas share the volume and their workers have the same pids.
+    for path in lab.UPLOAD_DIR.value().glob(f".partial-{socket.gethostname()}-{worker.pid}-*"):
         path.unlink(missing_ok=True)
         server.log.warning("removed %s left by worker %s", path.name, worker.pid)
 

@@ -26,14 +26,31 @@ def flag(raw: str) -> bool:
     return raw.strip().lower() in {"1", "true", "yes", "on"}
 
 
+def count(raw: str) -> int:
+    """A whole number of 1 or more."""
+    value = int(raw)
+    if value < 1:
+        raise ValueError(f"want 1 or more, not {value}")
+    return value
+
+
+def seconds(raw: str) -> float:
+    """A duration as Compose writes one: ``15s``, ``500ms``, ``1m``, or plain seconds."""
+    text = raw.strip()
+    for suffix, scale in (("ms", 0.001), ("s", 1.0), ("m", 60.0)):
+        if text.endswith(suffix) and text[: -len(suffix)].replace(".", "", 1).isdigit():
+            return float(text[: -len(suffix)]) * scale
+    return float(text)
+
+
 def workers(raw: str) -> int:
     """``auto``: one worker per core, at least 2; else a count of 1 or more."""
     if raw.strip().lower() == "auto":
         return max(2, os.cpu_count() or 1)
-    count = int(raw)
-    if count < 1:
-        raise ValueError("want 'auto' or a count of 1 or more")
-    return count
+    try:
+        return count(raw)
+    except ValueError:
+        raise ValueError(f"want 'auto' or a count of 1 or more, not {raw!r}") from None
 
 
 BROKER_SCHEMES = ("redis", "rediss", "unix")
@@ -222,11 +239,23 @@ GUNICORN_TIMEOUT = Setting(
     "worker heartbeat deadline (async workers: not a request timeout)",
     "gunicorn",
 )
+# A graceful stop (SIGTERM: `make deploy`, `docker compose stop`; HUP's old workers) keeps three
+# promises, each longer than the one before: the longest request it lets finish, gunicorn's
+# graceful_timeout (then it cuts what is left), and Compose's stop_grace_period (then Docker
+# SIGKILLs). gunicorn.conf.py refuses a graceful_timeout at or below the first; compose.yaml's
+# LAB_APP_STOP_GRACE_PERIOD stays above the second (tests/unit/test_settings_drift.py).
+LONGEST_REQUEST_S = Setting(
+    "LAB_LONGEST_REQUEST_S",
+    "2",
+    seconds,
+    "the longest request a graceful stop or `make deploy` promises to finish (graceful_timeout is above)",
+    "gunicorn",
+)
 GUNICORN_GRACEFUL_TIMEOUT = Setting(
     "GUNICORN_GRACEFUL_TIMEOUT",
     "3",
     int,
-    "seconds in-flight requests get after SIGTERM/HUP; an open websocket would hold every stop",
+    "seconds in-flight requests get after SIGTERM/HUP, then they are cut; above LAB_LONGEST_REQUEST_S",
     "gunicorn",
 )
 GUNICORN_KEEPALIVE = Setting(
@@ -258,6 +287,27 @@ HSTS_MAX_AGE = Setting(
 )
 
 # Docker Compose.
+APP_REPLICAS = Setting(
+    "LAB_APP_REPLICAS",
+    "1",
+    count,
+    "app containers behind the one nginx (`make up` scales the app service; nginx finds them by DNS)",
+    "compose",
+)
+APP_STOP_GRACE_PERIOD = Setting(
+    "LAB_APP_STOP_GRACE_PERIOD",
+    "15s",
+    seconds,
+    "Docker's wait from SIGTERM to SIGKILL of an app container, above graceful_timeout (grace-period-kill)",
+    "compose",
+)
+FIX_ROLLING_DEPLOY = Setting(
+    "LAB_FIX_ROLLING_DEPLOY",
+    "1",
+    flag,
+    "`make deploy` starts new replicas, then stops the old (off: recreate in place, deploy-drops-requests)",
+    "compose",
+)
 PYTHON_IMAGE = Setting("LAB_PYTHON_IMAGE", "python:3.13-slim-trixie", str, "the app image's base", "compose")
 NGINX_IMAGE = Setting(
     "LAB_NGINX_IMAGE", "nginx:1.30-trixie", str, "nginx's image (and the one-shot certs service's)", "compose"

@@ -17,7 +17,7 @@ import requests
 
 from labctl import compose, paths
 from labctl import stack as lab_stack
-from support.composectl import Stack
+from support.composectl import Stack, side_stack
 from support.lab import Lab, lab_from_env
 
 
@@ -55,3 +55,11 @@ def probe_file() -> Iterator[Path]:
         subprocess.run(
             [sys.executable, str(paths.SCRIPTS / "lab"), "reload"], capture_output=True, timeout=60
         )
+
+
+@pytest.fixture(scope="session")
+def side(lab: Lab) -> Iterator[Stack]:
+    """A second compose project of this checkout, one app replica, for the scenario checks that
+    recreate, redeploy or kill the app, so the stack under test is left alone."""
+    with side_stack("side", LAB_SCENARIO="", LAB_APP_REPLICAS="1") as stack:
+        yield stack

@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 
 from support.composectl import ip_holder, recreate_app_elsewhere, statuses, until_ok
 
-# resolver valid=5s in snippets/upstream.conf: the longest nginx may keep an old answer.
-RESOLVER_VALID_S = 5
+# resolver valid=1s in snippets/upstream.conf: the longest nginx may keep an old answer.
+RESOLVER_VALID_S = 1
 SETTLE_S = RESOLVER_VALID_S + 5
 
 

@@ -56,10 +56,11 @@ def test_only_nginx_publishes_ports_and_only_on_loopback(stack):
 def test_gunicorn_runs_as_a_non_root_user(stack):
     info = stack.inspect("app")
     assert info["Config"]["User"] not in ("", "0", "root"), "the app image must set USER"
-    rows = compose.docker("top", stack.container("app"), "-eo", "uid,pid,args").stdout.splitlines()[1:]
-    processes = [row.split(None, 2) for row in rows]
-    assert any("gunicorn" in args for _, _, args in processes), rows
-    assert all(uid != "0" for uid, _, _ in processes), f"root processes in the app container: {rows}"
+    for replica in stack.containers("app"):
+        rows = compose.docker("top", replica, "-eo", "uid,pid,args").stdout.splitlines()[1:]
+        processes = [row.split(None, 2) for row in rows]
+        assert any("gunicorn" in args for _, _, args in processes), rows
+        assert all(uid != "0" for uid, _, _ in processes), f"root processes in app {replica[:12]}: {rows}"
 
 
 def _docker_proxies() -> list[str]:
@@ -76,18 +77,18 @@ def _docker_proxies() -> list[str]:
 
 
 def test_app_port_is_not_reachable_from_the_host(stack):
-    bindings = compose.docker(
-        "inspect", stack.container("app"), "--format", "{{json .HostConfig.PortBindings}}"
-    )
-    assert json.loads(bindings.stdout) in ({}, None), f"app port bindings: {bindings.stdout}"
-    # Published ports are forwarded by docker-proxy processes (Docker's userland proxy): there
-    # must be some for nginx and none for the app.
-    proxies, app_ip = _docker_proxies(), stack.ip("app")
+    proxies = _docker_proxies()
     if proxies:
         assert any(f"-container-ip {stack.ip('nginx')} " in line for line in proxies), proxies
-    assert not any(f"-container-ip {app_ip} " in line for line in proxies), (
-        f"a docker-proxy forwards a host port to the app container: {proxies}"
-    )
+    for replica in stack.containers("app"):
+        bindings = compose.docker("inspect", replica, "--format", "{{json .HostConfig.PortBindings}}")
+        assert json.loads(bindings.stdout) in ({}, None), f"app port bindings: {bindings.stdout}"
+        # Published ports are forwarded by docker-proxy processes (Docker's userland proxy):
+        # there must be some for nginx and none for the app.
+        app_ip = stack.ip_of(replica)
+        assert not any(f"-container-ip {app_ip} " in line for line in proxies), (
+            f"a docker-proxy forwards a host port to app {replica[:12]}: {proxies}"
+        )
     # Where a user would try: gunicorn's port on loopback. Another checkout's native stack may
     # legitimately listen there, but never through Docker.
     with socket.socket() as probe:

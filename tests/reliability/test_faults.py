@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -84,7 +85,7 @@ def test_worker_sigkill_gets_retried_posts_fail_and_no_file_is_left(lab: Lab, up
     log_mark = stackctl.log_offset(native.NGINX_ACCESS_LOG)
     upload = start_inflight_upload(lab, "cut-by-sigkill.bin")
     stackctl.wait_for(
-        lambda: [p for p in upload_dir.glob(".partial-*") if int(p.name.split("-")[1]) in workers],
+        lambda: [p for pid in workers for p in upload_dir.glob(f".partial-{socket.gethostname()}-{pid}-*")],
         10,
         "the upload's temp file in a worker",
     )

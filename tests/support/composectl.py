@@ -50,6 +50,10 @@ class Stack:
         assert cid, f"project {self.project} has no {service} container"
         return cid
 
+    def containers(self, service: str) -> list[str]:
+        """Every running container of the service: its replicas."""
+        return compose.containers(service, self.project)
+
     def inspect(self, service: str) -> dict:
         return compose.inspect(self.container(service))
 
@@ -59,6 +63,15 @@ class Stack:
 
     def ip(self, service: str) -> str:
         return self.inspect(service)["NetworkSettings"]["Networks"][self.network]["IPAddress"]
+
+    def ip_of(self, container: str) -> str:
+        return compose.inspect(container)["NetworkSettings"]["Networks"][self.network]["IPAddress"]
+
+    def scale_app(self, replicas: int) -> list[str]:
+        """Add or remove app replicas (the others are left as they are); the running ones."""
+        self.compose("up", "-d", "--no-deps", "--no-recreate", "--scale", f"app={replicas}", "app")
+        self.wait_healthy("app")
+        return self.containers("app")
 
     def state(self, service: str) -> str:
         return compose.states(self.project)[service]
@@ -117,23 +130,32 @@ def ip_holder(stack: Stack) -> Iterator[list[str]]:
 
 
 def recreate_app_elsewhere(stack: Stack, holders: list[str]) -> tuple[str, str]:
-    """Stop the app, park a holder on its address, `up -d --force-recreate app`: (old, new) IPs."""
-    old_ip = stack.ip("app")
+    """Stop the app, park a holder on each replica's address, `up -d --force-recreate app`: the
+    old and new addresses, comma-separated."""
+    old_ips = sorted(stack.ip_of(cid) for cid in stack.containers("app"))
     image = stack.inspect("app")["Config"]["Image"] or APP_IMAGE_DEFAULT
     stack.compose("stop", "app")
-    holder = compose.docker(
-        "run", "-d", "--rm", "--network", stack.network,
-        "--name", f"{stack.project}-ipholder-{uuid.uuid4().hex[:8]}",
-        "--label", "proxylab.test=ip-holder", "--entrypoint", "sleep", image, "600",
-    ).stdout.strip()  # fmt: skip
-    holders.append(holder)
-    stack.compose("up", "-d", "--wait", "--no-deps", "--force-recreate", "app")
-    new_ip = stack.ip("app")
-    assert new_ip != old_ip, (
-        f"the recreated app got its old address {old_ip} back, so this check proves nothing: "
-        "the holder container did not take it (Docker's IPAM changed?)"
+    # Holders until every old address is held (Docker hands out the lowest free one, and a
+    # deploy may have left lower ones free), at most a few more than there are replicas.
+    held: set[str] = set()
+    for _ in range(len(old_ips) + 8):
+        if held >= set(old_ips):
+            break
+        holder = compose.docker(
+            "run", "-d", "--rm", "--network", stack.network,
+            "--name", f"{stack.project}-ipholder-{uuid.uuid4().hex[:8]}",
+            "--label", "proxylab.test=ip-holder", "--entrypoint", "sleep", image, "600",
+        ).stdout.strip()  # fmt: skip
+        holders.append(holder)
+        held.add(stack.ip_of(holder))
+    stack.compose("up", "-d", "--no-deps", "--force-recreate", "app")
+    stack.wait_healthy("app")
+    new_ips = sorted(stack.ip_of(cid) for cid in stack.containers("app"))
+    assert not set(new_ips) & set(old_ips), (
+        f"the recreated app got old addresses {sorted(set(new_ips) & set(old_ips))} back, so this "
+        "check proves nothing: the holder containers did not take them (Docker's IPAM changed?)"
     )
-    return old_ip, new_ip
+    return ", ".join(old_ips), ", ".join(new_ips)
 
 
 def statuses(session: requests.Session, url: str, seconds: float, pause: float = 0.25) -> list[int]:

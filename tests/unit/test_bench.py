@@ -43,6 +43,8 @@ def test_results_hold_exactly_the_issue_keys_and_none_until_measured():
         "workers.gevent_vs_sync_ratio",
         "loop.native_up_s",
         "loop.integration_s",
+        "deploy.failed_requests",
+        "deploy.seconds",
     }
     assert all(value is None for section in results.values() for value in section.values())
     assert set(record.GOALS) <= {f"{s}.{n}" for s, names in results.items() for n in names}
@@ -57,6 +59,8 @@ def test_results_hold_exactly_the_issue_keys_and_none_until_measured():
         ("upload.app_rss_growth_mib", 32, "MISSED"),
         ("ws.connections_held", 5000, "met"),
         ("loop.native_up_s", None, "not measured"),
+        ("deploy.failed_requests", 0, "met"),
+        ("deploy.failed_requests", 1, "MISSED"),
     ],
 )
 def test_goal_verdicts_at_the_thresholds(key, value, verdict):
@@ -67,7 +71,7 @@ def test_table_has_a_row_per_result_with_its_verdict(tmp_path):
     results = record.empty_results()
     results["proxy"]["tls_vs_direct_rps_ratio"] = 0.5
     lines = record.table(results, {"proxy.tls_vs_direct_rps_ratio": "wrk"}).splitlines()
-    assert len(lines) == 1 + 9
+    assert len(lines) == 1 + 11
     assert next(line for line in lines if line.startswith("proxy.")).split()[1:4] == ["0.5", ">=", "0.85"]
     record.write(tmp_path, results, {"machine": {}})
     assert json.loads((tmp_path / "results.json").read_text()) == results

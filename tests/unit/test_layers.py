@@ -20,7 +20,7 @@ LAYERS: list[set[str]] = [
     {"paths", "procs", "health", "wsclient"},  # nothing of labctl
     {"runstate", "venv", "nginx", "broker"},  # the running stack's record, the venv, nginx, redis-server
     {"endpoints"},  # LAB_URL, LAB_CA, LAB_HTTP_URL
-    {"probe"},  # HTTP the way the diagnostics make it
+    {"probe", "traffic"},  # HTTP the way the diagnostics make it; a bounded load, timed
     {"checks", "behaviours"},  # checks declared as data; the probes of the doctor and `lab check`
     {"catalogue"},  # the scenario folders
     {"hints"},
@@ -40,6 +40,7 @@ LAYERS: list[set[str]] = [
         "setup",
         "watch",
     },
+    {"deploy"},  # a command that draws with the bench's chart
     {"cli"},
 ]
 LAYER = {name: index for index, names in enumerate(LAYERS) for name in names}

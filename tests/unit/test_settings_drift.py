@@ -4,6 +4,7 @@ compose.yaml fallback, a path the image or a mount must agree on) is checked aga
 from __future__ import annotations
 
 import re
+import runpy
 
 import pytest
 
@@ -60,3 +61,25 @@ def test_settings_are_unique_and_explained():
         assert setting.group in labsettings.GROUPS, setting
         assert len(setting.why) > 15, f"{setting.name}: say why it exists"
         setting.value({})  # the default parses
+
+
+def test_a_graceful_stop_keeps_its_promises_in_order():
+    """stop_grace_period > graceful_timeout > the longest request a stop promises to finish:
+    otherwise Docker SIGKILLs what gunicorn is finishing (grace-period-kill), or gunicorn cuts
+    what it promised."""
+    assert "    stop_grace_period: ${LAB_APP_STOP_GRACE_PERIOD:-" in COMPOSE_CODE, (
+        "the app service's stop_grace_period must come from LAB_APP_STOP_GRACE_PERIOD"
+    )
+    grace = labsettings.APP_STOP_GRACE_PERIOD.value({})
+    graceful = labsettings.GUNICORN_GRACEFUL_TIMEOUT.value({})
+    longest = labsettings.LONGEST_REQUEST_S.value({})
+    assert grace > graceful > longest, (
+        f"stop_grace_period {grace:g}s, graceful_timeout {graceful}s, longest request {longest:g}s"
+    )
+
+
+def test_gunicorn_refuses_a_graceful_timeout_that_cuts_the_longest_request(monkeypatch):
+    monkeypatch.setenv("GUNICORN_GRACEFUL_TIMEOUT", "2")
+    monkeypatch.setenv("LAB_LONGEST_REQUEST_S", "2")
+    with pytest.raises(SystemExit, match="must stay above LAB_LONGEST_REQUEST_S=2"):
+        runpy.run_path(str(paths.APP_DIR / "gunicorn.conf.py"))

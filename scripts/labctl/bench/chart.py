@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+from .. import traffic
+
 if TYPE_CHECKING:
     from matplotlib.artist import Artist
     from matplotlib.axes import Axes
@@ -20,15 +22,17 @@ if TYPE_CHECKING:
 MEASURED = "#3465a4"
 REFERENCE = "#aaaaaa"
 GOAL = "#cc0000"
+WS_CLOSED, WS_BACK = "#f57900", "#4e9a06"
 WIDTH_IN, DPI = 10.4, 100  # 1040 px wide
 TITLE_IN = 0.6  # room for the figure's title above the first panel
 # Right of each panel, where it hides no bar or line (constrained layout makes room for it).
 
 
-def legend_beside(ax: Axes, handles: list[Artist] | None = None) -> None:
-    """The legend right of the panel, outside the plot area, so it never covers a bar."""
+def legend_beside(ax: Axes, handles: list[Artist] | None = None, x: float = 1.01) -> None:
+    """The legend right of the panel, outside the plot area, so it never covers a bar (``x``
+    further right past a second y axis)."""
     extra = {} if handles is None else {"handles": handles}
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small", frameon=False, **extra)
+    ax.legend(loc="upper left", bbox_to_anchor=(x, 1.0), fontsize="small", frameon=False, **extra)
 
 
 class Panel(Protocol):
@@ -99,16 +103,36 @@ class Group:
 
 @dataclass(frozen=True)
 class Timeline:
-    """Requests served and failed per time bin (a deploy under load), as steps over time."""
+    """Requests served and failed per time bin (a deploy under load), as steps over time; with
+    websockets closed and reconnected per bin on a second axis, and the deploy's steps marked."""
 
     title: str
     served: tuple[int, ...]
     failed: tuple[int, ...]
     bin_s: float = 0.25
+    closed: tuple[int, ...] = ()  # websockets closed by the server, per bin
+    reconnected: tuple[int, ...] = ()
+    marks: tuple[tuple[float, str], ...] = ()  # (seconds, what happened then)
 
     def __post_init__(self) -> None:
         if not self.served or len(self.served) != len(self.failed):
             raise ValueError(f"a timeline needs as many failed as served bins, at least one: {self}")
+        if any(len(ws) not in (0, len(self.served)) for ws in (self.closed, self.reconnected)):
+            raise ValueError("websocket bins, when given, must be as many as the request bins")
+
+    @classmethod
+    def from_recording(cls, recording: traffic.Recording, title: str) -> Timeline:
+        """A load's recording (labctl.traffic), binned; its notes become the marks."""
+        bins = recording.bins()
+        return cls(
+            title,
+            served=tuple(b.served for b in bins),
+            failed=tuple(b.failed for b in bins),
+            bin_s=traffic.BIN_S,
+            closed=tuple(sum(b.closed.values()) for b in bins),
+            reconnected=tuple(b.reconnected for b in bins),
+            marks=tuple((event.t, event.detail[:40]) for event in recording.of(traffic.NOTE)),
+        )
 
     @property
     def height(self) -> float:
@@ -123,7 +147,25 @@ class Timeline:
         ax.set_ylim(bottom=0)
         ax.set_title(self.title, loc="left", fontweight="bold")
         ax.spines[["top", "right"]].set_visible(False)
-        legend_beside(ax)
+        handles, _ = ax.get_legend_handles_labels()
+        legend_x = 1.01
+        if self.closed or self.reconnected:
+            ws = ax.twinx()
+            if self.closed:
+                ws.stairs(self.closed, edges, color=WS_CLOSED, linewidth=1.2, label="websockets closed")
+            if self.reconnected:
+                ws.stairs(self.reconnected, edges, color=WS_BACK, linewidth=1.2, linestyle="--",
+                          label="websockets reconnected")  # fmt: skip
+            ws.set_ylabel("websockets per bin")
+            ws.set_ylim(bottom=0, top=max([*self.closed, *self.reconnected, 1]) * 1.5)
+            ws.spines[["top"]].set_visible(False)
+            handles += ws.get_legend_handles_labels()[0]
+            legend_x = 1.09  # past the websockets' axis and its label
+        for seconds, text in self.marks:
+            ax.axvline(seconds, color=REFERENCE, linewidth=0.8, linestyle=":")
+            ax.annotate(text, (seconds, 1.0), xycoords=("data", "axes fraction"), rotation=90,
+                        va="top", ha="right", fontsize="x-small", color="#555555")  # fmt: skip
+        legend_beside(ax, handles, legend_x)
 
 
 def render(title: str, panels: Sequence[Panel]) -> bytes:

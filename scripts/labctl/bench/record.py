@@ -19,6 +19,7 @@ RESULT_KEYS: dict[str, tuple[str, ...]] = {
     "ws": ("connections_held", "kib_per_connection", "broadcast_ms"),
     "workers": ("gevent_vs_sync_ratio",),
     "loop": ("native_up_s", "integration_s"),
+    "deploy": ("failed_requests", "seconds"),
 }
 
 
@@ -30,7 +31,7 @@ class Goal:
 
     @property
     def compare(self) -> Callable[[float, float], bool]:
-        return {">=": operator.ge, "<": operator.lt}[self.symbol]
+        return {">=": operator.ge, "<": operator.lt, "==": operator.eq}[self.symbol]
 
     def verdict(self, value: float | None) -> str:
         if value is None:
@@ -47,6 +48,7 @@ GOALS = {
         Goal("ws.connections_held", ">=", 5000),
         Goal("ws.kib_per_connection", "<", 30),
         Goal("loop.native_up_s", "<", 3),
+        Goal("deploy.failed_requests", "==", 0),
     )
 }
 

@@ -8,7 +8,7 @@ import time
 from dataclasses import asdict
 from typing import Any
 
-from .. import endpoints, native, paths
+from .. import endpoints, native, paths, stack, traffic
 from ..venv import reexec_in_venv
 from . import bench_stack, chart, loop, nginxlog, proxy, record, upload_rate, workers, wsload
 from .settings import SECTIONS, BenchSettings, env_help
@@ -43,6 +43,7 @@ class Run:
             "errors": {},
         }
         self.notes: dict[str, str] = {}
+        self.deploy_recording: traffic.Recording | None = None
 
     def measure_loop(self) -> None:
         native_up_s = loop.native_up_seconds()
@@ -125,6 +126,33 @@ class Run:
             f"fewest reached {result.reached}"
         )
 
+    def measure_deploy(self) -> None:
+        s = self.settings
+        load = traffic.Load(
+            endpoints.from_env(),
+            http_threads=s.deploy_threads,
+            websockets=s.deploy_websockets,
+            max_requests=50_000,
+            max_seconds=120,
+        )
+        recording, seconds = traffic.under_load(stack.deploy, load)
+        self.deploy_recording = recording
+        self.details["deploy"] = {
+            "summary": recording.summary(),
+            "seconds": round(seconds, 2),
+            "served": recording.served,
+            "failed": recording.failed,
+            "failures": recording.failures()[:20],
+            "websocket_closes": {str(c): n for c, n in sorted(recording.close_codes().items())},
+            "websockets_reconnected": recording.reconnected,
+        }
+        self.results["deploy"].update(failed_requests=recording.failed, seconds=round(seconds, 2))
+        self.notes["deploy.failed_requests"] = (
+            f"`make deploy` (native: kill -HUP) under {s.deploy_threads} GET threads and "
+            f"{s.deploy_websockets} websockets: {recording.summary()}"
+        )
+        self.notes["deploy.seconds"] = "from the HUP until every old worker exited and the new ones answer"
+
     def measure_workers(self) -> None:
         s = self.settings
         by_class = workers.run(s)
@@ -144,7 +172,7 @@ class Run:
         try:
             if "loop" in sections:
                 self._section("loop")
-            stacked = [name for name in ("proxy", "upload", "ws") if name in sections]
+            stacked = [name for name in ("proxy", "upload", "ws", "deploy") if name in sections]
             if stacked:
                 try:
                     with bench_stack.native_stack():
@@ -264,7 +292,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
     run.run(sections)
     record.write(OUT, run.results, run.details)
     title = f"proxylab bench {run.details['started'][:16]} {run.details['machine']['cores']} cores"
-    (OUT / "results.png").write_bytes(chart.render(title, chart_groups(run.details, run.results)))
+    panels: list[chart.Panel] = list(chart_groups(run.details, run.results))
+    if run.deploy_recording is not None:
+        panels.append(chart.Timeline.from_recording(run.deploy_recording, "Deploy under load, per 250 ms"))
+    (OUT / "results.png").write_bytes(chart.render(title, panels))
     print("\n" + record.table(run.results, run.notes))
     if args.quick:
         print("\nbench: --quick sizes are far below the goals' sizes: its verdicts only show the bench works")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, fields, replace
 
-SECTIONS = ("loop", "proxy", "upload", "ws", "workers")
+SECTIONS = ("loop", "proxy", "upload", "ws", "deploy", "workers")
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,9 @@ class BenchSettings:
     workers_seconds: float = 5.0
     workers_sleep_s: float = 0.2
     integration: bool = True  # time the integration suite (loop.integration_s)
+    # `make deploy` (gunicorn's graceful reload) under this load: GET threads and websockets.
+    deploy_threads: int = 16
+    deploy_websockets: int = 16
 
     @classmethod
     def from_env(cls, quick: bool = False) -> BenchSettings:
@@ -53,6 +56,8 @@ QUICK = BenchSettings(
     workers_seconds=1.0,
     workers_sleep_s=0.05,
     integration=False,
+    deploy_threads=4,
+    deploy_websockets=4,
 )
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import socket
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -18,9 +19,12 @@ CHUNK = 1024 * 1024
 TEMP_PREFIX = ".partial-"
 
 
-def temp_prefix(pid: int) -> str:
-    """Also spelled out in gunicorn.conf.py (child_exit), which must not import the app."""
-    return f"{TEMP_PREFIX}{pid}-"
+def temp_prefix(host: str, pid: int) -> str:
+    """Also spelled out in gunicorn.conf.py (child_exit), which must not import the app.
+
+    The host as well as the pid: app replicas share the uploads volume, and the workers of
+    every container have the same few pids (each container's gunicorn master is pid 1)."""
+    return f"{TEMP_PREFIX}{host}-{pid}-"
 
 
 class PendingUpload:
@@ -28,9 +32,9 @@ class PendingUpload:
 
     def __init__(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
-        # The worker's pid in the name: a SIGKILLed worker cannot discard its temp files, so
-        # gunicorn's master removes them by pid when it reaps the worker (child_exit hook).
-        fd, path = tempfile.mkstemp(prefix=temp_prefix(os.getpid()), dir=directory)
+        # The worker's host and pid in the name: a SIGKILLed worker cannot discard its temp files,
+        # so gunicorn's master removes them by pid when it reaps the worker (child_exit hook).
+        fd, path = tempfile.mkstemp(prefix=temp_prefix(socket.gethostname(), os.getpid()), dir=directory)
         os.fchmod(fd, 0o644)  # nginx's workers serve committed files via X-Accel-Redirect
         self.path = Path(path)
         self._file: IO[bytes] = os.fdopen(fd, "wb")
