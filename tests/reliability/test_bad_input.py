@@ -4,6 +4,9 @@ answer (a 4xx, nearly always the JSON envelope) and leave the stack serving the 
 
 from __future__ import annotations
 
+import hashlib
+import http.client
+import json
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -323,6 +326,32 @@ def test_gunicorn_itself_drops_underscore_headers(lab: Lab) -> None:
         sock.sendall(request.encode())
         seen = parse_response(read_until_close(sock)).json()
     assert seen["host"] == "localhost", f"gunicorn passed an underscore header through: {seen}"
+
+
+def test_a_body_under_connection_upgrade_ends_where_its_framing_says(lab: Lab) -> None:
+    """Straight to gunicorn, as nginx sends every request under `proxy_set_header Connection
+    "upgrade"` (connection-upgrade-always): gevent's pywsgi takes each for an upgrade and would
+    hand the app the socket as the body. The baseline (labapp/wsfix.py, item 5) bounds it by
+    Content-Length and by its chunked framing alike, and the keep-alive connection serves the
+    next request. A hang here is a TimeoutError."""
+    body = bytes(range(256)) * 64  # 16 KiB
+    connection = http.client.HTTPConnection("127.0.0.1", endpoints.app_port(), timeout=10)
+    try:
+        for framing in ("content-length", "chunked"):
+            headers = {"Connection": "upgrade", "Content-Type": "application/octet-stream"}
+            if framing == "chunked":
+                connection.request("POST", "/landing", body=iter([body[:5000], body[5000:]]),
+                                   headers=headers, encode_chunked=True)  # fmt: skip
+            else:
+                connection.request("POST", "/landing", body=body, headers=headers)
+            response = connection.getresponse()
+            seen = json.loads(response.read())
+            assert response.status == 200, f"{framing}: {response.status} {seen}"
+            assert (seen["size"], seen["sha256"]) == (len(body), hashlib.sha256(body).hexdigest()), (
+                f"{framing} body under Connection: upgrade arrived as {seen['size']} bytes"
+            )
+    finally:
+        connection.close()
 
 
 PLAIN_CASES = {

@@ -10,9 +10,10 @@ to the user's file and line.
 
 from __future__ import annotations
 
-import getpass
 import os
+import pwd
 import re
+import socket
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,10 +21,19 @@ from pathlib import Path
 import crossplane
 
 from ..nginx import ipv6_loopback, nginx_has_http3
-from .config import Config, Directive, listens, probe_host, tls_listens, usable_name
+from .config import (
+    Config,
+    Directive,
+    listens,
+    literal_names,
+    parse_listen,
+    probe_host,
+    tls_listens,
+    usable_name,
+)
 
 # Directives whose only argument is a file nginx writes, or serves from.
-WRITTEN_PATHS = {"pid", "client_body_temp_path", "proxy_temp_path", "fastcgi_temp_path", "uwsgi_temp_path",
+WRITTEN_PATHS = {"client_body_temp_path", "proxy_temp_path", "fastcgi_temp_path", "uwsgi_temp_path",
                  "scgi_temp_path", "proxy_cache_path"}  # fmt: skip
 LOGS = {"access_log", "error_log"}
 SERVED_PATHS = {"root", "alias"}
@@ -36,6 +46,7 @@ DROPPED_TLS = {
     "ssl_stapling_verify": "OCSP stapling needs the real certificate's responder",
     "ssl_crl": "client certificates are not probed",
     "ssl_password_file": "the lab's key has no password",
+    "ssl_session_ticket_key": "a key file of your machine; nginx's own random key serves the probes",
 }
 TEMP_DIRECTIVES = (
     "client_body_temp_path",
@@ -45,6 +56,9 @@ TEMP_DIRECTIVES = (
     "scgi_temp_path",
 )
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
+WILDCARD_ADDRESSES = {"", "*", "0.0.0.0", "::"}
+# Where a proxy_pass URL's authority ends: at the URI's "/" or at a variable ($request_uri).
+AUTHORITY = re.compile(r"(?P<authority>[^/$]*)(?P<rest>.*)", re.DOTALL)
 LISTEN_PORT_VARIABLE = "lab_listen_port"  # $server_port as the config's own listen port
 
 
@@ -108,10 +122,18 @@ class Adapter:
         self.where = where
         self.plan = Plan()
         self._sockets: dict[str, str] = {}
-        self._listen_ports = {lst.port for s in config.servers() for lst in listens(s)}
-        self._user = getpass.getuser()
+        self._unix_listeners = 0
+        self._listen_ports = {lst.port for s in config.servers() for lst in listens(s) if not lst.unix}
+        # The account the run is, by uid: inside `unshare --map-root-user` that is root (the only
+        # mapped uid), whatever $USER says.
+        self.user = pwd.getpwuid(os.geteuid()).pw_name
         if not where.in_namespace:
             self.plan.ports = self._lab_ports()
+        self.app_port = self._free_app_port()
+        # Outside a namespace $server_port is the lab's port: the run maps it back to the config's.
+        self.rewrites_server_port = not where.in_namespace and any(
+            "$server_port" in arg for d in config.root.walk() for arg in d.args
+        )
 
     def _lab_ports(self) -> dict[int, int]:
         """Each listen port of the config -> the lab's port it runs on outside a namespace: TLS
@@ -125,19 +147,15 @@ class Adapter:
                     ports[lst.port] = next(p for p in range(start, start + 100) if p not in ports.values())
         return ports
 
-    @property
-    def rewrites_server_port(self) -> bool:
-        """Outside a namespace $server_port is the lab's port: the run maps it back to the config's."""
-        return not self.where.in_namespace and any(
-            "$server_port" in arg for d in self.config.root.walk() for arg in d.args
-        )
-
-    @staticmethod
-    def _plain_names(directive: Directive) -> list[str]:
-        """server_name arguments that are names (not "_", a regex or a wildcard)."""
-        return [
-            n for n in directive.args if n and n != "_" and not n.startswith(("~", "*", ".")) and "*" not in n
-        ]
+    def _free_app_port(self) -> int:
+        """Where the lab's app listens in place of a target the run cannot keep: LAB_APP_PORT, or
+        the next port that neither the config listens on nor anything here holds (the lab's own
+        stack may be running on LAB_APP_PORT when there is no namespace)."""
+        taken = set(self._listen_ports) | set(self.plan.ports.values())
+        for port in range(self.where.app_port, self.where.app_port + 100):
+            if port not in taken and _bindable(port):
+                return port
+        raise RuntimeError(f"no free port for the app from {self.where.app_port}")
 
     def change(self, directive: Directive, now: str, why: str) -> None:
         self.plan.changes.append(Change(directive.where, line_of(directive), now, why))
@@ -173,7 +191,7 @@ class Adapter:
             bind_host = "[::1]" if host in ("::1", "[::1]") else "127.0.0.1"
             self._bind(f"{bind_host}:{port}")
             return target, None
-        address = f"127.0.0.1:{self.where.app_port}"
+        address = f"127.0.0.1:{self.app_port}"
         self._bind(address)
         return address, "the lab's app listens here in place of the config's app"
 
@@ -184,18 +202,16 @@ class Adapter:
             raise ValueError(
                 f"{directive.file}:{directive.line}: {line_of(directive)}: cannot follow this target"
             )
-        authority, slash, uri = (
-            rest.partition("/") if not rest.startswith("unix:") else self._unix_parts(rest)
-        )
+        authority, tail = self._split(rest)
         if authority in self.config.upstreams():
-            new_url = f"http://{authority}{slash}{uri}"
+            new_url = f"http://{authority}{tail}"
             if scheme == "https":
                 self.change(directive, f"proxy_pass {new_url};", "the lab's app speaks plain HTTP")
             return Directive(directive.name, [new_url, *directive.args[1:]], directive.file, directive.line)
         why: str | None
         if "$" in authority:
             new_target, why = (
-                f"127.0.0.1:{self.where.app_port}",
+                f"127.0.0.1:{self.app_port}",
                 "a variable (a template filled in at deploy time?)",
             )
             self._bind(new_target)
@@ -204,18 +220,24 @@ class Adapter:
         if scheme == "https" and why is None:
             why = "the lab's app speaks plain HTTP"
         # A unix socket's URI follows a colon: http://unix:/run/app.sock:/uri
-        joint = ":" if new_target.startswith("unix:") and slash else ""
-        new_url = f"http://{new_target}{joint}{slash}{uri}"
+        joint = ":" if new_target.startswith("unix:") and tail.startswith("/") else ""
+        new_url = f"http://{new_target}{joint}{tail}"
         rebuilt = Directive(directive.name, [new_url, *directive.args[1:]], directive.file, directive.line)
         if why:
             self.change(directive, line_of(rebuilt), why)
         return rebuilt
 
     @staticmethod
-    def _unix_parts(rest: str) -> tuple[str, str, str]:
-        """``unix:/run/app.sock:/uri`` -> ("unix:/run/app.sock", "/", "uri"), as _split does."""
-        path, _, uri = rest[len("unix:") :].partition(":")
-        return f"unix:{path}", "/" if uri else "", uri.lstrip("/")
+    def _split(rest: str) -> tuple[str, str]:
+        """A proxy_pass URL after its scheme -> (the target, what follows it): ``app:8000/api/``
+        -> ("app:8000", "/api/"), ``127.0.0.1:8000$request_uri`` -> ("127.0.0.1:8000",
+        "$request_uri"), ``unix:/run/app.sock:/uri`` -> ("unix:/run/app.sock", ":/uri" less its colon)."""
+        if rest.startswith("unix:"):
+            path, colon, uri = rest[len("unix:") :].partition(":")
+            return f"unix:{path}", uri if colon else ""
+        found = AUTHORITY.fullmatch(rest)
+        assert found is not None  # the pattern matches any text
+        return found["authority"], found["rest"]
 
     def upstream_server(self, directive: Directive) -> Directive:
         target, *params = directive.args
@@ -228,28 +250,37 @@ class Adapter:
     # Listeners and TLS ------------------------------------------------------------------------
 
     def listen(self, directive: Directive) -> Directive | None:
-        target, *params = directive.args or ["80"]
-        if "quic" in params and not nginx_has_http3():
+        listen = parse_listen(directive)
+        params = directive.args[1:]
+        if listen.quic and not nginx_has_http3():
             self.change(directive, "(left out)", "this machine's nginx has no HTTP/3 module")
             return None
-        port_text = target.rpartition(":")[2] if not target.isdigit() else target
-        port = int(port_text) if port_text.isdigit() else 80
-        address = target.rpartition(":")[0] if not target.isdigit() and port_text.isdigit() else ""
+        if listen.unix:
+            self._unix_listeners += 1
+            path = self.where.run / f"listen-{self._unix_listeners}.sock"
+            new = Directive(directive.name, [f"unix:{path}", *params], directive.file, directive.line)
+            self.change(directive, line_of(new), "nothing is written outside .lab/ (the probes use TCP)")
+            return new
+        loopback = "[::1]" if listen.ipv6 else "127.0.0.1"
         if self.where.in_namespace:
-            if address and address.strip("[]") not in {"127.0.0.1", "::1", "*", "::", "0.0.0.0"}:
-                new = Directive(directive.name, [str(port), *params], directive.file, directive.line)
-                self.change(directive, line_of(new), "only loopback exists in the private network namespace")
-                self.plan.ports[port] = port
-                return new
-            self.plan.ports[port] = port
-            return directive
-        if address.startswith("[") and not ipv6_loopback():
+            self.plan.ports[listen.port] = listen.port
+            if listen.address in WILDCARD_ADDRESSES or listen.address in LOOPBACK_HOSTS:
+                return directive
+            new = Directive(
+                directive.name, [f"{loopback}:{listen.port}", *params], directive.file, directive.line
+            )
+            self.change(directive, line_of(new), "only loopback exists in the private network namespace")
+            return new
+        if listen.ipv6 and not ipv6_loopback():
             self.change(directive, "(left out)", "this machine has no IPv6 loopback")
             return None
-        local = self.plan.ports[port]
-        host = "[::1]" if address.startswith("[") else "127.0.0.1"
-        new = Directive(directive.name, [f"{host}:{local}", *params], directive.file, directive.line)
-        self.change(directive, line_of(new), f"the lab's port for :{port} (the probes still judge :{port})")
+        local = self.plan.ports[listen.port]
+        new = Directive(directive.name, [f"{loopback}:{local}", *params], directive.file, directive.line)
+        self.change(
+            directive,
+            line_of(new),
+            f"the lab's port for :{listen.port} (the probes still judge :{listen.port})",
+        )
         return new
 
     def certificate(self, directive: Directive) -> Directive:
@@ -281,8 +312,8 @@ class Adapter:
         elif name == "listen":
             if (kept := self.listen(directive)) is not None:
                 yield kept
-        elif name == "server_name" and any(probe_host(n) != n for n in self._plain_names(directive)):
-            aliases = [probe_host(n) for n in self._plain_names(directive) if probe_host(n) != n]
+        elif name == "server_name" and any(probe_host(n) != n for n in literal_names(directive.args)):
+            aliases = [probe_host(n) for n in literal_names(directive.args) if probe_host(n) != n]
             new = Directive(name, [*directive.args, *aliases], directive.file, directive.line)
             self.change(directive, line_of(new), 'a client cannot send "_" in a Host (Werkzeug empties it)')
             yield new
@@ -291,7 +322,7 @@ class Adapter:
         elif name in DROPPED_TLS:
             self.change(directive, "(left out)", DROPPED_TLS[name])
         elif name == "user":
-            new = Directive(name, [self._user], directive.file, directive.line)
+            new = Directive(name, [self.user], directive.file, directive.line)
             if os.geteuid() != 0:
                 self.change(directive, "(left out)", "nginx runs as you here")
             else:
@@ -318,8 +349,11 @@ class Adapter:
 
     def server_tls(self, server: Directive) -> list[Directive]:
         """The certificate a TLS server needs when the config names none (nginx -t refuses it)."""
-        tls = any(lst.ssl for lst in listens(server)) or any(d.args == ["on"] for d in server.children("ssl"))
-        if not tls or server.children("ssl_certificate") or server.children("ssl_reject_handshake"):
+        if (
+            not tls_listens(server)
+            or server.children("ssl_certificate")
+            or server.children("ssl_reject_handshake")
+        ):
             return []
         if self.config.http.children("ssl_certificate"):
             return []
@@ -385,6 +419,9 @@ def adapt(config: Config, where: Where) -> Plan:
     builder = Builder(adapter.plan)
     top = config.root.block or []
     builder.emit(f"pid {where.run}/nginx.pid;", None, 0)
+    if os.geteuid() == 0 and not config.root.children("user"):
+        # As root nginx's workers become "nobody", which a user namespace does not map.
+        builder.emit(f"user {adapter.user};", None, 0)
     if config.wrapped:
         builder.emit("events {}", None, 0)
         builder.emit("http {", None, 0)
@@ -412,7 +449,7 @@ def adapt(config: Config, where: Where) -> Plan:
     adapter.plan.text = "\n".join(builder.lines) + "\n"
     adapter.plan.names = certificate_names(config)
     if not adapter.plan.app_binds:
-        adapter.plan.app_binds.append(f"127.0.0.1:{where.app_port}")
+        adapter.plan.app_binds.append(f"127.0.0.1:{adapter.app_port}")
     return adapter.plan
 
 
@@ -422,3 +459,12 @@ def certificate_names(config: Config) -> list[str]:
         if (name := usable_name(server)) is not None:
             names.add(probe_host(name))
     return sorted(names)
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True

@@ -139,10 +139,22 @@ def server_names(server: Directive) -> list[str]:
     return [name for d in server.children("server_name") for name in d.args]
 
 
+def literal_names(names: list[str]) -> list[str]:
+    """The server_name arguments that are names as written: not "_", a regex, a wildcard
+    (``*.example.com``, ``.example.com``, ``www.example.*``) or a variable."""
+    return [
+        n for n in names if n and n != "_" and not n.startswith(("~", ".")) and "*" not in n and "$" not in n
+    ]
+
+
 def usable_name(server: Directive) -> str | None:
-    """A name a client can send and a certificate can hold: not "_", a regex or empty."""
-    for name in server_names(server):
-        if name and name != "_" and not name.startswith("~") and "$" not in name:
+    """A name a client can send and a certificate can hold: the first literal one, else one a
+    wildcard matches (``*.example.com`` -> ``www.example.com``); None for "_" or regexes only."""
+    names = server_names(server)
+    if literal := literal_names(names):
+        return literal[0]
+    for name in names:
+        if name and not name.startswith("~") and "$" not in name and name != "_":
             return name.lstrip("*.").replace("*", "www") if "*" in name else name.lstrip(".")
     return None
 

@@ -146,9 +146,16 @@ def _host_port(bind: str) -> tuple[str, int]:
 
 
 def _listening(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.settimeout(1)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
+    """Something accepts on ``port`` at 127.0.0.1 or ::1 (`listen [::]:443` is IPv6 only)."""
+    for family, host in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
+        with socket.socket(family) as sock:
+            sock.settimeout(1)
+            try:
+                if sock.connect_ex((host, port)) == 0:
+                    return True
+            except OSError:  # no IPv6 here
+                continue
+    return False
 
 
 def _wait(what: str, ready: Callable[[], bool], alive: Callable[[], bool]) -> None:

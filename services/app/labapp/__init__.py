@@ -17,7 +17,9 @@ class KeepOrderJSON(DefaultJSONProvider):
 
 def create_app(settings: LabSettings | None = None) -> Flask:
     settings = settings or LabSettings.from_env()
-    wsfix.install(route_aware_upgrade=settings.fix_ws_upgrade)
+    wsfix.install(
+        route_aware_upgrade=settings.fix_ws_upgrade, bounded_upgrade_input=settings.fix_upgrade_input
+    )
     app = Flask(__name__)
     app.request_class = storage.StreamingRequest
     app.config["LAB"] = settings

@@ -132,26 +132,6 @@ def drain_body(app: WSGIApp, limit_bytes: int) -> WSGIApp:
     return wsgi
 
 
-def bounded_input(app: WSGIApp) -> WSGIApp:
-    """Lets Werkzeug bound the body of a plain request that says ``Connection: upgrade``.
-
-    gevent's pywsgi takes such a request for an upgrade and hands the app the socket itself as
-    wsgi.input, with ``wsgi.input_terminated = False``; Werkzeug checks only that the key is
-    *present*, trusts the socket as a terminated stream and reads it to its end, which on a
-    keep-alive connection never comes: a POST hangs until some timeout. A proxy sends that
-    header on every request when it sets ``Connection "upgrade"`` instead of the
-    $connection_upgrade map (connection-upgrade-always). Without the key, Werkzeug reads
-    exactly Content-Length bytes (or nothing, with neither a length nor chunked framing).
-    """
-
-    def wsgi(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
-        if environ.get("wsgi.input_terminated") is False and "wsgi.websocket" not in environ:
-            del environ["wsgi.input_terminated"]
-        return app(environ, start_response)
-
-    return wsgi
-
-
 class CloseWhenStopping:
     """Answers with ``Connection: close`` once the worker has been told to stop.
 
@@ -193,8 +173,6 @@ def install(app: Flask, settings: LabSettings) -> None:
         wsgi = ProxyFix(wsgi, x_for=1, x_proto=1, x_host=1, x_port=1).__call__
     if settings.fix_drain_body:
         wsgi = drain_body(wsgi, settings.max_upload_bytes + 1024 * 1024)
-    if settings.fix_upgrade_input:
-        wsgi = bounded_input(wsgi)
     app.wsgi_app = request_log(wsgi)  # type: ignore[method-assign,assignment]
     _configure_logging()
 

@@ -16,6 +16,15 @@
    ``websocket=True`` "connects, then drops" (101, then a close). Asked first, the app's URL map
    decides: anything but a websocket route is answered by the app like any other request (404 for
    no route, 400 for a plain one), never upgraded.
+5. Bounded bodies under ``Connection: upgrade`` (LAB_FIX_UPGRADE_INPUT). gevent's pywsgi takes
+   any request saying that header for an upgrade and hands the app the socket itself as
+   wsgi.input, with ``wsgi.input_terminated = False``; Werkzeug checks only that the key is
+   *present*, trusts the socket as a terminated stream and reads it to its end, which on a
+   keep-alive connection never comes: a POST hangs until some timeout. A proxy sends that header
+   on every request when it sets ``Connection "upgrade"`` instead of the $connection_upgrade map
+   (connection-upgrade-always). Unless the request is a websocket handshake, the app gets the
+   handler's own body reader instead (bounded by Content-Length or the chunked framing, the one
+   the handler discards the rest of after the response).
 """
 
 from __future__ import annotations
@@ -33,6 +42,7 @@ from geventwebsocket.websocket import WebSocket
 from werkzeug.exceptions import HTTPException
 
 _stock_upgrade = WebSocketHandler.upgrade_websocket
+_stock_get_environ = WebSocketHandler.get_environ
 
 _LOCK = "_lab_send_lock"
 # One frame to one peer: a peer that does not take it in this time is cut (its session ends).
@@ -111,9 +121,23 @@ def close_within(ws: Any, code: int, reason: str) -> None:
         cut(ws)
 
 
-def install(route_aware_upgrade: bool) -> None:
+def _environ_with_bounded_input(self: WebSocketHandler) -> dict[str, Any]:
+    environ: dict[str, Any] = _stock_get_environ(self)
+    if (
+        environ.get("wsgi.input_terminated") is False
+        and environ.get("HTTP_UPGRADE", "").lower() != "websocket"
+    ):
+        environ["wsgi.input"] = self.wsgi_input
+        environ["wsgi.input_terminated"] = True
+    return environ
+
+
+def install(route_aware_upgrade: bool, bounded_upgrade_input: bool) -> None:
     WebSocket.close = _close
     WebSocket.send_frame = _send_whole_frame
     WebSocketHandler.upgrade_websocket = (
         _upgrade_websocket_routes_only if route_aware_upgrade else _stock_upgrade
+    )
+    WebSocketHandler.get_environ = (
+        _environ_with_bounded_input if bounded_upgrade_input else _stock_get_environ
     )
