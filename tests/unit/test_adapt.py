@@ -34,6 +34,13 @@ CASES = [
         ["127.0.0.1:5000"],
     ),
     (
+        "a variable target (a template filled in at deploy time) is the lab's app",
+        "server { listen 80; location / { proxy_pass http://$FLASK_SERVER_ADDR; } }",
+        True,
+        [f"proxy_pass http://127.0.0.1:{APP_PORT};"],
+        [f"127.0.0.1:{APP_PORT}"],
+    ),
+    (
         "a named host is replaced by the lab's app, its URI kept",
         "server { listen 80; location /api/ { proxy_pass http://backend.internal:8000/v1/; } }",
         True,

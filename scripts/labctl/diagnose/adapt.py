@@ -57,8 +57,9 @@ TEMP_DIRECTIVES = (
 )
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
 WILDCARD_ADDRESSES = {"", "*", "0.0.0.0", "::"}
-# Where a proxy_pass URL's authority ends: at the URI's "/" or at a variable ($request_uri).
-AUTHORITY = re.compile(r"(?P<authority>[^/$]*)(?P<rest>.*)", re.DOTALL)
+# Where a proxy_pass URL's authority ends: at the URI's "/", or at a variable after a written
+# address (127.0.0.1:8000$request_uri); one that starts with a variable ($backend) is all variable.
+AUTHORITY = re.compile(r"(?P<authority>\$[^/]*|[^/$]*)(?P<rest>.*)", re.DOTALL)
 LISTEN_PORT_VARIABLE = "lab_listen_port"  # $server_port as the config's own listen port
 
 
