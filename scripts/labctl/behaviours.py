@@ -112,7 +112,7 @@ class Result:
     verdict: str  # ok, broken, note (works, but not as the lab's contract wants), not probed
     seen: str  # what the probe saw, in one line
     hint: str = ""  # for broken (and note): what to change
-    evidence: dict[str, object] = field(default_factory=dict)  # for `lab check`'s explanations
+    evidence: dict[str, object] = field(default_factory=dict)  # for `lab check`: what a rule reads
 
     @property
     def title(self) -> str:
@@ -190,9 +190,9 @@ def probe_redirects(p: Probe) -> Iterator[Result]:
     want_scheme = "https" if p.endpoint.tls else "http"
     scheme, hostname, port = _location_parts(location, want_scheme)
     seen = f"{reply.status} Location: {location}"
-    yield result(names[0], OK if scheme == want_scheme else BROKEN, seen, location=location)
-    yield result(names[1], OK if hostname == p.endpoint.hostname else BROKEN, seen, location=location)
-    yield result(names[2], OK if port == p.endpoint.port else BROKEN, seen, location=location)
+    yield result(names[0], OK if scheme == want_scheme else BROKEN, seen)
+    yield result(names[1], OK if hostname == p.endpoint.hostname else BROKEN, seen)
+    yield result(names[2], OK if port == p.endpoint.port else BROKEN, seen)
 
 
 def probe_https_redirect(p: Probe) -> Iterator[Result]:
@@ -217,7 +217,7 @@ def probe_https_redirect(p: Probe) -> Iterator[Result]:
     seen = f"{reply.status} Location: {reply.location or '(none)'}" + (
         "" if verdict == OK else f" (want {want})"
     )
-    yield result(name, verdict, seen, location=reply.location)
+    yield result(name, verdict, seen)
 
 
 def _app_view(p: Probe, headers: dict[str, str] | None = None) -> dict[str, object] | None:
@@ -428,7 +428,7 @@ def probe_upload_limit(p: Probe) -> Iterator[Result]:
         seen += f" (the declared {declared:g} MiB is not enforced)"
     else:
         verdict = OK
-    yield result(name, verdict, seen, refused_mib=refused)
+    yield result(name, verdict, seen)
     # A real upload only where the route is known to exist: the lab's app answered, or the user
     # named the route. A 2 MiB body sent to an app that answers 404 unread is the early-reject bug.
     if p.options.routes.upload and not small_refused and (p.seen_by_app or p.options.routes.debug is None):
@@ -483,6 +483,18 @@ def probe_errors(p: Probe) -> Iterator[Result]:
         yield _error_format("502", reply, p.options.lab_contract)
 
 
+# A refused handshake's status -> the scenario that refuses it so, and the pieces that one lacks
+# (what the status alone tells, where the app's note on the handshake did not come back).
+HANDSHAKE_REFUSALS = {400: "ws-no-upgrade", 402: "ws-http10", 426: "ws-http10", 505: "ws-http10"}
+REFUSAL_PIECES = {
+    "ws-no-upgrade": (
+        "proxy_set_header Upgrade $http_upgrade",
+        "proxy_set_header Connection $connection_upgrade",
+    ),
+    "ws-http10": ("proxy_http_version 1.1",),
+}
+
+
 def missing_pieces(handshake: wsclient.Handshake) -> list[str]:
     """Which parts of the upgrade the proxy dropped, from the status and the app's note on it."""
     seen = handshake.headers.get(HANDSHAKE_SEEN_HEADER, "")
@@ -496,11 +508,7 @@ def missing_pieces(handshake: wsclient.Handshake) -> list[str]:
         if "upgrade" not in notes.get("connection", "").lower():
             missing.append("proxy_set_header Connection $connection_upgrade")
         return missing
-    if handshake.status in (402, 426, 505):
-        return ["proxy_http_version 1.1"]
-    if handshake.status == 400:
-        return ["proxy_set_header Upgrade $http_upgrade", "proxy_set_header Connection $connection_upgrade"]
-    return []
+    return list(REFUSAL_PIECES.get(HANDSHAKE_REFUSALS.get(handshake.status, ""), ()))
 
 
 def probe_websocket(p: Probe) -> Iterator[Result]:
@@ -521,7 +529,7 @@ def probe_websocket(p: Probe) -> Iterator[Result]:
         seen = f"{route}: handshake answered {handshake.status}" + (
             f"; missing: {', '.join(missing)}" if missing else ""
         )
-        yield result("ws-upgrade", BROKEN, seen, status=handshake.status, missing=missing)
+        yield result("ws-upgrade", BROKEN, seen)
         yield result("ws-open", NOT_PROBED, "no websocket to keep open")
         yield result("ws-idle", NOT_PROBED, "no websocket to hold idle")
         return
@@ -531,6 +539,9 @@ def probe_websocket(p: Probe) -> Iterator[Result]:
         try:
             conn.sock.sendall(wsclient.encode_frame(wsclient.OP_PING, b"lab-probe"))
             opcode, payload = _next_non_data(conn)
+        except TimeoutError:
+            yield result("ws-open", BROKEN, f"101, then no answer to a ping within {probe.TIMEOUT:g} s")
+            return
         except OSError as error:
             yield result("ws-open", BROKEN, f"101, then the connection dropped ({type(error).__name__})")
             return
@@ -583,13 +594,18 @@ def probe_ws_scheme(p: Probe) -> Iterator[Result]:
     if conn is None:
         yield result("ws-scheme", NOT_PROBED, f"{route}: handshake answered {handshake.status}")
         return
-    with conn:
-        conn.settimeout(probe.TIMEOUT)
-        opcode, payload = conn.recv()
-    if opcode != wsclient.OP_TEXT:
-        yield result("ws-scheme", NOT_PROBED, f"{route}: 101, then opcode {opcode} instead of its message")
+    try:
+        with conn:
+            conn.settimeout(probe.TIMEOUT)
+            opcode, payload = conn.recv()
+        message = json.loads(payload) if opcode == wsclient.OP_TEXT else None
+    except (OSError, ValueError) as error:  # a drop, a timeout, a message that is not JSON
+        yield result("ws-scheme", NOT_PROBED, f"{route}: 101, then {type(error).__name__}: {error}")
         return
-    scheme = json.loads(payload).get("scheme")
+    if not isinstance(message, dict):
+        yield result("ws-scheme", NOT_PROBED, f"{route}: 101, then no JSON object (opcode {opcode})")
+        return
+    scheme = message.get("scheme")
     want = "wss" if p.endpoint.tls else "ws"
     yield result("ws-scheme", OK if scheme == want else BROKEN, f'{route} reports "scheme": "{scheme}"')
 

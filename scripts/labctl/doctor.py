@@ -44,7 +44,11 @@ class Diagnosis:
     endpoint: Endpoint
     results: list[Result]
     matches: list[Match]
-    own_stack: bool  # this checkout's stack: the lab's knobs may be named
+
+    @property
+    def own_stack(self) -> bool:
+        """This checkout's stack: the lab's knobs may be named."""
+        return self.endpoint.is_local_lab
 
     @property
     def failed(self) -> list[Result]:
@@ -97,7 +101,7 @@ def diagnose(endpoint: Endpoint, options: behaviours.Options) -> Diagnosis:
     results = behaviours.run(endpoint, options)
     lab_app = any(r.behaviour == "client-addr" and r.verdict != NOT_PROBED for r in results)
     matches = scenario_matches(endpoint) if lab_app else []
-    return Diagnosis(endpoint, results, matches, endpoint.is_local_lab)
+    return Diagnosis(endpoint, results, matches)
 
 
 def run(endpoint: Endpoint) -> Diagnosis:

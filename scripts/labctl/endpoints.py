@@ -97,10 +97,11 @@ def from_env() -> Endpoint:
     ca = Path(ca_setting) if ca_setting else (paths.CA if paths.CA.is_file() else None)
     parts = urlsplit(url)
     http_url = labsettings.HTTP_URL.value().rstrip("/") or None
+    host = f"[{parts.hostname}]" if parts.hostname and ":" in parts.hostname else parts.hostname
     if http_url is None and parts.hostname in LOOPBACK:
-        http_url = f"http://{parts.hostname}:{http_port()}"
+        http_url = f"http://{host}:{http_port()}"
     elif http_url is None and (parts.port or 443) == 443:
-        http_url = f"http://{parts.hostname}"
+        http_url = f"http://{host}"
     return Endpoint(url, ca, http_url)
 
 

@@ -12,7 +12,6 @@ def scenario(name: str) -> str:
     return catalogue.hint(name)
 
 
-REQUEST_ID = "X-Request-ID differs between nginx and the app: nginx must send `X-Request-ID $request_id`"
 UPLOAD_STREAMING = (
     "a large upload was cut or altered: check client_max_body_size, proxy_request_buffering off "
     "on /upload, and the app's streaming upload path"

@@ -42,7 +42,7 @@ def test_app_sees_the_real_request(lab, http, forged):
     assert seen["remote_addr"] not in {"6.6.6.6", "7.7.7.7"}, (
         f"{seen['remote_addr']!r}: {hints.scenario('xff-spoofing')}"
     )
-    assert seen["request_id"] != "forged-id", hints.REQUEST_ID
+    assert seen["request_id"] != "forged-id", causes.REQUEST_ID
     redirect = http.get(lab.url + "/redirect/external", headers=forged, allow_redirects=False)
     location = redirect.headers["Location"]
     assert location == lab.url + "/landing", (
@@ -60,7 +60,7 @@ def test_remote_addr_is_the_client_not_nginx_or_a_forgery(lab, http):
 def test_request_id_is_one_id_for_client_app_and_nginx_log(lab, http):
     response = http.get(lab.url + "/debug/request")
     echoed = response.headers["X-Request-ID"]
-    assert echoed == response.json()["request_id"], hints.REQUEST_ID
+    assert echoed == response.json()["request_id"], causes.REQUEST_ID
     assert len(echoed) == 32
     entry = access_log_entry(echoed)
     assert entry["uri"] == "/debug/request" and entry["status"] == 200

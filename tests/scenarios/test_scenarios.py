@@ -25,6 +25,10 @@ def test_scenario_shows_its_symptom(scenario_lab: tuple[Scenario, Endpoint]) -> 
     )
     if scenario.doctor:
         diagnosis = doctor.run(endpoint)
+        assert diagnosis.failed, (
+            f"under {scenario.name} the doctor's own probes saw nothing broken (only the catalogue's "
+            "check would name it)\n" + doctor.report(diagnosis)
+        )
         assert scenario.hint in diagnosis.hints(), (
             f"under {scenario.name} the doctor should name: {scenario.hint}\n" + doctor.report(diagnosis)
         )

@@ -50,6 +50,9 @@ def location_cause(lab: Lab, location: str, forged: Mapping[str, str] | None = N
     return host_cause(lab, urlsplit(location).netloc, forged)
 
 
+REQUEST_ID = f"X-Request-ID differs between nginx and the app: {behaviours.HINTS['request-id']}"
+
+
 def handshake_cause(lab: Lab, path: str) -> str:
     """The handshake made again by hand (a full client reports a cut-off refusal only as a lost
     connection): its status, the pieces the proxy dropped, and the scenario it looks like."""
@@ -63,8 +66,7 @@ def handshake_cause(lab: Lab, path: str) -> str:
     missing = behaviours.missing_pieces(handshake)
     if handshake.status == 404:
         return f"{path} answered 404: no websocket route there"
-    names = {400: "ws-no-upgrade", 402: "ws-http10", 426: "ws-http10"}
-    scenario = names.get(handshake.status)
+    scenario = behaviours.HANDSHAKE_REFUSALS.get(handshake.status)
     told = f"; the proxy dropped: {', '.join(missing)}" if missing else ""
     return f"handshake answered {handshake.status}{told}" + (
         f". {hints.scenario(scenario)}" if scenario else ""
