@@ -61,5 +61,5 @@ def probe_file() -> Iterator[Path]:
 def side(lab: Lab) -> Iterator[Stack]:
     """A second compose project of this checkout, one app replica, for the scenario checks that
     recreate, redeploy or kill the app, so the stack under test is left alone."""
-    with side_stack("side", LAB_SCENARIO="", LAB_APP_REPLICAS="1") as stack:
+    with side_stack("side", 100, LAB_SCENARIO="", LAB_APP_REPLICAS="1") as stack:
         yield stack

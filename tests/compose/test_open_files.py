@@ -70,7 +70,9 @@ def test_gunicorn_and_nginx_run_with_the_engines_hard_limit(stack: Stack, hard_l
 
 @pytest.fixture(scope="module")
 def low_soft_stack(stack: Stack, hard_limit: int) -> Iterator[Stack]:
-    with side_stack("nofile", overrides=(LOW_SOFT_LIMIT,), LAB_TEST_NOFILE_HARD=str(hard_limit)) as stack:
+    with side_stack(
+        "nofile", 200, overrides=(LOW_SOFT_LIMIT,), LAB_TEST_NOFILE_HARD=str(hard_limit)
+    ) as stack:
         stack.up()
         yield stack
 

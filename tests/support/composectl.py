@@ -6,7 +6,6 @@ Every call goes through labctl.compose (Compose v2).
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -96,13 +95,13 @@ class Stack:
 
 
 @contextmanager
-def side_stack(name: str, overrides: tuple[Path, ...] = (), **env: str) -> Iterator[Stack]:
+def side_stack(name: str, offset: int, overrides: tuple[Path, ...] = (), **env: str) -> Iterator[Stack]:
     """A second compose project of this checkout (its own ports, network and volume), so the stack
     the rest of the suite tests is left alone; removed at the end, even when a test fails. Its
-    ports are the main stack's + 100, or LAB_COMPOSE_TEST_HTTPS_PORT / _HTTP_PORT."""
+    ports are the main stack's + ``offset``, distinct per side stack: one may still be up (the
+    session's) while another starts."""
     main = compose.nginx_env()
-    https = int(os.environ.get("LAB_COMPOSE_TEST_HTTPS_PORT", int(main["LAB_HTTPS_PORT"]) + 100))
-    http = int(os.environ.get("LAB_COMPOSE_TEST_HTTP_PORT", int(main["LAB_HTTP_PORT"]) + 100))
+    https, http = int(main["LAB_HTTPS_PORT"]) + offset, int(main["LAB_HTTP_PORT"]) + offset
     stack = Stack(
         project=f"{compose.project()}-{name}",
         url=f"https://localhost:{https}",

@@ -6,6 +6,8 @@ import time
 
 from flask import Blueprint, Response, abort, g, jsonify, request
 
+from .debug import served_by
+
 bp = Blueprint("slow", __name__)
 
 MAX_SECONDS = 600.0
@@ -33,5 +35,6 @@ def slow() -> Response:
         token=request.args.get("token", ""),
         token_at_start=token,
         request_id=g.get("request_id", ""),
-        in_flight_at_start=in_flight_at_start,
+        in_flight_at_start=in_flight_at_start,  # in this worker process
+        served_by=served_by(),
     )
