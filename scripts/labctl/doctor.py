@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 import labsettings
 
-from . import behaviours, catalogue, endpoints, probe
+from . import behaviours, catalogue, endpoints, probe, venv
 from .behaviours import BROKEN, NOT_PROBED, NOTE, OK, Result
 from .catalogue import Scenario
 from .endpoints import Endpoint
@@ -159,6 +159,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    # Standard library only, but HTTP/3's probe needs aioquic: from .venv when there is one.
+    venv.reexec_in_venv(args.lab_argv, create=False)
     try:
         endpoint = endpoints.from_env()
         diagnosis = diagnose(endpoint, options_from(args, endpoint))

@@ -7,12 +7,15 @@ import shutil
 import subprocess
 import time
 import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import requests
 
-from labctl import native, paths, stack
+from labctl import behaviours, h3, native, paths, probe, stack
+from labctl.probe import Reply
 from labctl.procs import children
 from support.lab import MIB, Lab, lab_from_env
 
@@ -109,3 +112,47 @@ def edited_nginx(lab: Lab, tmp_path: Path):
     shutil.copytree(paths.NGINX_SRC, edited.copy)
     yield edited
     edited.reload_and_wait(paths.NGINX_SRC)  # leave the stack on the repository's config
+
+
+@dataclass(frozen=True)
+class Http3:
+    """The lab over HTTP/3: its endpoint and the UDP port its Alt-Svc advertises."""
+
+    lab: Lab
+    port: int
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        headers: dict[str, str] | None = None,
+        body: bytes | Iterable[bytes] | None = None,
+        timeout: float = probe.TIMEOUT,
+    ) -> Reply:
+        """One request on a QUIC connection of its own (labctl.h3), redirects not followed."""
+        return h3.request(self.lab.endpoint, method, path, headers, body, port=self.port, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def http3(lab: Lab) -> Http3:
+    """HTTP/3 where the stack speaks it, "not applicable" (a skip saying why) where it cannot.
+
+    This checkout's stack must speak it exactly when its nginx has the module (`nginx -V`): there
+    a missing Alt-Svc is a failure, never a skip (CI's compose path runs the trixie nginx, which
+    has it). Any other deployment is judged by its Alt-Svc alone."""
+    advertised = probe.request(lab.endpoint, "GET", "/healthz").headers.get("alt-svc", "")
+    port = probe.alt_svc_h3(advertised, lab.endpoint.port)
+    built = stack.nginx_has_http3() if lab.endpoint.is_local_lab else None
+    if port is None and built:
+        pytest.fail(
+            f"this stack's nginx has HTTP/3 (nginx -V) but advertises none (Alt-Svc: {advertised!r}): "
+            f"{behaviours.HINTS['h3-advertised']}"
+        )
+    if port is None:
+        why = (
+            "its nginx is built without --with-http_v3_module (nginx -V; Debian 12's 1.22)"
+            if built is False
+            else f"no h3 in its Alt-Svc ({advertised or 'none'})"
+        )
+        pytest.skip(f"not applicable: {lab.url} speaks no HTTP/3: {why}")
+    return Http3(lab, port)
