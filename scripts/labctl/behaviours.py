@@ -108,8 +108,8 @@ HINTS = {
     "ws-idle": "`proxy_read_timeout` on the websocket location above the longest silence (default 60s), or "
     "pings from the app",
     "h2": "`listen 443 ssl http2;` (or `http2 on;` from nginx 1.25.1)",
-    "h3-advertised": "browsers use HTTP/3 only once told: `listen 443 quic reuseport;` beside the TCP listen and "
-    "`add_header Alt-Svc 'h3=\":443\"; ma=86400' always;` (nginx 1.25+ built --with-http_v3_module)",
+    "h3-advertised": "browsers use HTTP/3 only once told: `listen 443 quic reuseport;` beside the TCP "
+    "listen and `add_header Alt-Svc 'h3=\":443\"; ma=86400' always;` (nginx 1.25+, --with-http_v3_module)",
     "h3-answers": "Alt-Svc promises h3 but no QUIC answer came: the UDP port must be open and published too "
     "(Docker: `127.0.0.1:443:443/udp`), with `listen <port> quic` on it",
     "h3-host": "HTTP/3 has no Host header (only :authority) and nginx leaves `$http_host` empty there: "
