@@ -138,6 +138,13 @@ NEEDS = (
         ("bench",),
     ),
     Need(
+        "h2load",
+        "HTTP/1.1 and HTTP/2 load for `make bench`'s protocols section (beside HTTP/3's aioquic)",
+        _found("h2load"),
+        {"apt": "nghttp2-client", "dnf": "nghttp2", "brew": "nghttp2"},
+        ("bench",),
+    ),
+    Need(
         "docker",
         "the Docker engine and CLI, for `make up` / `make test-compose`",
         _engine_installed,

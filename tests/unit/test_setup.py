@@ -32,7 +32,7 @@ def test_each_command_checks_only_what_it_uses():
     assert names(setup.needed_by("test")) == {
         "nginx", "openssl", "python3 -m venv", "chromium", "certutil", "redis-server",
     }  # fmt: skip
-    assert names(setup.needed_by("bench")) == {"nginx", "openssl", "python3 -m venv", "wrk"}
+    assert names(setup.needed_by("bench")) == {"nginx", "openssl", "python3 -m venv", "wrk", "h2load"}
     assert names(setup.needed_by("docs")) == set()
 
 

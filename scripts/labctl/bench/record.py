@@ -19,6 +19,7 @@ RESULT_KEYS: dict[str, tuple[str, ...]] = {
     "ws": ("connections_held", "kib_per_connection", "broadcast_ms"),
     "workers": ("gevent_vs_sync_ratio",),
     "loop": ("native_up_s", "integration_s"),
+    "protocols": ("h2_vs_h11_rps_ratio", "h3_vs_h2_rps_ratio", "h3_vs_h2_nginx_cpu_ratio"),
 }
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, fields, replace
 
-SECTIONS = ("loop", "proxy", "upload", "ws", "workers")
+SECTIONS = ("loop", "proxy", "upload", "ws", "workers", "protocols")
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,12 @@ class BenchSettings:
     workers_seconds: float = 5.0
     workers_sleep_s: float = 0.2
     integration: bool = True  # time the integration suite (loop.integration_s)
+    # HTTP/1.1 vs HTTP/2 vs HTTP/3 small GETs: each run, alternated protocol_rounds times; requests
+    # in flight, over protocol_connections connections (HTTP/1.1: one connection per request).
+    protocol_seconds: float = 3.0
+    protocol_rounds: int = 3
+    protocol_in_flight: int = 20
+    protocol_connections: int = 2
 
     @classmethod
     def from_env(cls, quick: bool = False) -> BenchSettings:
@@ -53,6 +59,8 @@ QUICK = BenchSettings(
     workers_seconds=1.0,
     workers_sleep_s=0.05,
     integration=False,
+    protocol_seconds=1.0,
+    protocol_rounds=1,
 )
 
 
