@@ -21,14 +21,17 @@ import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .. import compose, endpoints, h3, native, nginx, paths, probe
+from .. import compose, endpoints, native, nginx, paths, probe
 from .. import stack as lab_stack
 from ..health import wait_healthy
 from ..procs import children
 from . import bench_stack
 from .settings import BenchSettings
+
+if TYPE_CHECKING:  # aioquic is .venv's: imported where HTTP/3 is measured (`scripts/lab` runs without it)
+    from .. import h3
 
 PATH = "/healthz"
 INSTALL_HINT = "h2load is not installed: sudo apt-get install -y nghttp2-client"
@@ -91,6 +94,8 @@ def parse_h2load(stdout: str, client_cpu_s: float) -> Load:
 def aioquic_load(endpoint: endpoints.Endpoint, port: int, settings: BenchSettings) -> Load:
     """GET PATH over HTTP/3 for ``protocol_seconds``: ``protocol_connections`` QUIC connections,
     each keeping its share of ``protocol_in_flight`` requests in flight (aioquic, one event loop)."""
+    from .. import h3
+
     streams = settings.protocol_in_flight // settings.protocol_connections
 
     async def run() -> tuple[int, int]:
