@@ -163,11 +163,13 @@ def configuration(endpoint: Endpoint) -> QuicConfiguration:
 
 
 def quic_address(endpoint: Endpoint, port: int | None = None) -> tuple[str, int]:
-    """Where the QUIC packets go: the endpoint's address, on the advertised port. A loopback name
+    """Where the QUIC packets go: the endpoint's address for the advertised port (through its
+    connect_to, as TCP's: `lab check` runs a config's :443 on the lab's port). A loopback name
     goes to 127.0.0.1: Docker publishes the UDP port there only, and a datagram sent to ::1 is
     lost without an error (the handshake would just time out)."""
-    host, tcp_port = endpoint.address()
-    return ("127.0.0.1" if host in LOOPBACK else host), port or tcp_port
+    wanted = port or endpoint.port
+    host, mapped = dict(endpoint.connect_to).get(wanted, (endpoint.address()[0], wanted))
+    return ("127.0.0.1" if host in LOOPBACK else host), mapped
 
 
 @asynccontextmanager

@@ -71,3 +71,13 @@ def test_http3_is_not_probed_where_it_cannot_be_judged():
     assert [(r.behaviour, r.verdict, r.seen) for r in results] == [
         (name, behaviours.NOT_PROBED, "why") for name in ("h3-advertised", "h3-answers", "h3-host")
     ]
+
+
+def test_quic_goes_where_tcp_goes_for_the_advertised_port():
+    from labctl import h3
+
+    local = Endpoint("https://localhost:8443", None, None)
+    assert h3.quic_address(local) == ("127.0.0.1", 8443)
+    mapped = Endpoint("https://example.com", None, None, ((443, ("127.0.0.1", 9443)),))
+    assert h3.quic_address(mapped, 443) == ("127.0.0.1", 9443)
+    assert h3.quic_address(Endpoint("https://example.com", None, None), 8443) == ("example.com", 8443)
