@@ -175,6 +175,8 @@ class Probe:
     options: Options
     # What the app saw of a plain request through the proxy (the lab's /debug/request), when known.
     seen_by_app: dict[str, object] | None = None
+    # A small POST got no answer (the app waits for a body that never ends): a bigger one would too.
+    body_unanswered: bool = False
 
     def get(self, path: str, headers: dict[str, str] | None = None, base: str | None = None) -> Reply:
         return probe.request(self.endpoint, "GET", path, headers=headers, base=base)
@@ -373,6 +375,7 @@ def probe_request_body(p: Probe) -> Iterator[Result]:
             p.endpoint, "POST", route, body=probe.pattern_body(size), length=size, timeout=BODY_TIMEOUT_S
         )
     except TimeoutError:
+        p.body_unanswered = True
         yield result(name, BROKEN, f"1 KiB POST {route}: no answer within {BODY_TIMEOUT_S:g} s")
         return
     if reply.status == 404:
@@ -445,7 +448,12 @@ def probe_upload_limit(p: Probe) -> Iterator[Result]:
     yield result(name, verdict, seen, refused_mib=refused)
     # A real upload only where the route is known to exist: the lab's app answered, or the user
     # named the route. A 2 MiB body sent to an app that answers 404 unread is the early-reject bug.
-    if p.options.routes.upload and not small_refused and (p.seen_by_app or p.options.routes.debug is None):
+    if (
+        p.options.routes.upload
+        and not small_refused
+        and not p.body_unanswered
+        and (p.seen_by_app or p.options.routes.debug is None)
+    ):
         yield from _stored_upload(p, p.options.routes.upload)
     if refusal is not None:
         yield _error_format("413", refusal, p.options.lab_contract)
@@ -454,7 +462,11 @@ def probe_upload_limit(p: Probe) -> Iterator[Result]:
 def _stored_upload(p: Probe, path: str) -> Iterator[Result]:
     """A real 2 MiB upload through the proxy: stored whole (the app says its size)."""
     size = UPLOAD_SIZES_MIB[0] * MIB
-    reply = probe.request(p.endpoint, "PUT", path, body=probe.pattern_body(size), length=size, timeout=60)
+    try:
+        reply = probe.request(p.endpoint, "PUT", path, body=probe.pattern_body(size), length=size, timeout=60)
+    except TimeoutError:
+        yield result("upload-limit", BROKEN, f"a 2 MiB PUT {path}: no answer within 60 s")
+        return
     body = reply.json()
     if reply.status == 404:
         return
