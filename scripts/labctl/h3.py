@@ -123,6 +123,8 @@ class Client:
     ) -> Reply:
         """One request; ``body`` as bytes or as pieces (each sent once the previous one has)."""
         protocol = self.protocol
+        if protocol.closed_because:  # a stream on a closed connection would wait forever
+            raise ConnectionError(f"the QUIC connection closed: {protocol.closed_because}")
         stream_id = protocol._quic.get_next_available_stream_id()
         exchange = _Exchange(asyncio.get_running_loop().create_future())
         protocol.exchanges[stream_id] = exchange

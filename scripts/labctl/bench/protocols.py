@@ -19,7 +19,7 @@ import resource
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -93,34 +93,38 @@ def parse_h2load(stdout: str, client_cpu_s: float) -> Load:
 
 def aioquic_load(endpoint: endpoints.Endpoint, port: int, settings: BenchSettings) -> Load:
     """GET PATH over HTTP/3 for ``protocol_seconds``: ``protocol_connections`` QUIC connections,
-    each keeping its share of ``protocol_in_flight`` requests in flight (aioquic, one event loop)."""
+    each keeping its share of ``protocol_in_flight`` requests in flight (aioquic, one event loop).
+    nginx closes a connection after keepalive_requests (1000): the client opens the next one, as
+    h2load does."""
     from .. import h3
 
     streams = settings.protocol_in_flight // settings.protocol_connections
+    deadline = time.monotonic() + settings.protocol_seconds
+    counts = {"done": 0, "failed": 0}
 
-    async def run() -> tuple[int, int]:
-        done, failed = 0, 0
-        deadline = time.monotonic() + settings.protocol_seconds
-
-        async def stream(client: h3.Client) -> None:
-            nonlocal done, failed
-            while time.monotonic() < deadline:
+    async def stream(client: h3.Client) -> None:
+        while time.monotonic() < deadline:
+            try:
                 reply = await client.request("GET", PATH)
-                done, failed = (done + 1, failed) if reply.status == 200 else (done, failed + 1)
+            except ConnectionError:
+                return  # the connection's end (its request limit): the next connection takes over
+            counts["done" if reply.status == 200 else "failed"] += 1
 
-        async with contextlib.AsyncExitStack() as connections:
-            clients = [
-                await connections.enter_async_context(h3.connect(endpoint, port))
-                for _ in range(settings.protocol_connections)
-            ]
-            await asyncio.gather(*(stream(client) for client in clients for _ in range(streams)))
-        return done, failed
+    async def connection() -> None:
+        while time.monotonic() < deadline:
+            async with h3.connect(endpoint, port) as client:
+                await asyncio.gather(*(stream(client) for _ in range(streams)))
 
     cpu_before, started = time.process_time(), time.monotonic()
-    done, failed = asyncio.run(run())
+    asyncio.run(asyncio.wait_for(_all(connection() for _ in range(settings.protocol_connections)), 60))
+    seconds = time.monotonic() - started
     return Load(
-        done, failed, round(time.monotonic() - started, 3), round(time.process_time() - cpu_before, 3)
+        counts["done"], counts["failed"], round(seconds, 3), round(time.process_time() - cpu_before, 3)
     )
+
+
+async def _all(coroutines: Iterator[Coroutine[Any, Any, None]]) -> None:
+    await asyncio.gather(*coroutines)
 
 
 @contextlib.contextmanager
