@@ -44,10 +44,36 @@ set -eu
 NGINX=${LAB_NGINX_BIN:-nginx}
 CONF="$LAB_NGINX_PREFIX/conf"
 
+# HTTP/3: QUIC on the HTTPS port(s) over UDP, advertised with Alt-Svc, only where this nginx was
+# built with the module: a `listen ... quic` line fails nginx -t everywhere else (Debian 12's 1.22).
+# Sets LAB_LISTEN_QUIC (the HTTPS addresses, or empty: each quic listen line is left out) and
+# LAB_ALT_SVC (empty: no header), and says in one line when HTTP/3 is left out.
+http3_inputs() {
+    built=$("$NGINX" -V 2>&1) || built=""
+    case "$built" in
+        *--with-http_v3_module*)
+            LAB_LISTEN_QUIC=$LAB_LISTEN_HTTPS
+            LAB_ALT_SVC="h3=\":$LAB_PUBLIC_HTTPS_PORT\"; ma=86400"
+            ;;
+        *)
+            LAB_LISTEN_QUIC=""
+            LAB_ALT_SVC=""
+            version=$(printf '%s\n' "$built" | sed -n 's/^nginx version: //p')
+            if [ -n "$version" ]; then
+                why="$version is built without --with-http_v3_module (nginx -V)"
+            else
+                why="\`$NGINX -V\` does not run here"
+            fi
+            echo "nginx-ctl: HTTP/3 left out: $why; HTTPS is HTTP/1.1 and HTTP/2 only" >&2
+            ;;
+    esac
+}
+
 # LAB_LISTEN_HTTPS / LAB_LISTEN_HTTP may list several addresses ("127.0.0.1:8443 [::1]:8443"):
-# a listen line is repeated once per address, so IPv6 is listed only where the host has it.
+# a listen line is repeated once per address, so IPv6 is listed only where the host has it. An
+# empty list leaves the line out (LAB_LISTEN_QUIC where nginx has no HTTP/3).
 expand_listen() {
-    awk -v https="$LAB_LISTEN_HTTPS" -v http="$LAB_LISTEN_HTTP" '
+    awk -v https="$LAB_LISTEN_HTTPS" -v http="$LAB_LISTEN_HTTP" -v quic="$LAB_LISTEN_QUIC" '
         function expand(token, addresses,    n, i, a, at) {
             at = index($0, token)
             n = split(addresses, a, " ")
@@ -56,6 +82,7 @@ expand_listen() {
         }
         index($0, "{{LAB_LISTEN_HTTPS}}") { expand("{{LAB_LISTEN_HTTPS}}", https); next }
         index($0, "{{LAB_LISTEN_HTTP}}") { expand("{{LAB_LISTEN_HTTP}}", http); next }
+        index($0, "{{LAB_LISTEN_QUIC}}") { expand("{{LAB_LISTEN_QUIC}}", quic); next }
         { print }
     ' "$1" >"$1.tmp" && mv "$1.tmp" "$1"
 }
@@ -89,6 +116,7 @@ render() {
     if [ -n "$LAB_NGINX_USER" ]; then user_directive="user $LAB_NGINX_USER;"; fi
     hsts=""
     if [ "$LAB_HSTS_MAX_AGE" -gt 0 ]; then hsts="max-age=$LAB_HSTS_MAX_AGE"; fi
+    http3_inputs
     find "$out" -type f -name '*.conf' | while read -r f; do
         expand_listen "$f"
         sed -i \
@@ -104,6 +132,7 @@ render() {
             -e "s|{{LAB_CERT_DIR}}|$LAB_CERT_DIR|g" \
             -e "s|{{LAB_USER_DIRECTIVE}}|$user_directive|g" \
             -e "s|{{LAB_HSTS}}|$hsts|g" \
+            -e "s|{{LAB_ALT_SVC}}|$LAB_ALT_SVC|g" \
             "$f"
     done
     if grep -rn '{{LAB_[A-Z_]*}}' "$out" >&2; then

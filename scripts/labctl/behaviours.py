@@ -6,14 +6,17 @@ Each probe says what it needs. Some need a route of the app (the lab's own, or t
 lab's /debug/request shows what reached it. A probe whose route is absent reports "not probed",
 never "broken". The rest need nothing from the app: an unknown Host, an absolute-form request
 line with another Host, the HTTP->HTTPS redirect, the body limit (``Expect: 100-continue``: nginx
-answers 100 or 413 before any body is sent), a websocket handshake, HTTP/2 and TLS versions.
+answers 100 or 413 before any body is sent), a websocket handshake, HTTP/2 and TLS versions,
+HTTP/3 (its Alt-Svc, a request over QUIC, the host the app sees there).
 
-Standard library only: the doctor runs before the virtualenv exists.
+Standard library only: the doctor runs before the virtualenv exists. The one exception, HTTP/3's
+client (aioquic, labctl.h3), is imported only where .venv provides it.
 """
 
 from __future__ import annotations
 
 import http.client
+import importlib.util
 import json
 import socket
 import ssl
@@ -59,6 +62,9 @@ TITLES = {
     "ws-scheme": "the app sees wss behind TLS",
     "ws-idle": "an idle websocket is held",
     "h2": "HTTP/2 is offered (ALPN)",
+    "h3-advertised": "HTTP/3 is advertised (Alt-Svc: h3)",
+    "h3-answers": "HTTP/3 answers where Alt-Svc says (QUIC over UDP)",
+    "h3-host": "over HTTP/3 the app still sees the public host and port",
     "tls-versions": "only TLS 1.2 and 1.3 are accepted",
 }
 
@@ -102,6 +108,12 @@ HINTS = {
     "ws-idle": "`proxy_read_timeout` on the websocket location above the longest silence (default 60s), or "
     "pings from the app",
     "h2": "`listen 443 ssl http2;` (or `http2 on;` from nginx 1.25.1)",
+    "h3-advertised": "browsers use HTTP/3 only once told: `listen 443 quic reuseport;` beside the TCP "
+    "listen and `add_header Alt-Svc 'h3=\":443\"; ma=86400' always;` (nginx 1.25+, --with-http_v3_module)",
+    "h3-answers": "Alt-Svc promises h3 but no QUIC answer came: the UDP port must be open and published too "
+    "(Docker: `127.0.0.1:443:443/udp`), with `listen <port> quic` on it",
+    "h3-host": "HTTP/3 has no Host header (only :authority) and nginx leaves `$http_host` empty there: "
+    "send `proxy_set_header Host $host:<public port>` (or `$host` on 443), never `$http_host`",
     "tls-versions": "`ssl_protocols TLSv1.2 TLSv1.3;`",
 }
 
@@ -152,6 +164,9 @@ class Options:
     # The lab's whole contract (its own stack): nginx's errors as the JSON envelope, the request
     # id. For anyone else's deployment these are notes, not failures.
     lab_contract: bool = False
+    # Why HTTP/3 cannot be judged here ('' when it can): `lab check` on an nginx without the
+    # module runs the user's config with its quic listens left out.
+    http3_unjudged: str = ""
 
 
 @dataclass
@@ -160,6 +175,8 @@ class Probe:
     options: Options
     # What the app saw of a plain request through the proxy (the lab's /debug/request), when known.
     seen_by_app: dict[str, object] | None = None
+    # A small POST got no answer (the app waits for a body that never ends): a bigger one would too.
+    body_unanswered: bool = False
 
     def get(self, path: str, headers: dict[str, str] | None = None, base: str | None = None) -> Reply:
         return probe.request(self.endpoint, "GET", path, headers=headers, base=base)
@@ -359,6 +376,7 @@ def probe_request_body(p: Probe) -> Iterator[Result]:
             p.endpoint, "POST", route, body=probe.pattern_body(size), length=size, timeout=BODY_TIMEOUT_S
         )
     except TimeoutError:
+        p.body_unanswered = True
         yield result(name, BROKEN, f"1 KiB POST {route}: no answer within {BODY_TIMEOUT_S:g} s")
         return
     if reply.status == 404:
@@ -431,7 +449,12 @@ def probe_upload_limit(p: Probe) -> Iterator[Result]:
     yield result(name, verdict, seen)
     # A real upload only where the route is known to exist: the lab's app answered, or the user
     # named the route. A 2 MiB body sent to an app that answers 404 unread is the early-reject bug.
-    if p.options.routes.upload and not small_refused and (p.seen_by_app or p.options.routes.debug is None):
+    if (
+        p.options.routes.upload
+        and not small_refused
+        and not p.body_unanswered
+        and (p.seen_by_app or p.options.routes.debug is None)
+    ):
         yield from _stored_upload(p, p.options.routes.upload)
     if refusal is not None:
         yield _error_format("413", refusal, p.options.lab_contract)
@@ -659,6 +682,46 @@ def _handshake_with(address: tuple[str, int], hostname: str, version: ssl.TLSVer
         return False
 
 
+def probe_http3(p: Probe) -> Iterator[Result]:
+    """HTTP/3: advertised (Alt-Svc on an HTTPS answer), answering (a QUIC handshake and a request
+    on the advertised port), and the host the app builds URLs from, the same as over TCP."""
+    if not p.endpoint.tls:
+        return
+    if p.options.http3_unjudged:
+        for name in ("h3-advertised", "h3-answers", "h3-host"):
+            yield result(name, NOT_PROBED, p.options.http3_unjudged)
+        return
+    route = p.options.routes.redirect
+    tcp = p.get(route or "/")
+    port = probe.alt_svc_h3(tcp.headers.get("alt-svc", ""), p.endpoint.port)
+    if port is None:
+        yield result("h3-advertised", NOTE, f"no h3 in Alt-Svc ({tcp.headers.get('alt-svc') or 'none'})")
+        return
+    yield result("h3-advertised", OK, f"Alt-Svc: {tcp.headers['alt-svc']}")
+    if importlib.util.find_spec("aioquic") is None:
+        yield result(
+            "h3-answers", NOT_PROBED, "needs aioquic (in .venv: `scripts/lab` uses it once it exists)"
+        )
+        return
+    from . import h3  # aioquic: only in .venv
+
+    try:
+        over_h3 = h3.request(p.endpoint, "GET", route or "/", port=port)
+    except OSError as error:
+        seen = f"UDP {port}: {type(error).__name__}: {error or 'no QUIC handshake'}"
+        yield result("h3-answers", BROKEN, seen, port=port)
+        return
+    yield result(
+        "h3-answers", OK, f"UDP {port}: GET {route or '/'} over HTTP/3 answered {over_h3.describe()}"
+    )
+    if route is None or tcp.status not in REDIRECT_STATUSES or not tcp.location:
+        yield result("h3-host", NOT_PROBED, "no route that redirects to compare (--redirect-path)")
+        return
+    tcp_host, h3_host = urlsplit(tcp.location).netloc, urlsplit(over_h3.location).netloc
+    seen = f"Location over HTTP/1.1: {tcp.location}; over HTTP/3: {over_h3.location or '(none)'}"
+    yield result("h3-host", OK if h3_host == tcp_host else BROKEN, seen, location=over_h3.location)
+
+
 PROBES: tuple[Callable[[Probe], Iterator[Result]], ...] = (
     probe_redirects,
     probe_https_redirect,
@@ -672,6 +735,7 @@ PROBES: tuple[Callable[[Probe], Iterator[Result]], ...] = (
     probe_websocket,
     probe_ws_scheme,
     probe_tls,
+    probe_http3,
 )
 
 

@@ -139,8 +139,9 @@ def cmd_test(_args: argparse.Namespace) -> int:
 
 
 def cmd_test_compose(_args: argparse.Namespace) -> int:
-    """The compose path of CI: `make up` with three app replicas, the integration suite unchanged,
-    the compose-only checks, then down. With no registry, `make offline-images` first."""
+    """The compose path of CI: `make up` with three app replicas, the integration suite unchanged
+    (its HTTP/3 tests run here), Chromium over QUIC, the compose-only checks, then down. With no
+    registry, `make offline-images` first."""
     os.environ.setdefault("LAB_MAX_UPLOAD_MB", TEST_UPLOAD_LIMIT_MB)
     # The integration suite, unchanged, against several replicas behind the one nginx.
     os.environ.setdefault("LAB_APP_REPLICAS", TEST_APP_REPLICAS)
@@ -149,6 +150,8 @@ def cmd_test_compose(_args: argparse.Namespace) -> int:
     try:
         compose.up()
         results["integration (compose)"] = pytest("tests/integration")
+        # Chromium over QUIC: the compose stack's nginx speaks HTTP/3, the native one may not.
+        results["browser h3 (compose)"] = pytest("tests/browser/test_http3.py")
         results["compose checks"] = pytest("tests/compose")
     finally:
         compose.down()

@@ -338,6 +338,15 @@ def reload() -> int:
     return _nginx_ctl("reload", capture=False).returncode
 
 
+def nginx_has_http3() -> bool:
+    """Whether the nginx of the running container was built with the HTTP/3 module (`nginx -V`)."""
+    cid = container_id("nginx")
+    if cid is None:
+        return False
+    built = docker("exec", cid, "nginx", "-V", check=False)
+    return "--with-http_v3_module" in built.stderr
+
+
 def dump_config() -> str:
     result = _nginx_ctl("dump", capture=True)
     return result.stdout + result.stderr

@@ -57,9 +57,9 @@ def scenarios_table() -> str:
 
 
 def scenario_header(scenario: catalogue.Scenario) -> str:
-    check = (
-        "data in scenario.toml" if scenario.checks else "check.py" if scenario.function else "tests/compose"
-    )
+    check = "data in scenario.toml" if scenario.checks else "check.py" if scenario.function else ""
+    if scenario.compose_only:
+        check = f"{check}, run by tests/compose" if check else "tests/compose"
     return "\n".join(
         [
             f"- **Broken:** {scenario.broken}",

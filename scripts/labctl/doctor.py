@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 import labsettings
 
-from . import behaviours, catalogue, endpoints, probe
+from . import behaviours, catalogue, endpoints, probe, stack, venv
 from .behaviours import BROKEN, NOT_PROBED, NOTE, OK, Result
 from .catalogue import Scenario
 from .endpoints import Endpoint
@@ -95,9 +95,18 @@ def scenario_matches(endpoint: Endpoint) -> list[Match]:
     return [Match(scenario, seen.seen) for scenario, seen in catalogue.matching(candidates, endpoint)]
 
 
+def http3_unjudged(endpoint: Endpoint) -> str:
+    """Why this checkout's own stack cannot speak HTTP/3 ('' when it can, or for any other)."""
+    if endpoint.is_local_lab and stack.nginx_has_http3() is False:
+        return "this stack's nginx is built without --with-http_v3_module (nginx -V): no QUIC to probe"
+    return ""
+
+
 def diagnose(endpoint: Endpoint, options: behaviours.Options) -> Diagnosis:
     if options.declared_limit_mib is None and options.routes.debug:
         options = replace(options, declared_limit_mib=lab_app_declared_limit(endpoint))
+    if not options.http3_unjudged:
+        options = replace(options, http3_unjudged=http3_unjudged(endpoint))
     results = behaviours.run(endpoint, options)
     lab_app = any(r.behaviour == "client-addr" and r.verdict != NOT_PROBED for r in results)
     matches = scenario_matches(endpoint) if lab_app else []
@@ -163,6 +172,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    # Standard library only, but HTTP/3's probe needs aioquic: from .venv when there is one.
+    venv.reexec_in_venv(args.lab_argv, create=False)
     try:
         endpoint = endpoints.from_env()
         diagnosis = diagnose(endpoint, options_from(args, endpoint))

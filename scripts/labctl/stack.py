@@ -10,7 +10,7 @@ from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 
-from . import compose, native, paths, runstate
+from . import compose, native, nginx, paths, runstate
 
 
 def running_mode() -> str | None:
@@ -36,6 +36,15 @@ def nginx_source() -> Path:
     """The nginx/ directory the running stack renders its config from: compose mounts the
     checkout's; native mode reads LAB_NGINX_SRC (a copy, in tests)."""
     return compose.NGINX_SOURCE if require_running() == "compose" else paths.NGINX_SRC
+
+
+def nginx_has_http3() -> bool | None:
+    """Whether the running stack's nginx has the HTTP/3 module (`nginx -V`), so its renderer
+    turned QUIC on; None when no stack started from this checkout runs."""
+    mode = running_mode()
+    if mode == "compose":
+        return compose.nginx_has_http3()
+    return nginx.nginx_has_http3() if mode == "native" else None
 
 
 def dump_config() -> str:

@@ -39,11 +39,12 @@ def in_venv() -> bool:
     return Path(sys.prefix).resolve() == VENV.resolve()
 
 
-def reexec_in_venv(command: list[str]) -> None:
+def reexec_in_venv(command: list[str], create: bool = True) -> None:
     """Re-execute `scripts/lab COMMAND...` with .venv's python unless already running there: for
     commands that import a pinned library (matplotlib, watchfiles), while `scripts/lab` itself runs
-    on any python3, before the venv exists. Same process (exec): Ctrl-C and the exit status stay."""
-    if in_venv():
+    on any python3, before the venv exists. Same process (exec): Ctrl-C and the exit status stay.
+    ``create=False``: only when .venv exists (a command that also works without it)."""
+    if in_venv() or (not create and not VENV_PYTHON.exists()):
         return
     ensure_venv()
     argv = [str(VENV_PYTHON), str(SCRIPTS / "lab"), *command]

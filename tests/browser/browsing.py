@@ -58,13 +58,27 @@ def trust_ca(home: Path, ca: Path | None) -> None:
     )
 
 
-def launch(playwright: Playwright, workdir: Path, ca: Path | None) -> Browser:
-    """A headless Chromium whose trust store, under ``workdir``, holds ``ca`` (``None``: no lab CA)."""
+def quic_flags(origin: str) -> list[str]:
+    """HTTP/3 from the first request to ``origin`` (host:port) on, without waiting for Alt-Svc:
+    QUIC enabled, and forced for that one origin (every other stays off QUIC, as in FLAGS).
+
+    Chromium sends QUIC for localhost to [::1] and does not try 127.0.0.1 after a refusal (TCP
+    does), while Docker publishes the UDP port on 127.0.0.1 only: localhost is mapped there."""
+    flags = [*(flag for flag in FLAGS if flag != "--disable-quic"), "--enable-quic"]
+    flags.append(f"--origin-to-force-quic-on={origin}")
+    if origin.rpartition(":")[0] == "localhost":
+        flags.append("--host-resolver-rules=MAP localhost 127.0.0.1")
+    return flags
+
+
+def launch(playwright: Playwright, workdir: Path, ca: Path | None, args: list[str] | None = None) -> Browser:
+    """A headless Chromium whose trust store, under ``workdir``, holds ``ca`` (``None``: no lab CA);
+    ``args`` in place of FLAGS (quic_flags)."""
     home = workdir / "home"
     trust_ca(home, ca)
     return playwright.chromium.launch(
         executable_path=CHROMIUM,
-        args=FLAGS,
+        args=args or FLAGS,
         # Chromium's sandbox needs a normal user; as root it refuses to start with one.
         chromium_sandbox=os.geteuid() != 0,
         env={**os.environ, "HOME": str(home)},

@@ -35,8 +35,12 @@ def test_only_nginx_publishes_ports_and_only_on_loopback(stack):
     settings = compose.nginx_env(stack.project)
     https, http = settings["LAB_HTTPS_PORT"], settings["LAB_HTTP_PORT"]
     assert sorted(published(containers["nginx"])) == sorted(
-        [(f"{https}/tcp", "127.0.0.1", str(https)), (f"{http}/tcp", "127.0.0.1", str(http))]
-    ), "nginx must publish exactly the HTTPS and HTTP ports, on 127.0.0.1 only"
+        [
+            (f"{https}/tcp", "127.0.0.1", str(https)),
+            (f"{https}/udp", "127.0.0.1", str(https)),  # HTTP/3 (QUIC)
+            (f"{http}/tcp", "127.0.0.1", str(http)),
+        ]
+    ), "nginx must publish exactly the HTTPS (TCP and UDP) and HTTP ports, on 127.0.0.1 only"
     # The same, as `docker ps` shows it to a user: "127.0.0.1:8443->8443/tcp, 80/tcp" (the
     # image's EXPOSE 80 is listed but not published).
     nginx_name = containers["nginx"]["Name"].lstrip("/")

@@ -7,14 +7,17 @@ import shutil
 import subprocess
 import time
 import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import requests
 
-from labctl import native, paths, stack
+from labctl import h3, native, paths, probe, stack
+from labctl.probe import Reply
 from labctl.procs import children
-from support.lab import MIB, Lab, lab_from_env
+from support.lab import MIB, Lab, http3_port_or_skip, lab_from_env
 
 
 @pytest.fixture(scope="session")
@@ -109,3 +112,28 @@ def edited_nginx(lab: Lab, tmp_path: Path):
     shutil.copytree(paths.NGINX_SRC, edited.copy)
     yield edited
     edited.reload_and_wait(paths.NGINX_SRC)  # leave the stack on the repository's config
+
+
+@dataclass(frozen=True)
+class Http3:
+    """The lab over HTTP/3: its endpoint and the UDP port its Alt-Svc advertises."""
+
+    lab: Lab
+    port: int
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        headers: dict[str, str] | None = None,
+        body: bytes | Iterable[bytes] | None = None,
+        timeout: float = probe.TIMEOUT,
+    ) -> Reply:
+        """One request on a QUIC connection of its own (labctl.h3), redirects not followed."""
+        return h3.request(self.lab.endpoint, method, path, headers, body, port=self.port, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def http3(lab: Lab) -> Http3:
+    """HTTP/3 where the stack speaks it, "not applicable" (a skip saying why) where it cannot."""
+    return Http3(lab, http3_port_or_skip(lab))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import httpx
 import pytest
 
 from labctl import hints
@@ -38,3 +39,19 @@ def test_nginx_own_errors_are_json(lab, http):
     if lab.endpoint.is_local_lab:  # elsewhere a refusal may just close the connection (444)
         unknown_host = http.get(lab.url + "/", headers={"Host": "nope.example"})
         assert_json_error(unknown_host, 421)
+
+
+def test_nginx_413_is_json_over_http2_too(lab):
+    """Over HTTP/2 (and HTTP/3) nginx skips a refused body without marking it discarded, so the
+    redirect to the error location met the size check again: nginx's HTML 413 came back."""
+    with httpx.Client(http2=True, verify=lab.ssl_context(), trust_env=False) as client:
+        response = client.put(
+            lab.url + "/upload/h2-too-big.bin", headers={"Content-Length": str(2**50)}, content=b""
+        )
+    assert response.http_version == "HTTP/2", f"the server spoke {response.http_version}, not HTTP/2"
+    assert response.status_code == 413 and response.headers["content-type"] == "application/json", (
+        f"{response.status_code} {response.headers.get('content-type')}: {response.text[:200]!r}. The error "
+        "location needs `client_max_body_size 0` (snippets/json-errors.conf)"
+    )
+    body = response.json()
+    assert set(body) == {"code", "msg", "request_id"} and body["code"] == 413, body

@@ -16,7 +16,7 @@ import pytest
 import requests
 import websocket
 
-from labctl import endpoints, stack
+from labctl import behaviours, endpoints, probe, stack
 from labctl.endpoints import Endpoint
 from support.causes import handshake_cause
 
@@ -183,3 +183,28 @@ def access_log_entry(request_id: str, wait_s: float = 2.0) -> dict:
         time.sleep(0.05)
     assert entries, f"request id {request_id} not in nginx's access log after {wait_s} s"
     return entries[-1]
+
+
+def http3_port_or_skip(lab: Lab) -> int:
+    """The UDP port the lab advertises HTTP/3 on; where it speaks none, the test is skipped as
+    "not applicable", saying why.
+
+    This checkout's stack must speak it exactly when its nginx has the module (`nginx -V`): there
+    a missing Alt-Svc is a failure, never a skip (CI's compose path runs the trixie nginx, which
+    has it). Any other deployment is judged by its Alt-Svc alone."""
+    advertised = probe.request(lab.endpoint, "GET", "/healthz").headers.get("alt-svc", "")
+    port = probe.alt_svc_h3(advertised, lab.endpoint.port)
+    built = stack.nginx_has_http3() if lab.endpoint.is_local_lab else None
+    if port is None and built:
+        pytest.fail(
+            f"this stack's nginx has HTTP/3 (nginx -V) but advertises none (Alt-Svc: {advertised!r}): "
+            f"{behaviours.HINTS['h3-advertised']}"
+        )
+    if port is None:
+        why = (
+            "its nginx is built without --with-http_v3_module (nginx -V; Debian 12's 1.22)"
+            if built is False
+            else f"no h3 in its Alt-Svc ({advertised or 'none'})"
+        )
+        pytest.skip(f"not applicable: {lab.url} speaks no HTTP/3: {why}")
+    return port

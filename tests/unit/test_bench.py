@@ -45,6 +45,9 @@ def test_results_hold_exactly_the_issue_keys_and_none_until_measured():
         "loop.integration_s",
         "deploy.failed_requests",
         "deploy.seconds",
+        "protocols.h2_vs_h11_rps_ratio",
+        "protocols.h3_vs_h2_rps_ratio",
+        "protocols.h3_vs_h2_nginx_cpu_ratio",
     }
     assert all(value is None for section in results.values() for value in section.values())
     assert set(record.GOALS) <= {f"{s}.{n}" for s, names in results.items() for n in names}
@@ -71,7 +74,7 @@ def test_table_has_a_row_per_result_with_its_verdict(tmp_path):
     results = record.empty_results()
     results["proxy"]["tls_vs_direct_rps_ratio"] = 0.5
     lines = record.table(results, {"proxy.tls_vs_direct_rps_ratio": "wrk"}).splitlines()
-    assert len(lines) == 1 + 11
+    assert len(lines) == 1 + 14
     assert next(line for line in lines if line.startswith("proxy.")).split()[1:4] == ["0.5", ">=", "0.85"]
     record.write(tmp_path, results, {"machine": {}})
     assert json.loads((tmp_path / "results.json").read_text()) == results
@@ -156,3 +159,15 @@ def test_percentile_is_nearest_rank():
     samples = [float(n) for n in range(1, 101)]
     assert (wsload.percentile(samples, 0.5), wsload.percentile(samples, 0.99)) == (50.0, 99.0)
     assert wsload.percentile([3.0], 0.99) == 3.0
+
+
+def test_h2load_summary_is_its_rate_over_the_measured_time():
+    from labctl.bench.protocols import parse_h2load
+
+    stdout = (
+        "finished in 4.00s, 2046.67 req/s, 485.68KB/s\n"
+        "requests: 6140 total, 6140 started, 6140 done, 6140 succeeded, 0 failed, 0 errored, 0 timeout\n"
+    )
+    load = parse_h2load(stdout, client_cpu_s=0.5)
+    assert (load.requests, load.failed, load.client_cpu_s) == (6140, 0, 0.5)
+    assert load.rps == pytest.approx(2046.7, abs=0.1)

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from labctl import nginx
+from labctl import behaviours, nginx, probe
+from labctl.endpoints import Endpoint
 
 
 def test_missing_nginx_is_explained_with_install_commands(monkeypatch):
@@ -44,3 +45,39 @@ def test_reload_renders_what_the_stack_started_with(environ, scenario):
     assert env["LAB_UPSTREAM"] == "127.0.0.1:8001"
     assert env["LAB_MAX_UPLOAD_MB"] == "512"
     assert env["LAB_SCENARIO"] == scenario
+
+
+@pytest.mark.parametrize(
+    ("value", "port"),
+    [
+        ('h3=":8443"; ma=86400', 8443),
+        ('h2=":443", h3=":9443"; ma=60', 9443),
+        ('h3="alt.example:4433"', 4433),
+        ('h3=""', 443),
+        ("clear", None),
+        ("", None),
+        ('h3-29=":8443"', None),
+    ],
+)
+def test_alt_svc_h3_port(value, port):
+    assert probe.alt_svc_h3(value, 443) == port
+
+
+def test_http3_is_not_probed_where_it_cannot_be_judged():
+    state = behaviours.Probe(
+        Endpoint("https://localhost:1", None, None), behaviours.Options(http3_unjudged="why")
+    )
+    results = list(behaviours.probe_http3(state))
+    assert [(r.behaviour, r.verdict, r.seen) for r in results] == [
+        (name, behaviours.NOT_PROBED, "why") for name in ("h3-advertised", "h3-answers", "h3-host")
+    ]
+
+
+def test_quic_goes_where_tcp_goes_for_the_advertised_port():
+    from labctl import h3
+
+    local = Endpoint("https://localhost:8443", None, None)
+    assert h3.quic_address(local) == ("127.0.0.1", 8443)
+    mapped = Endpoint("https://example.com", None, None, ((443, ("127.0.0.1", 9443)),))
+    assert h3.quic_address(mapped, 443) == ("127.0.0.1", 9443)
+    assert h3.quic_address(Endpoint("https://example.com", None, None), 8443) == ("example.com", 8443)

@@ -21,6 +21,7 @@ LAYERS: list[set[str]] = [
     {"runstate", "venv", "nginx", "broker"},  # the running stack's record, the venv, nginx, redis-server
     {"endpoints"},  # LAB_URL, LAB_CA, LAB_HTTP_URL
     {"probe", "traffic"},  # HTTP the way the diagnostics make it; a bounded load, timed
+    {"h3"},  # the same over HTTP/3 (aioquic: .venv only)
     {"checks", "behaviours"},  # checks declared as data; the probes of the doctor and `lab check`
     {"catalogue"},  # the scenario folders
     {"hints"},
@@ -86,5 +87,5 @@ def test_the_tools_never_import_the_tests(path: Path) -> None:
 
 
 def test_the_import_reader_sees_relative_and_absolute_imports() -> None:
-    assert imported(LABCTL / "stack.py") == {"compose", "native", "paths", "runstate"}
+    assert imported(LABCTL / "stack.py") == {"compose", "native", "nginx", "paths", "runstate"}
     assert {"bench", "endpoints", "wsclient"} <= imported(LABCTL / "bench" / "wsload.py")

@@ -106,3 +106,40 @@ def test_the_rendered_baseline_passes_nginx_t(tmp_path):
         text=True,
     )
     assert result.returncode == 0, result.stderr
+
+
+def fake_nginx(directory: Path, configure: str) -> Path:
+    """An `nginx` that only answers -V, as a build with these configure arguments would."""
+    binary = directory / "nginx"
+    binary.write_text(
+        f"#!/bin/sh\necho 'nginx version: nginx/9.9.9' >&2\necho 'configure arguments: {configure}' >&2\n"
+    )
+    binary.chmod(0o755)
+    return binary
+
+
+def test_http3_is_rendered_where_nginx_has_the_module(tmp_path):
+    binary = fake_nginx(tmp_path, "--with-http_ssl_module --with-http_v3_module")
+    result = render(tmp_path / "out", LAB_NGINX_BIN=str(binary), LAB_LISTEN_HTTPS="127.0.0.1:9443 [::1]:9443")
+    assert result.returncode == 0 and "HTTP/3" not in result.stderr, result.stderr
+    servers = (tmp_path / "out" / "conf.d" / "lab.conf").read_text()
+    # reuseport once per address (the default server), plain quic on the named one.
+    assert servers.count("listen 127.0.0.1:9443 quic reuseport default_server;") == 1
+    assert servers.count("listen [::1]:9443 quic reuseport default_server;") == 1
+    assert servers.count("listen 127.0.0.1:9443 quic;") == 1 and servers.count("listen [::1]:9443 quic;") == 1
+    alt_svc = (tmp_path / "out" / "snippets" / "alt-svc.conf").read_text()
+    assert "add_header Alt-Svc 'h3=\":9443\"; ma=86400' always;" in alt_svc
+
+
+def test_http3_is_left_out_in_one_line_where_nginx_lacks_the_module(tmp_path):
+    binary = fake_nginx(tmp_path, "--with-http_ssl_module --with-http_v2_module")
+    result = render(tmp_path / "out", LAB_NGINX_BIN=str(binary))
+    assert result.returncode == 0, result.stderr
+    said = [line for line in result.stderr.splitlines() if "HTTP/3" in line]
+    assert said == [
+        "nginx-ctl: HTTP/3 left out: nginx/9.9.9 is built without --with-http_v3_module (nginx -V); "
+        "HTTPS is HTTP/1.1 and HTTP/2 only"
+    ], result.stderr
+    text = conf_text(tmp_path / "out")
+    assert "quic" not in text.replace("QUIC", "")
+    assert "add_header Alt-Svc '' always;" in text  # an empty value: nginx sends no header

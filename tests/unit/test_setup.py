@@ -33,7 +33,9 @@ def test_each_command_checks_only_what_it_uses():
     assert names(setup.needed_by("test")) == {
         "nginx", "openssl", "python3 -m venv", "chromium", "certutil", "redis-server",
     }  # fmt: skip
-    assert names(setup.needed_by("bench")) == {"nginx", "openssl", "python3 -m venv", "redis-server", "wrk"}
+    assert names(setup.needed_by("bench")) == {
+        "nginx", "openssl", "python3 -m venv", "redis-server", "wrk", "h2load",
+    }  # fmt: skip
     assert names(setup.needed_by("docs")) == set()
 
 

@@ -20,6 +20,7 @@ RESULT_KEYS: dict[str, tuple[str, ...]] = {
     "workers": ("gevent_vs_sync_ratio",),
     "loop": ("native_up_s", "integration_s"),
     "deploy": ("failed_requests", "seconds"),
+    "protocols": ("h2_vs_h11_rps_ratio", "h3_vs_h2_rps_ratio", "h3_vs_h2_nginx_cpu_ratio"),
 }
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from .. import endpoints, native, paths, stack, traffic
 from ..venv import reexec_in_venv
-from . import bench_stack, chart, loop, nginxlog, proxy, record, upload_rate, workers, wsload
+from . import bench_stack, chart, loop, nginxlog, protocols, proxy, record, upload_rate, workers, wsload
 from .settings import SECTIONS, BenchSettings, env_help
 
 OUT = paths.LAB / "bench"
@@ -167,6 +167,32 @@ class Run:
             f"wrk -c{s.workers_connections}, req/s: " + ", ".join(f"{n} {v:g}" for n, v in rps.items())
         )
 
+    def measure_protocols(self) -> None:
+        s = self.settings
+        summary = protocols.run(s)
+        self.details["protocols"] = summary
+        rps = {name: summary[name]["rps"] for name in protocols.PROTOCOLS}
+        nginx_cpu = {name: summary[name]["cpu_ms_per_request"]["nginx"] for name in protocols.PROTOCOLS}
+        self.results["protocols"].update(
+            h2_vs_h11_rps_ratio=record.ratio(rps["h2"], rps["h1.1"]),
+            h3_vs_h2_rps_ratio=record.ratio(rps["h3"], rps["h2"]),
+            h3_vs_h2_nginx_cpu_ratio=record.ratio(nginx_cpu["h3"], nginx_cpu["h2"]),
+        )
+        cpu = {name: summary[name]["cpu_ms_per_request"] for name in protocols.PROTOCOLS}
+        self.notes["protocols.h2_vs_h11_rps_ratio"] = (
+            f"GET {protocols.PATH} via nginx, {s.protocol_in_flight} in flight, {s.protocol_rounds}x"
+            f"{s.protocol_seconds:g}s each, {summary['stack']}: req/s "
+            + ", ".join(f"{name} {value:.0f}" for name, value in rps.items())
+            + " (h2load for h1.1 and h2)"
+        )
+        self.notes["protocols.h3_vs_h2_rps_ratio"] = (
+            f"h3 with the aioquic client, its CPU {cpu['h3']['client']} ms/request vs h2load's "
+            f"{cpu['h2']['client']}: the client bounds h3's rate"
+        )
+        self.notes["protocols.h3_vs_h2_nginx_cpu_ratio"] = "nginx CPU ms/request: " + ", ".join(
+            f"{name} {value}" for name, value in nginx_cpu.items()
+        )
+
     def run(self, sections: list[str]) -> None:
         started = time.monotonic()
         try:
@@ -184,6 +210,9 @@ class Run:
                 self._section("ws_broadcast")  # on a stack of its own: several workers
             if "workers" in sections:
                 self._section("workers")
+            if "protocols" in sections:
+                native.down(quiet=True)  # its own stack (or the running one that speaks HTTP/3)
+                self._section("protocols")
         finally:
             native.down(quiet=True)
             self.details["seconds"] = round(time.monotonic() - started, 1)
@@ -240,6 +269,21 @@ def chart_groups(details: dict[str, Any], results: dict[str, Any]) -> list[chart
                 tuple(
                     chart.Bar(name, r["rps"], f"{r['rps']:g}", reference=name == "sync")
                     for name, r in worker_classes["classes"].items()
+                ),
+            )
+        )
+    if by_protocol := details.get("protocols"):
+        groups.append(
+            chart.Group(
+                "Small GET by protocol (h3: aioquic client), requests/s",
+                tuple(
+                    chart.Bar(
+                        name,
+                        by_protocol[name]["rps"],
+                        f"{by_protocol[name]['rps']:.0f}",
+                        reference=name == "h2",
+                    )
+                    for name in protocols.PROTOCOLS
                 ),
             )
         )

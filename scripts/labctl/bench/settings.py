@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, fields, replace
 
-SECTIONS = ("loop", "proxy", "upload", "ws", "deploy", "workers")
+SECTIONS = ("loop", "proxy", "upload", "ws", "deploy", "workers", "protocols")
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,12 @@ class BenchSettings:
     # `make deploy` (gunicorn's graceful reload) under this load: GET threads and websockets.
     deploy_threads: int = 16
     deploy_websockets: int = 16
+    # HTTP/1.1 vs HTTP/2 vs HTTP/3 small GETs: each run, alternated protocol_rounds times; requests
+    # in flight, over protocol_connections connections (HTTP/1.1: one connection per request).
+    protocol_seconds: float = 3.0
+    protocol_rounds: int = 3
+    protocol_in_flight: int = 20
+    protocol_connections: int = 2
 
     @classmethod
     def from_env(cls, quick: bool = False) -> BenchSettings:
@@ -58,6 +64,8 @@ QUICK = BenchSettings(
     integration=False,
     deploy_threads=4,
     deploy_websockets=4,
+    protocol_seconds=1.0,
+    protocol_rounds=1,
 )
 
 

@@ -23,7 +23,7 @@ import labsettings
 from .. import behaviours, catalogue, paths
 from ..behaviours import BROKEN, NOT_PROBED, NOTE, OK
 from ..endpoints import Endpoint
-from ..nginx import nginx_version
+from ..nginx import nginx_has_http3, nginx_version
 from . import sandbox
 from .adapt import Plan, adapt
 from .config import (
@@ -225,7 +225,14 @@ def run(path: Path, args: argparse.Namespace, in_namespace: bool) -> tuple[Outco
     endpoint = endpoint_for(site, plan)
     upload_location = site.location(site.routes.upload)
     declared = body_limit_mib(upload_location) if upload_location is not None else None
-    options = behaviours.Options(behaviours.Routes(), idle_s=args.idle, declared_limit_mib=declared)
+    options = behaviours.Options(
+        behaviours.Routes(),
+        idle_s=args.idle,
+        declared_limit_mib=declared,
+        http3_unjudged=""
+        if nginx_has_http3()
+        else "this machine's nginx has no HTTP/3 module: quic listens left out",
+    )
     with sandbox.running(plan, place):
         results = judged_where_probed(site, behaviours.run(endpoint, options))
         matches = scenario_matches(endpoint)
