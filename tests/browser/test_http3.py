@@ -68,10 +68,15 @@ def protocols(page: Page, path: str) -> list[str]:
 
 
 def logged(uri: str, since: float, wait_s: float = 5.0) -> list[dict]:
-    """nginx's access-log entries for ``uri`` written since ``since`` (a websocket's only once it closed)."""
+    """nginx's access-log entries for the path ``uri`` (any query: the page's chat asks
+    ``?whoami=1``) written since ``since`` (a websocket's only once it closed)."""
     deadline = time.monotonic() + wait_s
     while True:
-        entries = [json.loads(line) for line in stack.access_log_entries() if f'"uri":"{uri}"' in line]
+        entries = [
+            entry
+            for line in stack.access_log_entries()
+            if line.startswith("{") and (entry := json.loads(line))["uri"].partition("?")[0] == uri
+        ]
         recent = [
             e for e in entries if time.mktime(time.strptime(e["time"][:19], "%Y-%m-%dT%H:%M:%S")) >= since - 1
         ]
