@@ -1,5 +1,5 @@
 # proxylab: every target is a thin call into scripts/lab (see `scripts/lab --help`).
-LAB := python3 scripts/lab
+LAB := sh scripts/with-python3 scripts/lab
 
 .PHONY: up down native-up native-down integration-test unit-test test reload dump certs lint
 .PHONY: browser-test logs upload scenario scenarios doctor reliability-test bench bench-quick

@@ -101,7 +101,13 @@ def test_alpn(lab: Lab, offered: list[str], selected: str) -> None:
     [
         ("127.0.0.1", "localhost", "localhost"),
         ("127.0.0.1", "127.0.0.1", "127.0.0.1"),
-        ("::1", "::1", "[::1]"),
+        pytest.param(
+            "::1",
+            "::1",
+            "[::1]",
+            # Where IPv6 is off (Docker's default for containers) nginx listens on 127.0.0.1 only.
+            marks=pytest.mark.skipif(not nginx.ipv6_loopback(), reason="this host has no IPv6 loopback"),
+        ),
     ],
     ids=["localhost", "127.0.0.1", "::1"],
 )
