@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask
 from flask.json.provider import DefaultJSONProvider
 
-from . import chat, errors, middleware, storage, wsfix
+from . import chat, errors, inputfix, middleware, storage, wsfix
 from .settings import LabSettings
 from .views import bugs, debug, errors_demo, page, redirects, slow, uploads, websockets
 
@@ -18,6 +18,7 @@ class KeepOrderJSON(DefaultJSONProvider):
 def create_app(settings: LabSettings | None = None) -> Flask:
     settings = settings or LabSettings.from_env()
     wsfix.install(route_aware_upgrade=settings.fix_ws_upgrade)
+    inputfix.install()
     app = Flask(__name__)
     app.request_class = storage.StreamingRequest
     app.config["LAB"] = settings
