@@ -82,23 +82,34 @@ class Run:
         )
 
     def measure_upload(self) -> None:
-        variants = upload_rate.run(self.settings.upload_mib)
+        s = self.settings
+        outcome = upload_rate.run(s.upload_mib, s.upload_rounds, s.upload_settle_s)
         timings = nginxlog.last_by_uri({t.path for t in upload_rate.TARGETS})
         self.details["upload"] = {
-            name: {**result.as_dict(), "nginx": timings.get(target.path, {})}
-            for (name, result), target in zip(variants.items(), upload_rate.TARGETS, strict=True)
+            **outcome.as_dict(),
+            "nginx": {t.name: timings[t.path] for t in upload_rate.TARGETS if t.path in timings},
         }
-        rates = {name: result.mib_per_s for name, result in variants.items()}
+        app, ideal = upload_rate.UNBUFFERED.name, upload_rate.IDEAL_PROXIED.name
+        self.results["upload"]["app_vs_ideal_ratio"] = outcome.app_vs_ideal_ratio
         self.results["upload"]["unbuffered_vs_discard_ratio"] = record.ratio(
-            rates["unbuffered"], rates["discard"]
+            outcome.median_rate(app), outcome.median_rate("discard")
         )
-        self.results["upload"]["app_rss_growth_mib"] = variants["unbuffered"].app_rss_growth_mib
-        self.notes["upload.unbuffered_vs_discard_ratio"] = (
-            f"{self.settings.upload_mib} MiB PUT, MiB/s: "
-            + ", ".join(f"{name} {rate:.0f}" for name, rate in rates.items())
+        self.results["upload"]["app_rss_growth_mib"] = outcome.app_rss_growth_mib
+        last = outcome.rounds[-1]
+        self.notes["upload.app_vs_ideal_ratio"] = (
+            f"{s.upload_mib} MiB PUT via nginx TLS, median of {outcome.round_ratios()}; MiB/s app "
+            + "/".join(f"{one[app].mib_per_s:.0f}" for one in outcome.rounds)
+            + ", ideal "
+            + "/".join(f"{one[ideal].mib_per_s:.0f}" for one in outcome.rounds)
+            + f"; CPU (cores) app {last[app].app_cpu_share}, ideal {last[ideal].ideal_cpu_share}, "
+            f"nginx {last[app].nginx_cpu_share}, client {last[app].client_cpu_share}"
+        )
+        self.notes["upload.unbuffered_vs_discard_ratio"] = "information, MiB/s: " + ", ".join(
+            f"{name} {result.mib_per_s:.0f} (client CPU {result.client_cpu_share})"
+            for name, result in outcome.references.items()
         )
         self.notes["upload.app_rss_growth_mib"] = (
-            "peak VmRSS of the gunicorn worker minus before, unbuffered upload"
+            "peak VmRSS of the gunicorn worker minus before, largest of the app's uploads"
         )
 
     def measure_ws(self) -> None:
@@ -218,18 +229,22 @@ def chart_groups(details: dict[str, Any], results: dict[str, Any]) -> list[chart
             )
         )
     if uploads := details.get("upload"):
-        names = {"discard": "nginx TLS discard", "direct": "direct gunicorn"}
+        last = uploads["rounds"][-1] if uploads["rounds"] else {}
+        names = {
+            "ideal": "ideal receiver, nginx TLS",
+            "discard": "nginx TLS discard",
+            "direct": "app, direct",
+            "ideal_direct": "ideal receiver, direct",
+            "unbuffered": "app, nginx TLS (baseline)",
+            "buffered": "app, nginx TLS buffered",
+        }
+        measured = {"unbuffered", "buffered", "direct"}
         groups.append(
             chart.Group(
-                "Upload, MiB/s",
+                "Upload, MiB/s (last round)",
                 tuple(
-                    chart.Bar(
-                        names.get(n, f"nginx TLS {n}"),
-                        u["mib_per_s"],
-                        f"{u['mib_per_s']:.0f}",
-                        reference=n in names,
-                    )
-                    for n, u in uploads.items()
+                    chart.Bar(names[n], u["mib_per_s"], f"{u['mib_per_s']:.0f}", reference=n not in measured)
+                    for n, u in {**last, **uploads["references"]}.items()
                 ),
             )
         )
