@@ -62,7 +62,13 @@ def test_results_hold_exactly_the_issue_keys_and_none_until_measured():
         ("proxy.tls_vs_direct_rps_ratio", 0.84, "MISSED"),
         ("upload.app_rss_growth_mib", 31.9, "met"),
         ("upload.app_rss_growth_mib", 32, "MISSED"),
-        ("ws.connections_held", 5000, "met"),
+        ("ws.connections_held", 10_000, "met"),
+        ("ws.connections_held", 9999, "MISSED"),
+        ("ws.broadcast_ms", 299.9, "met"),
+        ("ws.broadcast_ms", 300, "MISSED"),
+        ("upload.app_vs_ideal_ratio", 0.85, "met"),
+        ("loop.native_up_s", 1.49, "met"),
+        ("loop.native_up_s", 1.5, "MISSED"),
         ("loop.native_up_s", None, "not measured"),
         ("deploy.failed_requests", 0, "met"),
         ("deploy.failed_requests", 1, "MISSED"),
@@ -108,7 +114,7 @@ def test_bench_details_chart_with_every_section():
             "references": {"discard": {"mib_per_s": 900.0}},
         },
         "workers": {"classes": {"sync": {"rps": 20.0}, "gevent-websocket": {"rps": 470.0}}},
-        "ws": {"held": 4000, "kib_per_connection": 22.1},
+        "ws": {"held": 4000, "kib_per_connection": 22.1, "clients_per_worker": {"h/1": 2000, "h/2": 2000}},
     }
     results = record.empty_results()
     results["proxy"]["tls_vs_direct_rps_ratio"] = 0.917

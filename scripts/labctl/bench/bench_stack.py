@@ -15,7 +15,9 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from .. import endpoints, native, paths, procs
+from labsettings import GUNICORN_WORKERS
+
+from .. import broker, endpoints, native, paths, procs, runstate
 from ..procs import children, environment
 
 OVERLAY = Path(__file__).resolve().parent / "nginx"
@@ -64,14 +66,14 @@ def ideal_receiver(deadline_s: float = 10.0) -> Iterator[int]:
 
 
 @contextlib.contextmanager
-def native_stack(worker_class: str = BASELINE_WORKER, workers: int = 1) -> Iterator[None]:
-    """The baseline native stack plus the bench overlay, with ``workers`` of ``worker_class``;
-    down afterwards. One worker by default, not the baseline's one per core: what the proxy, upload
-    and websocket figures measure is one worker's capacity (its CPU bounds them), and the worker
-    classes are compared one worker each."""
+def native_stack(worker_class: str = BASELINE_WORKER, workers: int | None = 1) -> Iterator[None]:
+    """The baseline native stack plus the bench overlay, with ``workers`` of ``worker_class``
+    (None: the baseline's default, one per core and at least 2); down afterwards. One worker
+    unless asked: what the proxy and upload figures measure is one worker's capacity (its CPU
+    bounds them), and the worker classes are compared one worker each."""
     with environment(
         GUNICORN_WORKER_CLASS=worker_class,
-        GUNICORN_WORKERS=str(workers),
+        GUNICORN_WORKERS=None if workers is None else str(workers),
         LAB_NGINX_OVERLAY=str(render_overlay()),
         LAB_SCENARIO="",
     ):
@@ -95,6 +97,24 @@ def app_worker_pid(deadline_s: float = 10.0) -> int:
             return workers.pop()
         time.sleep(0.1)
     raise RuntimeError(f"gunicorn master {master} has {len(children(master))} workers, expected 1")
+
+
+def app_worker_pids(deadline_s: float = 10.0) -> list[int]:
+    """Every gunicorn worker of the stack, once as many run as it was started with."""
+    master = int(native.GUNICORN_PID.read_text().strip())
+    wanted = GUNICORN_WORKERS.value(runstate.read())
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        workers = children(master)
+        if len(workers) == wanted:
+            return sorted(workers)
+        time.sleep(0.1)
+    raise RuntimeError(f"gunicorn master {master} has {len(children(master))} workers, expected {wanted}")
+
+
+def broker_pids() -> list[int]:
+    pid = broker.running()
+    return [pid] if pid else []
 
 
 def nginx_worker_pids() -> list[int]:

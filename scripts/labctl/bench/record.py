@@ -45,9 +45,10 @@ GOALS = {
         Goal("proxy.tls_vs_direct_rps_ratio", ">=", 0.85),
         Goal("upload.app_vs_ideal_ratio", ">=", 0.85),
         Goal("upload.app_rss_growth_mib", "<", 32),
-        Goal("ws.connections_held", ">=", 5000),
+        Goal("ws.connections_held", ">=", 10_000),
         Goal("ws.kib_per_connection", "<", 30),
-        Goal("loop.native_up_s", "<", 3),
+        Goal("ws.broadcast_ms", "<", 300),
+        Goal("loop.native_up_s", "<", 1.5),
         Goal("deploy.failed_requests", "==", 0),
     )
 }

@@ -21,7 +21,7 @@ class BenchSettings:
     # Before each upload: long enough for the hypervisor to take back the memory the last one freed
     # (see upload_rate.py), so every upload writes into the page cache from the same state.
     upload_settle_s: float = 3.0
-    ws_max_connections: int = 6000  # the ramp stops here even if the worker would hold more
+    ws_max_connections: int = 10_000  # the ramp stops here even if the workers would hold more
     ws_ramp_timeout_s: float = 120.0
     ws_handshake_concurrency: int = 64
     ws_echo_clients: int = 20
