@@ -1,0 +1,68 @@
+"""labapp.inputfix: gevent's request reading made cheaper, with the same results as gevent's own."""
+
+from __future__ import annotations
+
+import http.client
+import io
+
+import pytest
+from gevent import pywsgi
+
+from labapp import inputfix
+
+NGINX_HEAD = (
+    b"Host: localhost:8443\r\nX-Forwarded-Proto: https\r\nX-Forwarded-For: 127.0.0.1\r\n"
+    b"X-Real-IP: 127.0.0.1\r\nX-Request-ID: 5d4c2f0e\r\nX-Forwarded-Host: localhost:8443\r\n"
+    b"X-Forwarded-Port: 8443\r\nUser-Agent: curl/8\r\nAccept: */*\r\n\r\n"
+)
+HEADS = {
+    "nginx's forwarded headers": NGINX_HEAD,
+    "one header, LF line ends": b"Host: a\n\n",
+    "no headers": b"\r\n",
+    "blanks around values": b"Host:   a  \r\nX-Empty:\r\nX-Tab:\tv\r\n\r\n",
+    "the same name twice": b"Cookie: a=1\r\nCookie: b=2\r\n\r\n",
+    "a folded line": b"Host: a\r\nX-Long: one\r\n two\r\n\r\n",
+    "a line without a colon": b"Host: a\r\nnot a header\r\nX-After: b\r\n\r\n",
+    "an empty name": b"Host: a\r\n: no name\r\n\r\n",
+    "a space before the colon": b"Host : a\r\n\r\n",
+    "a bare CR in a value": b"Host: a\rX-Smuggled: b\r\n\r\n",
+    "a From line": b"From nobody\r\nHost: a\r\n\r\n",
+    "a head cut off": b"Host: a\r\nX-Cut: b",
+    "latin-1 bytes": b"X-Name: caf\xe9\r\n\r\n",
+    "a multipart content type": b"Content-Type: multipart/form-data; boundary=x\r\nContent-Length: 5\r\n\r\n",
+}
+
+
+def gevent_stock(head: bytes):
+    return pywsgi.headers_factory(io.BufferedReader(io.BytesIO(head)), 0)
+
+
+def fast(head: bytes):
+    return inputfix.parse_headers(io.BufferedReader(io.BytesIO(head)))
+
+
+@pytest.mark.parametrize("head", HEADS.values(), ids=HEADS.keys())
+def test_headers_parse_to_what_gevent_made_of_them(head):
+    stock, ours = gevent_stock(head), fast(head)
+    assert ours._headers == stock._headers
+    assert (ours.status, list(ours.headers), ours.typeheader) == (
+        stock.status,
+        list(stock.headers),
+        stock.typeheader,
+    )
+    assert ours.get("host") == stock.get("host") and ours.getheader("X-None", "-") == "-"
+
+
+def test_what_follows_the_head_is_left_to_read():
+    reader = io.BufferedReader(io.BytesIO(NGINX_HEAD + b"body"))
+    inputfix.parse_headers(reader)
+    assert reader.read() == b"body"
+
+
+def test_limits_stay_http_clients():
+    too_long = b"X-Big: " + b"x" * inputfix.MAX_LINE + b"\r\n\r\n"
+    assert fast(too_long).status == gevent_stock(too_long).status == "Line too long"
+    too_many = b"".join(b"X-%d: v\r\n" % n for n in range(inputfix.MAX_HEADERS + 1)) + b"\r\n"
+    for parse in (fast, gevent_stock):
+        with pytest.raises(http.client.HTTPException, match="more than 100 headers"):
+            parse(too_many)
