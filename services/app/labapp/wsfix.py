@@ -68,6 +68,8 @@ def is_websocket_route(url_map: Any, environ: dict[str, Any]) -> bool:
 
 
 def _upgrade_websocket_routes_only(self: WebSocketHandler) -> Any:
+    if self.environ.get("HTTP_UPGRADE", "").lower() != "websocket":
+        return None  # no handshake (the stock check, first): not worth matching the URL for
     url_map = getattr(self.application, "url_map", None)
     if url_map is not None and not is_websocket_route(url_map, self.environ):
         return None  # not upgraded: the app answers it as a plain request
