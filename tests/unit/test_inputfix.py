@@ -5,8 +5,10 @@ from __future__ import annotations
 import http.client
 import io
 
+import gevent
 import pytest
 from gevent import pywsgi
+from gevent import socket as gsocket
 
 from labapp import inputfix
 
@@ -66,3 +68,57 @@ def test_limits_stay_http_clients():
     for parse in (fast, gevent_stock):
         with pytest.raises(http.client.HTTPException, match="more than 100 headers"):
             parse(too_many)
+
+
+class RecordingSocket:
+    """A socket-pair end that records each sendall: what the handler makes of a response."""
+
+    def __init__(self, sock: gsocket.socket) -> None:
+        self.inner = sock
+        self.sends: list[bytes] = []
+
+    def sendall(self, data: bytes) -> None:
+        self.sends.append(bytes(data))
+        self.inner.sendall(data)
+
+    def __getattr__(self, name: str):
+        return getattr(self.inner, name)
+
+
+def served(body: bytes, streamed: bool = False, **headers: str) -> list[bytes]:
+    """The sends of gevent's handler (patched by inputfix) answering one GET with ``body``
+    (``streamed``: from a generator, which gevent sends chunked)."""
+    inputfix.install()
+
+    def app(environ, start_response):
+        start_response("200 OK", [*headers.items()])
+        return iter([body]) if streamed else [body]
+
+    server = pywsgi.WSGIServer(("127.0.0.1", 0), app, log=None)
+    server.environ = {"SERVER_NAME": "test", "SERVER_PORT": "80"}
+    ours, client = gsocket.socketpair()
+    recording = RecordingSocket(ours)
+    client.sendall(b"GET / HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
+    reader = gevent.spawn(client.makefile("rb").read)
+    pywsgi.WSGIHandler(recording, ("127.0.0.1", 1), server).handle()
+    ours.close()
+    assert body in reader.get(timeout=5)
+    return recording.sends
+
+
+def test_a_small_response_goes_out_in_one_send_with_its_head():
+    sends = served(b'{"status": "ok"}\n', **{"Content-Length": "17"})
+    assert len(sends) == 1 and sends[0].startswith(b"HTTP/1.1 200 OK\r\n")
+    assert sends[0].endswith(b'\r\n\r\n{"status": "ok"}\n')
+
+
+def test_a_large_response_is_not_copied_into_its_head():
+    body = b"x" * (inputfix.COALESCE_MAX + 1)
+    sends = served(body, **{"Content-Length": str(len(body))})
+    assert [len(s) for s in sends[1:]] == [len(body)] and sends[0].endswith(b"\r\n\r\n")
+
+
+def test_a_chunked_response_keeps_its_framing():
+    sends = served(b"hello", streamed=True)  # no length known: gevent frames it chunked
+    assert b"Transfer-Encoding: chunked" in sends[0] and sends[0].endswith(b"\r\n\r\n5\r\nhello\r\n")
+    assert sends[1:] == [b"0\r\n\r\n"]
