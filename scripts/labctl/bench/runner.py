@@ -64,13 +64,14 @@ class Run:
         s = self.settings
         summary = proxy.run(s)
         self.details["proxy"] = summary
-        self.results["proxy"]["tls_vs_direct_rps_ratio"] = record.ratio(
-            summary["tls"]["rps"], summary["direct"]["rps"]
-        )
+        self.results["proxy"]["tls_vs_direct_rps_ratio"] = summary["ratio"]
         self.notes["proxy.tls_vs_direct_rps_ratio"] = (
-            "GET /healthz, wrk -c{c} {r}x{d:g}s each: TLS {t[rps]:.0f}/s p50 {t[p50_ms]} p99 {t[p99_ms]} ms; "
-            "direct {x[rps]:.0f}/s p50 {x[p50_ms]} p99 {x[p99_ms]} ms; app CPU bound {b}"
+            "GET /healthz, one worker, wrk -c{c} {r}x{d:g}s each, median of the rounds' {rr}: "
+            "TLS {t[rps]:.0f}/s p50 {t[p50_ms]} p99 {t[p99_ms]} ms; direct {x[rps]:.0f}/s "
+            "p50 {x[p50_ms]} p99 {x[p99_ms]} ms; app CPU ms/request {x[cpu_ms_per_request][app]} vs "
+            "{t[cpu_ms_per_request][app]}: bound {b}"
         ).format(
+            rr=summary["round_ratios"],
             b=summary["app_cpu_bound_ratio"],
             c=s.proxy_connections,
             r=s.proxy_rounds,

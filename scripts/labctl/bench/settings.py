@@ -11,9 +11,9 @@ SECTIONS = ("loop", "proxy", "upload", "ws", "deploy", "workers")
 
 @dataclass(frozen=True)
 class BenchSettings:
-    # Each wrk run; direct and TLS alternate proxy_rounds times, so bursts of load hit both.
-    proxy_seconds: float = 3.0
-    proxy_rounds: int = 5
+    # Each wrk run; direct and TLS back to back proxy_rounds times (the ratio: their median).
+    proxy_seconds: float = 2.0
+    proxy_rounds: int = 9
     proxy_connections: int = 50
     upload_mib: int = 1024
     # The app and the ideal receiver alternate this many times (upload.app_vs_ideal_ratio: the median).
