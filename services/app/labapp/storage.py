@@ -71,8 +71,10 @@ class PendingUpload:
             # The buffer the thread used two chunks ago: it finished when its result was taken.
             got = readinto(buffers[turn]) or 0
             if self._storing is not None:
-                storing, self._storing = self._storing, None
-                storing.get()  # raises the thread's error (a full disk) here
+                # Raises the thread's error (a full disk) here. Cleared only after: a greenlet
+                # killed while waiting leaves it set, so discard() waits for the thread.
+                self._storing.get()
+                self._storing = None
             if not got:
                 return
             self._storing = pool.spawn(self.write, buffers[turn][:got])
