@@ -106,7 +106,9 @@ _stock_write_with_headers = pywsgi.WSGIHandler._write_with_headers
 
 
 def _write_with_headers_in_one_send(self: Any, data: bytes) -> None:
-    if not data or len(data) > COALESCE_MAX:
+    if not isinstance(data, bytes) or not data or len(data) > COALESCE_MAX:
+        # A str is gevent-websocket's error body (its 402/426): gevent sends the head, then fails
+        # on it, as it always has (the scenarios and the doctor recognise the cut-off answer).
         _stock_write_with_headers(self, data)
         return
     parts: list[bytes] = []
