@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import io
+from types import SimpleNamespace
 
 import gevent
 import pytest
@@ -31,6 +32,7 @@ HEADS = {
     "a From line": b"From nobody\r\nHost: a\r\n\r\n",
     "a head cut off": b"Host: a\r\nX-Cut: b",
     "latin-1 bytes": b"X-Name: caf\xe9\r\n\r\n",
+    "an underscore name (dropped)": b"X_Forwarded_For: 6.6.6.6\r\nX-Forwarded-For: 127.0.0.1\r\n\r\n",
     "a multipart content type": b"Content-Type: multipart/form-data; boundary=x\r\nContent-Length: 5\r\n\r\n",
 }
 
@@ -53,6 +55,12 @@ def test_headers_parse_to_what_gevent_made_of_them(head):
         stock.typeheader,
     )
     assert ours.get("host") == stock.get("host") and ours.getheader("X-None", "-") == "-"
+
+
+@pytest.mark.parametrize("head", HEADS.values(), ids=HEADS.keys())
+def test_environ_keys_are_what_gevent_made_of_the_headers(head):
+    handler = SimpleNamespace(headers=fast(head))
+    assert list(inputfix._environ_headers(handler)) == list(inputfix._stock_environ_headers(handler))
 
 
 def test_what_follows_the_head_is_left_to_read():

@@ -25,7 +25,11 @@ made cheaper; each change keeps gevent's behaviour (tests/unit/test_inputfix.py 
    value without its leading blanks and line end); anything else (folded lines, a line without
    a colon, a bare CR, a cut-off head) goes to the email parser exactly as before. The limits
    stay http.client's: 65536 bytes a line, 100 lines.
-4. A small response's head and body in one send. gevent sends the head, then the body, to save
+4. The environ's HTTP_* keys from the parsed (name, value) pairs. gevent formats each header back
+   into a "Name: value" line (``OldMessage.headers``) only to split it again: 6.4 us for nginx's
+   nine header lines, 2.2 us this way. Same keys and values, the same skipped names (with ``_``,
+   Content-Type and Content-Length, which get_environ sets itself).
+5. A small response's head and body in one send. gevent sends the head, then the body, to save
    copying a large body: two syscalls per response, each waking nginx on a keep-alive upstream
    connection (or the client), and gevent's sendall asks the kernel for SO_SNDBUF each time. A
    body up to 64 KiB now goes out with its head, framed exactly as gevent frames it.
@@ -100,6 +104,27 @@ def _message_class(self: Any, fp: Any, *_args: Any) -> Any:
     return parse_headers(fp)
 
 
+# What gevent's WSGIHandler._headers leaves out: names it sets itself, and "_" names (a forged
+# HTTP_X_FORWARDED_FOR must not be made from "X_Forwarded_For").
+_SET_BY_GEVENT = ("CONTENT_TYPE", "CONTENT_LENGTH")
+
+
+_stock_environ_headers = pywsgi.WSGIHandler._headers
+
+
+def _environ_headers(self: Any) -> Any:
+    pairs = getattr(self.headers, "_headers", None)
+    if pairs is None:  # not an email message: gevent's own way
+        yield from _stock_environ_headers(self)
+        return
+    for name, value in pairs:
+        if "_" in name:
+            continue
+        key = name.replace("-", "_").upper()
+        if key not in _SET_BY_GEVENT:
+            yield "HTTP_" + key, value.strip()
+
+
 # A response body up to this size goes out in the same send as its head (a bigger one is not copied).
 COALESCE_MAX = 64 * 1024
 _stock_write_with_headers = pywsgi.WSGIHandler._write_with_headers
@@ -124,4 +149,5 @@ def install() -> None:
     pywsgi.Input.readinto = _readinto
     pywsgi.WSGIHandler.__init__ = _init_with_small_read_buffer
     pywsgi.WSGIHandler.MessageClass = _message_class
+    pywsgi.WSGIHandler._headers = _environ_headers
     pywsgi.WSGIHandler._write_with_headers = _write_with_headers_in_one_send
