@@ -61,10 +61,9 @@ class Member:
             yield opcode, payload
 
 
-def open_client(path: str, hello: bool) -> Member:
+def open_client(path: str, hello: bool, context: ssl.SSLContext) -> Member:
     """One wss client through nginx; with ``hello``, the ?whoami=1 answer read (it names the worker)."""
     port = endpoints.https_port()
-    context = ssl.create_default_context(cafile=str(paths.CA))
     answer, ws = wsclient.connect(
         ("127.0.0.1", port), path, f"localhost:{port}", context, timeout=CONNECT_TIMEOUT_S
     )
@@ -119,6 +118,7 @@ class Fleet:
         """Up to ``count`` clients, ``concurrency`` handshakes at a time; stops at the deadline or
         after ``max_failures`` failed handshakes (a limit was hit: that is the finding)."""
         ramp = Ramp()
+        context = ssl.create_default_context(cafile=str(paths.CA))  # one for all: threads share it
         started = time.monotonic()
         with ThreadPoolExecutor(max_workers=concurrency) as pool:
             running: set[Future[Member]] = set()
@@ -128,7 +128,7 @@ class Fleet:
                 if late and not full:
                     ramp.first_error = ramp.first_error or f"ramp deadline ({deadline_s:g} s) reached"
                 while not (full or late) and len(running) < concurrency and ramp.attempted < count:
-                    running.add(pool.submit(open_client, path, hello))
+                    running.add(pool.submit(open_client, path, hello, context))
                     ramp.attempted += 1
                 if not running:
                     break
