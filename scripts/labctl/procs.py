@@ -45,10 +45,15 @@ def children(pid: int) -> set[int]:
 
 
 @contextlib.contextmanager
-def environment(**values: str) -> Iterator[None]:
-    """Set env vars (read by native.up, nginx-ctl.sh and gunicorn.conf.py) for the block only."""
+def environment(**values: str | None) -> Iterator[None]:
+    """Set env vars (read by native.up, nginx-ctl.sh and gunicorn.conf.py) for the block only;
+    None unsets one."""
     saved = {key: os.environ.get(key) for key in values}
-    os.environ.update(values)
+    for key, value in values.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
     try:
         yield
     finally:

@@ -3,13 +3,12 @@ the scenario checks and the bench all speak websocket through this module.
 
 Raw on purpose: a diagnosis needs the handshake's status line and headers even when the server
 cuts its error body short (gevent-websocket's 400/402 answers), which full clients report only
-as "connection lost"; and the bench holds thousands of sockets on one event loop. The frame
-codec below is shared by the blocking client (``connect``) and the asyncio one (``AsyncWebSocket``).
+as "connection lost"; and the bench holds thousands of sockets in one process
+(bench/wsfleet.py opens them with ``connect``, then reads them without blocking).
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import contextlib
 import hashlib
@@ -206,51 +205,3 @@ def connect(
         sock.close()
         return answer, None
     return answer, WebSocket(sock, answer)
-
-
-class AsyncWebSocket:
-    """An asyncio client connection: thousands on one event loop (the bench)."""
-
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader = reader
-        self.writer = writer
-
-    @classmethod
-    async def connect(
-        cls, port: int, path: str, context: ssl.SSLContext | None, host: str = "localhost"
-    ) -> AsyncWebSocket:
-        reader, writer = await asyncio.open_connection(
-            "127.0.0.1", port, ssl=context, server_hostname=host if context else None
-        )
-        key = new_key()
-        writer.write(handshake_request(path, f"{host}:{port}", key))
-        try:
-            check_handshake(await reader.readuntil(b"\r\n\r\n"), key)
-        except BaseException:
-            writer.close()
-            raise
-        return cls(reader, writer)
-
-    async def send_text(self, text: str) -> None:
-        self.writer.write(encode_frame(OP_TEXT, text.encode()))
-        await self.writer.drain()
-
-    async def recv(self) -> tuple[int, bytes]:
-        first = await self.reader.readexactly(2)
-        head = first + await self.reader.readexactly(extra_header_size(first[1]))
-        opcode, length, mask = parse_header(head)
-        payload = await self.reader.readexactly(length)
-        return opcode, apply_mask(payload, mask) if mask else payload
-
-    async def recv_text(self) -> str:
-        """The next data frame's text; a close frame ends it with an error."""
-        while True:
-            opcode, payload = await self.recv()
-            if opcode == OP_CLOSE:
-                raise ConnectionError(f"server closed the websocket: {payload[2:]!r}")
-            if opcode in (OP_TEXT, OP_BINARY):
-                return payload.decode()
-
-    def abort(self) -> None:
-        """Drop the TCP connection without a closing handshake (fast teardown of thousands)."""
-        self.writer.transport.abort()

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import os
+import socket
 import struct
+import threading
 
 import pytest
 
 from labctl import paths, venv
-from labctl.bench import chart, loop, record, runner, wrk, wsload
+from labctl.bench import chart, ideal_receiver, loop, record, runner, upload_rate, wrk, wsload
 from labctl.bench.settings import QUICK, BenchSettings
 
 WRK_STDOUT = """Running 5s test @ https://localhost:8443/healthz
@@ -35,6 +39,7 @@ def test_results_hold_exactly_the_issue_keys_and_none_until_measured():
     results = record.empty_results()
     assert {f"{section}.{name}" for section, names in results.items() for name in names} == {
         "proxy.tls_vs_direct_rps_ratio",
+        "upload.app_vs_ideal_ratio",
         "upload.unbuffered_vs_discard_ratio",
         "upload.app_rss_growth_mib",
         "ws.connections_held",
@@ -60,7 +65,13 @@ def test_results_hold_exactly_the_issue_keys_and_none_until_measured():
         ("proxy.tls_vs_direct_rps_ratio", 0.84, "MISSED"),
         ("upload.app_rss_growth_mib", 31.9, "met"),
         ("upload.app_rss_growth_mib", 32, "MISSED"),
-        ("ws.connections_held", 5000, "met"),
+        ("ws.connections_held", 10_000, "met"),
+        ("ws.connections_held", 9999, "MISSED"),
+        ("ws.broadcast_ms", 299.9, "met"),
+        ("ws.broadcast_ms", 300, "MISSED"),
+        ("upload.app_vs_ideal_ratio", 0.85, "met"),
+        ("loop.native_up_s", 1.49, "met"),
+        ("loop.native_up_s", 1.5, "MISSED"),
         ("loop.native_up_s", None, "not measured"),
         ("deploy.failed_requests", 0, "met"),
         ("deploy.failed_requests", 1, "MISSED"),
@@ -74,7 +85,7 @@ def test_table_has_a_row_per_result_with_its_verdict(tmp_path):
     results = record.empty_results()
     results["proxy"]["tls_vs_direct_rps_ratio"] = 0.5
     lines = record.table(results, {"proxy.tls_vs_direct_rps_ratio": "wrk"}).splitlines()
-    assert len(lines) == 1 + 14
+    assert len(lines) == 1 + 15
     assert next(line for line in lines if line.startswith("proxy.")).split()[1:4] == ["0.5", ">=", "0.85"]
     record.write(tmp_path, results, {"machine": {}})
     assert json.loads((tmp_path / "results.json").read_text()) == results
@@ -101,14 +112,17 @@ def test_bar_groups_render_as_a_png_one_panel_each():
 def test_bench_details_chart_with_every_section():
     details = {
         "proxy": {"direct": {"rps": 6000.0}, "tls": {"rps": 5500.0}},
-        "upload": {"discard": {"mib_per_s": 900.0}, "unbuffered": {"mib_per_s": 550.0}},
+        "upload": {
+            "rounds": [{"ideal": {"mib_per_s": 600.0}, "unbuffered": {"mib_per_s": 550.0}}],
+            "references": {"discard": {"mib_per_s": 900.0}},
+        },
         "workers": {"classes": {"sync": {"rps": 20.0}, "gevent-websocket": {"rps": 470.0}}},
-        "ws": {"held": 4000, "kib_per_connection": 22.1},
+        "ws": {"held": 4000, "kib_per_connection": 22.1, "clients_per_worker": {"h/1": 2000, "h/2": 2000}},
     }
     results = record.empty_results()
     results["proxy"]["tls_vs_direct_rps_ratio"] = 0.917
     groups = runner.chart_groups(details, results)
-    assert [len(group.bars) for group in groups] == [2, 2, 2, 1, 1]
+    assert [len(group.bars) for group in groups] == [2, 3, 2, 1, 1]
     assert png_size(chart.render("bench", groups))[1] > png_size(chart.render("bench", groups[:1]))[1]
     assert png_size(chart.render("no figures", []))[0] == WIDTH_PX
 
@@ -171,3 +185,53 @@ def test_h2load_summary_is_its_rate_over_the_measured_time():
     load = parse_h2load(stdout, client_cpu_s=0.5)
     assert (load.requests, load.failed, load.client_cpu_s) == (6140, 0, 0.5)
     assert load.rps == pytest.approx(2046.7, abs=0.1)
+
+
+def upload(mib_per_s: float, rss: float = 1.0) -> upload_rate.UploadResult:
+    return upload_rate.UploadResult(1.0, mib_per_s, rss, 0.1, 0.5, 0.5, 0.3, 0.2, 0.3)
+
+
+def test_app_vs_ideal_is_the_median_of_the_rounds_ratios():
+    outcome = upload_rate.UploadRun(
+        rounds=[
+            {"unbuffered": upload(300.0, rss=2.0), "ideal": upload(400.0)},
+            {"ideal": upload(500.0), "unbuffered": upload(450.0, rss=5.0)},
+            {"unbuffered": upload(100.0), "ideal": upload(400.0)},
+        ],
+        references={"discard": upload(1000.0)},
+    )
+    assert outcome.round_ratios() == [0.75, 0.9, 0.25]
+    assert outcome.app_vs_ideal_ratio == 0.75
+    assert (outcome.median_rate("unbuffered"), outcome.median_rate("discard")) == (300.0, 1000.0)
+    assert outcome.app_rss_growth_mib == 5.0
+    assert upload_rate.UploadRun().app_vs_ideal_ratio is None
+
+
+def test_ideal_receiver_stores_like_the_app_and_leaves_nothing_partial(tmp_path):
+    body = os.urandom(3 * ideal_receiver.CHUNK + 123)
+    buffer = memoryview(bytearray(ideal_receiver.CHUNK))
+    head = f"PUT /ideal/x.bin HTTP/1.1\r\nHost: a\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+    client, server = socket.socketpair()
+    with client, server:
+        sender = threading.Thread(target=client.sendall, args=(head + body,))
+        sender.start()
+        ideal_receiver.handle(server, buffer, tmp_path)
+        sender.join()
+        server.shutdown(socket.SHUT_WR)
+        answer = client.makefile("rb").read()
+    assert answer.startswith(b"HTTP/1.1 201 ")
+    assert json.loads(answer.partition(b"\r\n\r\n")[2]) == {
+        "name": "x.bin",
+        "size": len(body),
+        "sha256": hashlib.sha256(body).hexdigest(),
+    }
+    assert [p.name for p in tmp_path.iterdir()] == ["x.bin"]
+    assert (tmp_path / "x.bin").read_bytes() == body
+
+    client, server = socket.socketpair()
+    with client, server:
+        client.sendall(head.replace(b"x.bin", b"cut.bin") + body[:1000])
+        client.shutdown(socket.SHUT_WR)  # the client went away mid-body
+        with pytest.raises(ConnectionError, match="body ended after 1000 of"):
+            ideal_receiver.handle(server, buffer, tmp_path)
+    assert [p.name for p in tmp_path.iterdir()] == ["x.bin"]

@@ -3,30 +3,50 @@
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
+import gevent
 import pytest
-from geventwebsocket.exceptions import WebSocketError
+from gevent import socket as gsocket
 
-from labapp import chat
+from labapp import chat, wsfix
+from labctl import wsclient
 
 
 class FakeSocket:
-    """What the rooms use of a gevent-websocket connection: send, close, closed."""
+    """What the rooms use of a gevent-websocket connection (its handler's socket, close, closed),
+    over a real socket pair: the frames the relay writes arrive at the other end."""
 
     def __init__(self, broken: bool = False) -> None:
-        self.frames: list[str] = []
+        ours, self.peer = gsocket.socketpair()
+        self.handler = SimpleNamespace(socket=ours)
         self.closes: list[tuple[int, str]] = []
         self.closed = False
-        self.broken = broken
-
-    def send(self, frame: str) -> None:
-        if self.broken:
-            raise WebSocketError("Socket is dead")
-        self.frames.append(frame)
+        if broken:  # the client is gone: a send fails (EPIPE)
+            self.peer.close()
 
     def close(self, code: int, reason: str) -> None:
         self.closes.append((code, reason))
         self.closed = True
+
+    @property
+    def frames(self) -> list[str]:
+        """The text frames written to this socket so far."""
+        self.peer.setblocking(False)
+        data = b""
+        try:
+            while chunk := self.peer.recv(65536):
+                data += chunk
+        except BlockingIOError:
+            pass
+        texts = []
+        while data:
+            size = 2 + wsclient.extra_header_size(data[1])
+            opcode, length, _mask = wsclient.parse_header(data[:size])
+            assert opcode == wsclient.OP_TEXT and data[0] & 0x80, "a whole text frame"
+            texts.append(data[size : size + length].decode())
+            data = data[size + length :]
+        return texts
 
 
 def test_local_room_relays_to_every_other_member_never_the_sender():
@@ -50,6 +70,16 @@ def test_a_member_that_cannot_take_a_frame_is_cut_and_leaves():
     assert dead.closed and len(members) == 1
     members.relay(3, chat.chat_frame(3, "second"))
     assert [json.loads(f)["msg"] for f in healthy.frames] == ["first", "second"]
+
+
+def test_a_member_that_stops_reading_is_cut_after_the_send_timeout(monkeypatch):
+    monkeypatch.setattr(wsfix, "SEND_TIMEOUT_S", 0.2)
+    members = chat.Members()
+    stuck = FakeSocket()  # never reads: the frame below overflows the socket's buffer
+    members.add(1, stuck)
+    with gevent.Timeout(5, AssertionError("the relay waited on the stuck member past its timeout")):
+        members.relay(2, "x" * (8 * 1024 * 1024))
+    assert stuck.closed and len(members) == 0
 
 
 def test_close_all_tells_each_member_why():

@@ -88,4 +88,5 @@ def test_the_tools_never_import_the_tests(path: Path) -> None:
 
 def test_the_import_reader_sees_relative_and_absolute_imports() -> None:
     assert imported(LABCTL / "stack.py") == {"compose", "native", "nginx", "paths", "runstate"}
-    assert {"bench", "endpoints", "wsclient"} <= imported(LABCTL / "bench" / "wsload.py")
+    assert {"endpoints", "paths", "wsclient"} <= imported(LABCTL / "bench" / "wsfleet.py")
+    assert {"bench"} <= imported(LABCTL / "bench" / "wsload.py")

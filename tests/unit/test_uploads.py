@@ -1,9 +1,16 @@
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
+import os
 
+import gevent
 import pytest
+from gevent import pywsgi
+
+from labapp import inputfix
+from labapp.storage import CHUNK, PendingUpload
 
 PAYLOAD = b"0123456789abcdef" * 4096  # 64 KiB
 
@@ -112,3 +119,66 @@ def test_delete_removes_an_upload(app, client):
     assert client.delete("/files/gone.bin").status_code == 204
     assert files_in(app) == []
     assert client.delete("/files/gone.bin").status_code == 404
+
+
+BIG = bytes(range(256)) * (9 * 1024 + 7)  # a little over two 1 MiB chunks
+
+
+def gevent_input(body: bytes, declared: int | None = None):
+    """gevent's wsgi.input over ``body``, as the baseline worker builds it."""
+    inputfix.install()
+    return pywsgi.Input(io.BufferedReader(io.BytesIO(body)), len(body) if declared is None else declared)
+
+
+def test_gevent_input_reads_a_known_length_body_into_the_callers_buffer():
+    body = gevent_input(BIG)
+    buffer = bytearray(1000)
+    assert body.readinto(buffer) == 1000 and bytes(buffer) == BIG[:1000]
+    assert body.position == 1000  # gevent's own discard of the unread rest starts from here
+    rest = bytearray(len(BIG))
+    assert body.readinto(rest) == len(BIG) - 1000 and bytes(rest[: len(BIG) - 1000]) == BIG[1000:]
+    assert body.readinto(rest) == 0
+
+
+def test_gevent_input_body_shorter_than_declared_is_an_error():
+    with pytest.raises(OSError, match="unexpected end of file"):
+        gevent_input(b"x" * 10, declared=20).readinto(bytearray(64))
+
+
+def test_receive_stores_every_chunk_in_order(tmp_path):
+    part = PendingUpload(tmp_path)
+    part.receive(io.BytesIO(BIG).readinto)
+    assert part.commit("big.bin") == {
+        "name": "big.bin",
+        "size": len(BIG),
+        "sha256": hashlib.sha256(BIG).hexdigest(),
+    }
+    assert (tmp_path / "big.bin").read_bytes() == BIG
+
+
+def test_a_reader_error_mid_body_leaves_nothing_and_closes_the_file(tmp_path):
+    source = io.BytesIO(BIG)
+
+    def fails_third_time(view: memoryview) -> int:
+        if source.tell() >= 2 * CHUNK:
+            raise OSError("client went away")
+        return source.readinto(view)
+
+    part = PendingUpload(tmp_path)
+    with pytest.raises(OSError, match="went away"):
+        part.receive(fails_third_time)
+    part.discard()
+    assert list(tmp_path.iterdir()) == []
+    gevent.sleep(0.1)  # the chunk still being written finishes, then the file is closed
+    assert open_files_under(tmp_path) == []
+
+
+def open_files_under(directory) -> list[str]:
+    """This process's open files under ``directory`` (a deleted one still counts)."""
+    found = []
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(FileNotFoundError):  # the listing's own descriptor, closed now
+            target = os.readlink(f"/proc/self/fd/{fd}")
+            if target.startswith(str(directory)):
+                found.append(target)
+    return found

@@ -6,29 +6,75 @@ import contextlib
 import io
 import os
 import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from .. import native, paths
+from labsettings import GUNICORN_WORKERS
+
+from .. import broker, endpoints, native, paths, procs, runstate
 from ..procs import children, environment
 
 OVERLAY = Path(__file__).resolve().parent / "nginx"
+RENDERED_OVERLAY = paths.LAB / "bench" / "nginx-overlay"
+IDEAL_RECEIVER = Path(__file__).resolve().parent / "ideal_receiver.py"
 BASELINE_WORKER = "geventwebsocket.gunicorn.workers.GeventWebSocketWorker"
 # The bench-only nginx server (overlay conf.d/bench.conf) answers this Host on the lab's HTTPS port.
 BENCH_HOST = "bench.localhost"
 
 
+def ideal_port() -> int:
+    """The ideal receiver's port: next to the app's, so each checkout's ports stay its own."""
+    return endpoints.app_port() + 1
+
+
+def render_overlay() -> Path:
+    """The bench overlay with the ideal receiver's address in (nginx-ctl.sh renders the rest)."""
+    shutil.rmtree(RENDERED_OVERLAY, ignore_errors=True)
+    shutil.copytree(OVERLAY, RENDERED_OVERLAY)
+    for conf in RENDERED_OVERLAY.rglob("*.conf"):
+        conf.write_text(conf.read_text().replace("{{BENCH_IDEAL_RECEIVER}}", f"127.0.0.1:{ideal_port()}"))
+    return RENDERED_OVERLAY
+
+
 @contextlib.contextmanager
-def native_stack(worker_class: str = BASELINE_WORKER, workers: int = 1) -> Iterator[None]:
-    """The baseline native stack plus the bench overlay, with ``workers`` of ``worker_class``;
-    down afterwards. One worker by default, not the baseline's one per core: what the proxy, upload
-    and websocket figures measure is one worker's capacity (its CPU bounds them), and the worker
-    classes are compared one worker each."""
+def ideal_receiver(deadline_s: float = 10.0) -> Iterator[int]:
+    """bench/ideal_receiver.py on ideal_port() with the same Python as the app; its pid. Stopped after."""
+    port = ideal_port()
+    process = subprocess.Popen(
+        [sys.executable, str(IDEAL_RECEIVER), str(port), str(paths.UPLOADS)],
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        end = time.monotonic() + deadline_s
+        while True:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+                break
+            if process.poll() is not None or time.monotonic() > end:
+                raise RuntimeError(f"the ideal receiver did not listen on 127.0.0.1:{port} (port in use?)")
+            time.sleep(0.05)
+        yield process.pid
+    finally:
+        procs.stop(process.pid, signal.SIGTERM, 5)
+        process.wait(5)
+
+
+@contextlib.contextmanager
+def native_stack(worker_class: str = BASELINE_WORKER, workers: int | None = 1) -> Iterator[None]:
+    """The baseline native stack plus the bench overlay, with ``workers`` of ``worker_class``
+    (None: the baseline's default, one per core and at least 2); down afterwards. One worker
+    unless asked: what the proxy and upload figures measure is one worker's capacity (its CPU
+    bounds them), and the worker classes are compared one worker each."""
     with environment(
         GUNICORN_WORKER_CLASS=worker_class,
-        GUNICORN_WORKERS=str(workers),
-        LAB_NGINX_OVERLAY=str(OVERLAY),
+        GUNICORN_WORKERS=None if workers is None else str(workers),
+        LAB_NGINX_OVERLAY=str(render_overlay()),
         LAB_SCENARIO="",
     ):
         quiet = contextlib.redirect_stdout(io.StringIO())  # the up/down banners, once per restart
@@ -53,17 +99,43 @@ def app_worker_pid(deadline_s: float = 10.0) -> int:
     raise RuntimeError(f"gunicorn master {master} has {len(children(master))} workers, expected 1")
 
 
+def app_worker_pids(deadline_s: float = 10.0) -> list[int]:
+    """Every gunicorn worker of the stack, once as many run as it was started with."""
+    master = int(native.GUNICORN_PID.read_text().strip())
+    wanted = GUNICORN_WORKERS.value(runstate.read())
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        workers = children(master)
+        if len(workers) == wanted:
+            return sorted(workers)
+        time.sleep(0.1)
+    raise RuntimeError(f"gunicorn master {master} has {len(children(master))} workers, expected {wanted}")
+
+
+def broker_pids() -> list[int]:
+    pid = broker.running()
+    return [pid] if pid else []
+
+
 def nginx_worker_pids() -> list[int]:
     return sorted(children(int(native.NGINX_PID.read_text().strip())))
 
 
-def cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU the processes have used so far (/proc/PID/stat utime, stime)."""
-    ticks = 0
+def cpu_times(pids: list[int]) -> tuple[float, float]:
+    """User and system CPU seconds the processes (all their threads) have used so far
+    (/proc/PID/stat utime, stime)."""
+    user = system = 0
     for pid in pids:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        ticks += int(fields[11]) + int(fields[12])  # fields 14 and 15 of stat(5), counted from state
-    return ticks / os.sysconf("SC_CLK_TCK")
+        user += int(fields[11])  # fields 14 and 15 of stat(5), counted from state
+        system += int(fields[12])
+    ticks = os.sysconf("SC_CLK_TCK")
+    return user / ticks, system / ticks
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU the processes have used so far."""
+    return sum(cpu_times(pids))
 
 
 def rss_kib(pid: int) -> int:

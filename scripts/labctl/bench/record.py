@@ -15,7 +15,7 @@ from typing import Any
 
 RESULT_KEYS: dict[str, tuple[str, ...]] = {
     "proxy": ("tls_vs_direct_rps_ratio",),
-    "upload": ("unbuffered_vs_discard_ratio", "app_rss_growth_mib"),
+    "upload": ("app_vs_ideal_ratio", "unbuffered_vs_discard_ratio", "app_rss_growth_mib"),
     "ws": ("connections_held", "kib_per_connection", "broadcast_ms"),
     "workers": ("gevent_vs_sync_ratio",),
     "loop": ("native_up_s", "integration_s"),
@@ -44,11 +44,12 @@ GOALS = {
     goal.key: goal
     for goal in (
         Goal("proxy.tls_vs_direct_rps_ratio", ">=", 0.85),
-        Goal("upload.unbuffered_vs_discard_ratio", ">=", 0.70),
+        Goal("upload.app_vs_ideal_ratio", ">=", 0.85),
         Goal("upload.app_rss_growth_mib", "<", 32),
-        Goal("ws.connections_held", ">=", 5000),
+        Goal("ws.connections_held", ">=", 10_000),
         Goal("ws.kib_per_connection", "<", 30),
-        Goal("loop.native_up_s", "<", 3),
+        Goal("ws.broadcast_ms", "<", 300),
+        Goal("loop.native_up_s", "<", 1.5),
         Goal("deploy.failed_requests", "==", 0),
     )
 }

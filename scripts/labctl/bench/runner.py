@@ -14,8 +14,6 @@ from . import bench_stack, chart, loop, nginxlog, protocols, proxy, record, uplo
 from .settings import SECTIONS, BenchSettings, env_help
 
 OUT = paths.LAB / "bench"
-# ws.broadcast_ms is measured across this many workers (the clients spread over them), through Redis.
-BROADCAST_WORKERS = 2
 OUTPUTS = ("results.json", "details.json", "results.png")
 
 
@@ -66,13 +64,14 @@ class Run:
         s = self.settings
         summary = proxy.run(s)
         self.details["proxy"] = summary
-        self.results["proxy"]["tls_vs_direct_rps_ratio"] = record.ratio(
-            summary["tls"]["rps"], summary["direct"]["rps"]
-        )
+        self.results["proxy"]["tls_vs_direct_rps_ratio"] = summary["ratio"]
         self.notes["proxy.tls_vs_direct_rps_ratio"] = (
-            "GET /healthz, wrk -c{c} {r}x{d:g}s each: TLS {t[rps]:.0f}/s p50 {t[p50_ms]} p99 {t[p99_ms]} ms; "
-            "direct {x[rps]:.0f}/s p50 {x[p50_ms]} p99 {x[p99_ms]} ms; app CPU bound {b}"
+            "GET /healthz, one worker, wrk -c{c} {r}x{d:g}s each, median of the rounds' {rr}: "
+            "TLS {t[rps]:.0f}/s p50 {t[p50_ms]} p99 {t[p99_ms]} ms; direct {x[rps]:.0f}/s "
+            "p50 {x[p50_ms]} p99 {x[p99_ms]} ms; app CPU ms/request {x[cpu_ms_per_request][app]} vs "
+            "{t[cpu_ms_per_request][app]}: bound {b}"
         ).format(
+            rr=summary["round_ratios"],
             b=summary["app_cpu_bound_ratio"],
             c=s.proxy_connections,
             r=s.proxy_rounds,
@@ -82,48 +81,60 @@ class Run:
         )
 
     def measure_upload(self) -> None:
-        variants = upload_rate.run(self.settings.upload_mib)
+        s = self.settings
+        outcome = upload_rate.run(s.upload_mib, s.upload_rounds, s.upload_settle_s)
         timings = nginxlog.last_by_uri({t.path for t in upload_rate.TARGETS})
         self.details["upload"] = {
-            name: {**result.as_dict(), "nginx": timings.get(target.path, {})}
-            for (name, result), target in zip(variants.items(), upload_rate.TARGETS, strict=True)
+            **outcome.as_dict(),
+            "nginx": {t.name: timings[t.path] for t in upload_rate.TARGETS if t.path in timings},
         }
-        rates = {name: result.mib_per_s for name, result in variants.items()}
+        app, ideal = upload_rate.UNBUFFERED.name, upload_rate.IDEAL_PROXIED.name
+        self.results["upload"]["app_vs_ideal_ratio"] = outcome.app_vs_ideal_ratio
         self.results["upload"]["unbuffered_vs_discard_ratio"] = record.ratio(
-            rates["unbuffered"], rates["discard"]
+            outcome.median_rate(app), outcome.median_rate("discard")
         )
-        self.results["upload"]["app_rss_growth_mib"] = variants["unbuffered"].app_rss_growth_mib
-        self.notes["upload.unbuffered_vs_discard_ratio"] = (
-            f"{self.settings.upload_mib} MiB PUT, MiB/s: "
-            + ", ".join(f"{name} {rate:.0f}" for name, rate in rates.items())
+        self.results["upload"]["app_rss_growth_mib"] = outcome.app_rss_growth_mib
+        last = outcome.rounds[-1]
+        self.notes["upload.app_vs_ideal_ratio"] = (
+            f"{s.upload_mib} MiB PUT via nginx TLS, median of {outcome.round_ratios()}; MiB/s app "
+            + "/".join(f"{one[app].mib_per_s:.0f}" for one in outcome.rounds)
+            + ", ideal "
+            + "/".join(f"{one[ideal].mib_per_s:.0f}" for one in outcome.rounds)
+            + f"; CPU (cores) app {last[app].app_cpu_share}, ideal {last[ideal].ideal_cpu_share}, "
+            f"nginx {last[app].nginx_cpu_share}, client {last[app].client_cpu_share}"
+        )
+        self.notes["upload.unbuffered_vs_discard_ratio"] = "information, MiB/s: " + ", ".join(
+            f"{name} {result.mib_per_s:.0f} (client CPU {result.client_cpu_share})"
+            for name, result in outcome.references.items()
         )
         self.notes["upload.app_rss_growth_mib"] = (
-            "peak VmRSS of the gunicorn worker minus before, unbuffered upload"
+            "peak VmRSS of the gunicorn worker minus before, largest of the app's uploads"
         )
 
     def measure_ws(self) -> None:
-        result = wsload.run(self.settings)
+        # On a stack of its own with the default workers: the clients spread over all of them.
+        with bench_stack.native_stack(workers=None):
+            result = wsload.run(self.settings)
         self.details["ws"] = asdict(result)
-        self.results["ws"].update(connections_held=result.held, kib_per_connection=result.kib_per_connection)
+        self.results["ws"].update(
+            connections_held=result.held,
+            kib_per_connection=result.kib_per_connection,
+            broadcast_ms=result.broadcast_ms,
+        )
         stop = result.first_error or f"configured max {self.settings.ws_max_connections}"
-        self.notes["ws.connections_held"] = (
-            f"wss /ws/chat via nginx, alive in every broadcast; ramp stopped by: {stop}"
-        )
-        self.notes["ws.kib_per_connection"] = (
-            f"worker RSS {result.rss_before_kib // 1024} -> {result.rss_after_kib // 1024} MiB; "
-            f"echo round trip at that load p50 {result.echo_p50_ms} p99 {result.echo_p99_ms} ms"
-        )
-
-    def measure_ws_broadcast(self) -> None:
-        with bench_stack.native_stack(workers=BROADCAST_WORKERS):
-            result = wsload.run_broadcast(self.settings)
-        self.details["ws_broadcast"] = asdict(result)
-        self.results["ws"]["broadcast_ms"] = result.broadcast_ms
         spread = "+".join(str(n) for n in sorted(result.clients_per_worker.values(), reverse=True))
+        self.notes["ws.connections_held"] = (
+            f"wss /ws/chat via nginx on {len(result.clients_per_worker)} workers ({spread}), alive in "
+            f"every broadcast; ramp stopped by: {stop}"
+        )
+        before, after = sum(result.rss_before_kib.values()), sum(result.rss_after_kib.values())
+        self.notes["ws.kib_per_connection"] = (
+            f"workers' RSS {before // 1024} -> {after // 1024} MiB; echo round trip at that load "
+            f"p50 {result.echo_p50_ms} p99 {result.echo_p99_ms} ms"
+        )
         self.notes["ws.broadcast_ms"] = (
-            f"one /ws/chat message via Redis to the {result.clients - 1} other clients on "
-            f"{len(result.clients_per_worker)} workers ({spread}), median of {result.broadcast_runs_ms}; "
-            f"fewest reached {result.reached}"
+            f"one message via Redis to the {result.held - 1} others, median of {result.broadcast_runs_ms}; "
+            f"CPU ms each: {result.broadcast_cpu_ms}"
         )
 
     def measure_deploy(self) -> None:
@@ -198,7 +209,7 @@ class Run:
         try:
             if "loop" in sections:
                 self._section("loop")
-            stacked = [name for name in ("proxy", "upload", "ws", "deploy") if name in sections]
+            stacked = [name for name in ("proxy", "upload", "deploy") if name in sections]
             if stacked:
                 try:
                     with bench_stack.native_stack():
@@ -207,7 +218,7 @@ class Run:
                 except SystemExit as error:  # the stack did not start: say so, keep the rest
                     self.details["errors"].update(dict.fromkeys(stacked, str(error)))
             if "ws" in sections:
-                self._section("ws_broadcast")  # on a stack of its own: several workers
+                self._section("ws")  # on a stack of its own: the default workers
             if "workers" in sections:
                 self._section("workers")
             if "protocols" in sections:
@@ -247,18 +258,22 @@ def chart_groups(details: dict[str, Any], results: dict[str, Any]) -> list[chart
             )
         )
     if uploads := details.get("upload"):
-        names = {"discard": "nginx TLS discard", "direct": "direct gunicorn"}
+        last = uploads["rounds"][-1] if uploads["rounds"] else {}
+        names = {
+            "ideal": "ideal receiver, nginx TLS",
+            "discard": "nginx TLS discard",
+            "direct": "app, direct",
+            "ideal_direct": "ideal receiver, direct",
+            "unbuffered": "app, nginx TLS (baseline)",
+            "buffered": "app, nginx TLS buffered",
+        }
+        measured = {"unbuffered", "buffered", "direct"}
         groups.append(
             chart.Group(
-                "Upload, MiB/s",
+                "Upload, MiB/s (last round)",
                 tuple(
-                    chart.Bar(
-                        names.get(n, f"nginx TLS {n}"),
-                        u["mib_per_s"],
-                        f"{u['mib_per_s']:.0f}",
-                        reference=n in names,
-                    )
-                    for n, u in uploads.items()
+                    chart.Bar(names[n], u["mib_per_s"], f"{u['mib_per_s']:.0f}", reference=n not in measured)
+                    for n, u in {**last, **uploads["references"]}.items()
                 ),
             )
         )
@@ -305,10 +320,13 @@ def chart_groups(details: dict[str, Any], results: dict[str, Any]) -> list[chart
     if ws := details.get("ws"):
         groups.append(
             chart.Group(
-                "WebSockets held by one worker",
+                f"WebSockets held by {len(ws['clients_per_worker'])} workers",
                 (
                     chart.Bar(
-                        "held", ws["held"], f"{ws['held']}, {ws['kib_per_connection']} KiB/conn", goal=5000
+                        "held",
+                        ws["held"],
+                        f"{ws['held']}, {ws['kib_per_connection']} KiB/conn",
+                        goal=record.GOALS["ws.connections_held"].threshold,
                     ),
                 ),
             )

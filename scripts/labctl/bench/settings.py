@@ -11,12 +11,17 @@ SECTIONS = ("loop", "proxy", "upload", "ws", "deploy", "workers", "protocols")
 
 @dataclass(frozen=True)
 class BenchSettings:
-    # Each wrk run; direct and TLS alternate proxy_rounds times, so bursts of load hit both.
-    proxy_seconds: float = 3.0
-    proxy_rounds: int = 5
+    # Each wrk run; direct and TLS back to back proxy_rounds times (the ratio: their median).
+    proxy_seconds: float = 2.0
+    proxy_rounds: int = 9
     proxy_connections: int = 50
     upload_mib: int = 1024
-    ws_max_connections: int = 6000  # the ramp stops here even if the worker would hold more
+    # The app and the ideal receiver alternate this many times (upload.app_vs_ideal_ratio: the median).
+    upload_rounds: int = 3
+    # Before each upload: long enough for the hypervisor to take back the memory the last one freed
+    # (see upload_rate.py), so every upload writes into the page cache from the same state.
+    upload_settle_s: float = 3.0
+    ws_max_connections: int = 10_000  # the ramp stops here even if the workers would hold more
     ws_ramp_timeout_s: float = 120.0
     ws_handshake_concurrency: int = 64
     ws_echo_clients: int = 20
@@ -53,6 +58,8 @@ QUICK = BenchSettings(
     proxy_rounds=1,
     proxy_connections=10,
     upload_mib=16,
+    upload_rounds=1,
+    upload_settle_s=0.0,
     ws_max_connections=200,
     ws_ramp_timeout_s=20.0,
     ws_echo_clients=4,

@@ -1,9 +1,21 @@
-"""1 GiB (LAB_BENCH_UPLOAD_MIB) PUT through nginx TLS with request buffering off (the baseline
-/upload) and on, against nginx TLS reading and discarding the body, and straight to gunicorn.
+"""1 GiB (LAB_BENCH_UPLOAD_MIB) PUTs: the app's baseline /upload through nginx TLS (request
+buffering off) against the ideal receiver behind the same nginx with the same settings
+(bench/ideal_receiver.py: the same work, hash and store, in the least Python), alternated
+LAB_BENCH_UPLOAD_ROUNDS times; then, once each, for information: nginx buffering on, nginx TLS
+reading and discarding the body (what TLS and nginx alone allow), and the app and the ideal
+receiver straight, without nginx.
 
 The client is a plain socket (TLS verified against the lab's CA) that streams one random
-1 MiB block over and over: nothing is read from disk and nothing is held whole in memory, and
-its own CPU share is recorded to show it is not what limits the rate.
+1 MiB block over and over: nothing is read from disk and nothing is held whole in memory. Its
+own CPU share is recorded beside each rate, as are the app's, the ideal receiver's and nginx's:
+a side at 1.0 is the one that limits.
+
+Every upload starts from the same memory state. On this VM, memory freed by the kernel is handed
+back to the hypervisor a moment later (virtio-balloon free page reporting), and writing into such
+pages is slow: 1 GiB written into the page cache cost 0.2 s of system time when the pages had been
+freed just before (the last upload's file deleted) and 1.3-1.6 s when 3 s or more had passed
+(perf: copy_folio_from_iter_atomic). Run back to back, the faster receiver would get the warm
+pages and the slower one the cold ones; so each upload waits LAB_BENCH_UPLOAD_SETTLE_S first.
 """
 
 from __future__ import annotations
@@ -14,16 +26,19 @@ import json
 import os
 import socket
 import ssl
+import statistics
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 from .. import endpoints, paths
 from . import bench_stack
 
 MIB = 1024 * 1024
 BLOCK = MIB
+APP, IDEAL = "app", "ideal"
 
 
 @dataclass(frozen=True)
@@ -35,24 +50,29 @@ class Target:
     host: str  # Host header, without the port
     path: str
     expect_status: int
+    receiver: str = APP  # who stores the body: the app or the ideal receiver (none: discard)
 
     @property
     def port(self) -> int:
-        return endpoints.https_port() if self.tls else endpoints.app_port()
+        if self.tls:
+            return endpoints.https_port()
+        return bench_stack.ideal_port() if self.receiver == IDEAL else endpoints.app_port()
+
+    @property
+    def file_name(self) -> str:
+        return self.path.rsplit("/", 1)[1]
 
 
-TARGETS = (
-    Target("direct", tls=False, host="127.0.0.1", path="/upload/bench-direct.bin", expect_status=201),
-    Target("unbuffered", tls=True, host="localhost", path="/upload/bench-unbuffered.bin", expect_status=201),
-    Target(
-        "buffered",
-        tls=True,
-        host=bench_stack.BENCH_HOST,
-        path="/upload/bench-buffered.bin",
-        expect_status=201,
-    ),
-    Target("discard", tls=True, host=bench_stack.BENCH_HOST, path="/discard", expect_status=204),
+UNBUFFERED = Target("unbuffered", True, "localhost", "/upload/bench-unbuffered.bin", 201)
+IDEAL_PROXIED = Target("ideal", True, bench_stack.BENCH_HOST, "/ideal/bench-ideal.bin", 201, IDEAL)
+# Measured once each, after the alternated pair: what nginx and TLS cost, and what they allow.
+REFERENCES = (
+    Target("buffered", True, bench_stack.BENCH_HOST, "/upload/bench-buffered.bin", 201),
+    Target("discard", True, bench_stack.BENCH_HOST, "/discard", 204, receiver=""),
+    Target("direct", False, "127.0.0.1", "/upload/bench-direct.bin", 201),
+    Target("ideal_direct", False, "127.0.0.1", "/ideal/bench-ideal-direct.bin", 201, IDEAL),
 )
+TARGETS = (UNBUFFERED, IDEAL_PROXIED, *REFERENCES)
 
 
 @dataclass(frozen=True)
@@ -63,10 +83,49 @@ class UploadResult:
     # CPU used during the upload, in cores (1.0 = one core busy throughout): which side limits.
     client_cpu_share: float
     app_cpu_share: float
+    ideal_cpu_share: float
     nginx_cpu_share: float
+    # The receiver's split: system time is the kernel's copies (recv, write to the page cache).
+    receiver_user_share: float
+    receiver_system_share: float
 
     def as_dict(self) -> dict[str, float]:
         return asdict(self)
+
+
+@dataclass
+class UploadRun:
+    """The alternated rounds of app and ideal receiver, and the references measured once."""
+
+    rounds: list[dict[str, UploadResult]] = field(default_factory=list)
+    references: dict[str, UploadResult] = field(default_factory=dict)
+
+    def round_ratios(self) -> list[float]:
+        return [
+            round(one[UNBUFFERED.name].mib_per_s / one[IDEAL_PROXIED.name].mib_per_s, 3)
+            for one in self.rounds
+        ]
+
+    @property
+    def app_vs_ideal_ratio(self) -> float | None:
+        ratios = self.round_ratios()
+        return round(statistics.median(ratios), 3) if ratios else None
+
+    def median_rate(self, name: str) -> float:
+        if name in self.references:
+            return self.references[name].mib_per_s
+        return statistics.median(one[name].mib_per_s for one in self.rounds)
+
+    @property
+    def app_rss_growth_mib(self) -> float:
+        return max(one[UNBUFFERED.name].app_rss_growth_mib for one in self.rounds)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "rounds": [{name: r.as_dict() for name, r in one.items()} for one in self.rounds],
+            "round_ratios": self.round_ratios(),
+            "references": {name: r.as_dict() for name, r in self.references.items()},
+        }
 
 
 class RssSampler:
@@ -154,36 +213,58 @@ def check(target: Target, status: int, body: bytes, size: int, sha256: str) -> N
             raise RuntimeError(f"upload {target.name}: stored {stored}, expected size {size} sha256 {sha256}")
 
 
-def measure(target: Target, block: bytes, size: int, sha256: str, worker: int) -> UploadResult:
-    servers = {"app": [worker], "nginx": bench_stack.nginx_worker_pids()}
-    cpu_before = {name: bench_stack.cpu_seconds(pids) for name, pids in servers.items()}
+def measure(target: Target, block: bytes, size: int, sha256: str, pids: dict[str, int]) -> UploadResult:
+    servers = {APP: [pids[APP]], IDEAL: [pids[IDEAL]], "nginx": bench_stack.nginx_worker_pids()}
+    cpu_before = {name: bench_stack.cpu_times(group) for name, group in servers.items()}
     try:
-        with RssSampler(worker).running() as sampler:
+        with RssSampler(pids[APP]).running() as sampler:
             seconds, cpu_share, status, body = send(target, block, size)
-        server_share = {
-            name: (bench_stack.cpu_seconds(pids) - cpu_before[name]) / seconds
-            for name, pids in servers.items()
+        used = {
+            name: [
+                (after - before) / seconds
+                for after, before in zip(bench_stack.cpu_times(group), cpu_before[name], strict=True)
+            ]
+            for name, group in servers.items()
         }
         check(target, status, body, size, sha256)
     finally:
         with contextlib.suppress(FileNotFoundError):  # up to a GiB per variant: never left behind
-            (paths.UPLOADS / target.path.rsplit("/", 1)[1]).unlink()
+            (paths.UPLOADS / target.file_name).unlink()
+    receiver = used.get(target.receiver, [0.0, 0.0])
     return UploadResult(
         seconds=round(seconds, 3),
         mib_per_s=round(size / MIB / seconds, 1),
         app_rss_growth_mib=sampler.growth_mib,
         client_cpu_share=round(cpu_share, 2),
-        app_cpu_share=round(server_share["app"], 2),
-        nginx_cpu_share=round(server_share["nginx"], 2),
+        app_cpu_share=round(sum(used[APP]), 2),
+        ideal_cpu_share=round(sum(used[IDEAL]), 2),
+        nginx_cpu_share=round(sum(used["nginx"]), 2),
+        receiver_user_share=round(receiver[0], 2),
+        receiver_system_share=round(receiver[1], 2),
     )
 
 
-def run(upload_mib: int) -> dict[str, UploadResult]:
+def run(upload_mib: int, rounds: int, settle_s: float) -> UploadRun:
+    """``rounds`` of the app and the ideal receiver one after the other (the order swapped each
+    round, so neither always goes first), then each reference once; ``settle_s`` before each."""
     block = os.urandom(BLOCK)
-    worker = bench_stack.app_worker_pid()
-    # A small upload first: the worker's one-off allocations are not charged to the big ones.
-    warm_size = 4 * MIB
-    measure(TARGETS[1], block, warm_size, expected_sha256(block, warm_size), worker)
     size = upload_mib * MIB
     sha256 = expected_sha256(block, size)
-    return {target.name: measure(target, block, size, sha256, worker) for target in TARGETS}
+    outcome = UploadRun()
+    with bench_stack.ideal_receiver() as ideal_pid:
+        pids = {APP: bench_stack.app_worker_pid(), IDEAL: ideal_pid}
+        # A small upload to each first: one-off allocations are not charged to the big ones.
+        warm_size = 4 * MIB
+        for target in (UNBUFFERED, IDEAL_PROXIED):
+            measure(target, block, warm_size, expected_sha256(block, warm_size), pids)
+
+        def settled(target: Target) -> UploadResult:
+            time.sleep(settle_s)
+            return measure(target, block, size, sha256, pids)
+
+        for number in range(rounds):
+            pair = (UNBUFFERED, IDEAL_PROXIED) if number % 2 else (IDEAL_PROXIED, UNBUFFERED)
+            outcome.rounds.append({target.name: settled(target) for target in pair})
+        for target in REFERENCES:
+            outcome.references[target.name] = settled(target)
+    return outcome

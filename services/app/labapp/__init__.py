@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask
 from flask.json.provider import DefaultJSONProvider
 
-from . import chat, errors, middleware, storage, wsfix
+from . import chat, errors, inputfix, middleware, storage, wsfix
 from .settings import LabSettings
 from .views import bugs, debug, errors_demo, page, redirects, slow, uploads, websockets
 
@@ -20,6 +20,7 @@ def create_app(settings: LabSettings | None = None) -> Flask:
     wsfix.install(
         route_aware_upgrade=settings.fix_ws_upgrade, bounded_upgrade_input=settings.fix_upgrade_input
     )
+    inputfix.install()
     app = Flask(__name__)
     app.request_class = storage.StreamingRequest
     app.config["LAB"] = settings
