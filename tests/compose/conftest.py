@@ -57,9 +57,11 @@ def probe_file() -> Iterator[Path]:
         )
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def side(lab: Lab) -> Iterator[Stack]:
     """A second compose project of this checkout, one app replica, for the scenario checks that
-    recreate, redeploy or kill the app, so the stack under test is left alone."""
+    recreate, redeploy or kill the app, so the stack under test is left alone. One per module:
+    every side stack publishes the same two ports (support.composectl.side_stack), so a module
+    with a side stack of its own (test_open_files) must not run while this one is still up."""
     with side_stack("side", LAB_SCENARIO="", LAB_APP_REPLICAS="1") as stack:
         yield stack
