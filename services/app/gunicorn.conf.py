@@ -88,10 +88,12 @@ def _remove_partial_uploads(server, pattern: str, whose: str) -> None:
 
 
 def on_starting(server):
-    # No worker of this host runs yet: a temp file with its name was left by an earlier run that
-    # was killed whole (the engine restarting the container after a SIGKILL, an OOM kill of the
-    # master), when no master was left to clean up after its workers.
-    _remove_partial_uploads(server, "*", "an earlier run of this container")
+    # A container the engine starts again keeps its host name: a temp file with it was left by
+    # the run before, killed whole (an OOM kill of its master, a SIGKILL), when no master was left
+    # to clean up after its workers. Only there (LAB_RESTART_ON_LIMIT): natively a second master
+    # of the same host may be serving (USR2), its uploads in flight.
+    if limit_hits_at_start is not None:
+        _remove_partial_uploads(server, "*", "an earlier run of this container")
 
 
 def child_exit(server, worker):
