@@ -203,6 +203,9 @@ def hit_a_limit(stack: Stack, stack_lab: Lab, provoke: Callable[[str, int], None
     since = datetime.datetime.now(datetime.UTC).isoformat()
     upload = stalled_upload(stack_lab)
     target, worker = holder_of(stack)
+    # What a run killed whole leaves (no master was left to clean up): the next start removes it.
+    leftover = f"{lab.UPLOAD_DIR.default}/.partial-{target[:12]}-999999-leftover"
+    compose.docker("exec", target, "touch", leftover)
     restarts = compose.inspect(target)["RestartCount"]
     state = "?"
     load = traffic.Load(stack_lab.endpoint, http_threads=4, websockets=2, max_requests=6000, max_seconds=90)
