@@ -6,6 +6,8 @@ import time
 
 from flask import Blueprint, Response, abort, g, jsonify, request
 
+from .debug import served_by
+
 bp = Blueprint("slow", __name__)
 
 MAX_SECONDS = 600.0
@@ -33,5 +35,7 @@ def slow() -> Response:
         token=request.args.get("token", ""),
         token_at_start=token,
         request_id=g.get("request_id", ""),
+        # Counted per worker process: with several, a client needs to know whose count it is.
         in_flight_at_start=in_flight_at_start,
+        served_by=served_by(),
     )
