@@ -15,6 +15,9 @@
 #                                    from the nginx -t / -s reload that `docker exec` runs later
 #   LAB_NGINX_SHUTDOWN_TIMEOUT=5s    worker_shutdown_timeout: bounds a graceful stop (SIGQUIT) or a
 #                                    reload while websockets are open (they would hold it for hours)
+#   LAB_NGINX_TEMP=DIR               the prefix's tmp/ (request bodies nginx buffers, up to the
+#                                    upload limit) is DIR: compose's prefix is a tmpfs, which is
+#                                    memory, so that goes to a volume on disk
 set -eu
 
 # Inputs: every value comes from the caller, nothing is defaulted to one mode's topology here.
@@ -69,6 +72,23 @@ http3_inputs() {
     esac
 }
 
+# worker_processes: one per core nginx may keep busy. `auto` counts every core of the host, also
+# in a container whose CPU quota allows fewer (compose: LAB_NGINX_CPUS), where the extra workers
+# only add memory and processes that its limits must then hold. No quota (native mode): auto.
+worker_processes() {
+    quota=max
+    if [ -r /sys/fs/cgroup/cpu.max ]; then
+        read -r quota period </sys/fs/cgroup/cpu.max
+    elif [ -r /sys/fs/cgroup/cpu/cpu.cfs_quota_us ]; then
+        quota=$(cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us)
+        period=$(cat /sys/fs/cgroup/cpu/cpu.cfs_period_us)
+    fi
+    case "$quota" in
+        max | -1) echo auto ;;
+        *) echo $(((quota + period - 1) / period)) ;;
+    esac
+}
+
 # LAB_LISTEN_HTTPS / LAB_LISTEN_HTTP may list several addresses ("127.0.0.1:8443 [::1]:8443"):
 # a listen line is repeated once per address, so IPv6 is listed only where the host has it. An
 # empty list leaves the line out (LAB_LISTEN_QUIC where nginx has no HTTP/3).
@@ -114,6 +134,7 @@ render() {
     fi
     user_directive=""
     if [ -n "$LAB_NGINX_USER" ]; then user_directive="user $LAB_NGINX_USER;"; fi
+    workers=$(worker_processes)
     hsts=""
     if [ "$LAB_HSTS_MAX_AGE" -gt 0 ]; then hsts="max-age=$LAB_HSTS_MAX_AGE"; fi
     http3_inputs
@@ -131,6 +152,7 @@ render() {
             -e "s|{{LAB_UPLOAD_DIR}}|$LAB_UPLOAD_DIR|g" \
             -e "s|{{LAB_CERT_DIR}}|$LAB_CERT_DIR|g" \
             -e "s|{{LAB_USER_DIRECTIVE}}|$user_directive|g" \
+            -e "s|{{LAB_WORKER_PROCESSES}}|$workers|g" \
             -e "s|{{LAB_HSTS}}|$hsts|g" \
             -e "s|{{LAB_ALT_SVC}}|$LAB_ALT_SVC|g" \
             "$f"
@@ -146,7 +168,12 @@ nginx_cmd() {
 }
 
 prepare_prefix() {
-    mkdir -p "$LAB_NGINX_PREFIX/logs" "$LAB_NGINX_PREFIX/run" "$LAB_NGINX_PREFIX/tmp"
+    mkdir -p "$LAB_NGINX_PREFIX/logs" "$LAB_NGINX_PREFIX/run"
+    if [ -n "${LAB_NGINX_TEMP:-}" ]; then
+        ln -sfn "$LAB_NGINX_TEMP" "$LAB_NGINX_PREFIX/tmp"
+    else
+        mkdir -p "$LAB_NGINX_PREFIX/tmp"
+    fi
     if [ "${LAB_NGINX_LOGS:-}" = stdio ]; then
         # Not /dev/stdout: that would be the terminal of whoever runs `nginx -t` through exec.
         ln -sf /proc/1/fd/1 "$LAB_NGINX_PREFIX/logs/access.log"

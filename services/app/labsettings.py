@@ -11,12 +11,15 @@ has patched anything with gevent, and ``scripts/lab`` imports it before the virt
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Generic, TypeVar
 from urllib.parse import urlsplit
+
+import cgrouplimits
 
 T = TypeVar("T")
 
@@ -44,9 +47,11 @@ def seconds(raw: str) -> float:
 
 
 def workers(raw: str) -> int:
-    """``auto``: one worker per core, at least 2; else a count of 1 or more."""
+    """``auto``: one worker per core, at least 2; else a count of 1 or more. The cores are the
+    ones the process may keep busy: in a container with a CPU quota (compose.yaml's
+    LAB_APP_CPUS), as many as the quota allows, not every core of the host."""
     if raw.strip().lower() == "auto":
-        return max(2, os.cpu_count() or 1)
+        return max(2, cgrouplimits.cores(os.cpu_count() or 1))
     try:
         return count(raw)
     except ValueError:
@@ -269,6 +274,14 @@ GUNICORN_LOGLEVEL = Setting("GUNICORN_LOGLEVEL", "info", str, "gunicorn's own lo
 GUNICORN_PIDFILE = Setting(
     "GUNICORN_PIDFILE", "", str, "the master's pid file (native mode sets it)", "gunicorn"
 )
+RESTART_ON_LIMIT = Setting(
+    "LAB_RESTART_ON_LIMIT",
+    "0",
+    flag,
+    "stop gunicorn gracefully (exit 75) when the container's cgroup says it hit its memory or pids "
+    "limit, for the engine to restart it (compose sets 1; natively the cgroup is the host's)",
+    "gunicorn",
+)
 GUNICORN_FORWARDED_ALLOW_IPS = Setting(
     "GUNICORN_FORWARDED_ALLOW_IPS",
     "127.0.0.1",
@@ -328,6 +341,149 @@ DEBIAN_MIRROR = Setting(
     "LAB_DEBIAN_MIRROR", "", str, "the mirror `make offline-images` debootstraps from", "compose"
 )
 
+# Container limits: compose.yaml's deploy.resources.limits, per container. Each default is what
+# the container holds at the lab's own caps (a gevent pool of GUNICORN_WORKER_CONNECTIONS per
+# worker, nginx's worker_connections), worked out from what one of each thing costs, measured on
+# a fresh stack and rounded up (docs/COMPOSE.md, "Limits"): the cgroup's working set (its memory
+# less inactive page cache), and its tasks. tests/compose/test_limits.py measures them again.
+MIB = 1024 * 1024
+KIB = 1024
+APP_MASTER_MIB = 20  # gunicorn's master, no app loaded: measured 17.4
+APP_WORKER_MIB = 40  # one idle worker, the app, gevent and redis-py loaded: measured 33.4
+APP_WEBSOCKET_KIB = 42  # one open /ws/echo in a worker: measured 38.4 and 38.8 (2,000 and 1,000)
+APP_UPLOAD_MIB = 4  # one upload in flight (labapp.storage.CHUNK read, hashed, written): measured 3.3
+APP_UPLOADS_PER_WORKER = 16  # budgeted in flight at once; beyond them the memory limit is the cap
+# A websocket message is read whole (LAB_WS_MAX_MESSAGE), and /ws/echo holds it three times:
+# measured 48.4 MiB at the peak for one of 16 MiB.
+MESSAGE_COPIES = 3
+NGINX_MASTER_MIB = 4  # measured 2.0
+NGINX_WORKER_MIB = 12  # one idle worker, the config and TLS contexts loaded: measured 9.0
+# One proxied connection, client TLS and upstream sides: a wss measured 63.7 and 63.9, an upload in
+# flight 65 (48 of them).
+NGINX_CONNECTION_KIB = 72
+# worker_connections (nginx.conf) counts both sides of each proxied connection.
+NGINX_PROXIED_PER_WORKER = 16384 // 2
+REDIS_BASE_MIB = 16  # measured 4.6
+# Redis's default client-output-buffer-limit for pub/sub: a subscriber that far behind is cut.
+REDIS_PUBSUB_BUFFER_MIB = 32
+# One per app worker: 3 replicas (make test-compose) x 2 workers, twice during `make deploy`.
+REDIS_SUBSCRIBERS = 12
+GEVENT_THREADS_PER_WORKER = 10  # gevent's threadpool maxsize: its resolver's getaddrinfo threads
+REDIS_THREADS = 6  # main, 3 background I/O, jemalloc's: measured
+# Healthcheck: python3 (app), bash + head + grep (nginx), redis-cli (redis).
+HEALTHCHECK_PIDS = {"app": 1, "nginx": 3, "redis": 1}
+EXEC_PIDS = 8  # `docker exec`: a shell and what it runs (make reload, dump, logs; the tests)
+# nginx after a reload: new workers start while the old ones close their connections (up to
+# worker_shutdown_timeout): two reloads in a row (make watch) make three generations.
+NGINX_WORKER_GENERATIONS = 3
+
+
+def cpu_cores(raw: str) -> float:
+    """A CPU limit as Compose writes one: a number of cores above 0 (``2``, ``1.5``)."""
+    value = float(raw)
+    if value <= 0:
+        raise ValueError(f"want more than 0 cores, not {raw!r}")
+    return value
+
+
+SIZE_UNITS = {"": 1, "k": KIB, "m": MIB, "g": 1024 * MIB}
+
+
+def byte_size(raw: str) -> int:
+    """A memory size as Compose writes one: ``768m``, ``1g``, ``512k``, or bytes."""
+    text = raw.strip().lower()
+    unit = text[-1:] if text[-1:] in SIZE_UNITS else ""
+    number = text[: len(text) - len(unit)]
+    if not number.isdigit() or int(number) == 0:
+        raise ValueError(f"want a size like 768m or 1g, not {raw!r}")
+    return int(number) * SIZE_UNITS[unit]
+
+
+def _mib(value: float) -> str:
+    return f"{math.ceil(value)}m"
+
+
+_APP_CORES = "2"
+_APP_WORKERS = max(2, math.ceil(float(_APP_CORES)))  # GUNICORN_WORKERS=auto under that quota
+_APP_WS = int(GUNICORN_WORKER_CONNECTIONS.default)
+_MESSAGE_MIB = int(WS_MAX_MESSAGE.default) / MIB
+_APP_WORKER_AT_CAPS = (
+    APP_WORKER_MIB
+    + _APP_WS * APP_WEBSOCKET_KIB / KIB
+    + APP_UPLOADS_PER_WORKER * APP_UPLOAD_MIB
+    + MESSAGE_COPIES * _MESSAGE_MIB
+)
+_NGINX_CORES = "2"
+_NGINX_WORKERS = math.ceil(float(_NGINX_CORES))  # worker_processes under that quota
+_NGINX_WORKER_AT_CAPS = NGINX_WORKER_MIB + NGINX_PROXIED_PER_WORKER * NGINX_CONNECTION_KIB / KIB
+
+APP_CPUS = Setting(
+    "LAB_APP_CPUS",
+    _APP_CORES,
+    cpu_cores,
+    "cores one app replica may use; GUNICORN_WORKERS=auto runs one worker per core of it (at least 2)",
+    "limits",
+)
+APP_MEMORY = Setting(
+    "LAB_APP_MEMORY",
+    _mib(APP_MASTER_MIB + _APP_WORKERS * _APP_WORKER_AT_CAPS),
+    byte_size,
+    f"one app replica: master {APP_MASTER_MIB} MiB + {_APP_WORKERS} workers x ({APP_WORKER_MIB} MiB "
+    f"+ {_APP_WS} websockets x {APP_WEBSOCKET_KIB} KiB + {APP_UPLOADS_PER_WORKER} uploads x "
+    f"{APP_UPLOAD_MIB} MiB + {MESSAGE_COPIES} x a {_MESSAGE_MIB:g} MiB message); hit: restarted",
+    "limits",
+)
+APP_PIDS = Setting(
+    "LAB_APP_PIDS",
+    str(1 + _APP_WORKERS * (1 + GEVENT_THREADS_PER_WORKER) + HEALTHCHECK_PIDS["app"] + EXEC_PIDS),
+    count,
+    f"one app replica: master + {_APP_WORKERS} workers x (1 + {GEVENT_THREADS_PER_WORKER} resolver "
+    f"threads) + healthcheck {HEALTHCHECK_PIDS['app']} + docker exec {EXEC_PIDS}; hit: restarted",
+    "limits",
+)
+NGINX_CPUS = Setting(
+    "LAB_NGINX_CPUS",
+    _NGINX_CORES,
+    cpu_cores,
+    "cores nginx may use; it runs one worker per core of it (worker_processes, nginx-ctl.sh)",
+    "limits",
+)
+NGINX_MEMORY = Setting(
+    "LAB_NGINX_MEMORY",
+    _mib(NGINX_MASTER_MIB + _NGINX_WORKERS * _NGINX_WORKER_AT_CAPS),
+    byte_size,
+    f"nginx: master {NGINX_MASTER_MIB} MiB + {_NGINX_WORKERS} workers x ({NGINX_WORKER_MIB} MiB + "
+    f"{NGINX_PROXIED_PER_WORKER} proxied websockets or uploads x {NGINX_CONNECTION_KIB} KiB); buffered "
+    "request bodies go to disk",
+    "limits",
+)
+NGINX_PIDS = Setting(
+    "LAB_NGINX_PIDS",
+    str(1 + NGINX_WORKER_GENERATIONS * _NGINX_WORKERS + HEALTHCHECK_PIDS["nginx"] + EXEC_PIDS),
+    count,
+    f"nginx: master + {_NGINX_WORKERS} workers x {NGINX_WORKER_GENERATIONS} generations (reloads) + "
+    f"healthcheck {HEALTHCHECK_PIDS['nginx']} + docker exec {EXEC_PIDS}",
+    "limits",
+)
+REDIS_CPUS = Setting(
+    "LAB_REDIS_CPUS", "1", cpu_cores, "cores redis may use: one event loop does its work", "limits"
+)
+REDIS_MEMORY = Setting(
+    "LAB_REDIS_MEMORY",
+    _mib(REDIS_BASE_MIB + REDIS_SUBSCRIBERS * REDIS_PUBSUB_BUFFER_MIB),
+    byte_size,
+    f"redis: {REDIS_BASE_MIB} MiB + {REDIS_SUBSCRIBERS} subscribers (app workers) x their "
+    f"{REDIS_PUBSUB_BUFFER_MIB} MiB pub/sub output-buffer limit; hit: restarted, chat recovers",
+    "limits",
+)
+REDIS_PIDS = Setting(
+    "LAB_REDIS_PIDS",
+    str(REDIS_THREADS + HEALTHCHECK_PIDS["redis"] + EXEC_PIDS),
+    count,
+    f"redis: {REDIS_THREADS} threads + healthcheck {HEALTHCHECK_PIDS['redis']} + docker exec {EXEC_PIDS}",
+    "limits",
+)
+
 # The test suites.
 TEST_UPLOAD_MB = Setting(
     "LAB_TEST_UPLOAD_MB", "256", int, "size of the integration suite's big uploads", "tests"
@@ -344,7 +500,7 @@ CHROMIUM = Setting(
 SETTINGS: dict[str, Setting[object]] = {
     value.name: value for value in list(globals().values()) if isinstance(value, Setting)
 }
-GROUPS = ("stack", "app", "gunicorn", "nginx", "compose", "tools", "tests")
+GROUPS = ("stack", "app", "gunicorn", "nginx", "compose", "limits", "tools", "tests")
 
 
 def by_group() -> Iterator[tuple[str, list[Setting[object]]]]:

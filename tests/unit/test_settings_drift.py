@@ -83,3 +83,18 @@ def test_gunicorn_refuses_a_graceful_timeout_that_cuts_the_longest_request(monke
     monkeypatch.setenv("LAB_LONGEST_REQUEST_S", "2")
     with pytest.raises(SystemExit, match="must stay above LAB_LONGEST_REQUEST_S=2"):
         runpy.run_path(str(paths.APP_DIR / "gunicorn.conf.py"))
+
+
+def test_nginx_memory_counts_the_connections_nginx_conf_allows_a_worker():
+    """worker_connections counts both sides of a proxied connection: the limit's figure
+    (labsettings.NGINX_PROXIED_PER_WORKER) is half of it."""
+    nginx_conf = (paths.NGINX_SRC / "nginx.conf").read_text()
+    found = re.search(r"^\s*worker_connections (\d+);", nginx_conf, re.MULTILINE)
+    assert found, "nginx.conf sets no worker_connections"
+    assert int(found.group(1)) // 2 == labsettings.NGINX_PROXIED_PER_WORKER
+
+
+def test_the_app_memory_figure_counts_gunicorns_own_cap_per_worker():
+    """The figure holds every websocket a worker's gevent pool accepts: the memory limit is never
+    the first cap (a cap nobody sees is the bug worker_connections had)."""
+    assert f"{labsettings.GUNICORN_WORKER_CONNECTIONS.default} websockets" in labsettings.APP_MEMORY.why
