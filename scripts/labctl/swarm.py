@@ -109,15 +109,23 @@ def leave_if_joined() -> None:
 
 def stack_file(config: Mapping[str, object]) -> dict:
     """`docker compose config --format json` of compose.yaml + compose.swarm.yaml, made into what
-    `docker stack deploy` accepts. Its schema refuses three things that Compose writes:
-    the top-level `name` (the stack's name is given on the command line), a null `command` or
-    `entrypoint` ("must be a string"), and a published port as a string ("must be a integer")."""
+    `docker stack deploy` accepts and what the lab needs there:
+
+    - compose.yaml's published ports, each in `mode: host` (the routing mesh, `ingress`, hides the
+      client's address and does not work without IPVS) and with no host address, which Swarm
+      cannot bind (so it listens on every interface: swarm-up says so);
+    - its schema refuses the top-level `name` (the stack's name is given on the command line), a
+      null `command` or `entrypoint` ("must be a string") and a published port given as a string
+      ("must be a integer")."""
     stack = {key: value for key, value in config.items() if key != "name"}
     services = {}
     for name, spec in dict(stack.get("services", {})).items():
         kept = {key: value for key, value in spec.items() if value is not None}
         if "ports" in kept:
-            kept["ports"] = [{**port, "published": int(port["published"])} for port in kept["ports"]]
+            kept["ports"] = [
+                {**{k: v for k, v in port.items() if k != "host_ip"}, "mode": "host", "published": int(port["published"])}
+                for port in kept["ports"]
+            ]
         services[name] = kept
     stack["services"] = services
     return stack
