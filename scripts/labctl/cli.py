@@ -184,12 +184,18 @@ def cmd_test_swarm(_args: argparse.Namespace) -> int:
     os.environ.setdefault("LAB_MAX_UPLOAD_MB", TEST_UPLOAD_LIMIT_MB)
     results: dict[str, int] = {}
     started = time.monotonic()
+    engine_before = swarm.node_state() if setup.engine_answers() else "no engine"
     try:
         swarm.up()
         results["integration (swarm)"] = pytest("tests/integration")
         results["swarm checks"] = pytest("tests/swarm")
     finally:
         swarm.down(volumes=True)
+    # The engine is shared: its swarm state after the run must be the one it had before.
+    engine_after = swarm.node_state()
+    if engine_after != engine_before:
+        print(f"lab test-swarm: the engine's swarm state was {engine_before!r}, is {engine_after!r} now")
+    results["engine's swarm state as found"] = int(engine_after != engine_before)
     return summary(f"lab test-swarm summary ({time.monotonic() - started:.0f}s)", results)
 
 
@@ -235,9 +241,18 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "dump": (cmd_dump, "nginx -T of the running stack"),
     "test": (cmd_test, "unit + native stack + integration + reliability + browser + scenarios, then down"),
     "test-compose": (cmd_test_compose, "compose stack + integration suite + compose checks, then down"),
-    "swarm-up": (cmd_swarm_up, "Docker Swarm (swarm init if in none): the same stack via docker stack deploy"),
-    "swarm-deploy": (cmd_swarm_deploy, "rolling update of the swarm stack's app under a bounded load; timeline"),
-    "swarm-down": (cmd_swarm_down, "remove the swarm stack; leave the swarm if swarm-up made it (--volumes too)"),
+    "swarm-up": (
+        cmd_swarm_up,
+        "Docker Swarm (swarm init if in none): the same stack via docker stack deploy",
+    ),
+    "swarm-deploy": (
+        cmd_swarm_deploy,
+        "rolling update of the swarm stack's app under a bounded load; timeline",
+    ),
+    "swarm-down": (
+        cmd_swarm_down,
+        "remove the swarm stack; leave the swarm if swarm-up made it (--volumes too)",
+    ),
     "test-swarm": (cmd_test_swarm, "swarm stack + integration suite + swarm checks, then swarm-down"),
     "lint": (cmd_lint, "ruff check, ruff format --check, gixy on the rendered baseline nginx config"),
     "upload": (upload.main, "stream FILE to the lab over verified TLS, check the server's sha256"),

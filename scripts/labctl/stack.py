@@ -15,15 +15,18 @@ from . import compose, native, nginx, paths, runstate, swarm
 
 def running_mode() -> str | None:
     """'native', 'compose' or 'swarm' while a stack started by this checkout is up: `make
-    native-up`, `make up` and `make swarm-up` record it (runstate); a compose stack started with plain `docker compose up` is found
-    by its containers' labels (this project, this checkout). The latter asks docker: call once."""
+    native-up`, `make up` and `make swarm-up` record it (runstate); a compose stack started with
+    plain `docker compose up` is found by its containers' labels (this project, this checkout).
+    The latter asks docker: call once."""
     return runstate.mode() or ("compose" if compose.running_here() else None)
 
 
 def require_running() -> str:
     mode = running_mode()
     if mode is None:
-        raise SystemExit("lab: no stack is running here: `make native-up`, `make up` or `make swarm-up` first")
+        raise SystemExit(
+            "lab: no stack is running here: `make native-up`, `make up` or `make swarm-up` first"
+        )
     return mode
 
 

@@ -22,7 +22,6 @@ import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
 import labsettings
 
@@ -43,6 +42,7 @@ CONVERGE_TIMEOUT_S = 150
 UPDATE_TIMEOUT_S = 300
 REMOVE_TIMEOUT_S = 90
 POLL_S = 0.25
+LOGS_TIMEOUT_S = 30
 # What an image built by swarm-up is tagged: a new tag per new image makes a service update roll.
 BUILD_TAG = "build-"
 # The states of a service's UpdateStatus that end an update without the new tasks.
@@ -119,11 +119,16 @@ def stack_file(config: Mapping[str, object]) -> dict:
       ("must be a integer")."""
     stack = {key: value for key, value in config.items() if key != "name"}
     services = {}
-    for name, spec in dict(stack.get("services", {})).items():
+    declared: Mapping[str, dict] = stack.get("services", {})  # type: ignore[assignment]
+    for name, spec in declared.items():
         kept = {key: value for key, value in spec.items() if value is not None}
         if "ports" in kept:
             kept["ports"] = [
-                {**{k: v for k, v in port.items() if k != "host_ip"}, "mode": "host", "published": int(port["published"])}
+                {
+                    **{k: v for k, v in port.items() if k != "host_ip"},
+                    "mode": "host",
+                    "published": int(port["published"]),
+                }
                 for port in kept["ports"]
             ]
         services[name] = kept
@@ -143,13 +148,21 @@ def render(env: Mapping[str, str], image: str) -> dict:
     return stack_file(json.loads(result.stdout))
 
 
-def stack_deploy(stack: Mapping[str, object], env: Mapping[str, str], path: Path = STACK_FILE) -> None:
-    """`docker stack deploy` of ``stack``: services missing from it are left as they are."""
+def stack_deploy(stack: Mapping[str, object], env: Mapping[str, str], only: str | None = None) -> None:
+    """`docker stack deploy` of ``stack`` (written to .lab/swarm/stack.json), or of its service
+    ``only``: `docker stack deploy` leaves the services a file does not name as they are."""
     OUT.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(stack, indent=1) + "\n")
+    STACK_FILE.write_text(json.dumps(stack, indent=1) + "\n")
+    path = STACK_FILE
+    if only is not None:
+        services: Mapping[str, object] = stack["services"]  # type: ignore[assignment]
+        path = OUT / f"{only}.json"
+        path.write_text(json.dumps({**stack, "services": {only: services[only]}}, indent=1) + "\n")
     registry = bool(labsettings.REGISTRY.value(env))
     # Without a registry there is no digest to look up (`always` would ask Docker Hub for it).
-    resolve = ["--resolve-image", "always", "--with-registry-auth"] if registry else ["--resolve-image", "never"]
+    resolve = (
+        ["--resolve-image", "always", "--with-registry-auth"] if registry else ["--resolve-image", "never"]
+    )
     result = docker("stack", "deploy", *resolve, "-c", str(path), stack_name(), check=False)
     if result.returncode != 0:
         raise SystemExit(f"lab: docker stack deploy failed:\n{result.stdout}{result.stderr}")
@@ -158,17 +171,32 @@ def stack_deploy(stack: Mapping[str, object], env: Mapping[str, str], path: Path
 # -- the app image ------------------------------------------------------------------------------
 
 
+def built_image(env: Mapping[str, str]) -> str:
+    """The name `docker compose build app` gives the image (LAB_APP_IMAGE)."""
+    return labsettings.APP_IMAGE.value(compose.compose_env(dict(env)))
+
+
+def without_tag(image: str) -> str:
+    """registry:5000/name:tag -> registry:5000/name (a registry's port is not a tag)."""
+    name, _, tag = image.rpartition(":")
+    return name if name and "/" not in tag else image
+
+
 def build_image(env: Mapping[str, str], note: Callable[[str], None]) -> str:
     """Build LAB_APP_IMAGE as `make up` does, then tag it with its id (pushed to LAB_REGISTRY
     when set): the name the stack runs."""
     started = time.monotonic()
-    build = compose.run("build", "app", project_name=stack_name(), extra_env=dict(env), capture=True, check=False)
+    build = compose.run(
+        "build", "app", project_name=stack_name(), extra_env=dict(env), capture=True, check=False
+    )
     if build.returncode != 0:
         print(build.stdout + build.stderr, file=sys.stderr)
-        raise SystemExit("lab: building the app image failed (output above); no registry: `make offline-images`")
-    built = labsettings.APP_IMAGE.value(compose.compose_env(dict(env)))
+        raise SystemExit(
+            "lab: building the app image failed (output above); no registry: `make offline-images`"
+        )
+    built = built_image(env)
     image_id = docker("image", "inspect", "--format", "{{.Id}}", built).stdout.strip()
-    repository = built.rsplit(":", 1)[0] if ":" in built.rsplit("/", 1)[-1] else built
+    repository = without_tag(built)
     if registry := labsettings.REGISTRY.value(env).rstrip("/"):
         repository = f"{registry}/{repository.rsplit('/', 1)[-1]}"
     tagged = f"{repository}:{BUILD_TAG}{image_id.removeprefix('sha256:')[:12]}"
@@ -183,9 +211,9 @@ def build_image(env: Mapping[str, str], note: Callable[[str], None]) -> str:
 def remove_build_tags(env: Mapping[str, str]) -> None:
     """The build-<id> tags swarm-up and swarm-deploy made (the images stay while another tag,
     LAB_APP_IMAGE's own, holds them)."""
-    built = labsettings.APP_IMAGE.value(compose.compose_env(dict(env)))
-    repository = built.rsplit(":", 1)[0] if ":" in built.rsplit("/", 1)[-1] else built
-    listed = docker("image", "ls", "--format", "{{.Repository}}:{{.Tag}}", repository, check=False)
+    listed = docker(
+        "image", "ls", "--format", "{{.Repository}}:{{.Tag}}", without_tag(built_image(env)), check=False
+    )
     tags = [tag for tag in listed.stdout.split() if tag.split(":")[-1].startswith(BUILD_TAG)]
     if tags:
         docker("image", "rm", *tags, check=False)
@@ -244,7 +272,8 @@ def inspect_service(name: str) -> dict | None:
 def services_here() -> list[str]:
     """The stack's services (full names), [] when it is not deployed."""
     result = docker(
-        "service", "ls", "--format", "{{.Name}}", "--filter", f"label=com.docker.stack.namespace={stack_name()}",
+        "service", "ls", "--format", "{{.Name}}",
+        "--filter", f"label=com.docker.stack.namespace={stack_name()}",
         check=False,
     )  # fmt: skip
     return result.stdout.split() if result.returncode == 0 else []
@@ -310,14 +339,20 @@ def up() -> None:
     # Made here, as the user (a bind mount's missing source would be created as root, or not at
     # all: Swarm refuses a task whose bind source is missing).
     paths.CERTS.mkdir(parents=True, exist_ok=True)
-    certs = compose.run("run", "--rm", "--no-deps", "certs", project_name=stack_name(), capture=True, check=False)
+    certs = compose.run(
+        "run", "--rm", "--no-deps", "certs", project_name=stack_name(), capture=True, check=False
+    )
     if certs.returncode != 0:
         raise SystemExit(f"lab: making the certificates failed:\n{certs.stdout}{certs.stderr}")
     image = build_image(env, lambda text: print(f"lab: {text}", flush=True))
     stack = render(env, image)
     stack_deploy(stack, env)
-    print(f"lab: docker stack deploy {stack_name()} ({STACK_FILE.relative_to(paths.ROOT)}): waiting for "
-          f"{labsettings.SWARM_REPLICAS.value(env)} app tasks, redis and nginx to be healthy", flush=True)  # fmt: skip
+    tasks_wanted = labsettings.SWARM_REPLICAS.value(env)
+    print(
+        f"lab: docker stack deploy {stack_name()} ({STACK_FILE.relative_to(paths.ROOT)}): waiting "
+        f"for {tasks_wanted} app tasks, redis and nginx to be healthy",
+        flush=True,
+    )
     try:
         wait_converged(list(stack["services"]))
         wait_healthy(f"https://localhost:{labsettings.HTTPS_PORT.value(env)}/healthz", paths.CA, 30)
@@ -329,8 +364,9 @@ def up() -> None:
             "  the stack is left as it is for `make logs` / `docker stack ps`; `make swarm-down` removes it"
         ) from None
     runstate.record(MODE, env)
-    count = labsettings.SWARM_REPLICAS.value(env)
-    print_ready(f"swarm ({stack_name()}: nginx + {count} app tasks + redis)", time.monotonic() - started)
+    print_ready(
+        f"swarm ({stack_name()}: nginx + {tasks_wanted} app tasks + redis)", time.monotonic() - started
+    )
     https, http = labsettings.HTTPS_PORT.value(env), labsettings.HTTP_PORT.value(env)
     print(
         f"  NOTE: published with `mode: host`, ports {https} and {http} listen on EVERY interface of "
@@ -369,14 +405,14 @@ def wait_removed(timeout_s: float = REMOVE_TIMEOUT_S) -> None:
     raise SystemExit(f"lab: the stack's containers or network are still there after {timeout_s:.0f}s")
 
 
-def deploy(note: Callable[[str], None], env: Mapping[str, str] | None = None) -> None:
+def deploy(note: Callable[[str], None]) -> None:
     """A rolling update of the app service: build (a new image gets a new tag), `docker stack
     deploy` of the app alone (nginx and redis are left running), or a forced update when neither
     the image nor its settings changed, so that every task is replaced either way. Swarm does the
     rest, as compose.swarm.yaml's update_config says: one task at a time, the new one healthy
     before the old one gets SIGTERM; a failure rolls back. Follows the tasks until it is done."""
     compose.require_engine()
-    env = dict(env if env is not None else compose.started_env())
+    env = compose.started_env()
     if runstate.mode() != MODE or inspect_service("app") is None:
         raise SystemExit("lab: no swarm stack is running here: `make swarm-up` first")
     old = {task.id: task for task in running_tasks("app")}
@@ -384,16 +420,17 @@ def deploy(note: Callable[[str], None], env: Mapping[str, str] | None = None) ->
     note("building the app image")
     image = build_image(env, note)
     stack = render(env, image)
-    app_only = {**stack, "services": {"app": stack["services"]["app"]}}
     note(f"docker stack deploy of the app alone: {image}, {len(old)} tasks, start-first")
-    stack_deploy(app_only, env, OUT / "app.json")
+    stack_deploy(stack, env, only="app")
     if inspect_service("app")["Spec"]["TaskTemplate"] == template:  # type: ignore[index]
         note("same image and settings: docker service update --force (every task replaced anyway)")
         docker("service", "update", "--force", "--detach", service("app"))
     follow_update(old, note)
 
 
-def follow_update(old: dict[str, Task], note: Callable[[str], None], timeout_s: float = UPDATE_TIMEOUT_S) -> None:
+def follow_update(
+    old: dict[str, Task], note: Callable[[str], None], timeout_s: float = UPDATE_TIMEOUT_S
+) -> None:
     """Note each step of the app's rolling update as Swarm takes it, until every old task is gone
     and the update is complete; SystemExit when it paused or rolled back."""
     told, started, ended = set(), set(), set()
@@ -433,17 +470,37 @@ def nginx_has_http3() -> bool:
     return compose.nginx_has_http3(nginx_container())
 
 
-def log_tail(lines: int = 60) -> dict[str, str]:
-    """nginx's access log (its stdout), error log (stderr), the app's output: `docker service
-    logs`, which gathers every task's, on whichever node it ran."""
-    tails: dict[str, str] = {}
-    if not services_here():
-        return {"nginx": "(no swarm stack)"}
-    nginx = docker("service", "logs", "--raw", "--tail", str(lines), service("nginx"), check=False)
-    tails["nginx access"], tails["nginx error"] = nginx.stdout, nginx.stderr
-    app = subprocess.run(
-        ["docker", "service", "logs", "--raw", "--tail", str(lines), service("app")],
-        text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+def containers(name: str, running: bool = True) -> list[str]:
+    """The containers of the service's tasks on this node, newest first (every one with
+    ``running=False``: Swarm keeps a few exited tasks per slot)."""
+    result = docker(
+        "ps", "-q", *([] if running else ["-a"]),
+        "--filter", f"label=com.docker.swarm.service.name={service(name)}", check=False,
     )  # fmt: skip
-    tails["app"] = app.stdout or "(no app output)"
-    return tails
+    return result.stdout.split()
+
+
+def log_tail(lines: int = 60) -> dict[str, str]:
+    """nginx's access log (its stdout), error log (stderr), the app's output (every task's, the
+    exited ones too), from the containers on this node. Not `docker service logs`, which would
+    gather them from every node but was seen to hang here (for 10 minutes, until killed)."""
+    nginx = containers("nginx")
+    if not nginx:
+        return {"nginx": "(no running nginx task on this node)"}
+    tail = ["logs", "--tail", str(lines)]
+    logs = subprocess.run(["docker", *tail, nginx[0]], text=True, capture_output=True, timeout=LOGS_TIMEOUT_S)
+    app = "".join(
+        subprocess.run(
+            ["docker", *tail, cid],
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            timeout=LOGS_TIMEOUT_S,
+        ).stdout
+        for cid in containers("app", running=False)
+    )
+    return {
+        "nginx access": logs.stdout,
+        "nginx error": logs.stderr,
+        "app": app or "(no app task on this node)",
+    }

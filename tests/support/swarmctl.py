@@ -26,7 +26,9 @@ def task_hosts() -> set[str]:
 
 def served_by_hosts(http: requests.Session, lab: Lab, count: int) -> Counter:
     """``count`` GETs of /debug/request: how many each app host served."""
-    return Counter(http.get(lab.url + "/debug/request", timeout=10).json()["served_by"]["host"] for _ in range(count))
+    return Counter(
+        http.get(lab.url + "/debug/request", timeout=10).json()["served_by"]["host"] for _ in range(count)
+    )
 
 
 def upload_dir_names() -> list[str]:

@@ -29,4 +29,3 @@ def lab() -> Lab:
 def http(lab: Lab) -> requests.Session:
     with lab.session() as session:
         yield session
-

@@ -27,6 +27,6 @@ def test_a_message_reaches_clients_on_every_task(lab):
             f"clients on the other tasks {sorted({c.worker[0] for c in missed})}: is the redis service "
             "reachable from every task (LAB_BROKER_URL, /healthz's broker)?"
         )
-        print(f"chat: {len(clients)} clients on {len(on)} tasks; one message reached all {len(receivers)} elsewhere")
+        print(f"chat: {len(clients)} clients on {len(on)} tasks; a message reached {len(receivers)} others")
     finally:
         chat.close_all(clients)

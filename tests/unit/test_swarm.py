@@ -17,8 +17,20 @@ CONFIG = {
         "nginx": {
             "entrypoint": ["sh", "-c", "exec nginx"],
             "ports": [
-                {"mode": "ingress", "host_ip": "127.0.0.1", "target": 8443, "published": "8443", "protocol": "tcp"},
-                {"mode": "ingress", "host_ip": "127.0.0.1", "target": 8443, "published": "8443", "protocol": "udp"},
+                {
+                    "mode": "ingress",
+                    "host_ip": "127.0.0.1",
+                    "target": 8443,
+                    "published": "8443",
+                    "protocol": "tcp",
+                },
+                {
+                    "mode": "ingress",
+                    "host_ip": "127.0.0.1",
+                    "target": 8443,
+                    "published": "8443",
+                    "protocol": "udp",
+                },
             ],
         },
     },
@@ -38,4 +50,3 @@ def test_the_stack_file_publishes_compose_yamls_ports_in_host_mode_and_drops_wha
     ], "host mode (not the routing mesh), no host address (Swarm has none), the port an integer"
     assert stack["volumes"] == CONFIG["volumes"]
     assert CONFIG["services"]["app"]["command"] is None, "the input is left as it was"
-
