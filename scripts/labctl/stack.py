@@ -44,6 +44,15 @@ def nginx_source() -> Path:
     return compose.NGINX_SOURCE if require_running() in ("compose", "swarm") else paths.NGINX_SRC
 
 
+def nginx_container() -> str | None:
+    """The running stack's nginx container (compose, or the swarm task's on this node); None
+    natively."""
+    mode = running_mode()
+    if mode == "compose":
+        return compose.container_id("nginx")
+    return swarm.nginx_container() if mode == "swarm" else None
+
+
 def nginx_has_http3() -> bool | None:
     """Whether the running stack's nginx has the HTTP/3 module (`nginx -V`), so its renderer
     turned QUIC on; None when no stack started from this checkout runs."""

@@ -242,8 +242,10 @@ def tasks(name: str) -> list[Task]:
     ids = docker("service", "ps", "-q", "--no-trunc", service(name), check=False).stdout.split()
     if not ids:
         return []
+    # check=False: Swarm prunes old tasks (5 per slot) at any moment, and `docker inspect` of a
+    # task gone since `service ps` exits 1 after printing the others.
     found = []
-    for task in json.loads(docker("inspect", *ids).stdout):
+    for task in json.loads(docker("inspect", *ids, check=False).stdout or "[]"):
         status = task.get("Status", {})
         container = status.get("ContainerStatus", {})
         found.append(
