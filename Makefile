@@ -4,6 +4,7 @@ LAB := sh scripts/with-python3 scripts/lab
 .PHONY: up down native-up native-down integration-test unit-test test reload dump certs lint
 .PHONY: browser-test logs upload scenario scenarios doctor reliability-test bench bench-quick
 .PHONY: offline-images compose-test test-compose check diagnose-test setup setup-docker watch deploy
+.PHONY: swarm-up swarm-deploy swarm-down swarm-test test-swarm
 
 up:               ## docker compose: build, start, wait until healthy, print the URLs (LAB_SCENARIO too)
 	$(LAB) up
@@ -15,6 +16,17 @@ compose-test:     ## compose-only checks (ports, user, reload, app restarts) aga
 	$(LAB) compose-test
 test-compose:     ## CI's compose path: make up, integration suite, compose checks, then down
 	$(LAB) test-compose
+
+swarm-up:         ## Docker Swarm (swarm init when in none): the same stack by docker stack deploy, URLs printed
+	$(LAB) swarm-up
+swarm-deploy:     ## rolling update (start-first) of the swarm stack's app under a bounded load; timeline in .lab/deploy/
+	$(LAB) swarm-deploy
+swarm-down:       ## remove the swarm stack; leave the swarm only if swarm-up made it
+	$(LAB) swarm-down
+swarm-test:       ## swarm-only checks (chat across tasks, client address, rolling update) against `make swarm-up`
+	$(LAB) swarm-test
+test-swarm:       ## CI's swarm path: swarm-up, integration suite, swarm checks, then swarm-down (also when they fail)
+	$(LAB) test-swarm || { status=$$?; $(LAB) swarm-down --volumes; exit $$status; }
 
 setup:            ## install what the lab and its tests need where missing (make test does it first)
 	$(LAB) setup

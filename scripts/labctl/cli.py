@@ -24,6 +24,7 @@ from . import (
     scenarios,
     setup,
     stack,
+    swarm,
     upload,
     venv,
     watch,
@@ -57,6 +58,23 @@ def cmd_down(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_swarm_up(_args: argparse.Namespace) -> int:
+    swarm.up()
+    return 0
+
+
+def cmd_swarm_down(args: argparse.Namespace) -> int:
+    swarm.down(volumes=args.volumes)
+    return 0
+
+
+def cmd_swarm_deploy(args: argparse.Namespace) -> int:
+    """`make deploy` of the swarm stack: the same bounded load and timeline (labctl.deploy)."""
+    if stack.running_mode() != swarm.MODE:
+        raise SystemExit("lab: no swarm stack is running here: `make swarm-up` first")
+    return deploy.main(args)
+
+
 def cmd_offline_images(args: argparse.Namespace) -> int:
     return offline.build(force=args.force)
 
@@ -87,6 +105,7 @@ SUITES = {
         "tests/compose",
         "compose-only checks against the running compose stack (tests/compose)",
     ),
+    "swarm-test": ("tests/swarm", "swarm-only checks against the running swarm stack (tests/swarm)"),
     "scenarios": (
         "tests/scenarios",
         "the matrix: each symptom reproduced under its scenario, absent under the baseline",
@@ -158,6 +177,28 @@ def cmd_test_compose(_args: argparse.Namespace) -> int:
     return summary(f"lab test-compose summary ({time.monotonic() - started:.0f}s)", results)
 
 
+def cmd_test_swarm(_args: argparse.Namespace) -> int:
+    """CI's swarm path: `make swarm-up`, the integration suite unchanged, the swarm-only checks
+    (chat across tasks, the client address, a rolling update under load), then swarm-down, which
+    leaves the swarm again if swarm-up made it."""
+    os.environ.setdefault("LAB_MAX_UPLOAD_MB", TEST_UPLOAD_LIMIT_MB)
+    results: dict[str, int] = {}
+    started = time.monotonic()
+    engine_before = swarm.node_state() if setup.engine_answers() else "no engine"
+    try:
+        swarm.up()
+        results["integration (swarm)"] = pytest("tests/integration")
+        results["swarm checks"] = pytest("tests/swarm")
+    finally:
+        swarm.down(volumes=True)
+    # The engine is shared: its swarm state after the run must be the one it had before.
+    engine_after = swarm.node_state()
+    if engine_after != engine_before:
+        print(f"lab test-swarm: the engine's swarm state was {engine_before!r}, is {engine_after!r} now")
+    results["engine's swarm state as found"] = int(engine_after != engine_before)
+    return summary(f"lab test-swarm summary ({time.monotonic() - started:.0f}s)", results)
+
+
 def cmd_lint(_args: argparse.Namespace) -> int:
     return lint.run()
 
@@ -200,6 +241,19 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "dump": (cmd_dump, "nginx -T of the running stack"),
     "test": (cmd_test, "unit + native stack + integration + reliability + browser + scenarios, then down"),
     "test-compose": (cmd_test_compose, "compose stack + integration suite + compose checks, then down"),
+    "swarm-up": (
+        cmd_swarm_up,
+        "Docker Swarm (swarm init if in none): the same stack via docker stack deploy",
+    ),
+    "swarm-deploy": (
+        cmd_swarm_deploy,
+        "rolling update of the swarm stack's app under a bounded load; timeline",
+    ),
+    "swarm-down": (
+        cmd_swarm_down,
+        "remove the swarm stack; leave the swarm if swarm-up made it (--volumes too)",
+    ),
+    "test-swarm": (cmd_test_swarm, "swarm stack + integration suite + swarm checks, then swarm-down"),
     "lint": (cmd_lint, "ruff check, ruff format --check, gixy on the rendered baseline nginx config"),
     "upload": (upload.main, "stream FILE to the lab over verified TLS, check the server's sha256"),
     "logs": (logs.main, "nginx's access log and the app's log side by side, joined by request id"),
@@ -223,11 +277,15 @@ ARGUMENTS = {
     "scenario": lambda command: command.add_argument("name", help="a folder under nginx/scenarios/"),
     "bench": bench.add_arguments,
     "deploy": deploy.add_arguments,
+    "swarm-deploy": deploy.add_arguments,
     "docs": docs.add_arguments,
     "doctor": doctor.add_arguments,
     "check": check_options.add_arguments,
     "down": lambda command: command.add_argument(
         "--volumes", action="store_true", help="also remove the uploads volume"
+    ),
+    "swarm-down": lambda command: command.add_argument(
+        "--volumes", action="store_true", help="also remove the stack's uploads volume"
     ),
     "setup": setup.add_arguments,
     "offline-images": lambda command: command.add_argument(

@@ -195,9 +195,11 @@ def running_here() -> bool:
 def nginx_env(project_name: str | None = None) -> dict[str, str]:
     """The environment the nginx container runs with (its ports, scenario, ...), {} if none."""
     cid = container_id("nginx", project_name)
-    if cid is None:
-        return {}
-    return dict(item.partition("=")[::2] for item in inspect(cid)["Config"]["Env"] or [])
+    return container_env(cid) if cid else {}
+
+
+def container_env(container: str) -> dict[str, str]:
+    return dict(item.partition("=")[::2] for item in inspect(container)["Config"]["Env"] or [])
 
 
 def inspect(container: str) -> dict:
@@ -256,8 +258,8 @@ def up_and_wait(
 
 
 def up() -> None:
-    if runstate.mode() == "native":
-        raise SystemExit("lab: a native stack is running from this checkout: `make native-down` first")
+    if (other := runstate.mode()) not in (None, MODE):
+        raise SystemExit(f"lab: a {other} stack is running from this checkout: `make {other}-down` first")
     if (scenario := labsettings.SCENARIO.value()) and not (paths.SCENARIOS / scenario).is_dir():
         raise SystemExit(f"lab: no scenario named {scenario!r} (see nginx/scenarios/)")
     require_engine()
@@ -312,8 +314,8 @@ def started_env() -> dict[str, str]:
     return {k: v for k, v in runstate.read().items() if k != runstate.MODE}
 
 
-def _nginx_ctl(command: str, capture: bool) -> subprocess.CompletedProcess[str]:
-    cid = container_id("nginx")
+def _nginx_ctl(command: str, capture: bool, nginx: str | None = None) -> subprocess.CompletedProcess[str]:
+    cid = nginx or container_id("nginx")
     if cid is None:
         raise SystemExit("lab: the compose stack has no nginx container: `make up` first")
     return subprocess.run(
@@ -321,11 +323,12 @@ def _nginx_ctl(command: str, capture: bool) -> subprocess.CompletedProcess[str]:
     )
 
 
-def reload() -> int:
-    """nginx-ctl.sh reload inside the nginx container: the bind-mounted nginx/ is rendered and
-    `nginx -t`-ed first, so a broken edit is refused with nginx's message and the old config serves.
-    The scenario stays the container's own: switching one means the app too (`make up`)."""
-    running = nginx_env().get("LAB_SCENARIO", "")
+def reload(nginx: str | None = None) -> int:
+    """nginx-ctl.sh reload inside the nginx container (``nginx``: this one, e.g. a swarm task's):
+    the bind-mounted nginx/ is rendered and `nginx -t`-ed first, so a broken edit is refused with
+    nginx's message and the old config serves. The scenario stays the container's own: switching
+    one means the app too (`make up`)."""
+    running = (container_env(nginx) if nginx else nginx_env()).get("LAB_SCENARIO", "")
     wanted = os.environ.get("LAB_SCENARIO", running).strip()
     if wanted != running:
         print(
@@ -335,20 +338,21 @@ def reload() -> int:
         )
         return 2
     print(f"lab: reloading nginx with config: {running or 'baseline'}", flush=True)
-    return _nginx_ctl("reload", capture=False).returncode
+    return _nginx_ctl("reload", capture=False, nginx=nginx).returncode
 
 
-def nginx_has_http3() -> bool:
-    """Whether the nginx of the running container was built with the HTTP/3 module (`nginx -V`)."""
-    cid = container_id("nginx")
+def nginx_has_http3(nginx: str | None = None) -> bool:
+    """Whether the nginx of the running container (``nginx``: this one) was built with the HTTP/3
+    module (`nginx -V`)."""
+    cid = nginx or container_id("nginx")
     if cid is None:
         return False
     built = docker("exec", cid, "nginx", "-V", check=False)
     return "--with-http_v3_module" in built.stderr
 
 
-def dump_config() -> str:
-    result = _nginx_ctl("dump", capture=True)
+def dump_config(nginx: str | None = None) -> str:
+    result = _nginx_ctl("dump", capture=True, nginx=nginx)
     return result.stdout + result.stderr
 
 

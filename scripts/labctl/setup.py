@@ -37,7 +37,7 @@ NATIVE = (
     "native-up", "test", "scenario", "scenarios", "reliability-test", "browser-test", "bench",
     "check", "diagnose-test",
 )  # fmt: skip
-SUITES = ("unit-test", "integration-test", "compose-test", "test-compose")
+SUITES = ("unit-test", "integration-test", "compose-test", "test-compose", "swarm-test", "test-swarm")
 VENV_USERS = (*NATIVE, *SUITES, "lint", "watch", "offline-images")
 BROWSER = ("test", "browser-test", "test-compose")  # test-compose: Chromium over QUIC
 COMPOSE_PIN = paths.ROOT / "requirements-compose.txt"

@@ -1,7 +1,7 @@
 """The running stack, whichever mode started it: the only module that branches on the mode.
 
-Everything mode-specific lives in native.py and compose.py; callers ask here (reload, config
-dump, logs) and never look at the mode themselves.
+Everything mode-specific lives in native.py, compose.py and swarm.py (compose's file as a Swarm
+stack); callers ask here (reload, config dump, logs, deploy) and never look at the mode themselves.
 """
 
 from __future__ import annotations
@@ -10,32 +10,47 @@ from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 
-from . import compose, native, nginx, paths, runstate
+from . import compose, native, nginx, paths, runstate, swarm
 
 
 def running_mode() -> str | None:
-    """'native' or 'compose' while a stack started by this checkout is up: `make native-up` and
-    `make up` record it (runstate); a compose stack started with plain `docker compose up` is found
-    by its containers' labels (this project, this checkout). The latter asks docker: call once."""
+    """'native', 'compose' or 'swarm' while a stack started by this checkout is up: `make
+    native-up`, `make up` and `make swarm-up` record it (runstate); a compose stack started with
+    plain `docker compose up` is found by its containers' labels (this project, this checkout).
+    The latter asks docker: call once."""
     return runstate.mode() or ("compose" if compose.running_here() else None)
 
 
 def require_running() -> str:
     mode = running_mode()
     if mode is None:
-        raise SystemExit("lab: no stack is running here: `make native-up` or `make up` first")
+        raise SystemExit(
+            "lab: no stack is running here: `make native-up`, `make up` or `make swarm-up` first"
+        )
     return mode
 
 
 def reload() -> int:
     """nginx -t the re-rendered config, then reload it, in the running stack."""
-    return compose.reload() if require_running() == "compose" else native.reload()
+    mode = require_running()
+    if mode == "swarm":
+        return swarm.reload()
+    return compose.reload() if mode == "compose" else native.reload()
 
 
 def nginx_source() -> Path:
     """The nginx/ directory the running stack renders its config from: compose mounts the
-    checkout's; native mode reads LAB_NGINX_SRC (a copy, in tests)."""
-    return compose.NGINX_SOURCE if require_running() == "compose" else paths.NGINX_SRC
+    checkout's (swarm too, one node); native mode reads LAB_NGINX_SRC (a copy, in tests)."""
+    return compose.NGINX_SOURCE if require_running() in ("compose", "swarm") else paths.NGINX_SRC
+
+
+def nginx_container() -> str | None:
+    """The running stack's nginx container (compose, or the swarm task's on this node); None
+    natively."""
+    mode = running_mode()
+    if mode == "compose":
+        return compose.container_id("nginx")
+    return swarm.nginx_container() if mode == "swarm" else None
 
 
 def nginx_has_http3() -> bool | None:
@@ -44,6 +59,8 @@ def nginx_has_http3() -> bool | None:
     mode = running_mode()
     if mode == "compose":
         return compose.nginx_has_http3()
+    if mode == "swarm":
+        return swarm.nginx_has_http3()
     return nginx.nginx_has_http3() if mode == "native" else None
 
 
@@ -54,6 +71,8 @@ def dump_config() -> str:
         return native.dump_config()
     if mode == "compose":
         return compose.dump_config()
+    if mode == "swarm":
+        return swarm.dump_config()
     return "(no stack started from this checkout is running)"
 
 
@@ -62,6 +81,8 @@ def log_tail(lines: int = 60) -> dict[str, str]:
     mode = running_mode()
     if mode == "compose":
         return compose.log_tail(lines)
+    if mode == "swarm":
+        return swarm.log_tail(lines)
     tails = {}
     if mode == "native":
         for name, path in native.log_files().items():
@@ -80,8 +101,12 @@ def access_log_entries(lines: int = 2000) -> list[str]:
 
 def deploy(note: Callable[[str], None]) -> None:
     """Replace every app process of the running stack under traffic (`make deploy`): natively
-    gunicorn's graceful reload, in compose new replicas before the old ones stop."""
-    if require_running() == "compose":
+    gunicorn's graceful reload, in compose new replicas before the old ones stop, in Swarm a
+    start-first rolling update of the app service."""
+    mode = require_running()
+    if mode == "swarm":
+        swarm.deploy(note)
+    elif mode == "compose":
         compose.deploy(note)
     else:
         native.deploy(note)

@@ -484,6 +484,29 @@ REDIS_PIDS = Setting(
     "limits",
 )
 
+# Docker Swarm (`make swarm-up`: compose.swarm.yaml over compose.yaml).
+SWARM_REPLICAS = Setting(
+    "LAB_SWARM_REPLICAS",
+    "3",
+    count,
+    "app tasks of the swarm stack: a start-first update replaces one while the others serve",
+    "swarm",
+)
+REGISTRY = Setting(
+    "LAB_REGISTRY",
+    "",
+    str,
+    "a registry every swarm node pulls the app image from (swarm-up pushes it); empty: one node",
+    "swarm",
+)
+SWARM_ADVERTISE_ADDR = Setting(
+    "LAB_SWARM_ADVERTISE_ADDR",
+    "127.0.0.1",
+    str,
+    "the address swarm-up's `docker swarm init` advertises (several nodes: one they all reach)",
+    "swarm",
+)
+
 # The test suites.
 TEST_UPLOAD_MB = Setting(
     "LAB_TEST_UPLOAD_MB", "256", int, "size of the integration suite's big uploads", "tests"
@@ -500,7 +523,7 @@ CHROMIUM = Setting(
 SETTINGS: dict[str, Setting[object]] = {
     value.name: value for value in list(globals().values()) if isinstance(value, Setting)
 }
-GROUPS = ("stack", "app", "gunicorn", "nginx", "compose", "limits", "tools", "tests")
+GROUPS = ("stack", "app", "gunicorn", "nginx", "compose", "limits", "swarm", "tools", "tests")
 
 
 def by_group() -> Iterator[tuple[str, list[Setting[object]]]]:

@@ -6,17 +6,15 @@ checkout: run them after the integration suite, not during it.
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
 
-from labctl import compose, paths
+from labctl import compose
 from labctl import stack as lab_stack
+from support import probeserver
 from support.composectl import Stack, side_stack
 from support.lab import Lab, lab_from_env
 
@@ -45,16 +43,8 @@ def http(lab: Lab) -> requests.Session:
 
 @pytest.fixture
 def probe_file() -> Iterator[Path]:
-    """A conf.d file of the checkout's nginx/ (the one the container mounts), removed at the end
-    and the removal reloaded (.gitignore'd, in case a killed run leaves it)."""
-    path = compose.NGINX_SOURCE / "conf.d" / f"zz-compose-test-{uuid.uuid4().hex[:8]}.conf"
-    try:
+    with probeserver.probe_file() as path:
         yield path
-    finally:
-        path.unlink(missing_ok=True)
-        subprocess.run(
-            [sys.executable, str(paths.SCRIPTS / "lab"), "reload"], capture_output=True, timeout=60
-        )
 
 
 @pytest.fixture(scope="session")

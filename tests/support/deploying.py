@@ -78,6 +78,7 @@ class DeployRun:
     timeline: dict
     upload: PacedUpload
     seconds: float
+    holder: str  # the host whose process held the upload when the deploy began
     lines_seen: list[str] = field(default_factory=list)
 
     @property
@@ -121,7 +122,7 @@ def run_deploy(
         upload.finish()
         upload.join(timeout=60)
     timeline = json.loads((deploy.OUT / "timeline.json").read_text())
-    return DeployRun(returncode, output, timeline, upload, time.monotonic() - started)
+    return DeployRun(returncode, output, timeline, upload, time.monotonic() - started, host)
 
 
 def temp_file_holder(list_names: Callable[[], list[str]], timeout: float = 10) -> str:
@@ -148,7 +149,8 @@ def assert_dropped_nothing(run: DeployRun, partial_files: Callable[[], list[str]
     assert timeline["failed"] == 0, f"requests failed during the deploy: {failed[:10]}; {summary}"
     assert timeline["served"] > 0, f"the deploy's load served nothing: {summary}"
     assert upload.finished_on_signal, (
-        "the upload was not in flight when its holder was told to stop: nothing was proved about it"
+        f"the upload was not in flight when its holder ({run.holder}) was told to stop: nothing was "
+        f"proved about it (upload error: {upload.error}; sent {upload.sent} bytes)"
     )
     assert upload.error is None and upload.response is not None, (
         f"the upload in flight failed: {upload.error}"

@@ -26,6 +26,7 @@ LAYERS: list[set[str]] = [
     {"catalogue"},  # the scenario folders
     {"hints"},
     {"native", "compose"},  # one mode each; never each other
+    {"swarm"},  # the third mode: compose's file and image, deployed as a Swarm stack
     {"stack"},  # the only module that branches on the mode
     # the commands
     {
@@ -87,6 +88,6 @@ def test_the_tools_never_import_the_tests(path: Path) -> None:
 
 
 def test_the_import_reader_sees_relative_and_absolute_imports() -> None:
-    assert imported(LABCTL / "stack.py") == {"compose", "native", "nginx", "paths", "runstate"}
+    assert imported(LABCTL / "stack.py") == {"compose", "native", "nginx", "paths", "runstate", "swarm"}
     assert {"endpoints", "paths", "wsclient"} <= imported(LABCTL / "bench" / "wsfleet.py")
     assert {"bench"} <= imported(LABCTL / "bench" / "wsload.py")

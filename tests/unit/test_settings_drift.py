@@ -14,9 +14,17 @@ from labctl import paths
 pytestmark = pytest.mark.no_stack
 
 COMPOSE = (paths.ROOT / "compose.yaml").read_text()
+# Laid over compose.yaml by `make swarm-up` (labctl/swarm.py): its fallbacks are checked the same way.
+SWARM_OVERLAY = (paths.ROOT / "compose.swarm.yaml").read_text()
 DOCKERFILE = (paths.APP_DIR / "Dockerfile").read_text()
-COMPOSE_CODE = "\n".join(line for line in COMPOSE.splitlines() if not line.lstrip().startswith("#"))
-FALLBACKS = re.findall(r"\$\{([A-Z0-9_]+):-([^}]*)\}", COMPOSE_CODE)
+
+
+def code(text: str) -> str:
+    return "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
+
+
+COMPOSE_CODE = code(COMPOSE)
+FALLBACKS = re.findall(r"\$\{([A-Z0-9_]+):-([^}]*)\}", COMPOSE_CODE + "\n" + code(SWARM_OVERLAY))
 
 
 def test_compose_yaml_has_fallbacks_to_check():
@@ -25,10 +33,10 @@ def test_compose_yaml_has_fallbacks_to_check():
 
 @pytest.mark.parametrize(("name", "fallback"), sorted(set(FALLBACKS)), ids=lambda v: str(v))
 def test_every_compose_fallback_is_the_declared_default(name, fallback):
-    assert name in labsettings.SETTINGS, f"compose.yaml reads {name}, which labsettings.py does not declare"
+    assert name in labsettings.SETTINGS, f"compose files read {name}, which labsettings.py does not declare"
     declared = labsettings.SETTINGS[name].default
     assert fallback == declared, (
-        f"compose.yaml falls back to {name}={fallback!r}; labsettings.py: {declared!r}"
+        f"a compose file falls back to {name}={fallback!r}; labsettings.py: {declared!r}"
     )
 
 

@@ -1,0 +1,31 @@
+"""Swarm-only checks, against the stack `make swarm-up` started (tests/swarm/; `make swarm-test`).
+
+They inspect services and tasks, scale the app and roll it, so they need the engine and a swarm
+stack of this checkout: run them after the integration suite, not during it (`make test-swarm`).
+"""
+
+from __future__ import annotations
+
+import pytest
+import requests
+
+from labctl import compose, swarm
+from labctl import stack as lab_stack
+from support.lab import Lab, lab_from_env
+
+
+@pytest.fixture(scope="session")
+def lab() -> Lab:
+    if lab_stack.running_mode() != swarm.MODE:
+        pytest.fail("no swarm stack started from this checkout: `make swarm-up` first")
+    try:
+        compose.require_engine()
+    except SystemExit as error:
+        pytest.fail(str(error))
+    return lab_from_env()
+
+
+@pytest.fixture
+def http(lab: Lab) -> requests.Session:
+    with lab.session() as session:
+        yield session
