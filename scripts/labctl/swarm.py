@@ -115,8 +115,10 @@ def stack_file(config: Mapping[str, object]) -> dict:
       client's address and does not work without IPVS) and with no host address, which Swarm
       cannot bind (so it listens on every interface: swarm-up says so);
     - its schema refuses the top-level `name` (the stack's name is given on the command line), a
-      null `command` or `entrypoint` ("must be a string") and a published port given as a string
-      ("must be a integer")."""
+      null `command` or `entrypoint` ("must be a string"), a published port given as a string
+      ("must be a integer"), and two that compose writes the other way round: a CPU limit as a
+      number ("cpus must be a string") and a tmpfs mount's size as a string ("size must be a
+      integer")."""
     stack = {key: value for key, value in config.items() if key != "name"}
     services = {}
     declared: Mapping[str, dict] = stack.get("services", {})  # type: ignore[assignment]
@@ -130,6 +132,21 @@ def stack_file(config: Mapping[str, object]) -> dict:
                     "published": int(port["published"]),
                 }
                 for port in kept["ports"]
+            ]
+        if "resources" in kept.get("deploy", {}):
+            kept["deploy"] = {
+                **kept["deploy"],
+                "resources": {
+                    kind: {**limits, **({"cpus": str(limits["cpus"])} if "cpus" in limits else {})}
+                    for kind, limits in kept["deploy"]["resources"].items()
+                },
+            }
+        if "volumes" in kept:
+            kept["volumes"] = [
+                {**mount, "tmpfs": {**mount["tmpfs"], "size": int(mount["tmpfs"]["size"])}}
+                if "size" in mount.get("tmpfs", {})
+                else mount
+                for mount in kept["volumes"]
             ]
         services[name] = kept
     stack["services"] = services

@@ -1,12 +1,15 @@
 """The stack `make swarm-up` deployed is compose.yaml's with the swarm overlay, and has what a
 rolling update and a multi-task app need: host-mode ports, >= 3 app tasks updated start-first
 with rollback, healthchecks, a stop grace above gunicorn's graceful timeout, redis as a service,
-nginx finding every task through tasks.app (re-resolved), uploads on the stack's volume."""
+nginx finding every task through tasks.app (re-resolved), uploads on the stack's volume, and
+compose.yaml's hardening (read-only, no capabilities, limits, not root)."""
 
 from __future__ import annotations
 
 import json
 import time
+
+import pytest
 
 import labsettings
 from labctl import compose, swarm
@@ -71,13 +74,35 @@ def test_redis_is_a_service_of_the_stack():
 
 
 def test_uploads_are_on_the_stacks_volume_read_only_for_nginx():
-    mounts = {
-        name: [m for m in spec(name)["TaskTemplate"]["ContainerSpec"]["Mounts"] if m["Type"] == "volume"]
-        for name in ("app", "nginx")
-    }
-    volume = f"{swarm.stack_name()}_uploads"
-    assert [(m["Source"], m.get("ReadOnly", False)) for m in mounts["app"]] == [(volume, False)], mounts
-    assert [(m["Source"], m.get("ReadOnly", False)) for m in mounts["nginx"]] == [(volume, True)], mounts
+    def volumes(name: str) -> dict[str, bool]:
+        mounts = spec(name)["TaskTemplate"]["ContainerSpec"]["Mounts"]
+        return {m["Source"]: m.get("ReadOnly", False) for m in mounts if m["Type"] == "volume"}
+
+    app, nginx = volumes("app"), volumes("nginx")
+    volume = f"{swarm.stack_name()}_{{}}".format
+    assert app == {volume("uploads"): False}, app
+    assert nginx == {volume("uploads"): True, volume("tls"): True, volume("nginx-temp"): False}, (
+        "nginx reads uploads and its own copy of the key (written by the certs one-shot swarm-up "
+        f"runs), and buffers request bodies in its temp volume: {nginx}"
+    )
+
+
+@pytest.mark.parametrize("name", ["app", "nginx", "redis"])
+def test_compose_yamls_hardening_holds_on_the_swarm_service(name: str):
+    """What docker/cli's converter carries over (docs/COMPOSE.md, "Swarm"); no-new-privileges is
+    the one it drops (moby/moby#41371)."""
+    task = spec(name)["TaskTemplate"]
+    container = task["ContainerSpec"]
+    assert container.get("ReadOnly") is True, f"{name}: root filesystem writable in Swarm"
+    assert container.get("CapabilityDrop") == ["ALL"], (
+        f"{name}: capabilities {container.get('CapabilityDrop')}"
+    )
+    limits = task["Resources"]["Limits"]
+    assert {"NanoCPUs", "MemoryBytes", "Pids"} <= set(limits), f"{name}: limits {limits}"
+    running = swarm.running_tasks(name)[0]
+    assert compose.docker("exec", running.container, "id", "-u").stdout.strip() != "0", (
+        f"{name}'s task runs as root in Swarm"
+    )
 
 
 def test_nginx_spreads_requests_over_every_task_through_tasks_app(http, lab):
