@@ -170,6 +170,8 @@ nginx_cmd() {
 prepare_prefix() {
     mkdir -p "$LAB_NGINX_PREFIX/logs" "$LAB_NGINX_PREFIX/run"
     if [ -n "${LAB_NGINX_TEMP:-}" ]; then
+        # A real directory there (a run without LAB_NGINX_TEMP) would get the link inside it.
+        if [ ! -L "$LAB_NGINX_PREFIX/tmp" ]; then rm -rf "$LAB_NGINX_PREFIX/tmp"; fi
         ln -sfn "$LAB_NGINX_TEMP" "$LAB_NGINX_PREFIX/tmp"
     else
         mkdir -p "$LAB_NGINX_PREFIX/tmp"

@@ -196,6 +196,10 @@ def cmd_test_swarm(_args: argparse.Namespace) -> int:
     if engine_after != engine_before:
         print(f"lab test-swarm: the engine's swarm state was {engine_before!r}, is {engine_after!r} now")
     results["engine's swarm state as found"] = int(engine_after != engine_before)
+    left = swarm.stack_volumes()
+    if left:
+        print(f"lab test-swarm: swarm-down --volumes left {left}")
+    results["no volume of the stack left"] = int(bool(left))
     return summary(f"lab test-swarm summary ({time.monotonic() - started:.0f}s)", results)
 
 

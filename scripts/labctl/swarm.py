@@ -405,10 +405,18 @@ def down(volumes: bool = False) -> None:
         wait_removed()
         print(f"lab: swarm stack {stack_name()} removed")
     if volumes:
-        docker("volume", "rm", "-f", f"{stack_name()}_uploads", check=False)
+        for volume in stack_volumes():
+            docker("volume", "rm", "-f", volume, check=False)
     remove_build_tags(env)
     leave_if_joined()
     runstate.clear(MODE)
+
+
+def stack_volumes() -> list[str]:
+    """Every volume of the stack: uploads, nginx's temp files, and its copy of the key, which the
+    certs one-shot (a compose run) made before the stack, so only the name tells."""
+    listed = docker("volume", "ls", "--format", "{{.Name}}", check=False)
+    return [name for name in listed.stdout.split() if name.startswith(f"{stack_name()}_")]
 
 
 def wait_removed(timeout_s: float = REMOVE_TIMEOUT_S) -> None:

@@ -368,7 +368,9 @@ REDIS_BASE_MIB = 16  # measured 4.6
 REDIS_PUBSUB_BUFFER_MIB = 32
 # One per app worker: 3 replicas (make test-compose) x 2 workers, twice during `make deploy`.
 REDIS_SUBSCRIBERS = 12
-GEVENT_THREADS_PER_WORKER = 10  # gevent's threadpool maxsize: its resolver's getaddrinfo threads
+# gevent's threadpool maxsize: its resolver's getaddrinfo threads and the uploads' hashing and
+# writing (labapp.storage) share it.
+GEVENT_THREADS_PER_WORKER = 10
 REDIS_THREADS = 6  # main, 3 background I/O, jemalloc's: measured
 # Healthcheck: python3 (app), bash + head + grep (nginx), redis-cli (redis).
 HEALTHCHECK_PIDS = {"app": 1, "nginx": 3, "redis": 1}
@@ -437,7 +439,7 @@ APP_PIDS = Setting(
     "LAB_APP_PIDS",
     str(1 + _APP_WORKERS * (1 + GEVENT_THREADS_PER_WORKER) + HEALTHCHECK_PIDS["app"] + EXEC_PIDS),
     count,
-    f"one app replica: master + {_APP_WORKERS} workers x (1 + {GEVENT_THREADS_PER_WORKER} resolver "
+    f"one app replica: master + {_APP_WORKERS} workers x (1 + {GEVENT_THREADS_PER_WORKER} pool "
     f"threads) + healthcheck {HEALTHCHECK_PIDS['app']} + docker exec {EXEC_PIDS}; hit: restarted",
     "limits",
 )

@@ -7,10 +7,11 @@ from collections import Counter
 
 import requests
 
+import labsettings
 from labctl import compose, swarm
 from support.lab import Lab
 
-UPLOAD_DIR = "/srv/uploads"
+UPLOAD_DIR = labsettings.UPLOAD_DIR.default
 
 
 def spec(name: str) -> dict:

@@ -3,6 +3,7 @@ compose.yaml fallback, a path the image or a mount must agree on) is checked aga
 
 from __future__ import annotations
 
+import math
 import re
 import runpy
 
@@ -105,4 +106,10 @@ def test_nginx_memory_counts_the_connections_nginx_conf_allows_a_worker():
 def test_the_app_memory_figure_counts_gunicorns_own_cap_per_worker():
     """The figure holds every websocket a worker's gevent pool accepts: the memory limit is never
     the first cap (a cap nobody sees is the bug worker_connections had)."""
-    assert f"{labsettings.GUNICORN_WORKER_CONNECTIONS.default} websockets" in labsettings.APP_MEMORY.why
+    workers = max(2, math.ceil(float(labsettings.APP_CPUS.default)))  # GUNICORN_WORKERS=auto in that quota
+    pool = int(labsettings.GUNICORN_WORKER_CONNECTIONS.default)
+    held = workers * pool * labsettings.APP_WEBSOCKET_KIB * labsettings.KIB
+    assert labsettings.byte_size(labsettings.APP_MEMORY.default) > held, (
+        f"LAB_APP_MEMORY {labsettings.APP_MEMORY.default} is below {workers} full gevent pools of "
+        f"{pool} websockets: the memory limit would be hit before gunicorn's own cap"
+    )

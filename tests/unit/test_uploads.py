@@ -140,6 +140,37 @@ def test_gevent_input_reads_a_known_length_body_into_the_callers_buffer():
     assert body.readinto(rest) == 0
 
 
+def test_gevent_input_sends_100_continue_once_before_the_first_readinto():
+    class Client:
+        def __init__(self) -> None:
+            self.sent: list[bytes] = []
+
+        def sendall(self, data: bytes) -> None:
+            self.sent.append(data)
+
+    client = Client()
+    inputfix.install()
+    body = pywsgi.Input(io.BufferedReader(io.BytesIO(BIG)), len(BIG), socket=client)
+    buffer = bytearray(4096)
+    assert client.sent == [], "nothing before the app reads: it may answer 417 or 413 first"
+    body.readinto(buffer)
+    body.readinto(buffer)
+    assert client.sent == [b"HTTP/1.1 100 Continue\r\n\r\n"], client.sent
+
+
+def test_gevent_input_chunked_body_reads_into_the_buffer_as_read_would():
+    chunked = (
+        b"".join(f"{len(p):x}\r\n".encode() + p + b"\r\n" for p in (BIG[:70000], BIG[70000:])) + b"0\r\n\r\n"
+    )
+    inputfix.install()
+    body = pywsgi.Input(io.BufferedReader(io.BytesIO(chunked)), None, chunked_input=True)
+    got = bytearray()
+    buffer = bytearray(65536)
+    while n := body.readinto(buffer):
+        got += buffer[:n]
+    assert bytes(got) == BIG
+
+
 def test_gevent_input_body_shorter_than_declared_is_an_error():
     with pytest.raises(OSError, match="unexpected end of file"):
         gevent_input(b"x" * 10, declared=20).readinto(bytearray(64))

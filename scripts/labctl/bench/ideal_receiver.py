@@ -85,10 +85,13 @@ def handle(conn: socket.socket, buffer: memoryview, directory: Path) -> None:
         os.close(fd)
         fd = -1
         os.replace(temp, directory / name)
+        temp = ""
     finally:
         if fd >= 0:
             os.close(fd)
-            os.unlink(temp)
+        if temp:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temp)
     _respond(conn, "201 Created", {"name": name, "size": size, "sha256": digest.hexdigest()})
 
 

@@ -23,7 +23,7 @@ made cheaper; each change keeps gevent's behaviour (tests/unit/test_inputfix.py 
    colon, a value without CR or LF) becomes the same message, header by header, as
    ``email.message.Message.set_raw`` with what the email parser would have stored (compat32:
    value without its leading blanks and line end); anything else (folded lines, a line without
-   a colon, a bare CR, a cut-off head) goes to the email parser exactly as before. The limits
+   a colon, a bare CR, a head cut off mid-line) goes to the email parser exactly as before. The limits
    stay http.client's: 65536 bytes a line, 100 lines.
 4. The environ's HTTP_* keys from the parsed (name, value) pairs. gevent formats each header back
    into a "Name: value" line (``OldMessage.headers``) only to split it again: 6.4 us for nginx's
