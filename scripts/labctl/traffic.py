@@ -89,8 +89,13 @@ class Recording:
     def reconnected(self) -> int:
         return len(self.of(WS_RECONNECTED))
 
-    def failures(self) -> list[str]:
-        return [f"{event.t:.2f}s {event.detail}" for event in self.of(FAILED)]
+    def failures(self, cut: bool = True) -> list[str]:
+        """Each failed GET, stamped with its time; ``cut=False``: less those cut after their headers."""
+        return [
+            f"{event.t:.2f}s {event.detail}"
+            for event in self.of(FAILED)
+            if cut or CUT_AFTER_HEADERS not in event.detail
+        ]
 
     @property
     def cut_after_headers(self) -> int:

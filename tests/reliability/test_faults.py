@@ -16,7 +16,7 @@ from labctl import native
 from support.lab import Lab, assert_json_error
 
 from . import report, stackctl
-from .load import BackgroundLoad
+from .load import THREADS, background_load
 from .rawhttp import parse_response, read_until_close, tls_socket
 from .wsclient import assert_echoes, close_code, open_echo
 
@@ -89,7 +89,7 @@ def test_worker_sigkill_gets_retried_posts_fail_and_no_file_is_left(lab: Lab, up
         10,
         "the upload's temp file in a worker",
     )
-    with ThreadPoolExecutor(FRESH_INFLIGHT) as pool, BackgroundLoad(lab, max_seconds=30) as load:
+    with ThreadPoolExecutor(FRESH_INFLIGHT) as pool, background_load(lab, 30) as load:
         fresh = fresh_connection_gets(lab, pool)
         time.sleep(0.5)  # the fresh GETs and a /slow per load thread are inside the workers now
         for worker in workers:
@@ -103,22 +103,22 @@ def test_worker_sigkill_gets_retried_posts_fail_and_no_file_is_left(lab: Lab, up
     fresh_tries = [upstream_tries(request_id, log_mark) for _, request_id in fresh_results]
     killed = f"{len(workers)} workers SIGKILLed"
     report.note(f"{killed}: GETs on fresh upstream connections, upstream tries", str(fresh_tries))
-    report.note(f"{killed} under load", load.result.summary())
+    report.note(f"{killed} under load", load.recording.summary())
     assert all(len(tries) >= 2 for tries in fresh_tries), (
         f"GETs in flight on fresh upstream connections were not retried ({fresh_tries}): nginx "
         "retries those only when the upstream group has a next server (the backup line in nginx.conf)"
     )
     unlucky = [t for (status, _), t in zip(fresh_results, fresh_tries, strict=True) if status != 200]
-    unlucky += [upstream_tries(f.rsplit(" ", 1)[-1], log_mark) for f in load.result.failures]
+    unlucky += [upstream_tries(f.rsplit(" ", 1)[-1], log_mark) for f in load.recording.failures(cut=False)]
     report.note("workers SIGKILLed: GETs whose retry met another dead pooled connection", str(len(unlucky)))
     assert all(retry_met_a_dead_connection(tries) for tries in unlucky), (
         f"GETs failed when a worker was killed, not explained by a dead pooled connection: {unlucky}; "
-        f"load: {load.result.summary()}"
+        f"load: {load.recording.summary()}"
     )
     assert len(unlucky) <= FRESH_INFLIGHT, f"too many retries met dead connections: {unlucky}"
     # A response whose headers were already forwarded when the worker died cannot be retried;
     # at most the requests in flight at that instant (one per load thread) can be caught so.
-    assert len(load.result.cut_responses) <= load.threads, load.result.summary()
+    assert load.recording.cut_after_headers <= THREADS, load.recording.summary()
     assert cut.status == 502 and cut.is_json, (
         f"the POST cut by the kill should get JSON 502: {cut.describe()}"
     )
@@ -134,7 +134,7 @@ def test_gunicorn_hup_serves_on_and_websockets_get_a_close_then_reconnect(lab: L
     old = stackctl.children(master)
     conn = open_echo(lab, "before")
     app_log_mark = stackctl.log_offset(native.APP_LOG)
-    with BackgroundLoad(lab, max_seconds=40) as load:
+    with background_load(lab, 40) as load:
         os.kill(master, signal.SIGHUP)
         code = close_code(conn, timeout=30)
         # At once: not when graceful_timeout runs out (the old worker logs that, then kills the rest).
@@ -144,31 +144,37 @@ def test_gunicorn_hup_serves_on_and_websockets_get_a_close_then_reconnect(lab: L
             if "graceful timeout" in line
         ]
         stackctl.wait_for_new_workers(master, old)
-    report.note("gunicorn kill -HUP under load", load.result.summary())
-    assert load.result.failures == [], f"GETs failed across `kill -HUP` of gunicorn: {load.result.summary()}"
+        # The load covers the whole replacement: until the old workers have exited, and a moment on
+        # the new ones.
+        stackctl.wait_for(lambda: not any(stackctl.alive(pid) for pid in old), 10, "the old workers to exit")
+        time.sleep(0.5)
+    report.note("gunicorn kill -HUP under load", load.recording.summary())
+    assert load.recording.failed == 0, (
+        f"GETs failed across `kill -HUP` of gunicorn: {load.recording.summary()}"
+    )
     assert code == 1001, f"across a gunicorn reload the websocket should be closed with 1001, got {code}"
     assert waited == [], (
         f"the websocket was closed only once graceful_timeout ran out ({waited}): an old worker should "
         "close its websockets as soon as it is told to stop (websockets.close_all_going_away)"
     )
     # Idle keep-alive connections from nginx may keep an old worker (and its listening socket) up
-    # to graceful_timeout; a client that reconnects before it exits can land there and get 1001 again.
-    stackctl.wait_for(lambda: not any(stackctl.alive(pid) for pid in old), 10, "the old workers to exit")
+    # to graceful_timeout; a client that reconnects before it exits can land there and get 1001
+    # again: the reconnect comes after the old workers have exited (waited for above).
     open_echo(lab, "reconnected after the gunicorn reload").close()
 
 
 def test_nginx_reload_under_load_keeps_websockets_open(lab: Lab) -> None:
     nginx = stackctl.nginx_master()
     conn = open_echo(lab, "before reload")
-    with BackgroundLoad(lab, max_seconds=30) as load:
+    with background_load(lab, 30) as load:
         time.sleep(0.5)
         stackctl.reload_nginx()
         time.sleep(1)
     assert_echoes(conn, "after reload", "an open websocket did not survive `nginx -s reload`")
     open_echo(lab, "new after the nginx reload").close()
     assert stackctl.nginx_master() == nginx, "the reload replaced the nginx master"
-    report.note("nginx reload under load", load.result.summary())
-    assert load.result.failures == [], f"GETs failed across an nginx reload: {load.result.summary()}"
+    report.note("nginx reload under load", load.recording.summary())
+    assert load.recording.failed == 0, f"GETs failed across an nginx reload: {load.recording.summary()}"
 
 
 def test_app_down_answers_json_502_fast_and_recovers_without_nginx_restart(

@@ -41,6 +41,13 @@ def test_a_recording_counts_per_bin_and_in_all():
     assert "-- 0.30s stopping app_1" in timeline and "1001 x1, 1006 x1" in timeline
 
 
+def test_failures_can_leave_out_the_responses_cut_after_their_headers():
+    rec = recording()
+    rec.events.append(Event(0.8, traffic.FAILED, f"GET /slow: {traffic.CUT_AFTER_HEADERS}: IncompleteRead"))
+    assert rec.cut_after_headers == 1 and len(rec.failures()) == 2
+    assert rec.failures(cut=False) == ["0.40s GET /healthz: 502 abc"]
+
+
 def test_the_deploy_plot_has_the_websockets_and_the_steps():
     panel = chart.Timeline.from_recording(recording(), "per 250 ms")
     assert panel.closed == (0, 0, 2, 0, 0) and panel.reconnected == (0, 0, 0, 1, 0)
