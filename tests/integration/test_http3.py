@@ -13,6 +13,7 @@ import json
 import pytest
 
 from labctl import behaviours, hints, probe
+from support import causes
 from support.lab import MIB, PatternBody, access_log_entry, sha256_of_response
 
 H3_UPLOAD_BYTES = 64 * MIB
@@ -137,7 +138,11 @@ def test_request_ids_match_nginx_log_over_h3(lab, http3):
     reply = http3.request("GET", "/debug/request")
     seen = json.loads(reply.body)
     request_id = reply.headers.get("x-request-id", "")
-    assert request_id and seen["request_id"] == request_id, (hints.REQUEST_ID, request_id, seen["request_id"])
+    assert request_id and seen["request_id"] == request_id, (
+        causes.REQUEST_ID,
+        request_id,
+        seen["request_id"],
+    )
     entry = access_log_entry(request_id)
     assert entry["protocol"] == "HTTP/3.0", f"nginx logged {entry['protocol']} for an HTTP/3 request: {entry}"
     assert (entry["uri"], entry["status"]) == ("/debug/request", 200), entry
