@@ -79,10 +79,7 @@ limit_hit_told = False
 
 
 def _remove_partial_uploads(server, pattern: str, whose: str) -> None:
-    # The name is labapp.storage.temp_prefix(host, pid); importing the app here would load gevent
-    # in the master before the workers patch it. The host is in it because replicas share the
-    # volume and their workers have the same pids.
-    for path in lab.UPLOAD_DIR.value().glob(f".partial-{socket.gethostname()}-{pattern}"):
+    for path in lab.UPLOAD_DIR.value().glob(pattern):
         path.unlink(missing_ok=True)
         server.log.warning("removed %s left by %s", path.name, whose)
 
@@ -93,13 +90,17 @@ def on_starting(server):
     # to clean up after its workers. Only there (LAB_RESTART_ON_LIMIT): natively a second master
     # of the same host may be serving (USR2), its uploads in flight.
     if limit_hits_at_start is not None:
-        _remove_partial_uploads(server, "*", "an earlier run of this container")
+        _remove_partial_uploads(
+            server, f"{lab.TEMP_PREFIX}{socket.gethostname()}-*", "an earlier run of this container"
+        )
 
 
 def child_exit(server, worker):
     # A worker killed mid-upload (SIGKILL, OOM, timeout) cannot discard its temp file: the
     # master removes it when it reaps the worker.
-    _remove_partial_uploads(server, f"{worker.pid}-*", f"worker {worker.pid}")
+    _remove_partial_uploads(
+        server, f"{lab.temp_prefix(socket.gethostname(), worker.pid)}*", f"worker {worker.pid}"
+    )
     # A worker that ends while gunicorn is not stopping (its listeners are closed first) and the
     # kernel's counters risen: the OOM killer took it. The whole container stops, gracefully (the
     # other workers finish what they have), with the status the restart policy answers; raised

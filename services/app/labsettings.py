@@ -141,6 +141,19 @@ MAX_UPLOAD_MB = Setting(
 UPLOAD_DIR = Setting(
     "LAB_UPLOAD_DIR", "/srv/uploads", Path, "where uploads land (native mode: .lab/uploads)", "app"
 )
+# An upload in flight is a temp file in UPLOAD_DIR named so (labapp.storage), renamed once whole.
+TEMP_PREFIX = ".partial-"
+
+
+def temp_prefix(host: str, pid: int) -> str:
+    """The temp-file prefix of worker ``pid`` on ``host``: here, beside the setting, because
+    gunicorn.conf.py removes a dead worker's files and must not import the app (gevent).
+
+    The host as well as the pid: app replicas share the uploads volume, and the workers of
+    every container have the same few pids (each container's gunicorn master is pid 1)."""
+    return f"{TEMP_PREFIX}{host}-{pid}-"
+
+
 MAX_FORM_MEMORY_MB = Setting(
     "LAB_MAX_FORM_MEMORY_MB", "16", int, "MAX_FORM_MEMORY_SIZE for non-file form fields, in MiB", "app"
 )

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import requests
 
+import labsettings
 from labctl import native
 from support.lab import Lab, assert_json_error
 
@@ -85,7 +86,11 @@ def test_worker_sigkill_gets_retried_posts_fail_and_no_file_is_left(lab: Lab, up
     log_mark = stackctl.log_offset(native.NGINX_ACCESS_LOG)
     upload = start_inflight_upload(lab, "cut-by-sigkill.bin")
     stackctl.wait_for(
-        lambda: [p for pid in workers for p in upload_dir.glob(f".partial-{socket.gethostname()}-{pid}-*")],
+        lambda: [
+            p
+            for pid in workers
+            for p in upload_dir.glob(f"{labsettings.temp_prefix(socket.gethostname(), pid)}*")
+        ],
         10,
         "the upload's temp file in a worker",
     )

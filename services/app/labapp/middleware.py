@@ -17,7 +17,6 @@ from typing import Any
 
 from flask import Flask, Response, g, request
 from werkzeug.middleware.proxy_fix import ProxyFix
-from werkzeug.wsgi import get_input_stream
 
 from .settings import LabSettings
 
@@ -109,11 +108,10 @@ def drain_body(app: WSGIApp, limit_bytes: int) -> WSGIApp:
     """
 
     def drain(environ: Environ) -> None:
-        # Werkzeug's view of the body: bounded by Content-Length (or chunked framing). The raw
-        # wsgi.input is not always: gevent's pywsgi hands the socket itself to a request that says
-        # "Connection: upgrade" (a proxy_set_header Connection "upgrade" for every request), and
-        # reading that to its end waits for the client to close (a POST hung until timeout).
-        stream = get_input_stream(environ, safe_fallback=True)
+        # Bounded by Content-Length or the chunked framing: gevent's Input. A request saying
+        # "Connection: upgrade" without a handshake gets that too, not the socket itself
+        # (wsfix, LAB_FIX_UPGRADE_INPUT).
+        stream = environ["wsgi.input"]
         remaining = limit_bytes
         try:
             while remaining > 0:

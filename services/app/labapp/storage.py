@@ -22,22 +22,15 @@ from typing import IO, Any
 import gevent
 from flask import Request
 
+import labsettings
+
 CHUNK = 1024 * 1024
 # Each os.write at most this much. The kernel's copy into the page cache is most of an upload's
 # cost, and on the lab's VMs it is cheaper in small pieces: 1 GiB written in 16 KiB pieces cost
 # 0.5-0.85 s of system time, in 1 MiB pieces 1.8-2.2 s (32 KiB: 1.2, 256 KiB: 1.7), the pages
 # coming back from the hypervisor each time (docs/BENCHMARKS.md, "Upload").
 WRITE_PIECE = 16 * 1024
-TEMP_PREFIX = ".partial-"
 Readinto = Callable[[memoryview], int | None]
-
-
-def temp_prefix(host: str, pid: int) -> str:
-    """Also spelled out in gunicorn.conf.py (child_exit), which must not import the app.
-
-    The host as well as the pid: app replicas share the uploads volume, and the workers of
-    every container have the same few pids (each container's gunicorn master is pid 1)."""
-    return f"{TEMP_PREFIX}{host}-{pid}-"
 
 
 class PendingUpload:
@@ -47,7 +40,9 @@ class PendingUpload:
         directory.mkdir(parents=True, exist_ok=True)
         # The worker's host and pid in the name: a SIGKILLed worker cannot discard its temp files,
         # so gunicorn's master removes them by pid when it reaps the worker (child_exit hook).
-        fd, path = tempfile.mkstemp(prefix=temp_prefix(socket.gethostname(), os.getpid()), dir=directory)
+        fd, path = tempfile.mkstemp(
+            prefix=labsettings.temp_prefix(socket.gethostname(), os.getpid()), dir=directory
+        )
         os.fchmod(fd, 0o644)  # nginx's workers serve committed files via X-Accel-Redirect
         self.path = Path(path)
         self._fd = fd

@@ -9,10 +9,10 @@
    (the chat relay, a close from the broker watcher or the graceful stop) would land inside it and
    corrupt the stream. Each socket gets a lock, taken per frame (kept on its handler: WebSocket
    has __slots__).
-3. Bounded sends (``send_within``, ``close_within``): a peer that stops reading would otherwise
+3. Bounded sends (``send_frame_within``, ``close_within``): a peer that stops reading would otherwise
    park the sending greenlet for ever; past the deadline the connection is cut instead.
-   ``send_frame_within`` does the same for a frame encoded once (``text_frame``) and sent to many
-   sockets (the chat relay): one non-blocking send each, with no timer, no lock and no gevent
+   ``send_frame_within`` takes a frame encoded once (``text_frame``), which the chat relay sends
+   to many sockets: one non-blocking send each, with no timer, no lock and no gevent
    ``sendall`` (which asks the kernel for SO_SNDBUF on every call) unless the socket is full.
 4. Upgrades for websocket routes only (LAB_FIX_WS_UPGRADE): its handler answers 101 to a handshake
    for any path before the app routes it, so a mistyped path or a route declared without
@@ -120,18 +120,6 @@ def cut(ws: Any) -> None:
             sock.shutdown(socket.SHUT_RDWR)
 
 
-def send_within(ws: Any, text: str) -> bool:
-    """Send one text frame; False (and the connection cut) when the peer is gone or does not
-    take it within SEND_TIMEOUT_S."""
-    try:
-        with gevent.Timeout(SEND_TIMEOUT_S):
-            ws.send(text)
-        return True
-    except (gevent.Timeout, WebSocketError, OSError):
-        cut(ws)
-        return False
-
-
 def text_frame(text: str) -> bytes:
     """A whole server-to-client text frame (unmasked), to send to many sockets as it is."""
     payload = text.encode()
@@ -139,7 +127,7 @@ def text_frame(text: str) -> bytes:
 
 
 def send_frame_within(ws: Any, frame: bytes) -> bool:
-    """``frame`` (from text_frame) to ``ws``, as send_within does; False (and cut) when the peer
+    """``frame`` (from text_frame) to ``ws``; False (and the connection cut) when the peer
     is gone or does not take it within SEND_TIMEOUT_S."""
     handler = getattr(ws, "handler", None)
     sock = getattr(handler, "socket", None)

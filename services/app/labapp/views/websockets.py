@@ -163,7 +163,7 @@ def chat_session(ws: Any, room: chat.Room, whoami: bool) -> None:
     try:
         if whoami:  # the client's id and its worker: the lab page shows them, the checks count them
             hello = json.dumps({"you": client_id, "served_by": served_by()})
-            if not wsfix.send_within(ws, hello):
+            if not wsfix.send_frame_within(ws, wsfix.text_frame(hello)):
                 return
         while (message := receiver.receive()) is not None:
             if isinstance(message, str):
