@@ -23,7 +23,7 @@ import ssl
 import time
 import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from . import probe, wsclient
@@ -124,16 +124,18 @@ class Result:
     verdict: str  # ok, broken, note (works, but not as the lab's contract wants), not probed
     seen: str  # what the probe saw, in one line
     hint: str = ""  # for broken (and note): what to change
-    evidence: dict[str, object] = field(default_factory=dict)  # for `lab check`: what a rule reads
+    # For `lab check`: the status an error page answered with, where the probe saw one that was
+    # not what it asked for (error-format), so the explanation can say where it came from.
+    status: int | None = None
 
     @property
     def title(self) -> str:
         return TITLES[self.behaviour]
 
 
-def result(behaviour: str, verdict: str, seen: str, **evidence: object) -> Result:
+def result(behaviour: str, verdict: str, seen: str, status: int | None = None) -> Result:
     hint = HINTS[behaviour] if verdict in (BROKEN, NOTE) else ""
-    return Result(behaviour, verdict, seen, hint, evidence)
+    return Result(behaviour, verdict, seen, hint, status)
 
 
 @dataclass(frozen=True)
@@ -274,7 +276,6 @@ def probe_forwarded(p: Probe) -> Iterator[Result]:
             "client-addr",
             OK if got_xff else BROKEN,
             f"the app got {'an' if got_xff else 'no'} X-Forwarded-For; remote_addr {plain['remote_addr']}",
-            x_forwarded_for=got_xff,
         )
         forged = _app_view(p, {"X-Forwarded-For": FORGED_ADDR}) or {}
         believed = forged.get("remote_addr") == FORGED_ADDR
@@ -709,7 +710,7 @@ def probe_http3(p: Probe) -> Iterator[Result]:
         over_h3 = h3.request(p.endpoint, "GET", route or "/", port=port)
     except OSError as error:
         seen = f"UDP {port}: {type(error).__name__}: {error or 'no QUIC handshake'}"
-        yield result("h3-answers", BROKEN, seen, port=port)
+        yield result("h3-answers", BROKEN, seen)
         return
     yield result(
         "h3-answers", OK, f"UDP {port}: GET {route or '/'} over HTTP/3 answered {over_h3.describe()}"
@@ -719,7 +720,7 @@ def probe_http3(p: Probe) -> Iterator[Result]:
         return
     tcp_host, h3_host = urlsplit(tcp.location).netloc, urlsplit(over_h3.location).netloc
     seen = f"Location over HTTP/1.1: {tcp.location}; over HTTP/3: {over_h3.location or '(none)'}"
-    yield result("h3-host", OK if h3_host == tcp_host else BROKEN, seen, location=over_h3.location)
+    yield result("h3-host", OK if h3_host == tcp_host else BROKEN, seen)
 
 
 PROBES: tuple[Callable[[Probe], Iterator[Result]], ...] = (

@@ -3,7 +3,8 @@ endpoint's CA, redirects never followed, request bodies streamed (never held who
 
 Built on aioquic (pinned in requirements-dev.txt), so this module runs in .venv only: callers
 that also run before the virtualenv exists (the doctor's probes) import it where they use it,
-after ``available()``. Whether a site offers HTTP/3 at all (its Alt-Svc) is probe.alt_svc_h3's.
+once ``importlib.util.find_spec("aioquic")`` has found it. Whether a site offers HTTP/3 at all
+(its Alt-Svc) is probe.alt_svc_h3's.
 
     reply = h3.request(endpoint, "GET", "/debug/request")          # one request, one connection
     async with h3.connect(endpoint) as client:                     # many, on one connection
@@ -13,7 +14,6 @@ after ``available()``. Whether a site offers HTTP/3 at all (its Alt-Svc) is prob
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import ssl
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
@@ -30,11 +30,6 @@ from .endpoints import LOOPBACK, Endpoint
 from .probe import TIMEOUT, Reply
 
 USER_AGENT = "proxylab-h3/aioquic"
-
-
-def available() -> bool:
-    """Whether aioquic can be imported here (.venv: yes; the system's python3: usually not)."""
-    return importlib.util.find_spec("aioquic") is not None
 
 
 @dataclass

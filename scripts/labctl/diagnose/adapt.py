@@ -32,9 +32,6 @@ from .config import (
     usable_name,
 )
 
-# Directives whose only argument is a file nginx writes, or serves from.
-WRITTEN_PATHS = {"client_body_temp_path", "proxy_temp_path", "fastcgi_temp_path", "uwsgi_temp_path",
-                 "scgi_temp_path", "proxy_cache_path"}  # fmt: skip
 LOGS = {"access_log", "error_log"}
 SERVED_PATHS = {"root", "alias"}
 # TLS files the run can do without; each dropped, with why.
@@ -55,6 +52,8 @@ TEMP_DIRECTIVES = (
     "uwsgi_temp_path",
     "scgi_temp_path",
 )
+# Directives whose only argument is a file nginx writes, or serves from.
+WRITTEN_PATHS = {*TEMP_DIRECTIVES, "proxy_cache_path"}
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
 WILDCARD_ADDRESSES = {"", "*", "0.0.0.0", "::"}
 # Where a proxy_pass URL's authority ends: at the URI's "/", or at a variable after a written

@@ -236,14 +236,7 @@ def run(path: Path, args: argparse.Namespace, in_namespace: bool) -> tuple[Outco
     with sandbox.running(plan, place):
         results = judged_where_probed(site, behaviours.run(endpoint, options))
         matches = scenario_matches(endpoint)
-    answered = next(
-        (
-            int(str(r.evidence["status"]))
-            for r in results
-            if r.behaviour == "error-format" and "status" in r.evidence
-        ),
-        None,
-    )
+    answered = next((r.status for r in results if r.behaviour == "error-format" and r.status), None)
     rows = merge(results, findings(site, answered))
     return Outcome(rows, matches, port_notes(site, rows)), plan, site, warnings
 
