@@ -332,11 +332,7 @@ def wait_converged(wanted: list[str], timeout_s: float = CONVERGE_TIMEOUT_S) -> 
 
 def nginx_container() -> str:
     """The running nginx task's container on this node (a host-mode port is this node's)."""
-    result = docker(
-        "ps", "-q", "--filter", "status=running",
-        "--filter", f"label=com.docker.swarm.service.name={service('nginx')}", check=False,
-    )  # fmt: skip
-    ids = result.stdout.split()
+    ids = containers("nginx")
     if not ids:
         raise SystemExit("lab: the swarm stack has no running nginx task on this node: `make swarm-up` first")
     return ids[0]
@@ -440,10 +436,11 @@ def deploy(note: Callable[[str], None]) -> None:
     before the old one gets SIGTERM; a failure rolls back. Follows the tasks until it is done."""
     compose.require_engine()
     env = compose.started_env()
-    if runstate.mode() != MODE or inspect_service("app") is None:
+    current = inspect_service("app") if runstate.mode() == MODE else None
+    if current is None:
         raise SystemExit("lab: no swarm stack is running here: `make swarm-up` first")
     old = {task.id: task for task in running_tasks("app")}
-    template = inspect_service("app")["Spec"]["TaskTemplate"]  # type: ignore[index]
+    template = current["Spec"]["TaskTemplate"]
     note("building the app image")
     image = build_image(env, note)
     stack = render(env, image)
