@@ -10,14 +10,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 
-def _stat_fields(pid: int) -> list[str]:
-    # /proc/PID/stat: "pid (comm) state ppid ..."; comm may hold spaces and parentheses.
+def stat_fields(pid: int) -> list[str]:
+    """/proc/PID/stat after the command name, from its state on: stat(5)'s field N is [N - 3].
+    ("pid (comm) state ppid ..."; comm may hold spaces and parentheses.)"""
     return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
 
 
 def is_zombie(pid: int) -> bool:
     try:
-        return _stat_fields(pid)[0] == "Z"
+        return stat_fields(pid)[0] == "Z"
     except (OSError, IndexError):
         return False  # gone, or no /proc (not Linux)
 
@@ -37,7 +38,7 @@ def children(pid: int) -> set[int]:
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                if int(_stat_fields(int(entry.name))[1]) == pid:
+                if int(stat_fields(int(entry.name))[1]) == pid:
                     found.add(int(entry.name))
             except (OSError, IndexError, ValueError):
                 continue

@@ -6,6 +6,7 @@ import contextlib
 import io
 import os
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -89,20 +90,14 @@ def native_stack(worker_class: str = BASELINE_WORKER, workers: int | None = 1) -
 
 def app_worker_pid(deadline_s: float = 10.0) -> int:
     """The one gunicorn worker (native_stack() pins GUNICORN_WORKERS=1): the master's child."""
-    master = int(native.GUNICORN_PID.read_text().strip())
-    end = time.monotonic() + deadline_s
-    while time.monotonic() < end:
-        workers = children(master)
-        if len(workers) == 1:
-            return workers.pop()
-        time.sleep(0.1)
-    raise RuntimeError(f"gunicorn master {master} has {len(children(master))} workers, expected 1")
+    return app_worker_pids(deadline_s, wanted=1)[0]
 
 
-def app_worker_pids(deadline_s: float = 10.0) -> list[int]:
-    """Every gunicorn worker of the stack, once as many run as it was started with."""
+def app_worker_pids(deadline_s: float = 10.0, wanted: int | None = None) -> list[int]:
+    """Every gunicorn worker of the stack, once ``wanted`` (default: as many as it was started
+    with) run."""
     master = int(native.GUNICORN_PID.read_text().strip())
-    wanted = GUNICORN_WORKERS.value(runstate.read())
+    wanted = wanted or GUNICORN_WORKERS.value(runstate.read())
     end = time.monotonic() + deadline_s
     while time.monotonic() < end:
         workers = children(master)
@@ -110,6 +105,12 @@ def app_worker_pids(deadline_s: float = 10.0) -> list[int]:
             return sorted(workers)
         time.sleep(0.1)
     raise RuntimeError(f"gunicorn master {master} has {len(children(master))} workers, expected {wanted}")
+
+
+def children_cpu_seconds() -> float:
+    """CPU seconds of this process's children that have exited and been waited for (wrk, h2load)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def broker_pids() -> list[int]:
@@ -126,8 +127,8 @@ def cpu_times(pids: list[int]) -> tuple[float, float]:
     (/proc/PID/stat utime, stime)."""
     user = system = 0
     for pid in pids:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        user += int(fields[11])  # fields 14 and 15 of stat(5), counted from state
+        fields = procs.stat_fields(pid)
+        user += int(fields[11])  # fields 14 and 15 of stat(5)
         system += int(fields[12])
     ticks = os.sysconf("SC_CLK_TCK")
     return user / ticks, system / ticks

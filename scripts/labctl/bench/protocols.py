@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-import resource
 import shutil
 import subprocess
 import time
@@ -50,11 +49,6 @@ class Load:
         return round(self.requests / self.seconds, 1) if self.seconds else 0.0
 
 
-def _children_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
 def h2load(url: str, protocol: str, settings: BenchSettings) -> Load:
     """One bounded h2load run: HTTP/1.1 over as many connections as requests in flight, HTTP/2 over
     ``h3_connections`` connections with the rest as concurrent streams (as HTTP/3 below)."""
@@ -67,7 +61,7 @@ def h2load(url: str, protocol: str, settings: BenchSettings) -> Load:
         if protocol == "h1.1"
         else [f"--clients={settings.protocol_connections}", f"--max-concurrent-streams={streams}"]
     )
-    before = _children_cpu()
+    before = bench_stack.children_cpu_seconds()
     completed = subprocess.run(
         [binary, *shape, f"--duration={settings.protocol_seconds:g}", "--warm-up-time=1", url],
         capture_output=True,
@@ -75,7 +69,7 @@ def h2load(url: str, protocol: str, settings: BenchSettings) -> Load:
         timeout=settings.protocol_seconds + 30,
         check=True,
     )
-    return parse_h2load(completed.stdout, _children_cpu() - before)
+    return parse_h2load(completed.stdout, bench_stack.children_cpu_seconds() - before)
 
 
 def parse_h2load(stdout: str, client_cpu_s: float) -> Load:

@@ -5,7 +5,6 @@ rather than the figure. Plus the CPU each process group spent per request."""
 
 from __future__ import annotations
 
-import resource
 import statistics
 from typing import Any
 
@@ -28,11 +27,6 @@ def _combine(runs: list[wrk.LoadResult]) -> dict[str, Any]:
     }
 
 
-def _children_cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)  # wrk, once it has exited
-    return usage.ru_utime + usage.ru_stime
-
-
 def run(settings: BenchSettings) -> dict[str, Any]:
     urls = {
         "direct": f"http://127.0.0.1:{endpoints.app_port()}{PATH}",
@@ -45,11 +39,11 @@ def run(settings: BenchSettings) -> dict[str, Any]:
     for number in range(settings.proxy_rounds):
         for name, url in sorted(urls.items(), reverse=bool(number % 2)):
             before = {group: bench_stack.cpu_seconds(pids) for group, pids in processes.items()}
-            wrk_before = _children_cpu_seconds()
+            wrk_before = bench_stack.children_cpu_seconds()
             rounds[name].append(wrk.run(url, settings.proxy_connections, settings.proxy_seconds))
             for group, pids in processes.items():
                 cpu[name][group] += bench_stack.cpu_seconds(pids) - before[group]
-            cpu[name]["wrk"] += _children_cpu_seconds() - wrk_before
+            cpu[name]["wrk"] += bench_stack.children_cpu_seconds() - wrk_before
     summary: dict[str, Any] = {name: _combine(runs) for name, runs in rounds.items()}
     for name, runs in rounds.items():
         # Where the time goes: CPU milliseconds per request, per process group.
