@@ -181,9 +181,13 @@ def run(settings: BenchSettings) -> dict[str, Any]:
                     server_cpu[name][group] += bench_stack.cpu_seconds(pids) - before[group]
     summary: dict[str, Any] = {"stack": where, "path": PATH, "in_flight": settings.protocol_in_flight}
     for name, loads in rounds.items():
+        seconds = sum(load.seconds for load in loads)
+        if not seconds:  # h2load 1.52 over HTTP/2 was seen to start no request in a short run
+            failed = sum(load.failed for load in loads)
+            raise RuntimeError(f"{name}: no request succeeded in {len(loads)} round(s), {failed} failed")
         requests = sum(load.requests for load in loads) or 1
         summary[name] = {
-            "rps": round(sum(load.requests for load in loads) / sum(load.seconds for load in loads), 1),
+            "rps": round(sum(load.requests for load in loads) / seconds, 1),
             "failed": sum(load.failed for load in loads),
             "cpu_ms_per_request": {
                 "client": round(sum(load.client_cpu_s for load in loads) * 1000 / requests, 3),
