@@ -4,27 +4,22 @@ back, an upload in flight on a replica being stopped finishes, nothing partial i
 
 from __future__ import annotations
 
-from labctl import compose
-from support.composectl import Stack
+from support.composectl import upload_dir_names
 from support.deploying import assert_dropped_nothing, delete_upload, run_deploy, temp_file_holder
-
-
-def upload_dir_names(stack: Stack) -> list[str]:
-    """The uploads volume as nginx mounts it (read-only, the same volume every replica writes)."""
-    listing = compose.docker("exec", stack.container("nginx"), "ls", "-a", "/srv/uploads", check=False)
-    return [name for name in listing.stdout.split() if name not in (".", "..")]
 
 
 def test_deploy_under_load_replaces_every_replica_and_drops_nothing(stack, lab):
     before = set(stack.containers("app"))
     run = run_deploy(
         lab,
-        upload_holder=lambda _: temp_file_holder(lambda: upload_dir_names(stack)),
+        upload_holder=lambda _: temp_file_holder(lambda: upload_dir_names(stack.container("nginx"))),
         # The deploy names each old replica with its hostname: "stopping <name> (<host>): SIGTERM".
         stops_holder=lambda line, host: f"({host})" in line and "SIGTERM" in line,
     )
     try:
-        assert_dropped_nothing(run, lambda: [n for n in upload_dir_names(stack) if n.startswith(".partial-")])
+        assert_dropped_nothing(
+            run, lambda: [n for n in upload_dir_names(stack.container("nginx")) if n.startswith(".partial-")]
+        )
         after = set(stack.containers("app"))
         assert len(after) == len(before) and not after & before, (
             f"the deploy should replace all {len(before)} replicas: {sorted(before)} -> {sorted(after)}"

@@ -30,7 +30,6 @@ from . import report, stackctl
 from .load import background_load
 from .wsclient import assert_echoes, close_code, close_frame, masked_frame_header, open_echo
 
-BROKER_DOWN = (app_chat.CLOSE_TRY_AGAIN_LATER, app_chat.BROKER_DOWN_REASON)
 SETTLE_S = 15
 
 
@@ -81,10 +80,10 @@ def test_redis_killed_chat_is_told_the_rest_serves_and_native_up_restarts_only_r
     finally:
         chat.close_all(clients)
     report.note("redis-server SIGKILLed under load", load.recording.summary())
-    assert set(closes.values()) == {BROKER_DOWN}, (
-        f"chat clients on {chat.workers(clients)} workers should each get close {BROKER_DOWN}: {closes}"
+    assert set(closes.values()) == {chat.BROKER_DOWN}, (
+        f"chat clients on {chat.workers(clients)} workers should each get close {chat.BROKER_DOWN}: {closes}"
     )
-    assert refused == BROKER_DOWN, f"a new chat client while the broker is down got {refused}"
+    assert refused == chat.BROKER_DOWN, f"a new chat client while the broker is down got {refused}"
     assert stored.status_code == 201 and stored.json()["size"] == 4096, stored.text
     http.delete(lab.url + "/files/broker-down.bin")
     assert redirect.status_code == 302, redirect.text
@@ -136,7 +135,9 @@ def test_a_stalled_redis_stalls_chat_only(lab: Lab, http: requests.Session, brok
         sender.close()
         for conn in echoes:
             conn.close()
-    assert told == BROKER_DOWN, f"a chat message into a stalled broker should end in {BROKER_DOWN}: {told}"
+    assert told == chat.BROKER_DOWN, (
+        f"a chat message into a stalled broker should end in {chat.BROKER_DOWN}: {told}"
+    )
 
 
 def test_a_chat_message_over_the_cap_is_refused_and_never_published(lab: Lab, http: requests.Session) -> None:

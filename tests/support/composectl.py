@@ -15,6 +15,7 @@ from pathlib import Path
 
 import requests
 
+import labsettings
 from labctl import compose
 
 APP_IMAGE_DEFAULT = "proxylab-app:latest"
@@ -113,6 +114,13 @@ def side_stack(name: str, offset: int, overrides: tuple[Path, ...] = (), **env: 
         yield stack
     finally:
         stack.compose("down", "--volumes", "--remove-orphans", check=False)
+
+
+def upload_dir_names(container: str) -> list[str]:
+    """The uploads volume as ``container`` mounts it (nginx's: read-only, the volume every replica
+    or task writes)."""
+    listing = compose.docker("exec", container, "ls", "-a", str(labsettings.UPLOAD_DIR.default), check=False)
+    return [name for name in listing.stdout.split() if name not in (".", "..")]
 
 
 @contextmanager

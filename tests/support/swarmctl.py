@@ -7,11 +7,9 @@ from collections import Counter
 
 import requests
 
-import labsettings
-from labctl import compose, swarm
+from labctl import swarm
+from support import composectl
 from support.lab import Lab
-
-UPLOAD_DIR = labsettings.UPLOAD_DIR.default
 
 
 def spec(name: str) -> dict:
@@ -33,6 +31,5 @@ def served_by_hosts(http: requests.Session, lab: Lab, count: int) -> Counter:
 
 
 def upload_dir_names() -> list[str]:
-    """The uploads volume as nginx mounts it (read-only; every task writes to the same volume)."""
-    listing = compose.docker("exec", swarm.nginx_container(), "ls", "-a", UPLOAD_DIR, check=False)
-    return [name for name in listing.stdout.split() if name not in (".", "..")]
+    """The uploads volume as the nginx task mounts it (read-only; every task writes to it)."""
+    return composectl.upload_dir_names(swarm.nginx_container())

@@ -4,19 +4,9 @@ and the running config keeps serving."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
-
 from support import probeserver
 
 
-@pytest.fixture
-def probe_file() -> Iterator[Path]:
-    with probeserver.probe_file() as path:
-        yield path
-
-
-def test_edit_plus_reload_takes_effect_and_a_broken_edit_is_refused(lab, http, probe_file):
-    probeserver.check_reload_applies_and_refuses(lab, http, probe_file)
+def test_edit_plus_reload_takes_effect_and_a_broken_edit_is_refused(lab, http):
+    with probeserver.probe_file() as probe_file:
+        probeserver.check_reload_applies_and_refuses(lab, http, probe_file)
