@@ -7,7 +7,7 @@ from flask.json.provider import DefaultJSONProvider
 
 from . import chat, errors, inputfix, middleware, storage, wsfix
 from .settings import LabSettings
-from .views import bugs, debug, errors_demo, page, redirects, slow, uploads, websockets
+from .views import bugs, cpu, debug, errors_demo, page, redirects, slow, stream, uploads, websockets
 
 
 class KeepOrderJSON(DefaultJSONProvider):
@@ -39,6 +39,8 @@ def create_app(settings: LabSettings | None = None) -> Flask:
         uploads.bp,
         errors_demo.bp,
         slow.bp,
+        stream.bp,
+        cpu.bp,
         bugs.bp,
         page.bp,
     ):

@@ -28,6 +28,7 @@ class LabSettings:
     ws_max_message_bytes: int
     fix_broker: bool
     broker_url: str
+    fix_cpu_offload: bool
 
     @property
     def max_upload_bytes(self) -> int:
@@ -51,6 +52,7 @@ class LabSettings:
             ws_max_message_bytes=labsettings.WS_MAX_MESSAGE.value(),
             fix_broker=labsettings.FIX_BROKER.value(),
             broker_url=labsettings.BROKER_URL.value(),
+            fix_cpu_offload=labsettings.FIX_CPU_OFFLOAD.value(),
         )
 
     def public(self) -> dict[str, object]:
@@ -68,4 +70,5 @@ class LabSettings:
             "x_accel": self.x_accel,
             "ws_max_message_bytes": self.ws_max_message_bytes,
             "fix_broker": self.fix_broker,
+            "fix_cpu_offload": self.fix_cpu_offload,
         }

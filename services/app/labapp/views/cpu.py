@@ -1,0 +1,74 @@
+"""CPU-bound work inside a request, and what it does to the worker's event loop.
+
+A gevent worker runs every request of its process on one loop: code that computes without
+yielding holds all of them (event-loop-blocked), and past gunicorn's ``timeout`` the worker
+misses its heartbeat and is killed. The baseline hands the work to gevent's threadpool
+(``LAB_FIX_CPU_OFFLOAD``): the work below releases the GIL, so the loop keeps serving.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+
+import gevent
+from flask import Blueprint, Response, current_app, jsonify
+from gevent import monkey
+
+from .debug import served_by
+from .params import bounded
+
+bp = Blueprint("cpu", __name__)
+
+MAX_SECONDS = 60.0
+# One round: about 2 ms of PBKDF2 here, short enough for a deadline to end the work on time.
+ROUND_ITERATIONS = 10_000
+LAG_TICK_S = 0.01
+
+
+def burn_cpu(seconds: float) -> int:
+    """Compute for ``seconds`` without yielding to any loop; the number of rounds done."""
+    deadline = time.monotonic() + seconds
+    rounds = 0
+    while time.monotonic() < deadline:
+        # OpenSSL's PBKDF2 releases the GIL while it runs: in a thread it leaves the loop free.
+        hashlib.pbkdf2_hmac("sha256", b"proxylab", b"layers", ROUND_ITERATIONS)
+        rounds += 1
+    return rounds
+
+
+class LoopLag:
+    """The longest the worker's loop was late to wake a greenlet sleeping LAG_TICK_S, meanwhile."""
+
+    def __init__(self) -> None:
+        self.worst_s = 0.0
+        self._ticker = gevent.spawn(self._tick)
+
+    def _tick(self) -> None:
+        while True:
+            before = time.monotonic()
+            gevent.sleep(LAG_TICK_S)
+            self.worst_s = max(self.worst_s, time.monotonic() - before - LAG_TICK_S)
+
+    def stop(self) -> float:
+        self._ticker.kill()
+        return self.worst_s
+
+
+@bp.get("/cpu")
+def cpu() -> Response:
+    seconds = bounded("seconds", float, 1.0, 0.0, MAX_SECONDS)
+    on_loop = monkey.is_module_patched("socket")  # a gevent worker: one loop serves every request
+    offload = on_loop and current_app.config["LAB"].fix_cpu_offload
+    lag = LoopLag() if on_loop else None
+    started = time.monotonic()
+    rounds = gevent.get_hub().threadpool.apply(burn_cpu, (seconds,)) if offload else burn_cpu(seconds)
+    return jsonify(
+        seconds=seconds,
+        rounds=rounds,
+        took_s=round(time.monotonic() - started, 3),
+        where="gevent threadpool" if offload else "inline",
+        # How late the loop was for the worker's other requests while this one ran (None: no loop).
+        loop_lag_ms=None if lag is None else round(lag.stop() * 1000, 1),
+        served_by=served_by(),
+    )
