@@ -57,14 +57,14 @@ class GunicornConfigError(ConfigError):
 class Gunicorn:
     path: Path
     cfg: GunicornConfig
-    lines: dict[str, int]  # setting -> line of the user's file that set it
+    lines: dict[str, tuple[str, int]]  # setting -> the user's file and line that set it
 
     def value(self, name: str) -> Any:
         return self.cfg.settings[name].get()
 
     def where(self, name: str) -> str:
-        line = self.lines.get(name)
-        return f"{self.path.name}:{line}" if line else f"{self.path.name}: (gunicorn's default)"
+        file, line = self.lines.get(name, (self.path.name, 0))
+        return f"{file}:{line}" if line else f"{file}: (gunicorn's default)"
 
     @property
     def worker_class(self) -> str:
@@ -115,7 +115,7 @@ def _assignment_lines(path: Path) -> dict[str, int]:
     return lines
 
 
-def _load_python(path: Path, reader: _Reader) -> dict[str, int]:
+def _load_python(path: Path, reader: _Reader) -> dict[str, tuple[str, int]]:
     names = _quietly(str(path), reader.load_config_from_module_name_or_filename, str(path))
     settings = reader.cfg.settings
     for name, value in names.items():
@@ -127,7 +127,7 @@ def _load_python(path: Path, reader: _Reader) -> dict[str, int]:
                 f"{path}: {name!r} is not a gunicorn setting (gunicorn ignores it silently); {near[0]!r}?"
             )
     lines = _assignment_lines(path)
-    return {name: line for name, line in lines.items() if name in settings}
+    return {name: (path.name, line) for name, line in lines.items() if name in settings}
 
 
 def _command_tokens(path: Path) -> list[tuple[str, int]]:
@@ -150,13 +150,13 @@ def _command_tokens(path: Path) -> list[tuple[str, int]]:
     return tokens[start + 1 :]
 
 
-def _load_command(path: Path, reader: _Reader) -> dict[str, int]:
+def _load_command(path: Path, reader: _Reader) -> dict[str, tuple[str, int]]:
     tokens = _command_tokens(path)
     parser = reader.cfg.parser()
     options, unknown = _quietly(str(path), parser.parse_known_args, [word for word, _ in tokens])
     if unknown:
         raise GunicornConfigError(f"{path}: gunicorn has no option {unknown[0]!r}")
-    lines: dict[str, int] = {}
+    lines: dict[str, tuple[str, int]] = {}
     if options.config:  # -c FILE: read first, the command line's options then override it
         lines = _load_python((path.parent / options.config).resolve(), reader)
     for name, value in vars(options).items():
@@ -166,7 +166,7 @@ def _load_command(path: Path, reader: _Reader) -> dict[str, int]:
     for word, line in tokens:
         action = parser._option_string_actions.get(word.split("=", 1)[0])
         if action is not None:
-            lines[action.dest] = line
+            lines[action.dest] = (path.name, line)
     return lines
 
 
