@@ -78,6 +78,7 @@ def _lab_check(tmp_path: Path, gunicorn_text: str, name: str) -> subprocess.Comp
         ("command.txt", "gunicorn --wrokers 2 app:app\n", "no option '--wrokers'"),
         ("value.txt", "gunicorn -w abc app:app\n", "invalid int value"),
         ("nothing.txt", "echo hello\n", "neither a gunicorn.conf.py nor a line running gunicorn"),
+        ("quote.txt", "gunicorn --bind 'oops app:app\n", "quote.txt:1: No closing quotation"),
     ],
 )
 def test_bad_gunicorn_config_is_one_line_and_exit_2(tmp_path: Path, name: str, text: str, said: str) -> None:

@@ -130,24 +130,34 @@ def _load_python(path: Path, reader: _Reader) -> dict[str, tuple[str, int]]:
     return {name: (path.name, line) for name, line in lines.items() if name in settings}
 
 
+def _is_gunicorn(word: str) -> bool:
+    return Path(word).name == "gunicorn"  # also a path to it, and systemd's ExecStart=/.../gunicorn
+
+
+def _words(text: str) -> list[str]:
+    if text.split()[:1] and text.split()[0].upper() in {"CMD", "ENTRYPOINT"} and "[" in text:
+        return [str(word) for word in json.loads(text[text.index("[") :])]  # a Dockerfile's exec form
+    return shlex.split(text.partition(":")[2] if text.startswith("web:") else text, comments=True)
+
+
 def _command_tokens(path: Path) -> list[tuple[str, int]]:
-    """The words after ``gunicorn`` in the file, each with its line (continuation lines joined)."""
-    tokens: list[tuple[str, int]] = []
+    """The words after ``gunicorn`` on the first command line running it (continued lines
+    joined), each with its line."""
+    command: list[tuple[str, int]] = []
     for number, raw in enumerate(path.read_text().splitlines(), start=1):
-        text = raw.strip().removesuffix("\\")
-        if "[" in text and text.split()[0].upper() in {"CMD", "ENTRYPOINT"}:
-            words = json.loads(text[text.index("[") :])  # a Dockerfile's exec form
-        else:
-            words = shlex.split(text.partition(":")[2] if text.startswith("web:") else text, comments=True)
-        tokens.extend((word, number) for word in words)
-        if tokens and not raw.rstrip().endswith("\\") and any(Path(w).name == "gunicorn" for w, _ in tokens):
+        try:
+            command.extend((word, number) for word in _words(raw.strip().removesuffix("\\")))
+        except ValueError as error:  # unbalanced quotes, a CMD that is not JSON
+            raise GunicornConfigError(f"{path}:{number}: {error}") from None
+        if raw.rstrip().endswith("\\"):
+            continue  # the command goes on
+        if any(_is_gunicorn(word) for word, _ in command):
             break
-        if not raw.rstrip().endswith("\\") and not any(Path(w).name == "gunicorn" for w, _ in tokens):
-            tokens = []
-    start = next((i for i, (word, _) in enumerate(tokens) if Path(word).name == "gunicorn"), None)
+        command = []
+    start = next((i for i, (word, _) in enumerate(command) if _is_gunicorn(word)), None)
     if start is None:
         raise GunicornConfigError(f"{path}: neither a gunicorn.conf.py nor a line running gunicorn")
-    return tokens[start + 1 :]
+    return command[start + 1 :]
 
 
 def _load_command(path: Path, reader: _Reader) -> dict[str, tuple[str, int]]:
