@@ -2,10 +2,10 @@
 
 nginx keeps an idle upstream connection for its `keepalive_timeout` (60 s); the app server here
 closes it after its own `keepalive` (2 s). A request that takes the connection from nginx's pool
-in the instant the app closes it fails, and nginx retries a GET but not a POST: 502. On an idle
-machine that instant is microseconds wide (nginx sees the close and drops the connection first),
-so a sweep of POSTs around the keepalive counts what it finds, usually none; it widens with
-load. The mechanism itself is made deterministic by stretching that instant: nginx's workers
+in the instant the app closes it fails, and nginx retries a GET but not a POST: 502. A lone
+request almost never hits that instant (nginx sees the close and drops the connection first);
+many at once, as a busy site sends them, do now and then: the sweep counts them. The mechanism
+itself is made deterministic by stretching that instant: nginx's workers
 are paused (SIGSTOP) while a POST arrives and the app's keepalive runs out, then resumed
 (SIGCONT): nginx reads the POST before the close, takes the pooled connection the app has
 closed, and answers what it answers when the race is lost (its error log says why).
@@ -19,6 +19,7 @@ import os
 import signal
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import labsettings
@@ -27,7 +28,11 @@ from labctl.checks import Observation, classify
 from labctl.endpoints import Endpoint
 
 KEEPALIVE_S = float(labsettings.read_env_file(Path(__file__).with_name("app.env"))["GUNICORN_KEEPALIVE"])
-SWEEP_OFFSETS_S = (-0.004, -0.002, -0.001, 0.0, 0.001, 0.002)  # each POST after this much idle past it
+# The sweep: CLIENTS POSTs at once after each idle gap, the gaps stepping across the moment the
+# app closes (measured here: 11 of 384 POSTs got 502 with 16 clients and gaps of 1.997-2.001 s).
+CLIENTS = 16
+SWEEP_OFFSETS_S = (-0.003, -0.002, -0.001, 0.0, 0.001)  # idle past the keepalive, per round
+ROUNDS_PER_OFFSET = 2
 PAUSED_BEFORE_S = KEEPALIVE_S / 2  # idle before nginx is paused: the app still holds the connection
 PAUSED_FOR_S = KEEPALIVE_S  # the POST waits in nginx's socket while the app's keepalive runs out
 BODY = b"x" * 1024
@@ -63,17 +68,30 @@ def _nginx_paused() -> Iterator[None]:
             os.kill(pid, signal.SIGCONT)
 
 
-def _sweep(endpoint: Endpoint) -> list[int]:
-    """POSTs on one kept-alive client connection, each after an idle gap around the keepalive."""
-    conn = probe.connection(endpoint, endpoint.url, probe.TIMEOUT)
+def _post_or_error(conn: http.client.HTTPConnection) -> int | str:
     try:
-        statuses = [_post(conn)]
-        for offset in SWEEP_OFFSETS_S:
-            time.sleep(KEEPALIVE_S + offset)
-            statuses.append(_post(conn))
-        return statuses[1:]
+        return _post(conn)
+    except (OSError, http.client.HTTPException) as error:
+        conn.close()  # the next request opens a new connection
+        return type(error).__name__
+
+
+def _sweep(endpoint: Endpoint) -> list[int | str]:
+    """Rounds of POSTs on CLIENTS kept-alive client connections at once (nginx pools as many
+    upstream connections), each round after an idle gap around the app's keepalive."""
+    conns = [probe.connection(endpoint, endpoint.url, probe.TIMEOUT) for _ in range(CLIENTS)]
+    statuses: list[int | str] = []
+    try:
+        with ThreadPoolExecutor(max_workers=CLIENTS) as pool:
+            for offset in (None, *SWEEP_OFFSETS_S * ROUNDS_PER_OFFSET):
+                if offset is not None:
+                    time.sleep(KEEPALIVE_S + offset)
+                answered = list(pool.map(_post_or_error, conns))
+                statuses.extend(answered if offset is not None else [])  # the first round fills the pool
     finally:
-        conn.close()
+        for conn in conns:
+            conn.close()
+    return statuses
 
 
 def _paused(endpoint: Endpoint, method: str) -> int:
@@ -108,7 +126,8 @@ def observe(endpoint: Endpoint) -> Observation:
         ]
     why = said[-1].split(": *", 1)[-1].partition(" ")[2].split(", client:", 1)[0] if said else "nothing"
     seen = (
-        f"{len(swept)} POSTs after {KEEPALIVE_S:g} s idle (+/- a few ms): {swept.count(502)} got 502; "
+        f"{len(swept)} POSTs, {CLIENTS} at a time, after {KEEPALIVE_S:g} s idle (+/- a few ms): "
+        f"{swept.count(502)} got 502; "
         f"a POST on a pooled connection the app closed meanwhile: {paused} (a GET: {paused_get}); "
         f"nginx's error log: {why}"
     )
