@@ -18,7 +18,8 @@ from typing import Any
 from flask import Flask, Response, g, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from .settings import LabSettings
+import labsettings as lab
+from labsettings import AppSettings
 
 Environ = dict[str, Any]
 StartResponse = Callable[..., Any]
@@ -153,7 +154,7 @@ class CloseWhenStopping:
         return response
 
 
-def install(app: Flask, settings: LabSettings) -> None:
+def install(app: Flask, settings: AppSettings) -> None:
     @app.before_request
     def _adopt_request_id() -> None:
         g.request_id = request.environ.get(REQUEST_ID_KEY, "")
@@ -166,10 +167,10 @@ def install(app: Flask, settings: LabSettings) -> None:
     # copies that C stack out for every parked greenlet. With three object layers an idle websocket
     # cost the worker 37 KiB, as functions 29.6 (make bench: ws.kib_per_connection).
     wsgi: WSGIApp = app.wsgi_app
-    if settings.fix_proxy:
+    if settings[lab.FIX_PROXY]:
         # Exactly one trusted hop (nginx): the last X-Forwarded-For value is the one nginx added.
         wsgi = ProxyFix(wsgi, x_for=1, x_proto=1, x_host=1, x_port=1).__call__
-    if settings.fix_drain_body:
+    if settings[lab.FIX_DRAIN_BODY]:
         wsgi = drain_body(wsgi, settings.max_upload_bytes + 1024 * 1024)
     app.wsgi_app = request_log(wsgi)  # type: ignore[method-assign,assignment]
     _configure_logging()
