@@ -1,8 +1,8 @@
-"""WSGI layers around the Flask app, outermost first: the request log (adopting nginx's X-Request-ID or making one
-), body draining (LAB_FIX_DRAIN_BODY), ProxyFix for one hop (LAB_FIX_PROXY); and
-CloseWhenStopping, which closes each keep-alive connection after its response once the worker
-is told to stop. (The bounded body behind a constant Connection: upgrade is labapp.wsfix's: a
-patch of gevent-websocket's handler, not a layer.)
+"""WSGI layers around the Flask app, outermost first: the request log (adopting nginx's
+X-Request-ID or making one), body draining (LAB_FIX_DRAIN_BODY), ProxyFix for one hop
+(LAB_FIX_PROXY); and CloseWhenStopping, which closes each keep-alive connection after its
+response once the worker is told to stop. (The bounded body behind a constant Connection:
+upgrade is labapp.wsfix's: a patch of gevent-websocket's handler, not a layer.)
 
 gevent-websocket's worker bypasses gunicorn's HTTP layer (no forwarded-header handling, no
 access log), so these live in the app where every worker class gets them.
