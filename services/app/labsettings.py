@@ -172,7 +172,8 @@ TEMP_PREFIX = ".partial-"
 
 def temp_prefix(host: str, pid: int) -> str:
     """The temp-file prefix of worker ``pid`` on ``host``: here, beside the setting, because
-    gunicorn.conf.py removes a dead worker's files and must not import the app (gevent).
+    gunicorn's master removes a dead worker's files (gunicornhooks) and must not import the app
+    (gevent).
 
     The host as well as the pid: app replicas share the uploads volume, and the workers of
     every container have the same few pids (each container's gunicorn master is pid 1)."""

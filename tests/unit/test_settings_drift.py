@@ -52,7 +52,9 @@ def test_compose_mounts_the_scenarios_where_the_app_looks():
     assert f"./nginx/scenarios:{labsettings.SCENARIOS_DIR.default}:ro" in COMPOSE
 
 
-@pytest.mark.parametrize("source", ["labapp", "gunicorn.conf.py", "healthcheck.py"])
+@pytest.mark.parametrize(
+    "source", ["labapp", "gunicorn.conf.py", "gunicornhooks.py", "capacity.py", "healthcheck.py"]
+)
 def test_the_app_reads_no_setting_around_the_declarations(source):
     path = paths.APP_DIR / source
     files = sorted(path.rglob("*.py")) if path.is_dir() else [path]

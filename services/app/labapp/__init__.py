@@ -32,7 +32,7 @@ def create_app(settings: AppSettings | None = None) -> Flask:
         # Werkzeug caps non-file form fields at 500 kB; large text fields are legitimate here.
         app.config["MAX_FORM_MEMORY_SIZE"] = settings[lab.MAX_FORM_MEMORY_MB] * 1024 * 1024
     app.json = KeepOrderJSON(app)
-    # The worker's chat room; gunicorn.conf.py's post_worker_init starts its relay (labapp.chat).
+    # The worker's chat room; gunicornhooks' post_worker_init starts its relay (labapp.chat).
     app.extensions[chat.EXTENSION] = chat.make_room(settings[lab.FIX_BROKER], settings[lab.BROKER_URL])
 
     for blueprint in (

@@ -141,7 +141,7 @@ class CloseWhenStopping:
     pooled keep-alive connections until graceful_timeout, then kills whatever is in flight:
     GETs under load got 500s across a reload (tests/reliability/test_faults.py). Closing each
     connection after its current response hands new requests to the new workers.
-    gunicorn.conf.py's post_worker_init calls ``stop()`` from the worker's SIGTERM handler.
+    gunicornhooks' post_worker_init calls ``stop()`` from the worker's SIGTERM handler.
     """
 
     stopping = False
