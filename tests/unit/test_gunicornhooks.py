@@ -3,6 +3,7 @@ server holding a log, a fake worker, and a cgroup written out as the kernel writ
 
 from __future__ import annotations
 
+import runpy
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,6 +15,8 @@ import gunicornhooks
 import labsettings
 
 pytestmark = pytest.mark.no_stack
+
+GUNICORN_CONF = Path(gunicornhooks.__file__).with_name("gunicorn.conf.py")
 
 
 @dataclass
@@ -175,3 +178,15 @@ def test_a_bad_app_setting_stops_the_master_with_one_line(monkeypatch: pytest.Mo
     monkeypatch.setenv("LAB_MAX_UPLOAD_MB", "lots")
     with pytest.raises(SystemExit, match=r"^lab: bad setting LAB_MAX_UPLOAD_MB: invalid literal"):
         gunicornhooks.read_settings()
+
+
+def test_gunicorn_conf_is_the_marked_settings_and_the_hooks(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("LAB_SCENARIO", raising=False)
+    monkeypatch.delenv("GUNICORN_PIDFILE", raising=False)
+    monkeypatch.setenv("GUNICORN_BIND", "127.0.0.1:1,unix:/tmp/lab.sock")
+    conf = runpy.run_path(str(GUNICORN_CONF))
+    expected = labsettings.gunicorn_settings()
+    assert {name: conf[name] for name in expected} == expected
+    assert conf["bind"] == ["127.0.0.1:1", "unix:/tmp/lab.sock"] and conf["pidfile"] is None
+    for hook in ("on_starting", "child_exit", "on_exit", "post_worker_init"):
+        assert conf[hook].__self__.__class__ is gunicornhooks.Lifecycle, hook
