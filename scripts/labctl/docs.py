@@ -71,12 +71,19 @@ def scenario_header(scenario: catalogue.Scenario) -> str:
     )
 
 
+def _what(setting: labsettings.Setting[object]) -> str:
+    marks = [f"gunicorn `{setting.gunicorn}`"] if setting.gunicorn else []
+    if setting.public:
+        marks.append(f"/debug/settings shows it as `{setting.field_name}`")
+    return f"{setting.why} ({'; '.join(marks)})" if marks else setting.why
+
+
 def settings_tables() -> str:
     parts = []
     for group, settings in labsettings.by_group():
         parts.append(f"**{group}**\n\n| setting | default | what it does |\n|---|---|---|")
         parts.extend(
-            f"| `{s.name}` | {f'`{s.default}`' if s.default else '(unset)'} | {_cell(s.why)} |"
+            f"| `{s.name}` | {f'`{s.default}`' if s.default else '(unset)'} | {_cell(_what(s))} |"
             for s in settings
         )
         parts.append("")
