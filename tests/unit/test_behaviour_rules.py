@@ -20,8 +20,6 @@ from labctl import behaviours, catalogue
 from labctl.behaviours import Behaviour
 from labctl.diagnose import check, config
 
-pytestmark = pytest.mark.no_stack
-
 FIXTURES = Path(__file__).parent / "behaviours"
 EXPECT = "# expect"
 NGINX_VERSION = (1, 22, 1)  # Debian 12's: proxies over HTTP/1.0 unless told (the ws-upgrade rule)
