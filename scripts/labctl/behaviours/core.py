@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from .. import probe as http_probe
 from ..diagnose.config import (
@@ -38,6 +39,7 @@ HIGH, MEDIUM, LOW = "high", "medium", "low"
 
 ProbeFunction = Callable[["Probe"], Iterator["Result"]]
 RuleFunction = Callable[["Site"], Iterator["Finding"]]
+F = TypeVar("F", ProbeFunction, RuleFunction)
 
 
 @dataclass(eq=False)
@@ -55,26 +57,22 @@ class Behaviour:
     rule: RuleFunction | None = field(default=None, repr=False)  # set by @rule
 
 
-def probe(*judged: Behaviour) -> Callable[[ProbeFunction], ProbeFunction]:
-    """Declare ``function`` the probe of ``judged`` (it yields Results for those only)."""
+def _declarer(attribute: str) -> Callable[..., Callable[[F], F]]:
+    """A decorator factory: ``@probe(A, B)`` / ``@rule(A, B)`` make the function A's and B's."""
 
-    def register(function: ProbeFunction) -> ProbeFunction:
-        for behaviour in judged:
-            behaviour.probe = function
-        return function
+    def declare(*judged: Behaviour) -> Callable[[F], F]:
+        def register(function: F) -> F:
+            for behaviour in judged:
+                setattr(behaviour, attribute, function)
+            return function
 
-    return register
+        return register
+
+    return declare
 
 
-def rule(*judged: Behaviour) -> Callable[[RuleFunction], RuleFunction]:
-    """Declare ``function`` the static rule of ``judged`` (it yields Findings for those only)."""
-
-    def register(function: RuleFunction) -> RuleFunction:
-        for behaviour in judged:
-            behaviour.rule = function
-        return function
-
-    return register
+probe = _declarer("probe")  # @probe(A, B): the function yields Results for A and B only
+rule = _declarer("rule")  # @rule(A, B): the function yields Findings for A and B only
 
 
 @dataclass(frozen=True)
