@@ -105,3 +105,5 @@ def test_the_import_reader_sees_relative_and_absolute_imports() -> None:
     assert imported(LABCTL / "stack.py") == {"compose", "native", "nginx", "paths", "runstate", "swarm"}
     assert {"endpoints", "paths", "wsclient"} <= imported(LABCTL / "bench" / "wsfleet.py")
     assert {"bench"} <= imported(LABCTL / "bench" / "wsload.py")
+    assert {"diagnose.config", "probe", "endpoints"} <= imported(LABCTL / "behaviours" / "core.py")
+    assert {"behaviours", "diagnose", "diagnose.config"} <= imported(LABCTL / "diagnose" / "check.py")
