@@ -4,7 +4,12 @@ the scenarios that break it, its probe and its static rule), a probe's ``Result`
 ``Site``).
 
 A probe measures a deployment through the proxy and yields Results; a rule reads the user's
-nginx config (parsed, never run) and yields Findings. One probe or rule may judge several
+nginx config (parsed, never run) the way nginx applies it (the proxy_set_header set in force in
+the location that proxies: a location's own set replaces every inherited one; the server that
+takes an unknown Host; the limits in force where uploads go) and yields Findings: the directive
+as written (or "missing: ..." at the block where it belongs), its file and line in the user's
+own file, and the fix. `lab check` pairs them with the probes' Results by their Behaviour; a
+finding no probe could confirm is shown as static. One probe or rule may judge several
 behaviours of its module (one redirect shows scheme, host and port): the ``@probe`` and
 ``@rule`` decorators say which, and each Result or Finding carries its Behaviour object.
 
