@@ -16,6 +16,8 @@ import gevent
 from flask import Blueprint, Response, current_app, jsonify
 from gevent import monkey
 
+import labsettings as lab
+
 from .debug import served_by
 from .params import bounded
 
@@ -69,7 +71,7 @@ class LoopLag:
 def cpu() -> Response:
     seconds = bounded("seconds", float, 1.0, 0.0, MAX_SECONDS)
     on_loop = monkey.is_module_patched("socket")  # a gevent worker: one loop serves every request
-    offload = on_loop and current_app.config["LAB"].fix_cpu_offload
+    offload = on_loop and current_app.config["LAB"][lab.FIX_CPU_OFFLOAD]
     lag = LoopLag() if on_loop else None
     started = time.monotonic()
     iterations = gevent.get_hub().threadpool.apply(burn_cpu, (seconds,)) if offload else burn_cpu(seconds)
