@@ -19,4 +19,5 @@ _lifecycle = gunicornhooks.Lifecycle.from_env()
 on_starting = _lifecycle.on_starting
 child_exit = _lifecycle.child_exit
 on_exit = _lifecycle.on_exit
+post_fork = _lifecycle.post_fork
 post_worker_init = _lifecycle.post_worker_init

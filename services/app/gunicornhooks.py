@@ -145,6 +145,16 @@ class Lifecycle:
                 server.log.error("lab: %s; %s", hit, LIMIT_HIT_STOPS)
                 raise SystemExit(LIMIT_HIT_EXIT)
 
+    def post_fork(self, server: Any, worker: Any) -> None:
+        # LAB_GEVENT_MONITOR: gevent's monitor thread, which prints the stack of whatever holds the
+        # loop past max_blocking_time to stderr (the app's log). gevent reads both when its hub
+        # starts running, so here, in the new worker before init_process: the master never starts one.
+        if lab.GEVENT_MONITOR.value():
+            import gevent
+
+            gevent.config.monitor_thread = True
+            gevent.config.max_blocking_time = lab.GEVENT_MAX_BLOCKING_S.value()
+
     def post_worker_init(self, worker: Any) -> None:
         # Imported here, in the worker, after gevent's patching.
         from labapp import chat

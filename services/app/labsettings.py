@@ -276,6 +276,28 @@ BROKER_URL = Setting(
     "the chat's Redis (compose's redis service; native mode: .lab/run/redis.sock)",
     "app",
 )
+FIX_CPU_OFFLOAD = Setting(
+    "LAB_FIX_CPU_OFFLOAD",
+    "1",
+    flag,
+    "/cpu's work in gevent's threadpool (off: inline, the worker's loop stalls: event-loop-blocked)",
+    "app",
+    public=True,
+)
+GEVENT_MONITOR = Setting(
+    "LAB_GEVENT_MONITOR",
+    "0",
+    flag,
+    "gevent's monitor thread: the app's log names the function that held the loop past the time below",
+    "app",
+)
+GEVENT_MAX_BLOCKING_S = Setting(
+    "LAB_GEVENT_MAX_BLOCKING_S",
+    "0.1",
+    seconds,
+    "gevent's max_blocking_time under LAB_GEVENT_MONITOR=1: a loop held longer is reported",
+    "app",
+)
 SCENARIOS_DIR = Setting(
     "LAB_SCENARIOS_DIR", "/lab/scenarios", Path, "where gunicorn.conf.py finds a scenario's app.env", "app"
 )

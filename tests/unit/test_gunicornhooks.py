@@ -188,5 +188,5 @@ def test_gunicorn_conf_is_the_marked_settings_and_the_hooks(monkeypatch: pytest.
     expected = labsettings.gunicorn_settings()
     assert {name: conf[name] for name in expected} == expected
     assert conf["bind"] == ["127.0.0.1:1", "unix:/tmp/lab.sock"] and conf["pidfile"] is None
-    for hook in ("on_starting", "child_exit", "on_exit", "post_worker_init"):
+    for hook in ("on_starting", "child_exit", "on_exit", "post_fork", "post_worker_init"):
         assert conf[hook].__self__.__class__ is gunicornhooks.Lifecycle, hook

@@ -24,6 +24,7 @@ LAYERS: list[set[str]] = [
     {"runstate", "venv", "nginx", "broker"},  # the running stack's record, the venv, nginx, redis-server
     {"endpoints"},  # LAB_URL, LAB_CA, LAB_HTTP_URL
     {"probe", "traffic"},  # HTTP the way the diagnostics make it; a bounded load, timed
+    {"sse"},  # Server-Sent Events over probe's connections
     {"h3"},  # the same over HTTP/3 (aioquic: .venv only)
     {"diagnose.config"},  # a user's nginx config as nginx reads it: the model the behaviours' rules read
     {"checks", "behaviours"},  # checks declared as data; the behaviours: probes and static rules

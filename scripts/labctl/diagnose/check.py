@@ -28,7 +28,7 @@ from ..behaviours.redirects import REDIRECT_PORT
 from ..behaviours.websockets import ALL as WEBSOCKET_BEHAVIOURS
 from ..endpoints import Endpoint
 from ..nginx import nginx_has_http3, nginx_version
-from . import sandbox
+from . import gunicornconf, sandbox
 from .adapt import Plan, adapt
 from .config import (
     Config,
@@ -309,6 +309,7 @@ def main(args: argparse.Namespace, argv: list[str]) -> int:
         "judged as your public ports"
     )
     try:
+        layers = gunicornconf.judge(args.conf, args.gunicorn) if args.gunicorn else []
         outcome, plan, site, warnings = run(args.conf, args, in_namespace)
     except ConfigError as error:
         print(f"lab check: {error}", file=sys.stderr)
@@ -325,10 +326,13 @@ def main(args: argparse.Namespace, argv: list[str]) -> int:
                     "rows": [r.as_json() for r in outcome.rows],
                     "matches": outcome.matches,
                     "changes": [asdict(c) for c in plan.changes],
+                    "gunicorn": [asdict(f) for f in layers],
                 },
                 indent=1,
             )
         )
     else:
         print(report(args.conf, outcome, plan, site, warnings, mode, time.monotonic() - started))
-    return 1 if outcome.broken else 0
+        if layers:
+            print(gunicornconf.report(layers))
+    return 1 if outcome.broken or any(f.verdict == BROKEN for f in layers) else 0

@@ -9,7 +9,7 @@ import labsettings as lab
 from labsettings import AppSettings
 
 from . import chat, errors, inputfix, middleware, storage, wsfix
-from .views import bugs, debug, errors_demo, page, redirects, slow, uploads, websockets
+from .views import bugs, cpu, debug, errors_demo, page, redirects, slow, stream, uploads, websockets
 
 
 class KeepOrderJSON(DefaultJSONProvider):
@@ -42,6 +42,8 @@ def create_app(settings: AppSettings | None = None) -> Flask:
         uploads.bp,
         errors_demo.bp,
         slow.bp,
+        stream.bp,
+        cpu.bp,
         bugs.bp,
         page.bp,
     ):
