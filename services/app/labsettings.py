@@ -138,6 +138,14 @@ MAX_UPLOAD_MB = Setting(
     "upload limit in MiB, the same at nginx (client_max_body_size) and in the app",
     "app",
 )
+UPLOAD_BODY_S = Setting(
+    "LAB_UPLOAD_BODY_S",
+    "600",
+    seconds,
+    "the whole of one upload's body, however it trickles (nginx's client_body_timeout is per read: "
+    "a byte every 59 s held a worker's connection for ever); past it 408, nothing stored",
+    "app",
+)
 UPLOAD_DIR = Setting(
     "LAB_UPLOAD_DIR", "/srv/uploads", Path, "where uploads land (native mode: .lab/uploads)", "app"
 )

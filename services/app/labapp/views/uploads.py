@@ -17,6 +17,7 @@ from urllib.parse import quote
 from flask import Blueprint, Response, abort, current_app, jsonify, request, send_file
 from werkzeug.utils import secure_filename
 
+from ..body import Body
 from ..settings import LabSettings
 from ..storage import PendingUpload, StreamingRequest
 
@@ -74,9 +75,10 @@ def upload_raw(name: str) -> Response:
     stream = cast(io.RawIOBase, request.stream)  # 413 here when Content-Length is over the limit
     part = PendingUpload(_settings().upload_dir)
     try:
-        # readinto: the body lands in the upload's own buffers, with no copy in between
-        # (labapp.inputfix gives gevent's wsgi.input the readinto Werkzeug's stream uses).
-        part.receive(stream.readinto)
+        # Read as it arrives, into the worker's pooled buffers with no copy in between
+        # (labapp.inputfix gives gevent's wsgi.input the readinto Werkzeug's stream uses), the
+        # whole body within LAB_UPLOAD_BODY_S (labapp.body).
+        part.receive(Body(request.environ, stream, _settings().upload_body_s))
         if request.content_length is not None and part.size != request.content_length:
             abort(400, f"body ended after {part.size} of {request.content_length} bytes")
         return _created(part.commit(name))
