@@ -123,6 +123,11 @@ class Body:
         if self.chunked:
             # gevent parses the framing inside read(): a buffer of the size that arrived.
             return memoryview(self._stream.read(size) or b""), None
+        if size < FAST_BYTES and not self._fast:
+            # A few bytes of a slow sender: a buffer of their size. A pooled 1 MiB buffer would
+            # be faulted in (glibc serves it from the heap once one was freed) for each of them.
+            small = bytearray(size)
+            return memoryview(small)[: self._stream.readinto(small) or 0], None
         buffer = pool.take()
         got = 0
         try:

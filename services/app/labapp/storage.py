@@ -66,7 +66,6 @@ class PendingUpload:
         next one is received. An error from either side propagates; the chunk in flight still
         finishes before the file is closed."""
         threads = gevent.get_hub().threadpool
-        lent: memoryview | None = None  # the pool's buffer under the chunk being stored
         while True:
             size = body.ready()  # waits with no buffer held
             data, buffer = body.take(size, POOL) if size else (memoryview(b""), None)
@@ -75,14 +74,13 @@ class PendingUpload:
                 # killed while waiting leaves it set, so discard() waits for the thread.
                 self._storing.get()
                 self._storing = None
-            if lent is not None:
-                POOL.give(lent)
-            lent = buffer
             if not data:
-                if lent is not None:
-                    POOL.give(lent)
                 return
             self._storing = threads.spawn(self.write, data)
+            if buffer is not None:
+                # Back to the pool once stored, not when the next bytes come: a client that
+                # sends a burst and stalls must not keep it.
+                self._storing.rawlink(lambda _stored, lent=buffer: POOL.give(lent))
 
     def seek(self, *_args: Any) -> int:
         # Werkzeug rewinds a finished part before wrapping it; the bytes are already on disk.
