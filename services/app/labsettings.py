@@ -220,6 +220,21 @@ WS_MAX_MESSAGE = Setting(
     "largest websocket message in bytes (close 1009): gevent-websocket reads any length into memory",
     "app",
 )
+WS_SEND_TIMEOUT_S = Setting(
+    "LAB_WS_SEND_TIMEOUT_S",
+    "5",
+    seconds,
+    "a websocket client must take each message within this, else close 1008 (a client that never "
+    "read its 16 MiB echo pinned 48 MiB of the worker for as long as it stayed)",
+    "app",
+)
+WS_SEND_MAX_BYTES = Setting(
+    "LAB_WS_SEND_MAX_BYTES",
+    WS_MAX_MESSAGE.default,
+    int,
+    "largest websocket message the app sends and holds unsent for one client (close 1009 beyond)",
+    "app",
+)
 FIX_BROKER = Setting(
     "LAB_FIX_BROKER",
     "1",

@@ -7,13 +7,22 @@ addresses (127.0.0.N), as clients behind different addresses would: nginx's per-
 
 from __future__ import annotations
 
+import array
 import contextlib
+import fcntl
+import os
+import socket
 import ssl
+import termios
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import requests
+import websocket
 
+import labsettings
 from labctl.bench.bench_stack import rss_kib
 from support.lab import Lab
 
@@ -104,3 +113,99 @@ def _answered(sock: ssl.SSLSocket) -> bool:
         return True
     finally:
         sock.settimeout(10)
+
+
+UNREAD_CLIENTS = 10
+UNREAD_MESSAGE = 16 * MIB  # LAB_WS_MAX_MESSAGE's default: the largest the echo takes
+SEND_TIMEOUT_S = labsettings.WS_SEND_TIMEOUT_S.value()
+# gevent-websocket unmasks 16 MiB in a per-byte loop (3.4 s here, issue 26), holding the worker's
+# loop: the clients send one after the other, and the server may enforce a deadline this late.
+UNMASKING_S = 30
+LATE_S = 3
+UNREAD_BACK_MIB = 32  # what the workers may keep (allocator caches) once the clients are closed
+
+
+def test_websocket_clients_that_never_read_are_closed_with_a_reason(lab: Lab) -> None:
+    """Straight to gunicorn: through nginx the kernel's buffers on both hops (tcp_rmem grows to
+    32 MiB here) may take a whole 16 MiB echo, and then no worker holds anything to time out."""
+    assert lab.direct_url, "this test needs the native stack's gunicorn port"
+    url = lab.direct_url.replace("http://", "ws://") + "/ws/echo"
+    before = workers_rss_mib()
+    payload = os.urandom(UNREAD_MESSAGE)
+    # A small receive window, as a client on a slow link has.
+    window = ((socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024),)
+    clients = [
+        websocket.create_connection(url, timeout=UNMASKING_S, sockopt=window) for _ in range(UNREAD_CLIENTS)
+    ]
+
+    turns = [threading.Event() for _ in range(UNREAD_CLIENTS + 1)]
+    turns[0].set()
+
+    def never_read(n: int) -> tuple[int | None, str, int, float]:
+        conn = clients[n]
+        try:
+            turns[n].wait(UNMASKING_S)  # one message unmasked at a time (see UNMASKING_S)
+            conn.send_binary(payload)
+            # The server's deadline starts with the echo, after it has unmasked the message:
+            # when bytes arrive here.
+            echoing = stackctl.wait_for(
+                lambda: _waiting(conn.sock) and time.monotonic(), UNMASKING_S, "the echo to start"
+            )
+        finally:
+            turns[n + 1].set()
+        # Not reading, past the deadline and the next message's unmasking (which holds the
+        # worker's loop, timers too): the server's close frame then waits SEND_TIMEOUT_S more.
+        time.sleep(SEND_TIMEOUT_S + LATE_S)
+        return (*_read_to_close(conn), time.monotonic() - echoing)
+
+    try:
+        with ThreadPoolExecutor(UNREAD_CLIENTS) as pool:
+            futures = [pool.submit(never_read, n) for n in range(UNREAD_CLIENTS)]
+            held = 0.0
+            while not all(future.done() for future in futures):
+                held = max(held, growth_mib(before, workers_rss_mib()))
+                time.sleep(0.25)
+            outcomes = [future.result() for future in futures]
+    finally:
+        for conn in clients:
+            conn.shutdown()
+    back = stackctl.wait_for(
+        lambda: (g := growth_mib(before, workers_rss_mib())) < UNREAD_BACK_MIB and max(g, 0.001),
+        10,
+        f"the workers' memory to come back within {UNREAD_BACK_MIB} MiB of before",
+    )
+    report.note(
+        "websockets that never read",
+        f"{UNREAD_CLIENTS} x a {UNREAD_MESSAGE // MIB} MiB echo: workers held {held:.0f} MiB at the "
+        f"peak ({held / UNREAD_CLIENTS:.1f} MiB each), {back:.1f} MiB once closed; echo taken before "
+        f"the close: {min(o[2] for o in outcomes) // MIB}-{max(o[2] for o in outcomes) // MIB} MiB",
+    )
+    for code, reason, echoed, seconds in outcomes:
+        assert code == 1008 and "did not read" in reason, (
+            f"a client that did not read its echo got close {code} {reason!r} (expected 1008 and why): "
+            "labapp.wssend, LAB_WS_SEND_TIMEOUT_S"
+        )
+        assert echoed < UNREAD_MESSAGE, "the whole echo was taken: this client did not hold it up"
+        assert seconds < 2 * SEND_TIMEOUT_S + LATE_S, f"closed {seconds:.1f}s after the echo started"
+
+
+def _waiting(sock: socket.socket) -> int:
+    """Bytes in ``sock``'s receive queue (FIONREAD), without reading them."""
+    count = array.array("i", [0])
+    fcntl.ioctl(sock.fileno(), termios.FIONREAD, count)
+    return count[0]
+
+
+def _read_to_close(conn: websocket.WebSocket) -> tuple[int | None, str, int]:
+    """Every frame until the close: its code and reason, and how much of the echo came before."""
+    echoed = 0
+    while True:
+        try:
+            frame = conn.recv_frame()
+        except (websocket.WebSocketException, OSError):
+            return None, "the connection ended without a close frame", echoed
+        if frame.opcode == websocket.ABNF.OPCODE_CLOSE:
+            data = frame.data
+            code = int.from_bytes(data[:2], "big") if len(data) >= 2 else None
+            return code, data[2:].decode(errors="replace"), echoed
+        echoed += len(frame.data)

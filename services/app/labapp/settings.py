@@ -27,6 +27,8 @@ class LabSettings:
     fix_ws_upgrade: bool
     x_accel: bool
     ws_max_message_bytes: int
+    ws_send_timeout_s: float
+    ws_send_max_bytes: int
     fix_broker: bool
     broker_url: str
 
@@ -51,6 +53,8 @@ class LabSettings:
             fix_ws_upgrade=labsettings.FIX_WS_UPGRADE.value(),
             x_accel=labsettings.X_ACCEL.value(),
             ws_max_message_bytes=labsettings.WS_MAX_MESSAGE.value(),
+            ws_send_timeout_s=labsettings.WS_SEND_TIMEOUT_S.value(),
+            ws_send_max_bytes=labsettings.WS_SEND_MAX_BYTES.value(),
             fix_broker=labsettings.FIX_BROKER.value(),
             broker_url=labsettings.BROKER_URL.value(),
         )
@@ -70,5 +74,7 @@ class LabSettings:
             "fix_ws_upgrade": self.fix_ws_upgrade,
             "x_accel": self.x_accel,
             "ws_max_message_bytes": self.ws_max_message_bytes,
+            "ws_send_timeout_s": self.ws_send_timeout_s,
+            "ws_send_max_bytes": self.ws_send_max_bytes,
             "fix_broker": self.fix_broker,
         }

@@ -12,7 +12,7 @@ from flask import Blueprint, Response, abort, current_app, g, request
 from gevent import GreenletExit
 from geventwebsocket.exceptions import ProtocolError, WebSocketError
 
-from .. import chat, wsfix
+from .. import chat, wsfix, wssend
 from ..middleware import CloseWhenStopping
 from .debug import served_by
 
@@ -99,6 +99,12 @@ class BoundedReceiver:
         return None
 
 
+def send(ws: Any, message: str | bytes) -> bool:
+    """``message`` within the app's send deadline and cap (labapp.wssend)."""
+    lab = current_app.config["LAB"]
+    return wssend.send_message(ws, message, lab.ws_send_timeout_s, lab.ws_send_max_bytes)
+
+
 def bounded_receiver(ws: Any) -> BoundedReceiver:
     return BoundedReceiver(ws, current_app.config["LAB"].ws_max_message_bytes)
 
@@ -143,11 +149,9 @@ def echo_loop() -> Response:
     ws = _socket()
     receiver = bounded_receiver(ws)
     with going_away_on_shutdown(ws):
-        while (message := receiver.receive()) is not None:
-            try:
-                ws.send(message, binary=not isinstance(message, str))
-            except WebSocketError:
-                break  # closed meanwhile: the peer left, or the worker is stopping
+        # False: the peer left, the worker is stopping, or it did not read in time (closed 1008)
+        while (message := receiver.receive()) is not None and send(ws, message):
+            pass
     return Response(status=204)
 
 
@@ -194,7 +198,8 @@ def make_blueprint(websocket_flag: bool) -> Blueprint:
     @bp.route("/ws/info", websocket=websocket_flag)
     def info() -> Response:
         ws = _socket()
-        ws.send(
+        send(
+            ws,
             json.dumps(
                 {
                     "scheme": "wss" if request.scheme == "https" else "ws",
@@ -203,9 +208,9 @@ def make_blueprint(websocket_flag: bool) -> Blueprint:
                     "request_id": g.get("request_id", ""),
                     "served_by": served_by(),
                 }
-            )
+            ),
         )
-        ws.close(1000, "info sent")
+        wsfix.close_within(ws, 1000, "info sent")
         return Response(status=204)
 
     return bp
