@@ -334,6 +334,33 @@ HSTS_MAX_AGE = Setting(
     "Strict-Transport-Security max-age; 0 sends none (a pinned localhost breaks other projects)",
     "nginx",
 )
+# Per client address (nginx's limit_conn / limit_req, snippets/*-limits.conf; 429 JSON beyond).
+# Everyone behind one NAT (an office, a campus, a carrier's CGNAT) is one address: raise these
+# there (docs/RELIABILITY.md, "Per-client limits").
+LIMIT_CONN_UPLOAD = Setting(
+    "LAB_LIMIT_CONN_UPLOAD",
+    "64",
+    count,
+    "uploads in flight at once from one client address (300 trickling from one client pinned the "
+    "app's memory before uploads were read as they arrive; 48 at once is tests/compose's load)",
+    "nginx",
+)
+LIMIT_CONN_WS = Setting(
+    "LAB_LIMIT_CONN_WS",
+    "1024",
+    count,
+    "open websockets at once from one client address (tests/compose opens 600 from one)",
+    "nginx",
+)
+LIMIT_WS_HANDSHAKES = Setting(
+    "LAB_LIMIT_WS_HANDSHAKES",
+    "100",
+    count,
+    "websocket handshakes a second from one client address, after a burst of ten times that "
+    "(a reconnect storm of one client queues no work in the app)",
+    "nginx",
+)
+CLIENT_LIMITS = (LIMIT_CONN_UPLOAD, LIMIT_CONN_WS, LIMIT_WS_HANDSHAKES)
 
 # Docker Compose.
 APP_REPLICAS = Setting(

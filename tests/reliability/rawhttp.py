@@ -84,9 +84,9 @@ def read_until_close(sock: socket.socket, limit: int = 1 << 20) -> bytes:
     return data
 
 
-def exchange(lab: Lab, request: bytes, timeout: float = 10) -> RawResponse:
+def exchange(lab: Lab, request: bytes, timeout: float = 10, source: str = "") -> RawResponse:
     """Send ``request`` (which should ask for Connection: close) and parse the one answer."""
-    with tls_socket(lab, timeout) as sock:
+    with tls_socket(lab, timeout, source=source) as sock:
         # The server may answer and close before the whole request is sent.
         with suppress(ConnectionError, ssl.SSLError):
             sock.sendall(request)

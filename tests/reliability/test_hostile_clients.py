@@ -24,10 +24,11 @@ import websocket
 
 import labsettings
 from labctl.bench.bench_stack import rss_kib
+from labctl.procs import environment
 from support.lab import Lab
 
 from . import report, stackctl
-from .rawhttp import tls_socket
+from .rawhttp import exchange, parse_response, read_until_close, tls_socket
 
 MIB = 1024 * 1024
 
@@ -209,3 +210,79 @@ def _read_to_close(conn: websocket.WebSocket) -> tuple[int | None, str, int]:
             code = int.from_bytes(data[:2], "big") if len(data) >= 2 else None
             return code, data[2:].decode(errors="replace"), echoed
         echoed += len(frame.data)
+
+
+BODY_DEADLINE_S = 4.0  # LAB_UPLOAD_BODY_S for this test (default 600: too long to wait for here)
+
+
+def test_a_slow_body_is_cut_at_its_whole_body_deadline_with_408_json(lab: Lab, upload_dir: Path) -> None:
+    """A byte a second never trips nginx's client_body_timeout (10 s between two reads); the
+    app's whole-body deadline (labapp.body) does."""
+    stackctl.stop_gunicorn()
+    try:
+        with environment(LAB_UPLOAD_BODY_S=str(BODY_DEADLINE_S)):
+            stackctl.start_gunicorn()
+        with tls_socket(lab, timeout=BODY_DEADLINE_S * 4) as sock:
+            head = f"PUT /upload/slow-body.bin HTTP/1.1\r\nHost: {lab.host}\r\nContent-Length: 100\r\n\r\n"
+            sock.sendall(head.encode())
+            started = time.monotonic()
+            sock.settimeout(1.0)
+            received = b""
+            while time.monotonic() - started < BODY_DEADLINE_S * 4:
+                try:
+                    chunk = sock.recv(4096)
+                except TimeoutError:
+                    with contextlib.suppress(OSError):
+                        sock.sendall(b"x")
+                    continue
+                if not chunk:
+                    break
+                received += chunk
+                if b"\r\n\r\n" in received and received.rstrip().endswith(b"}"):
+                    break
+            seconds = time.monotonic() - started
+        answer = parse_response(received)
+        report.note(
+            "slow body",
+            f"cut after {seconds:.1f}s with {answer.status} (LAB_UPLOAD_BODY_S={BODY_DEADLINE_S:g})",
+        )
+        assert answer.status == 408 and answer.is_json, f"expected a 408 JSON answer, got {answer.describe()}"
+        assert "LAB_UPLOAD_BODY_S" in answer.json()["msg"] and answer.json()["request_id"]
+        assert BODY_DEADLINE_S - 0.5 <= seconds <= BODY_DEADLINE_S + 3, (
+            f"cut after {seconds:.1f}s, expected about {BODY_DEADLINE_S:g}s (LAB_UPLOAD_BODY_S, labapp.body)"
+        )
+        stackctl.wait_for(
+            lambda: not stackctl.partial_files(upload_dir), 5, "the slow upload's temp file to go"
+        )
+        assert not (upload_dir / "slow-body.bin").exists(), "a slow upload cut at its deadline was stored"
+    finally:
+        stackctl.stop_gunicorn()
+        stackctl.start_gunicorn()
+
+
+def test_uploads_over_the_per_address_limit_get_429_json(lab: Lab) -> None:
+    limit = labsettings.LIMIT_CONN_UPLOAD.value()
+    head = f"PUT /upload/held.bin HTTP/1.1\r\nHost: {lab.host}\r\nContent-Length: 10\r\n\r\n".encode()
+    held: list[ssl.SSLSocket] = []
+    try:
+        for _ in range(limit):  # each in flight: headers sent, body not
+            held.append(tls_socket(lab, source="127.0.0.200"))
+            held[-1].sendall(head)
+        time.sleep(0.5)  # nginx has read every head (the count is taken there)
+        refused = exchange(
+            lab, head.replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n"), source="127.0.0.200"
+        )
+        other = tls_socket(lab, source="127.0.0.201")
+        held.append(other)
+        other.sendall(head + b"0123456789")
+        other_answer = parse_response(read_until_close(other, 4096))
+    finally:
+        for sock in held:
+            with contextlib.suppress(OSError):
+                sock.close()
+    report.note("per-address upload limit", f"{limit} held, the next from that address: {refused.status}")
+    assert refused.status == 429 and refused.is_json, (
+        f"upload {limit + 1} from one address: {refused.describe()}"
+    )
+    assert refused.json()["code"] == 429 and "limit_conn" in refused.json()["msg"]
+    assert other_answer.status == 201, f"another address was refused too: {other_answer.describe()}"
