@@ -10,6 +10,7 @@ from typing import Any
 import gevent
 from flask import Blueprint, Response, abort, current_app, g, request
 from gevent import GreenletExit
+from gevent.lock import BoundedSemaphore
 from geventwebsocket.exceptions import ProtocolError, WebSocketError
 
 from .. import chat, wsfix, wssend
@@ -22,6 +23,13 @@ GOING_AWAY_REASON = "server restarting: reconnect"
 CLOSE_PROTOCOL_ERROR = 1002
 CLOSE_INVALID_PAYLOAD = 1007
 CLOSE_MESSAGE_TOO_BIG = 1009
+# One large payload unmasked at a time per worker. gevent-websocket 0.10.1 unmasks in a per-byte
+# Python loop (issue 26) that holds the worker's loop: a burst of 200 x 1 MiB had every ready
+# greenlet unmask in one turn of the loop, /healthz waited, and gunicorn's heartbeat (30 s)
+# killed both workers. Taken in turns, with a turn of the loop between two payloads, the work one
+# burst queues waits here, not in the loop.
+LARGE_PAYLOAD = 64 * 1024
+UNMASKING = BoundedSemaphore(1)
 # How much of a refused over-limit frame is read and thrown away before closing, at most.
 DISCARD_CHUNK = 64 * 1024
 DISCARD_MAX_BYTES = 4 * 1024 * 1024
@@ -53,6 +61,7 @@ class BoundedReceiver:
         self.max_bytes = max_bytes
         self._left = max_bytes
         self._exceeded = False
+        self._unmasking = False  # holds UNMASKING until this message is returned
         self._read = ws.raw_read
         ws.raw_read = self._bounded_read  # the payload reader; frame headers use ws.stream
 
@@ -61,7 +70,15 @@ class BoundedReceiver:
             self._exceeded = True
             return b""  # a short read: read_frame raises WebSocketError without reading on
         self._left -= size
-        return self._read(size)
+        payload = self._read(size)
+        if size >= LARGE_PAYLOAD and not self._unmasking:
+            # The payload is here; its unmasking (next, in read_frame) holds the worker's loop.
+            UNMASKING.acquire()
+            self._unmasking = True
+            # A timer, not sleep(0): a turn of the loop itself (IO, timers: /healthz, the heartbeat),
+            # which gevent's callbacks (the semaphore's hand-over is one) yield to only every 50.
+            gevent.sleep(0.001)
+        return payload
 
     def _discard_unread(self) -> None:
         """Read (a bounded part of) the refused payload before the handler closes the socket:
@@ -96,6 +113,10 @@ class BoundedReceiver:
             # stream and reader its close() cleared. Anything else is a bug, and says so.
             if not self.ws.closed:
                 raise
+        finally:
+            if self._unmasking:
+                self._unmasking = False
+                UNMASKING.release()
         return None
 
 
