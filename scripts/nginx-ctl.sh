@@ -35,6 +35,7 @@ set -eu
 : "${LAB_LIMIT_CONN_UPLOAD:?uploads in flight at once from one client address}"
 : "${LAB_LIMIT_CONN_WS:?open websockets at once from one client address}"
 : "${LAB_LIMIT_WS_HANDSHAKES:?websocket handshakes a second from one client address}"
+: "${LAB_KEEPALIVE_REQUESTS:?requests over one client connection before nginx closes it}"
 # The workers' user when the master runs as root; empty: no user directive.
 : "${LAB_NGINX_USER?set it, empty when the master does not run as root}"
 # Derived unless given: listen where the public ports are, proxy to the upstream itself.
@@ -161,6 +162,7 @@ render() {
             -e "s|{{LAB_LIMIT_CONN_WS}}|$LAB_LIMIT_CONN_WS|g" \
             -e "s|{{LAB_LIMIT_WS_HANDSHAKES}}|$LAB_LIMIT_WS_HANDSHAKES|g" \
             -e "s|{{LAB_LIMIT_WS_BURST}}|$((LAB_LIMIT_WS_HANDSHAKES * 10))|g" \
+            -e "s|{{LAB_KEEPALIVE_REQUESTS}}|$LAB_KEEPALIVE_REQUESTS|g" \
             -e "s|{{LAB_ALT_SVC}}|$LAB_ALT_SVC|g" \
             "$f"
     done

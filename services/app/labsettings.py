@@ -360,7 +360,16 @@ LIMIT_WS_HANDSHAKES = Setting(
     "(a reconnect storm of one client queues no work in the app)",
     "nginx",
 )
-CLIENT_LIMITS = (LIMIT_CONN_UPLOAD, LIMIT_CONN_WS, LIMIT_WS_HANDSHAKES)
+KEEPALIVE_REQUESTS = Setting(
+    "LAB_KEEPALIVE_REQUESTS",
+    "1000",
+    count,
+    "requests over one client connection (HTTP/1.1 keep-alive, HTTP/2) before nginx closes it, freeing "
+    "what the connection allocated (nginx's default); clients reconnect, h2load does not (make bench)",
+    "nginx",
+)
+# What nginx-ctl.sh renders from these declarations (scripts/labctl/nginx.py, compose.yaml).
+CLIENT_LIMITS = (LIMIT_CONN_UPLOAD, LIMIT_CONN_WS, LIMIT_WS_HANDSHAKES, KEEPALIVE_REQUESTS)
 
 # Docker Compose.
 APP_REPLICAS = Setting(

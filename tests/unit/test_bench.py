@@ -187,6 +187,18 @@ def test_h2load_summary_is_its_rate_over_the_measured_time():
     assert load.rps == pytest.approx(2046.7, abs=0.1)
 
 
+@pytest.mark.parametrize("protocol", ["h1.1", "h2"])
+def test_h2load_rounds_are_counts_no_connection_outlives_keepalive_requests(protocol):
+    from labctl.bench.protocols import h2load_shape
+    from labctl.bench.settings import BenchSettings
+
+    settings = BenchSettings(protocol_requests=6000, protocol_in_flight=20, protocol_connections=2)
+    shape = dict(arg.lstrip("-").split("=") for arg in h2load_shape(protocol, settings, 1000) if "=" in arg)
+    assert "duration" not in shape, "h2load by duration did not end (h1) or started nothing (h2)"
+    assert int(shape["requests"]) == 6000
+    assert int(shape["requests"]) / int(shape["clients"]) <= 1000, shape
+
+
 def upload(mib_per_s: float, rss: float = 1.0) -> upload_rate.UploadResult:
     return upload_rate.UploadResult(1.0, mib_per_s, rss, 0.1, 0.5, 0.5, 0.3, 0.2, 0.3)
 

@@ -190,11 +190,14 @@ class Run:
             h3_vs_h2_nginx_cpu_ratio=record.ratio(nginx_cpu["h3"], nginx_cpu["h2"]),
         )
         cpu = {name: summary[name]["cpu_ms_per_request"] for name in protocols.PROTOCOLS}
+        failed = {name: summary[name]["failed_rounds"] for name in protocols.PROTOCOLS}
         self.notes["protocols.h2_vs_h11_rps_ratio"] = (
-            f"GET {protocols.PATH} via nginx, {s.protocol_in_flight} in flight, {s.protocol_rounds}x"
-            f"{s.protocol_seconds:g}s each, {summary['stack']}: req/s "
+            f"GET {protocols.PATH} via nginx, {s.protocol_in_flight} in flight, {s.protocol_rounds} rounds "
+            f"(h2load {s.protocol_requests} requests each for h1.1 and h2, h3 {s.protocol_seconds:g}s), "
+            f"{summary['stack']}: req/s "
             + ", ".join(f"{name} {value:.0f}" for name, value in rps.items())
-            + " (h2load for h1.1 and h2)"
+            + "; rounds failed (errored requests, not counted): "
+            + ", ".join(f"{name} {count}" for name, count in failed.items())
         )
         self.notes["protocols.h3_vs_h2_rps_ratio"] = (
             f"h3 with the aioquic client, its CPU {cpu['h3']['client']} ms/request vs h2load's "

@@ -36,6 +36,8 @@ class BenchSettings:
     deploy_websockets: int = 16
     # HTTP/1.1 vs HTTP/2 vs HTTP/3 small GETs: each run, alternated protocol_rounds times; requests
     # in flight, over protocol_connections connections (HTTP/1.1: one connection per request).
+    # h2load runs protocol_requests a round (it completes by count), the aioquic client protocol_seconds.
+    protocol_requests: int = 6000
     protocol_seconds: float = 3.0
     protocol_rounds: int = 3
     protocol_in_flight: int = 20
@@ -71,6 +73,7 @@ QUICK = BenchSettings(
     integration=False,
     deploy_threads=4,
     deploy_websockets=4,
+    protocol_requests=1000,
     protocol_seconds=1.0,
     protocol_rounds=1,
 )
