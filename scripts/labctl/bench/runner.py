@@ -10,7 +10,19 @@ from typing import Any
 
 from .. import endpoints, native, paths, stack, traffic
 from ..venv import reexec_in_venv
-from . import bench_stack, chart, loop, nginxlog, protocols, proxy, record, upload_rate, workers, wsload
+from . import (
+    bench_stack,
+    chart,
+    hostile,
+    loop,
+    nginxlog,
+    protocols,
+    proxy,
+    record,
+    upload_rate,
+    workers,
+    wsload,
+)
 from .settings import SECTIONS, BenchSettings, env_help
 
 OUT = paths.LAB / "bench"
@@ -137,6 +149,25 @@ class Run:
             f"CPU ms each: {result.broadcast_cpu_ms}"
         )
 
+    def measure_hostile(self) -> None:
+        # On a stack of its own with the default workers, straight to gunicorn (bench/hostile.py).
+        with bench_stack.native_stack(workers=None):
+            result = hostile.run(self.settings)
+        self.details["hostile"] = asdict(result)
+        self.results["hostile"].update(
+            kib_per_slow_upload=result.kib_per_slow_upload,
+            mib_per_unread_websocket=result.mib_per_unread_websocket,
+        )
+        self.notes["hostile.kib_per_slow_upload"] = (
+            f"workers' VmRSS growth at the peak / {result.slow_uploads} PUTs trickling a byte a second "
+            f"for {hostile.TRICKLE_S}s, straight to gunicorn"
+        )
+        self.notes["hostile.mib_per_unread_websocket"] = (
+            f"workers' VmRSS growth at the peak / {result.unread_websockets} /ws/echo clients that sent "
+            f"{hostile.UNREAD_MESSAGE // hostile.MIB} MiB and do not read the echo (closed 1008 after "
+            "LAB_WS_SEND_TIMEOUT_S)"
+        )
+
     def measure_deploy(self) -> None:
         s = self.settings
         load = traffic.Load(
@@ -222,6 +253,8 @@ class Run:
                     self.details["errors"].update(dict.fromkeys(stacked, str(error)))
             if "ws" in sections:
                 self._section("ws")  # on a stack of its own: the default workers
+            if "hostile" in sections:
+                self._section("hostile")  # the same
             if "workers" in sections:
                 self._section("workers")
             if "protocols" in sections:
