@@ -13,6 +13,9 @@ from gevent import GreenletExit
 from gevent.lock import BoundedSemaphore
 from geventwebsocket.exceptions import ProtocolError, WebSocketError
 
+import labsettings as lab
+from labsettings import AppSettings
+
 from .. import chat, wsfix, wssend
 from ..middleware import CloseWhenStopping
 from .debug import served_by
@@ -122,12 +125,13 @@ class BoundedReceiver:
 
 def send(ws: Any, message: str | bytes) -> bool:
     """``message`` within the app's send deadline and cap (labapp.wssend)."""
-    lab = current_app.config["LAB"]
-    return wssend.send_message(ws, message, lab.ws_send_timeout_s, lab.ws_send_max_bytes)
+    settings: AppSettings = current_app.config["LAB"]
+    return wssend.send_message(ws, message, settings[lab.WS_SEND_TIMEOUT_S], settings[lab.WS_SEND_MAX_BYTES])
 
 
 def bounded_receiver(ws: Any) -> BoundedReceiver:
-    return BoundedReceiver(ws, current_app.config["LAB"].ws_max_message_bytes)
+    settings: AppSettings = current_app.config["LAB"]
+    return BoundedReceiver(ws, settings[lab.WS_MAX_MESSAGE])
 
 
 # The worker's open websockets, for the graceful stop to close.
