@@ -19,6 +19,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pytest
 import requests
 import websocket
 
@@ -215,7 +216,24 @@ def _read_to_close(conn: websocket.WebSocket) -> tuple[int | None, str, int]:
 BODY_DEADLINE_S = 4.0  # LAB_UPLOAD_BODY_S for this test (default 600: too long to wait for here)
 
 
-def test_a_slow_body_is_cut_at_its_whole_body_deadline_with_408_json(lab: Lab, upload_dir: Path) -> None:
+_PART = (
+    '--lab-slow\r\nContent-Disposition: form-data; name="file"; filename="slow-body.bin"\r\n'
+    "Content-Type: application/octet-stream\r\n\r\n"
+)
+SLOW_BODIES = {
+    "raw": "PUT /upload/slow-body.bin HTTP/1.1\r\nHost: {host}\r\nContent-Length: 100\r\n\r\n",
+    # Werkzeug's multipart parser reads this one, within the same deadline.
+    "multipart": (
+        "POST /upload HTTP/1.1\r\nHost: {host}\r\nContent-Type: multipart/form-data; boundary=lab-slow\r\n"
+        f"Content-Length: {len(_PART) + 100}\r\n\r\n{_PART}"
+    ),
+}
+
+
+@pytest.mark.parametrize("head", SLOW_BODIES.values(), ids=SLOW_BODIES.keys())
+def test_a_slow_body_is_cut_at_its_whole_body_deadline_with_408_json(
+    lab: Lab, upload_dir: Path, head: str
+) -> None:
     """A byte a second never trips nginx's client_body_timeout (10 s between two reads); the
     app's whole-body deadline (labapp.body) does."""
     stackctl.stop_gunicorn()
@@ -223,8 +241,7 @@ def test_a_slow_body_is_cut_at_its_whole_body_deadline_with_408_json(lab: Lab, u
         with environment(LAB_UPLOAD_BODY_S=str(BODY_DEADLINE_S)):
             stackctl.start_gunicorn()
         with tls_socket(lab, timeout=BODY_DEADLINE_S * 4) as sock:
-            head = f"PUT /upload/slow-body.bin HTTP/1.1\r\nHost: {lab.host}\r\nContent-Length: 100\r\n\r\n"
-            sock.sendall(head.encode())
+            sock.sendall(head.replace("{host}", lab.host).encode())
             started = time.monotonic()
             sock.settimeout(1.0)
             received = b""

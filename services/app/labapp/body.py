@@ -17,10 +17,12 @@ and the rest of the body is left unread (the connection closes).
 from __future__ import annotations
 
 import array
+import contextlib
 import fcntl
 import io
 import termios
 import time
+from collections.abc import Iterator
 from typing import Any, cast
 
 import gevent
@@ -105,17 +107,24 @@ class Body:
             if in_chunk <= 0:
                 return 0
         body._send_100_continue()  # a client that sent Expect: 100-continue waits for it
+        with self.within_deadline():
+            buffered = len(body.rfile.peek(1))
+        if not buffered:
+            return 1  # end of file: the read says so (400, body ended early)
+        return min(in_chunk, CHUNK, buffered + _waiting_on_socket(body.rfile))
+
+    @contextlib.contextmanager
+    def within_deadline(self) -> Iterator[None]:
+        """The block (a wait for bytes, or Werkzeug parsing a multipart body) within what is left
+        of the whole body's deadline; past it 408, and the rest of the body is left unread."""
         try:
             with gevent.Timeout(max(0.0, self._deadline - time.monotonic()), BodyTimeout):
-                buffered = len(body.rfile.peek(1))
+                yield
         except BodyTimeout:
             self.abandon()
             raise BodyTimeout(
                 f"the request body took longer than {self._deadline_s:g} s (LAB_UPLOAD_BODY_S)"
             ) from None
-        if not buffered:
-            return 1  # end of file: the read says so (400, body ended early)
-        return min(in_chunk, CHUNK, buffered + _waiting_on_socket(body.rfile))
 
     def take(self, size: int, pool: BufferPool) -> tuple[memoryview, memoryview | None]:
         """Up to ``size`` bytes (what ``ready`` said), and more while the kernel has them, up to

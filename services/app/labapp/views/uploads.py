@@ -57,8 +57,10 @@ def upload_multipart() -> Response:
         return part
 
     cast(StreamingRequest, request).file_sink = sink
+    body = Body(request.environ, cast(io.RawIOBase, request.stream), _settings()[lab.UPLOAD_BODY_S])
     try:
-        field = request.files.get("file")
+        with body.within_deadline():  # Werkzeug's parser reads the body here
+            field = request.files.get("file")
         if field is None or not field.filename:
             abort(400, "multipart upload needs a file in the field 'file'")
         name = safe_name(field.filename)
