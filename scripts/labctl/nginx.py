@@ -90,6 +90,7 @@ def native_env() -> dict[str, str]:
         "LAB_LISTEN_HTTP": loopback_listen(http),
         "LAB_MAX_UPLOAD_MB": str(labsettings.MAX_UPLOAD_MB.value()),
         "LAB_HSTS_MAX_AGE": str(labsettings.HSTS_MAX_AGE.value()),
+        **{s.name: str(s.value()) for s in labsettings.CLIENT_LIMITS},
         "LAB_UPLOAD_DIR": str(paths.UPLOADS),
         "LAB_CERT_DIR": str(paths.CERTS),
         # Only root's nginx switches its workers' user (to the same user here: they serve .lab/).

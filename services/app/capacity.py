@@ -20,11 +20,14 @@ KIB = 1024
 APP_MASTER_MIB = 20  # gunicorn's master, no app loaded: measured 17.4
 APP_WORKER_MIB = 40  # one idle worker, the app, gevent and redis-py loaded: measured 33.4
 APP_WEBSOCKET_KIB = 42  # one open /ws/echo in a worker: measured 38.4 and 38.8 (2,000 and 1,000)
-APP_UPLOAD_MIB = 4  # one upload in flight (labapp.storage.CHUNK read, hashed, written): measured 3.3
+APP_UPLOAD_MIB = 4  # one upload in flight at full speed (two pooled 1 MiB chunks, hashing): measured 3.3
 APP_UPLOADS_PER_WORKER = 16  # budgeted in flight at once; beyond them the memory limit is the cap
-# A websocket message is read whole (LAB_WS_MAX_MESSAGE), and /ws/echo holds it three times:
-# measured 48.4 MiB at the peak for one of 16 MiB.
-MESSAGE_COPIES = 3
+# An upload waiting for bytes holds no chunk (labapp.body): 31 KiB each, measured for 300 trickling,
+# within the websockets' budget per connection above.
+# A websocket message is read whole (LAB_WS_MAX_MESSAGE) and sent from that one copy in fragments
+# (labapp.wssend, at most LAB_WS_SEND_MAX_BYTES; a text one encoded once more): one in, one out.
+# Held at most 2 x LAB_WS_SEND_TIMEOUT_S by a client that does not read (measured 12.8-17.6 MiB for
+# a 16 MiB binary echo; 48.4 before the sends were fragmented).
 NGINX_MASTER_MIB = 4  # measured 2.0
 NGINX_WORKER_MIB = 12  # one idle worker, the config and TLS contexts loaded: measured 9.0
 # One proxied connection, client TLS and upstream sides: a wss measured 63.7 and 63.9, an upload in
@@ -82,24 +85,24 @@ class Limit:
     why: str
 
 
-def app_memory(cores: str, worker_connections: str, max_message: str) -> Limit:
+def app_memory(cores: str, worker_connections: str, max_message: str, max_send: str) -> Limit:
     """One app replica at its caps: ``cores`` (GUNICORN_WORKERS=auto: one worker per core, at
     least 2), a full gevent pool of ``worker_connections`` websockets per worker, its uploads,
-    and a message of ``max_message`` bytes held MESSAGE_COPIES times."""
+    and a websocket message in (``max_message`` bytes) and one out (``max_send``)."""
     workers = max(2, math.ceil(float(cores)))
     websockets = int(worker_connections)
-    message_mib = int(max_message) / MIB
+    message_mib = (int(max_message) + int(max_send)) / MIB
     worker = (
         APP_WORKER_MIB
         + websockets * APP_WEBSOCKET_KIB / KIB
         + APP_UPLOADS_PER_WORKER * APP_UPLOAD_MIB
-        + MESSAGE_COPIES * message_mib
+        + message_mib
     )
     return Limit(
         _mib(APP_MASTER_MIB + workers * worker),
         f"one app replica: master {APP_MASTER_MIB} MiB + {workers} workers x ({APP_WORKER_MIB} MiB "
         f"+ {websockets} websockets x {APP_WEBSOCKET_KIB} KiB + {APP_UPLOADS_PER_WORKER} uploads x "
-        f"{APP_UPLOAD_MIB} MiB + {MESSAGE_COPIES} x a {message_mib:g} MiB message); hit: restarted",
+        f"{APP_UPLOAD_MIB} MiB + a websocket message in and out, {message_mib:g} MiB); hit: restarted",
     )
 
 

@@ -163,6 +163,15 @@ MAX_UPLOAD_MB = Setting(
     "app",
     public=True,
 )
+UPLOAD_BODY_S = Setting(
+    "LAB_UPLOAD_BODY_S",
+    "600",
+    seconds,
+    "the whole of one upload's body, however it trickles (nginx's client_body_timeout is per read: "
+    "a byte every 59 s held a worker's connection for ever); past it 408, nothing stored",
+    "app",
+    public=True,
+)
 UPLOAD_DIR = Setting(
     "LAB_UPLOAD_DIR", "/srv/uploads", Path, "where uploads land (native mode: .lab/uploads)", "app"
 )
@@ -259,6 +268,23 @@ WS_MAX_MESSAGE = Setting(
     "largest websocket message in bytes (close 1009): gevent-websocket reads any length into memory",
     "app",
     field="ws_max_message_bytes",
+    public=True,
+)
+WS_SEND_TIMEOUT_S = Setting(
+    "LAB_WS_SEND_TIMEOUT_S",
+    "5",
+    seconds,
+    "a websocket client must take each message within this, else close 1008 (a client that never "
+    "read its 16 MiB echo pinned 48 MiB of the worker for as long as it stayed)",
+    "app",
+    public=True,
+)
+WS_SEND_MAX_BYTES = Setting(
+    "LAB_WS_SEND_MAX_BYTES",
+    WS_MAX_MESSAGE.default,
+    int,
+    "largest websocket message the app sends and holds unsent for one client (close 1009 beyond)",
+    "app",
     public=True,
 )
 FIX_BROKER = Setting(
@@ -403,6 +429,42 @@ HSTS_MAX_AGE = Setting(
     "Strict-Transport-Security max-age; 0 sends none (a pinned localhost breaks other projects)",
     "nginx",
 )
+# Per client address (nginx's limit_conn / limit_req, snippets/*-limits.conf; 429 JSON beyond).
+# Everyone behind one NAT (an office, a campus, a carrier's CGNAT) is one address: raise these
+# there (docs/RELIABILITY.md, "Per-client limits").
+LIMIT_CONN_UPLOAD = Setting(
+    "LAB_LIMIT_CONN_UPLOAD",
+    "64",
+    count,
+    "uploads in flight at once from one client address (300 trickling from one client pinned the "
+    "app's memory before uploads were read as they arrive; 48 at once is tests/compose's load)",
+    "nginx",
+)
+LIMIT_CONN_WS = Setting(
+    "LAB_LIMIT_CONN_WS",
+    "1024",
+    count,
+    "open websockets at once from one client address (tests/compose opens 600 from one)",
+    "nginx",
+)
+LIMIT_WS_HANDSHAKES = Setting(
+    "LAB_LIMIT_WS_HANDSHAKES",
+    "100",
+    count,
+    "websocket handshakes a second from one client address, after a burst of ten times that "
+    "(a reconnect storm of one client queues no work in the app)",
+    "nginx",
+)
+KEEPALIVE_REQUESTS = Setting(
+    "LAB_KEEPALIVE_REQUESTS",
+    "1000",
+    count,
+    "requests over one client connection (HTTP/1.1 keep-alive, HTTP/2) before nginx closes it, freeing "
+    "what the connection allocated (nginx's default); clients reconnect, h2load does not (make bench)",
+    "nginx",
+)
+# What nginx-ctl.sh renders from these declarations (scripts/labctl/nginx.py, compose.yaml).
+CLIENT_LIMITS = (LIMIT_CONN_UPLOAD, LIMIT_CONN_WS, LIMIT_WS_HANDSHAKES, KEEPALIVE_REQUESTS)
 
 # Docker Compose.
 APP_REPLICAS = Setting(
@@ -449,7 +511,9 @@ DEBIAN_MIRROR = Setting(
 # Container limits: compose.yaml's deploy.resources.limits, per container. Each default is what
 # the container holds at the lab's own caps, from the capacity model (capacity.py).
 _APP_CORES = "2"
-_APP_MEMORY = capacity.app_memory(_APP_CORES, GUNICORN_WORKER_CONNECTIONS.default, WS_MAX_MESSAGE.default)
+_APP_MEMORY = capacity.app_memory(
+    _APP_CORES, GUNICORN_WORKER_CONNECTIONS.default, WS_MAX_MESSAGE.default, WS_SEND_MAX_BYTES.default
+)
 _APP_PIDS = capacity.app_pids(_APP_CORES)
 _NGINX_CORES = "2"
 _NGINX_MEMORY = capacity.nginx_memory(_NGINX_CORES)

@@ -25,6 +25,10 @@ RENDER_ENV = {
     "LAB_UPLOAD_DIR": "/srv/up",
     "LAB_CERT_DIR": "/lab/certs",
     "LAB_HSTS_MAX_AGE": "0",
+    "LAB_LIMIT_CONN_UPLOAD": "64",
+    "LAB_LIMIT_CONN_WS": "1024",
+    "LAB_LIMIT_WS_HANDSHAKES": "100",
+    "LAB_KEEPALIVE_REQUESTS": "1000",
     "LAB_NGINX_USER": "",
 }
 

@@ -20,6 +20,7 @@ from werkzeug.utils import secure_filename
 import labsettings as lab
 from labsettings import AppSettings
 
+from ..body import Body
 from ..storage import PendingUpload, StreamingRequest
 
 X_ACCEL_PREFIX = "/_lab_files/"
@@ -56,8 +57,10 @@ def upload_multipart() -> Response:
         return part
 
     cast(StreamingRequest, request).file_sink = sink
+    body = Body(request.environ, cast(io.RawIOBase, request.stream), _settings()[lab.UPLOAD_BODY_S])
     try:
-        field = request.files.get("file")
+        with body.within_deadline():  # Werkzeug's parser reads the body here
+            field = request.files.get("file")
         if field is None or not field.filename:
             abort(400, "multipart upload needs a file in the field 'file'")
         name = safe_name(field.filename)
@@ -76,9 +79,10 @@ def upload_raw(name: str) -> Response:
     stream = cast(io.RawIOBase, request.stream)  # 413 here when Content-Length is over the limit
     part = PendingUpload(_settings()[lab.UPLOAD_DIR])
     try:
-        # readinto: the body lands in the upload's own buffers, with no copy in between
-        # (labapp.inputfix gives gevent's wsgi.input the readinto Werkzeug's stream uses).
-        part.receive(stream.readinto)
+        # Read as it arrives, into the worker's pooled buffers with no copy in between
+        # (labapp.inputfix gives gevent's wsgi.input the readinto Werkzeug's stream uses), the
+        # whole body within LAB_UPLOAD_BODY_S (labapp.body).
+        part.receive(Body(request.environ, stream, _settings()[lab.UPLOAD_BODY_S]))
         if request.content_length is not None and part.size != request.content_length:
             abort(400, f"body ended after {part.size} of {request.content_length} bytes")
         return _created(part.commit(name))
