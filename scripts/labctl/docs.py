@@ -1,7 +1,7 @@
 """`scripts/lab docs [--check]`: the parts of the docs that are derived, rewritten from their one
 home: the scenario table (each scenario.toml), each scenario README's header (its own
 scenario.toml), the settings tables (services/app/labsettings.py) and the behaviours the
-doctor and `lab check` probe (labctl/behaviours.py).
+doctor and `lab check` probe (the registry of labctl/behaviours/).
 
 A derived part sits between two markers, and only that part is ever rewritten:
 
@@ -91,9 +91,13 @@ def settings_tables() -> str:
 
 
 def behaviours_table() -> str:
-    rows = ["| behaviour | holds when | when broken, change |", "|---|---|---|"]
-    for name, title in behaviours.TITLES.items():
-        rows.append(f"| `{name}` | {_cell(title)} | {_cell(behaviours.HINTS[name])} |")
+    rows = [
+        "| behaviour | holds when | when broken, change | severity | scenarios that break it |",
+        "|---|---|---|---|---|",
+    ]
+    for b in behaviours.registry():
+        scenarios = ", ".join(f"[{name}](../nginx/scenarios/{name}/README.md)" for name in b.scenarios)
+        rows.append(f"| `{b.id}` | {_cell(b.title)} | {_cell(b.hint)} | {b.severity} | {scenarios} |")
     return "\n".join(rows)
 
 
