@@ -29,5 +29,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_score_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--corpus", choices=["corpus", "holdout", "all"], default="all", help="which corpus to score"
+        "--corpus", choices=["corpus", "holdout", "all", "none"], default="all", help="which corpus to score"
+    )
+    parser.add_argument(
+        "--mutations",
+        choices=["static", "full", "none"],
+        default="static",
+        help="mutation score by the static rules (every mutant), the full lab check (slow), or none",
     )

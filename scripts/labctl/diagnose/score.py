@@ -200,8 +200,13 @@ def score(name: str, corpus: Path) -> Score:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Print recall and precision per corpus; 0 (the figures are a report, the tests hold the floors)."""
+    """Print recall and precision per corpus, then the mutation score; 0 (the figures are a
+    report, the tests hold the floors)."""
+    from . import mutate  # mutate imports this module's keys
+
     for name, folder in CORPORA.items():
         if args.corpus in (name, "all"):
             print("\n".join(score(name, folder).lines()), flush=True)
+    if args.mutations != "none":
+        print("\n".join(mutate.score(full=args.mutations == "full").lines()), flush=True)
     return 0
