@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import behaviours, lint, paths
+from .. import behaviours, nginx, paths
 from ..behaviours.core import Site
 from . import check, config
 from .config import Directive
@@ -118,31 +118,39 @@ def _missing_header(
     yield _mutant(clean, name, source, [_delete(target)], [_key(b, location.where, text) for b in found])
 
 
-@operator("delete X-Forwarded-For", "client-addr/no_forwarded_for.conf")
-def no_xff(clean: Clean, site: Site) -> Iterator[Mutant]:
-    yield from _missing_header(
-        clean,
-        site,
-        APP,
-        "X-Forwarded-For",
-        "delete X-Forwarded-For",
-        "client-addr/no_forwarded_for.conf",
-        ["client-addr", "forged-for"],
-    )
+def _deleting(header: str, found: list[str], source: str) -> Operator:
+    def make(clean: Clean, site: Site) -> Iterator[Mutant]:
+        yield from _missing_header(clean, site, APP, header, f"delete {header}", source, found)
+
+    return make
+
+
+# A header of the app's location deleted: what its absence breaks.
+for _header_name, _found, _source in (
+    ("X-Forwarded-For", ["client-addr", "forged-for"], "client-addr/no_forwarded_for.conf"),
+    ("X-Forwarded-Host", ["forged-host"], "forged-host/passes_client_value.conf"),
+    ("X-Forwarded-Port", ["forged-port"], "forged-port/unset.conf"),
+):
+    operator(f"delete {_header_name}", _source)(_deleting(_header_name, _found, _source))
+
+
+def _from_client(clean: Clean, site: Site, header: str, behaviour: str, source: str) -> Iterator[Mutant]:
+    """HEADER passed through from the client (``$http_x_...``) instead of set by nginx."""
+    target = _header(site.location(APP), header)
+    if target is not None:
+        value = "$http_" + header.lower().replace("-", "_")
+        yield _mutant(
+            clean,
+            f"{header} from the client",
+            source,
+            [_replace(target, f"proxy_set_header {header} {value};")],
+            [_key(behaviour, target.where, f"proxy_set_header {header}")],
+        )
 
 
 @operator("X-Forwarded-For from the client", "scenario xff-spoofing; forged-for/passes_client_value.conf")
 def xff_spoofing(clean: Clean, site: Site) -> Iterator[Mutant]:
-    target = _header(site.location(APP), "X-Forwarded-For")
-    if target is not None:
-        edit = _replace(target, "proxy_set_header X-Forwarded-For $http_x_forwarded_for;")
-        yield _mutant(
-            clean,
-            "X-Forwarded-For from the client",
-            "scenario xff-spoofing",
-            [edit],
-            [_key("forged-for", target.where, "proxy_set_header X-Forwarded-For")],
-        )
+    yield from _from_client(clean, site, "X-Forwarded-For", "forged-for", "scenario xff-spoofing")
 
 
 @operator("delete X-Forwarded-Proto", "scenario scheme-lost; redirect-scheme/no_forwarded_proto.conf")
@@ -155,41 +163,8 @@ def scheme_lost(clean: Clean, site: Site) -> Iterator[Mutant]:
 
 @operator("X-Forwarded-Proto from the client", "forged-proto/passes_client_value.conf")
 def xfp_spoofing(clean: Clean, site: Site) -> Iterator[Mutant]:
-    target = _header(site.location(APP), "X-Forwarded-Proto")
-    if target is not None:
-        edit = _replace(target, "proxy_set_header X-Forwarded-Proto $http_x_forwarded_proto;")
-        yield _mutant(
-            clean,
-            "X-Forwarded-Proto from the client",
-            "forged-proto/passes_client_value.conf",
-            [edit],
-            [_key("forged-proto", target.where, "proxy_set_header X-Forwarded-Proto")],
-        )
-
-
-@operator("delete X-Forwarded-Host", "forged-host/passes_client_value.conf")
-def no_xfh(clean: Clean, site: Site) -> Iterator[Mutant]:
-    yield from _missing_header(
-        clean,
-        site,
-        APP,
-        "X-Forwarded-Host",
-        "delete X-Forwarded-Host",
-        "forged-host/passes_client_value.conf",
-        ["forged-host"],
-    )
-
-
-@operator("delete X-Forwarded-Port", "forged-port/unset.conf")
-def no_xfport(clean: Clean, site: Site) -> Iterator[Mutant]:
-    yield from _missing_header(
-        clean,
-        site,
-        APP,
-        "X-Forwarded-Port",
-        "delete X-Forwarded-Port",
-        "forged-port/unset.conf",
-        ["forged-port"],
+    yield from _from_client(
+        clean, site, "X-Forwarded-Proto", "forged-proto", "forged-proto/passes_client_value.conf"
     )
 
 
@@ -212,18 +187,19 @@ def upstream_host(clean: Clean, site: Site) -> Iterator[Mutant]:
     )
 
 
-@operator("Host $http_host", "scenario h3-http-host; absolute-form-host/http_host.conf")
+@operator("Host $http_host, no X-Forwarded-Host", "scenario h3-http-host; absolute-form-host/http_host.conf")
 def http_host(clean: Clean, site: Site) -> Iterator[Mutant]:
-    target = _header(site.location(APP), "Host")
-    if target is not None and target.args[1:] == ["$host"]:
-        edit = _replace(target, "proxy_set_header Host $http_host;")
-        yield _mutant(
-            clean,
-            "Host $http_host",
-            "scenario h3-http-host",
-            [edit],
-            [_key("absolute-form-host", target.where, "proxy_set_header Host")],
-        )
+    """`$http_host` reaches the app's URLs only where no X-Forwarded-Host overrides it (ProxyFix)."""
+    location = site.location(APP)
+    host, xfh = _header(location, "Host"), _header(location, "X-Forwarded-Host")
+    if location is None or host is None or xfh is None or host.args[1:] != ["$host"]:
+        return
+    expected = [
+        _key("absolute-form-host", host.where, "proxy_set_header Host"),
+        _key("forged-host", location.where, "missing: proxy_set_header X-Forwarded-Host"),
+    ]
+    edits = [_replace(host, "proxy_set_header Host $http_host;"), _delete(xfh)]
+    yield _mutant(clean, "Host $http_host, no X-Forwarded-Host", "scenario h3-http-host", edits, expected)
 
 
 @operator("delete client_max_body_size", "scenario body-limit; upload-limit/small_limit.conf")
@@ -338,21 +314,6 @@ def old_tls(clean: Clean, site: Site) -> Iterator[Mutant]:
                 "tls-versions/old_protocols.conf",
                 [_replace(protocols, "ssl_protocols TLSv1 TLSv1.1 TLSv1.2;")],
                 [_key("tls-versions", protocols.where, "ssl_protocols")],
-            )
-
-
-@operator("redirect to $server_name", "https-redirect/server_name.conf")
-def redirect_server_name(clean: Clean, site: Site) -> Iterator[Mutant]:
-    server = site.http_server
-    for ret in server.children("return") if server else []:
-        if _own_line(ret) and len(ret.args) == 2 and "$host" in ret.args[1] and "$host:" not in ret.args[1]:
-            new = f"return {ret.args[0]} {ret.args[1].replace('$host', '$server_name')};"
-            yield _mutant(
-                clean,
-                "redirect to $server_name",
-                "https-redirect/server_name.conf",
-                [_replace(ret, new)],
-                [_key("https-redirect", ret.where, "return")],
             )
 
 
@@ -473,7 +434,7 @@ def clean_configs() -> list[Clean]:
     """The development corpus' clean entries, and the lab's baseline rendered (in .lab/mutate/)."""
     shutil.rmtree(BASELINE, ignore_errors=True)
     BASELINE.mkdir(parents=True)
-    lint.render_baseline(BASELINE)
+    nginx.render_baseline(BASELINE)
     found = [Clean("baseline (rendered)", BASELINE, BASELINE / "nginx.conf", None, None)]
     corpus = paths.ROOT / "tests" / "diagnose" / "corpus"
     for folder in sorted(corpus.iterdir()):
