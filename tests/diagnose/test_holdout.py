@@ -15,9 +15,9 @@ from labctl.diagnose.score import CORPORA, Score, score
 
 # Floors at the figures measured on 2026-12-06 (native nginx 1.22.1, before the fixes of issue 25's
 # classes): raise them as the tool improves, never lower them. holdout/RESULTS.md lists every miss and
-# false alarm. Measured (after merging arch-behaviours): recall 214/242 = 88.4%, precision 214/221 = 96.8% (a broken
-# row without a line of the user's file counts as a false alarm), 2 configs not run, 0/1 refusal with its fix
-# (printed, not asserted: uvicorn-docs-deployment gets nginx's bare message).
+# false alarm. Measured (after merging arch-behaviours): recall 214/242 = 88.4%, precision 214/221 =
+# 96.8% (a broken row without a line of the user's file counts as a false alarm), 2 configs not run,
+# 0/1 refusal with its fix (printed, not asserted: uvicorn-docs-deployment gets nginx's bare message).
 FLOOR_RECALL = 0.87
 MAX_FALSE_ALARMS = 7
 MAX_COULD_NOT_RUN = 2
