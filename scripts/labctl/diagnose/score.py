@@ -143,7 +143,7 @@ def judge(case: Expected) -> Outcome:
     code, report, stderr = run_check(case.site)
     reported, elsewhere = reported_keys(report, case.site)
     # A broken row that names no line of the user's file cannot be acted on: a false alarm here.
-    reported |= {(r["behaviour"], r["line"], directive_key(r["directive"])) for r in elsewhere}
+    reported |= {(str(r["behaviour"]), 0, directive_key(str(r["directive"]))) for r in elsewhere}
     return Outcome(case, code, reported, elsewhere, stderr, time.monotonic() - start)
 
 
