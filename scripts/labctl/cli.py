@@ -217,6 +217,14 @@ def cmd_check(args: argparse.Namespace) -> int:
     return check.main(args, args.lab_argv)
 
 
+def cmd_diagnose_score(args: argparse.Namespace) -> int:
+    """Recall and precision of `lab check` on its corpora, and its mutation score (in .venv)."""
+    venv.reexec_in_venv(args.lab_argv)
+    from .diagnose import score
+
+    return score.run(args)
+
+
 def cmd_settings(_args: argparse.Namespace) -> int:
     for group, declared in labsettings.by_group():
         print(f"{group}:")
@@ -264,6 +272,10 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "bench": (bench.cmd_bench, "benchmarks, each beside its reference: .lab/bench/results.json + chart"),
     "docs": (docs.main, "rewrite the derived parts of the docs (scenario and settings tables)"),
     "check": (cmd_check, "run YOUR nginx config in front of the lab's app: what breaks, which line, the fix"),
+    "diagnose-score": (
+        cmd_diagnose_score,
+        "lab check's recall and precision on its corpus and the held-out one, and its mutation score",
+    ),
     "settings": (cmd_settings, "every setting: its value here, its default and why it exists"),
     "setup": (
         setup.main,
@@ -283,6 +295,7 @@ ARGUMENTS = {
     "docs": docs.add_arguments,
     "doctor": doctor.add_arguments,
     "check": check_options.add_arguments,
+    "diagnose-score": check_options.add_score_arguments,
     "down": lambda command: command.add_argument(
         "--volumes", action="store_true", help="also remove the uploads volume"
     ),

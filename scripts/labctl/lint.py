@@ -18,11 +18,6 @@ GIXY_SKIPS = {
 }
 
 
-def render_baseline(out: Path) -> None:
-    env = {**nginx.native_env(), "LAB_SCENARIO": "", "LAB_HSTS_MAX_AGE": "31536000"}
-    subprocess.run(["sh", str(paths.SCRIPTS / "nginx-ctl.sh"), "render", str(out)], env=env, check=True)
-
-
 def run() -> int:
     ensure_venv()
     bin_dir = paths.VENV / "bin"
@@ -34,7 +29,7 @@ def run() -> int:
         "mypy": subprocess.run([str(bin_dir / "mypy")], cwd=paths.ROOT).returncode,
     }
     with tempfile.TemporaryDirectory(prefix="lab-gixy-") as tmp:
-        render_baseline(Path(tmp))
+        nginx.render_baseline(Path(tmp))
         results["gixy"] = subprocess.run(
             [str(bin_dir / "gixy"), "--skips", ",".join(GIXY_SKIPS), str(Path(tmp) / "nginx.conf")]
         ).returncode

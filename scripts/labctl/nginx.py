@@ -114,3 +114,10 @@ def run(
     return subprocess.run(
         ["sh", str(CTL), *args], env=dict(env), check=check, text=True, capture_output=capture
     )
+
+
+def render_baseline(out: Path) -> None:
+    """The lab's baseline nginx config (no scenario, HSTS on) rendered into ``out``: what gixy
+    reads (`make lint`) and the clean config mutation testing starts from."""
+    env = {**native_env(), "LAB_SCENARIO": "", "LAB_HSTS_MAX_AGE": "31536000"}
+    subprocess.run(["sh", str(paths.SCRIPTS / "nginx-ctl.sh"), "render", str(out)], env=env, check=True)
