@@ -251,7 +251,7 @@ def up_and_wait(
     env = compose_env(extra_env)
     result = run(
         "up", "-d", "--no-build", "--wait", "--wait-timeout", str(UP_TIMEOUT_S), "--remove-orphans",
-        project_name=project_name, extra_env=extra_env, overrides=overrides, check=False,
+        project_name=project_name, env=env, overrides=overrides, check=False,
     )  # fmt: skip
     if result.returncode != 0:
         raise RuntimeError(
@@ -458,12 +458,12 @@ def deploy(
     if not old or not nginx_env(name):
         raise SystemExit("lab: no compose stack with an app is running here: `make up` first")
     replicas = len(old)
+    merged = compose_env(env)  # made once: each compose_env() runs `docker image inspect` per stand-in
 
     def compose(*args: str) -> subprocess.CompletedProcess[str]:
-        return run(*args, project_name=name, extra_env=env)
+        return run(*args, project_name=name, env=merged)
 
     note("building the app image")
-    merged = compose_env(env)
     build_app(merged, name)
     if not labsettings.FIX_ROLLING_DEPLOY.value(merged):
         note(f"recreating {replicas} app container(s) in place (LAB_FIX_ROLLING_DEPLOY=0)")

@@ -85,7 +85,6 @@ class Result:
     behaviour: Behaviour
     verdict: str  # ok, broken, note (works, but not as the lab's contract wants), not probed
     seen: str  # what the probe saw, in one line
-    hint: str = ""  # for broken (and note): what to change
     # For `lab check`: the status an error page answered with, where the probe saw one that was
     # not what it asked for (error-format), so the explanation can say where it came from.
     status: int | None = None
@@ -94,10 +93,14 @@ class Result:
     def title(self) -> str:
         return self.behaviour.title
 
+    @property
+    def hint(self) -> str:
+        """For broken (and note): what to change, its behaviour's; "" otherwise."""
+        return self.behaviour.hint if self.verdict in (BROKEN, NOTE) else ""
+
 
 def result(behaviour: Behaviour, verdict: str, seen: str, status: int | None = None) -> Result:
-    hint = behaviour.hint if verdict in (BROKEN, NOTE) else ""
-    return Result(behaviour, verdict, seen, hint, status)
+    return Result(behaviour, verdict, seen, status)
 
 
 @dataclass(frozen=True)

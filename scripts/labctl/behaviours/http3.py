@@ -53,8 +53,7 @@ H3_HOST = Behaviour(
 
 @probe(H3_ADVERTISED, H3_ANSWERS, H3_HOST)
 def probe_http3(p: Probe) -> Iterator[Result]:
-    """HTTP/3: advertised (Alt-Svc on an HTTPS answer), answering (a QUIC handshake and a request
-    on the advertised port), and the host the app builds URLs from, the same as over TCP."""
+    """The three in turn (the module's opening says each); each needs the one before."""
     if not p.endpoint.tls:
         return
     if p.options.http3_unjudged:
