@@ -127,12 +127,14 @@ def on_exit(server):
 
 def post_worker_init(worker):
     # Imported here, in the worker, after gevent's patching.
-    from labapp import chat
+    from labapp import chat, realtime, sioslots
     from labapp.middleware import CloseWhenStopping
     from labapp.views.websockets import close_all_going_away
 
     # This worker's chat relay: one greenlet subscribed to the broker (labapp.chat).
     chat.room_of(worker.wsgi).start()
+    # Socket.IO's clients told when that broker goes and comes back (labapp.realtime).
+    realtime.start(worker.wsgi)
 
     # The worker's servers (gevent's), to stop accepting the moment it is told to stop: gunicorn
     # closes them only at its loop's next tick, up to a second later, and the websocket clients
@@ -147,6 +149,8 @@ def post_worker_init(worker):
                 servers.append(self)
 
         worker.server_class = StopsAccepting
+        # This worker's own /socket.io/ port, which nginx hashes sessions to (labapp.sioslots).
+        sioslots.serve(worker)
 
     def handle_exit(sig, frame):
         # On SIGTERM (graceful stop, also what HUP sends old workers) the app closes each keep-alive

@@ -26,6 +26,7 @@ RENDER_ENV = {
     "LAB_CERT_DIR": "/lab/certs",
     "LAB_HSTS_MAX_AGE": "0",
     "LAB_NGINX_USER": "",
+    "LAB_SOCKETIO_SLOT_RE": r"127\.0\.0\.1:(8124|8125)",
 }
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask
 from flask.json.provider import DefaultJSONProvider
 
-from . import chat, errors, inputfix, middleware, storage, wsfix
+from . import chat, errors, inputfix, middleware, realtime, storage, wsfix
 from .settings import LabSettings
 from .views import bugs, debug, errors_demo, page, redirects, slow, uploads, websockets
 
@@ -46,5 +46,7 @@ def create_app(settings: LabSettings | None = None) -> Flask:
 
     if settings.fix_json_errors:
         errors.register(app)
+    # Socket.IO at /socket.io/ (labapp.realtime), inside ProxyFix and the request log.
+    realtime.install(app, settings)
     middleware.install(app, settings)
     return app

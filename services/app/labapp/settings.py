@@ -28,6 +28,9 @@ class LabSettings:
     ws_max_message_bytes: int
     fix_broker: bool
     broker_url: str
+    socketio_ping_interval: int
+    socketio_ping_timeout: int
+    socketio_max_message_bytes: int
 
     @property
     def max_upload_bytes(self) -> int:
@@ -51,6 +54,9 @@ class LabSettings:
             ws_max_message_bytes=labsettings.WS_MAX_MESSAGE.value(),
             fix_broker=labsettings.FIX_BROKER.value(),
             broker_url=labsettings.BROKER_URL.value(),
+            socketio_ping_interval=labsettings.SOCKETIO_PING_INTERVAL.value(),
+            socketio_ping_timeout=labsettings.SOCKETIO_PING_TIMEOUT.value(),
+            socketio_max_message_bytes=labsettings.SOCKETIO_MAX_MESSAGE.value(),
         )
 
     def public(self) -> dict[str, object]:
@@ -68,4 +74,7 @@ class LabSettings:
             "x_accel": self.x_accel,
             "ws_max_message_bytes": self.ws_max_message_bytes,
             "fix_broker": self.fix_broker,
+            "socketio_ping_interval": self.socketio_ping_interval,
+            "socketio_ping_timeout": self.socketio_ping_timeout,
+            "socketio_max_message_bytes": self.socketio_max_message_bytes,
         }
