@@ -12,7 +12,7 @@ import socketio
 import websocket
 
 from labctl import hints
-from support import sio
+from labctl import sioclient as sio
 from support.lab import assert_json_error
 
 # Websocket clients (they need no routing: one connection holds the session) that find the
@@ -22,7 +22,7 @@ DISCOVERY_CLIENTS = 16
 
 @pytest.fixture(scope="module")
 def every_worker(lab) -> set[tuple[str, int]]:
-    clients = [sio.connect(lab, "websocket") for _ in range(DISCOVERY_CLIENTS)]
+    clients = [sio.connect(lab.endpoint, "websocket") for _ in range(DISCOVERY_CLIENTS)]
     sio.close_all(clients)
     found = sio.workers(clients)
     assert len(found) >= 2, (
@@ -35,7 +35,7 @@ def every_worker(lab) -> set[tuple[str, int]]:
 @pytest.mark.parametrize("transport", list(sio.TRANSPORTS))
 def test_every_transport_reaches_every_worker(lab, every_worker, transport):
     try:
-        clients = sio.spread(lab, transport, every_worker)
+        clients = sio.spread(lab.endpoint, transport, every_worker)
     except socketio.exceptions.ConnectionError as error:
         pytest.fail(
             f"a {transport} client could not connect ({error}): its polls reached a worker that does "
@@ -56,7 +56,7 @@ def test_every_transport_reaches_every_worker(lab, every_worker, transport):
 
 
 def test_info_shows_what_the_client_used(lab):
-    client = sio.connect(lab)
+    client = sio.connect(lab.endpoint)
     try:
         info = client.info()
     finally:
@@ -71,8 +71,8 @@ def test_info_shows_what_the_client_used(lab):
 
 
 def test_chat_reaches_every_other_client_on_every_worker(lab, every_worker):
-    clients = sio.spread(lab, "websocket", every_worker)
-    clients.append(sio.connect(lab, "polling"))
+    clients = sio.spread(lab.endpoint, "websocket", every_worker)
+    clients.append(sio.connect(lab.endpoint, "polling"))
     try:
         sender, receivers = clients[0], clients[1:]
         text = f"to every worker {uuid.uuid4().hex[:8]}"
@@ -97,10 +97,10 @@ def test_chat_reaches_every_other_client_on_every_worker(lab, every_worker):
 def test_origin_of_the_public_url_is_accepted_a_foreign_one_refused(lab):
     # websocket-client sends the public URL's Origin on every upgrade of this suite; polling
     # sends none unless asked, as here.
-    client = sio.connect(lab, "polling", headers={"Origin": lab.url})
+    client = sio.connect(lab.endpoint, "polling", headers={"Origin": lab.url})
     client.close()
     with pytest.raises(socketio.exceptions.ConnectionError):
-        sio.connect(lab, "polling", headers={"Origin": "https://evil.example"})
+        sio.connect(lab.endpoint, "polling", headers={"Origin": "https://evil.example"})
 
 
 def test_foreign_origin_websocket_closed_with_the_reason(lab):
@@ -137,7 +137,7 @@ def test_malformed_engineio_request_gets_a_clear_400(lab, http, query, says):
 
 def test_message_over_the_cap_disconnects_that_client_only(lab, http):
     cap = http.get(lab.url + "/debug/settings").json()["socketio_max_message_bytes"]
-    big, bystander = sio.connect(lab, "websocket"), sio.connect(lab, "websocket")
+    big, bystander = sio.connect(lab.endpoint, "websocket"), sio.connect(lab.endpoint, "websocket")
     try:
         big.emit("echo", "x" * (cap + 1))
         reason = big.disconnects.get(timeout=sio.TIMEOUT_S)

@@ -1,5 +1,6 @@
-"""Socket.IO clients of the suites: python-socketio's client through nginx, TLS verified against
-the lab's CA, each knowing the worker that holds its session (the ``info`` ack's served_by).
+"""Socket.IO clients of the scenario checks and the suites: python-socketio's client through
+nginx, TLS verified against the lab's CA, each knowing the worker that holds its session (the
+``info`` ack's served_by).
 
 Its asyncio client (aiohttp), run on one loop in a thread of its own, behind blocking calls. Not
 its threaded client: that one reads its websocket in one thread and writes it from another, and
@@ -21,7 +22,7 @@ from typing import Any, TypeVar
 import aiohttp
 import socketio
 
-from support.lab import Lab
+from .endpoints import Endpoint
 
 TIMEOUT_S = 10
 # Each transport as the client asks for it: polling only, websocket only, or the default
@@ -80,30 +81,38 @@ class SioClient:
         await self.sio.eio.http.close()
 
 
-async def _connect(lab: Lab, transport: str, headers: dict[str, str]) -> SioClient:
-    http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=lab.ssl_context()))
+async def _connect(endpoint: Endpoint, transport: str, headers: dict[str, str]) -> SioClient:
+    http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=endpoint.ssl_context()))
     sio = socketio.AsyncClient(reconnection=False, http_session=http, request_timeout=TIMEOUT_S)
     client = SioClient(sio, transport)
     sio.on("chat", client.chat.put)
     sio.on("broker", client.broker.put)
     sio.on("disconnect", lambda reason="": client.disconnects.put(str(reason)))
     try:
-        await sio.connect(lab.url, transports=TRANSPORTS[transport], headers=headers, wait_timeout=TIMEOUT_S)
+        await sio.connect(
+            endpoint.url, transports=TRANSPORTS[transport], headers=headers, wait_timeout=TIMEOUT_S
+        )
     except BaseException:
         await http.close()
         raise
     return client
 
 
-def connect(lab: Lab, transport: str = "default", headers: dict[str, str] | None = None) -> SioClient:
+def connect(
+    endpoint: Endpoint,
+    transport: str = "default",
+    headers: dict[str, str] | None = None,
+    upgraded: bool = True,
+) -> SioClient:
     """A connected client (raises socketio.exceptions.ConnectionError when refused). The default
-    transport returns once the upgrade is done, so the websocket is what a test then uses."""
-    client = _run(_connect(lab, transport, headers or {}))
+    transport returns once the upgrade is done (unless ``upgraded`` is False), so the websocket is
+    what a test then uses."""
+    client = _run(_connect(endpoint, transport, headers or {}))
     try:
-        if transport == "default":
+        if transport == "default" and upgraded:
             wait_for(
                 lambda: client.current_transport() == "websocket",
-                f"{lab.url}: the polling client never upgraded",
+                f"{endpoint.url}: the polling client never upgraded",
             )
         served = client.info()["served_by"]
         client.worker = (served["host"], served["pid"])
@@ -125,13 +134,15 @@ def workers(clients: list[SioClient]) -> set[tuple[str, int]]:
     return {client.worker for client in clients}
 
 
-def spread(lab: Lab, transport: str, over: set[tuple[str, int]], at_least: int = 2) -> list[SioClient]:
+def spread(
+    endpoint: Endpoint, transport: str, over: set[tuple[str, int]], at_least: int = 2
+) -> list[SioClient]:
     """Clients of ``transport`` until they sit on every worker of ``over`` (and at least
     ``at_least`` clients), MAX_CLIENTS at most."""
     clients: list[SioClient] = []
     try:
         while len(clients) < at_least or (not over <= workers(clients) and len(clients) < MAX_CLIENTS):
-            clients.append(connect(lab, transport))
+            clients.append(connect(endpoint, transport))
     except BaseException:
         close_all(clients)
         raise
