@@ -130,7 +130,7 @@ def install(app: Flask, settings: LabSettings) -> SocketIO:
     )
     # Flask-SocketIO's middleware is an object: calling one recurses in C, which every parked
     # greenlet's copied stack pays (middleware.install). Only /socket.io/ goes through it.
-    sio_wsgi = app.wsgi_app
+    sio_wsgi: WSGIApp = app.wsgi_app
     if settings.fix_json_errors:
         sio_wsgi = _json_errors(sio_wsgi)
     max_bytes = settings.socketio_max_message_bytes
