@@ -21,7 +21,7 @@ LAYERS: list[set[str]] = [
     {"runstate", "venv", "nginx", "broker"},  # the running stack's record, the venv, nginx, redis-server
     {"endpoints"},  # LAB_URL, LAB_CA, LAB_HTTP_URL
     {"probe", "traffic"},  # HTTP the way the diagnostics make it; a bounded load, timed
-    {"h3"},  # the same over HTTP/3 (aioquic: .venv only)
+    {"h3", "sioclient"},  # HTTP/3 (aioquic), Socket.IO (python-socketio): .venv only
     {"checks", "behaviours"},  # checks declared as data; the probes of the doctor and `lab check`
     {"catalogue"},  # the scenario folders
     {"hints"},
