@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from playwright.sync_api import Page
 
-from browser.browsing import goto, wait_for
+from browser.browsing import goto, say, wait_for, wait_for_chat
 from support.lab import Lab
 
 
@@ -22,17 +22,8 @@ def open_sio_page(new_page: Callable[[], Page], url: str) -> Page:
     return page
 
 
-def say(page: Page, text: str) -> None:
-    page.fill("#sio-input", text)
-    page.click("#sio-form button")
-
-
 def heard(page: Page, text: str) -> dict:
-    return wait_for(
-        page,
-        f"lab.sio.received.find(m => m.msg === {json.dumps(text)})",
-        what=f"the Socket.IO chat {text!r} to arrive (relayed through the Redis manager)",
-    )
+    return wait_for_chat(page, "sio", text, "Socket.IO, relayed through the Redis manager")
 
 
 def test_two_browsers_chat_over_socketio_one_on_polling(lab: Lab, new_page, state_shot):
@@ -48,9 +39,9 @@ def test_two_browsers_chat_over_socketio_one_on_polling(lab: Lab, new_page, stat
         assert info["scheme"] == "https" and info["host"] == lab.host, info
 
     hello, reply = f"from polling {uuid.uuid4().hex[:8]}", f"from websocket {uuid.uuid4().hex[:8]}"
-    say(polling, hello)
+    say(polling, hello, "sio")
     got = heard(upgraded, hello)
-    say(upgraded, reply)
+    say(upgraded, reply, "sio")
     heard(polling, reply)
     state_shot(polling, "socketio-chat-polling")
 

@@ -9,13 +9,7 @@
   const socket = io({ transports: pollingOnly ? ["polling"] : ["polling", "websocket"] });
   const show = (id, text) => ($(id).textContent = text);
 
-  function line(text, who) {
-    const item = document.createElement("li");
-    item.className = who;
-    item.textContent = text;
-    $("sio-log").append(item);
-    item.scrollIntoView({ block: "nearest" });
-  }
+  const line = (text, who) => chatLine(text, who, "sio-log");
 
   function event(name, text) {
     state.events.push({ state: name, text, t: performance.now() });
