@@ -51,6 +51,7 @@ class SioClient:
     chat: queue.Queue[dict[str, Any]] = field(default_factory=queue.Queue)
     broker: queue.Queue[dict[str, Any]] = field(default_factory=queue.Queue)
     disconnects: queue.Queue[str] = field(default_factory=queue.Queue)
+    connects: queue.Queue[str] = field(default_factory=queue.Queue)  # a sid per (re)connection
 
     def call(self, event: str, data: Any = None) -> Any:
         return _run(self.sio.call(event, data, timeout=TIMEOUT_S))
@@ -81,13 +82,14 @@ class SioClient:
         await self.sio.eio.http.close()
 
 
-async def _connect(endpoint: Endpoint, transport: str, headers: dict[str, str]) -> SioClient:
+async def _connect(endpoint: Endpoint, transport: str, headers: dict[str, str], reconnect: bool) -> SioClient:
     http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=endpoint.ssl_context()))
-    sio = socketio.AsyncClient(reconnection=False, http_session=http, request_timeout=TIMEOUT_S)
+    sio = socketio.AsyncClient(reconnection=reconnect, http_session=http, request_timeout=TIMEOUT_S)
     client = SioClient(sio, transport)
     sio.on("chat", client.chat.put)
     sio.on("broker", client.broker.put)
     sio.on("disconnect", lambda reason="": client.disconnects.put(str(reason)))
+    sio.on("connect", lambda: client.connects.put(sio.get_sid()))
     try:
         await sio.connect(
             endpoint.url, transports=TRANSPORTS[transport], headers=headers, wait_timeout=TIMEOUT_S
@@ -103,11 +105,12 @@ def connect(
     transport: str = "default",
     headers: dict[str, str] | None = None,
     upgraded: bool = True,
+    reconnect: bool = False,
 ) -> SioClient:
     """A connected client (raises socketio.exceptions.ConnectionError when refused). The default
     transport returns once the upgrade is done (unless ``upgraded`` is False), so the websocket is
-    what a test then uses."""
-    client = _run(_connect(endpoint, transport, headers or {}))
+    what a test then uses. ``reconnect``: the client's own reconnection (backoff with jitter)."""
+    client = _run(_connect(endpoint, transport, headers or {}, reconnect))
     try:
         if transport == "default" and upgraded:
             wait_for(

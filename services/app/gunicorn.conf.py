@@ -161,6 +161,7 @@ def post_worker_init(worker):
             server.stop_accepting()
         CloseWhenStopping.stop()
         close_all_going_away()
+        realtime.going_away(worker.wsgi)
         worker.handle_exit(sig, frame)
 
     signal.signal(signal.SIGTERM, handle_exit)

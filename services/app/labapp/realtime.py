@@ -206,3 +206,19 @@ def start(app: Flask) -> None:
                 sio.server.emit("broker", {"state": told, "msg": reason}, ignore_queue=True)
 
     gevent.spawn(watch)
+
+
+def going_away(app: Flask) -> None:
+    """From the worker's SIGTERM handler: end this worker's Engine.IO sessions as a transport that
+    closed (never a Socket.IO disconnect, after which a client stays away), so each client
+    reconnects, to a live worker, at once: a long-poll answered now instead of holding the worker's
+    graceful stop for pingInterval. Websockets get 1001 from views.websockets (going_away_on_shutdown).
+    In a greenlet of its own: a signal handler may run in gevent's hub, which must never block."""
+    sio: SocketIO = app.extensions[EXTENSION]
+
+    def close_each() -> None:
+        for session in list(sio.server.eio.sockets.values()):
+            if not session.upgraded:  # a websocket's own close (1001) is on its way already
+                session.close(wait=False, abort=True)
+
+    gevent.spawn(close_each)
