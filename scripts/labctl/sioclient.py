@@ -90,10 +90,18 @@ async def _connect(endpoint: Endpoint, transport: str, headers: dict[str, str], 
     sio.on("broker", client.broker.put)
     sio.on("disconnect", lambda reason="": client.disconnects.put(str(reason)))
     sio.on("connect", lambda: client.connects.put(sio.get_sid()))
+    refusals: list[object] = []
+    sio.on("connect_error", refusals.append)
     try:
         await sio.connect(
             endpoint.url, transports=TRANSPORTS[transport], headers=headers, wait_timeout=TIMEOUT_S
         )
+    except socketio.exceptions.ConnectionError as error:
+        await http.close()
+        # The client's own message names no reason; the server's refusal (connect_error) does.
+        raise socketio.exceptions.ConnectionError(
+            f"{error} {refusals}" if refusals else str(error)
+        ) from error
     except BaseException:
         await http.close()
         raise

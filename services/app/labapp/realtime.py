@@ -162,7 +162,7 @@ def _register_events(sio: SocketIO, app: Flask) -> None:
     @sio.on("connect")
     def connect(_auth: Any = None) -> None:
         if room.state == chat.BROKER_UNREACHABLE:
-            raise ConnectionRefusedError(chat.BROKER_DOWN_REASON)
+            raise socketio.exceptions.ConnectionRefusedError(chat.BROKER_DOWN_REASON)
 
     @sio.on("echo")
     def echo(data: Any) -> Any:
