@@ -74,7 +74,7 @@ doctor:           ## probe a deployment (LAB_URL, LAB_CA, LAB_HTTP_URL) and name
 	$(LAB) doctor
 check:            ## make check CONF=path/to/site.conf: your nginx config in front of the lab's app, line by line
 	$(if $(CONF),,$(error usage: make check CONF=path/to/nginx.conf-or-site.conf))
-	$(LAB) check "$(CONF)"
+	$(LAB) check "$(CONF)" $(if $(GUNICORN),--gunicorn "$(GUNICORN)")
 diagnose-test:    ## lab check on the corpus of public configs (precision, recall), the doctor on a plain app
 	$(LAB) diagnose-test
 bench:            ## benchmarks, each beside its reference (a few minutes): .lab/bench/results.json + chart

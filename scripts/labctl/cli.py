@@ -39,7 +39,7 @@ def cmd_certs(_args: argparse.Namespace) -> int:
 
 
 def cmd_native_up(_args: argparse.Namespace) -> int:
-    native.up()
+    stack.start(native)
     return 0
 
 
@@ -49,7 +49,7 @@ def cmd_native_down(_args: argparse.Namespace) -> int:
 
 
 def cmd_up(_args: argparse.Namespace) -> int:
-    compose.up()
+    stack.start(compose)
     return 0
 
 
@@ -59,7 +59,7 @@ def cmd_down(args: argparse.Namespace) -> int:
 
 
 def cmd_swarm_up(_args: argparse.Namespace) -> int:
-    swarm.up()
+    stack.start(swarm)
     return 0
 
 
@@ -70,8 +70,7 @@ def cmd_swarm_down(args: argparse.Namespace) -> int:
 
 def cmd_swarm_deploy(args: argparse.Namespace) -> int:
     """`make deploy` of the swarm stack: the same bounded load and timeline (labctl.deploy)."""
-    if stack.running_mode() != swarm.MODE:
-        raise SystemExit("lab: no swarm stack is running here: `make swarm-up` first")
+    stack.require(swarm)
     return deploy.main(args)
 
 
@@ -84,8 +83,7 @@ def cmd_reload(_args: argparse.Namespace) -> int:
 
 
 def cmd_dump(_args: argparse.Namespace) -> int:
-    stack.require_running()
-    print(stack.dump_config())
+    print(stack.require().dump_config())
     return 0
 
 
@@ -167,7 +165,7 @@ def cmd_test_compose(_args: argparse.Namespace) -> int:
     results: dict[str, int] = {}
     started = time.monotonic()
     try:
-        compose.up()
+        stack.start(compose)
         results["integration (compose)"] = pytest("tests/integration")
         # Chromium over QUIC: the compose stack's nginx speaks HTTP/3, the native one may not.
         results["browser h3 (compose)"] = pytest("tests/browser/test_http3.py")
@@ -186,7 +184,7 @@ def cmd_test_swarm(_args: argparse.Namespace) -> int:
     started = time.monotonic()
     engine_before = swarm.node_state() if setup.engine_answers() else "no engine"
     try:
-        swarm.up()
+        stack.start(swarm)
         results["integration (swarm)"] = pytest("tests/integration")
         results["swarm checks"] = pytest("tests/swarm")
     finally:

@@ -9,6 +9,7 @@ import gevent
 import pytest
 from gevent import pywsgi
 
+import labsettings as lab
 from labapp import inputfix
 from labapp.storage import CHUNK, PendingUpload
 
@@ -16,7 +17,7 @@ PAYLOAD = b"0123456789abcdef" * 4096  # 64 KiB
 
 
 def files_in(app) -> list[str]:
-    directory = app.config["LAB"].upload_dir
+    directory = app.config["LAB"][lab.UPLOAD_DIR]
     return sorted(p.name for p in directory.iterdir()) if directory.exists() else []
 
 
@@ -29,7 +30,7 @@ def test_multipart_upload_streams_to_disk(app, client):
         "sha256": hashlib.sha256(PAYLOAD).hexdigest(),
     }
     assert files_in(app) == ["report.bin"]
-    assert (app.config["LAB"].upload_dir / "report.bin").read_bytes() == PAYLOAD
+    assert (app.config["LAB"][lab.UPLOAD_DIR] / "report.bin").read_bytes() == PAYLOAD
 
 
 def test_raw_put(app, client):

@@ -22,10 +22,9 @@ from collections.abc import Coroutine, Iterator
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from .. import compose, endpoints, native, nginx, paths, probe
+from .. import compose, endpoints, nginx, paths, probe
 from .. import stack as lab_stack
 from ..health import wait_healthy
-from ..procs import children
 from . import bench_stack
 from .settings import BenchSettings
 
@@ -125,13 +124,13 @@ async def _all(coroutines: Iterator[Coroutine[Any, Any, None]]) -> None:
 def http3_stack() -> Iterator[str]:
     """A stack that speaks HTTP/3, and what it is: the running one of this checkout if it does,
     else a native one (nginx with the module) or a compose one, started and always stopped."""
-    mode = lab_stack.running_mode()
-    if mode is not None and lab_stack.nginx_has_http3():
-        yield f"the running {mode} stack"
+    running = lab_stack.current()
+    if running is not None and running.nginx_has_http3():
+        yield f"the running {running.MODE} stack"
         return
-    if mode is not None:
+    if running is not None:
         raise RuntimeError(
-            f"the running {mode} stack's nginx has no HTTP/3: stop it, the section starts its own"
+            f"the running {running.MODE} stack's nginx has no HTTP/3: stop it, the section starts its own"
         )
     if nginx.nginx_has_http3():
         with bench_stack.native_stack():
@@ -139,24 +138,12 @@ def http3_stack() -> Iterator[str]:
         return
     compose.require_engine()
     with contextlib.redirect_stdout(None):
-        compose.up()
+        lab_stack.start(compose)
     try:
         yield "a compose stack (the native nginx has no HTTP/3)"
     finally:
         with contextlib.redirect_stdout(None):
             compose.down()
-
-
-def _process_groups(mode: str | None) -> dict[str, list[int]]:
-    """The nginx workers and the gunicorn workers of the running stack (host PIDs)."""
-    if mode == "compose":
-        masters = {
-            name: compose.inspect(compose.container_id(name) or name)["State"]["Pid"]
-            for name in ("nginx", "app")
-        }
-        return {"nginx": sorted(children(masters["nginx"])), "app": sorted(children(masters["app"]))}
-    nginx_pids = bench_stack.nginx_worker_pids()
-    return {"nginx": nginx_pids, "app": sorted(children(int(native.GUNICORN_PID.read_text().strip())))}
 
 
 def run(settings: BenchSettings) -> dict[str, Any]:
@@ -169,7 +156,7 @@ def run(settings: BenchSettings) -> dict[str, Any]:
         )
         if port is None:
             raise RuntimeError(f"{where} advertises no HTTP/3 (Alt-Svc)")
-        groups = _process_groups(lab_stack.running_mode())
+        groups = lab_stack.require().process_groups()
         rounds: dict[str, list[Load]] = {name: [] for name in PROTOCOLS}
         server_cpu = {name: dict.fromkeys(groups, 0.0) for name in PROTOCOLS}
         for _ in range(settings.protocol_rounds):  # alternated: background load hits all three

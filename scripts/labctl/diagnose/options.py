@@ -22,5 +22,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--json", action="store_true", help="the rows as JSON on stdout")
     parser.add_argument(
+        "--gunicorn",
+        type=Path,
+        metavar="GUNICORN_CONF",
+        help="your gunicorn.conf.py (or a file with the gunicorn command line), judged with the nginx config",
+    )
+    parser.add_argument(
         "--no-namespace", action="store_true", help="remap ports instead of a network namespace"
     )

@@ -35,9 +35,11 @@ from flask import Flask, request
 from flask_socketio import SocketIO, emit
 from werkzeug.routing import Rule
 
+import labsettings as lab
+from labsettings import AppSettings
+
 from . import chat, sioslots
 from .middleware import REQUEST_ID_KEY, Environ, StartResponse, WSGIApp
-from .settings import LabSettings
 from .views.debug import served_by
 from .views.websockets import BoundedReceiver, going_away_on_shutdown
 
@@ -50,12 +52,14 @@ BROKER_WATCH_S = 0.5
 CLOSE_POLICY_VIOLATION = 1008  # how often a worker looks at its chat relay's broker state
 
 
-def _manager(settings: LabSettings) -> socketio.RedisManager | None:
-    if not settings.fix_broker:
+def _manager(settings: AppSettings) -> socketio.RedisManager | None:
+    if not settings[lab.FIX_BROKER]:
         return None
     # Connect timeout only: a socket timeout would also end the manager's idle subscription.
     return socketio.RedisManager(
-        settings.broker_url, channel=CHANNEL, redis_options={"socket_connect_timeout": chat.REDIS_TIMEOUT_S}
+        settings[lab.BROKER_URL],
+        channel=CHANNEL,
+        redis_options={"socket_connect_timeout": chat.REDIS_TIMEOUT_S},
     )
 
 
@@ -113,7 +117,7 @@ def _with_header(start_response: StartResponse, name: str, value: str) -> StartR
     return start
 
 
-def install(app: Flask, settings: LabSettings) -> SocketIO:
+def install(app: Flask, settings: AppSettings) -> SocketIO:
     """Socket.IO on ``app`` at /socket.io/; before middleware.install, so that ProxyFix and the
     request log wrap it too."""
     flask_wsgi = app.wsgi_app
@@ -122,18 +126,18 @@ def install(app: Flask, settings: LabSettings) -> SocketIO:
         async_mode="gevent",
         path=PATH.strip("/"),
         client_manager=_manager(settings),
-        ping_interval=settings.socketio_ping_interval,
-        ping_timeout=settings.socketio_ping_timeout,
-        max_http_buffer_size=settings.socketio_max_message_bytes,
+        ping_interval=settings[lab.SOCKETIO_PING_INTERVAL],
+        ping_timeout=settings[lab.SOCKETIO_PING_TIMEOUT],
+        max_http_buffer_size=settings[lab.SOCKETIO_MAX_MESSAGE],
         logger=False,
         engineio_logger=False,
     )
     # Flask-SocketIO's middleware is an object: calling one recurses in C, which every parked
     # greenlet's copied stack pays (middleware.install). Only /socket.io/ goes through it.
     sio_wsgi: WSGIApp = app.wsgi_app
-    if settings.fix_json_errors:
+    if settings[lab.FIX_JSON_ERRORS]:
         sio_wsgi = _json_errors(sio_wsgi)
-    max_bytes = settings.socketio_max_message_bytes
+    max_bytes = settings[lab.SOCKETIO_MAX_MESSAGE]
 
     def dispatch(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         if not environ.get("PATH_INFO", "").startswith(PATH):

@@ -17,7 +17,9 @@ from urllib.parse import quote
 from flask import Blueprint, Response, abort, current_app, jsonify, request, send_file
 from werkzeug.utils import secure_filename
 
-from ..settings import LabSettings
+import labsettings as lab
+from labsettings import AppSettings
+
 from ..storage import PendingUpload, StreamingRequest
 
 X_ACCEL_PREFIX = "/_lab_files/"
@@ -25,7 +27,7 @@ X_ACCEL_PREFIX = "/_lab_files/"
 bp = Blueprint("uploads", __name__)
 
 
-def _settings() -> LabSettings:
+def _settings() -> AppSettings:
     return current_app.config["LAB"]
 
 
@@ -49,7 +51,7 @@ def upload_multipart() -> Response:
     pending: list[PendingUpload] = []
 
     def sink() -> PendingUpload:
-        part = PendingUpload(_settings().upload_dir)
+        part = PendingUpload(_settings()[lab.UPLOAD_DIR])
         pending.append(part)
         return part
 
@@ -72,7 +74,7 @@ def upload_multipart() -> Response:
 def upload_raw(name: str) -> Response:
     name = safe_name(name)
     stream = cast(io.RawIOBase, request.stream)  # 413 here when Content-Length is over the limit
-    part = PendingUpload(_settings().upload_dir)
+    part = PendingUpload(_settings()[lab.UPLOAD_DIR])
     try:
         # readinto: the body lands in the upload's own buffers, with no copy in between
         # (labapp.inputfix gives gevent's wsgi.input the readinto Werkzeug's stream uses).
@@ -87,7 +89,7 @@ def upload_raw(name: str) -> Response:
 
 def _stored(name: str) -> tuple[str, Path]:
     name = safe_name(name)
-    path = _settings().upload_dir / name
+    path = _settings()[lab.UPLOAD_DIR] / name
     if not path.is_file():
         abort(404, f"no uploaded file named {name!r}")
     return name, path
@@ -96,7 +98,7 @@ def _stored(name: str) -> tuple[str, Path]:
 @bp.get("/files/<name>")
 def download(name: str) -> Response:
     name, path = _stored(name)
-    if not _settings().x_accel:
+    if not _settings()[lab.X_ACCEL]:
         return send_file(path, mimetype="application/octet-stream", conditional=True)
     # nginx serves the bytes (sendfile, Content-Length, ranges) from its internal location.
     response = Response(status=200, mimetype="application/octet-stream")

@@ -12,6 +12,9 @@ from flask import Blueprint, Response, abort, current_app, g, request
 from gevent import GreenletExit
 from geventwebsocket.exceptions import ProtocolError, WebSocketError
 
+import labsettings as lab
+from labsettings import AppSettings
+
 from .. import chat, wsfix
 from ..middleware import CloseWhenStopping
 from .debug import served_by
@@ -100,7 +103,8 @@ class BoundedReceiver:
 
 
 def bounded_receiver(ws: Any) -> BoundedReceiver:
-    return BoundedReceiver(ws, current_app.config["LAB"].ws_max_message_bytes)
+    settings: AppSettings = current_app.config["LAB"]
+    return BoundedReceiver(ws, settings[lab.WS_MAX_MESSAGE])
 
 
 # The worker's open websockets, for the graceful stop to close.
