@@ -206,6 +206,8 @@ def cmd_lint(_args: argparse.Namespace) -> int:
 
 
 def cmd_scenario(args: argparse.Namespace) -> int:
+    """In .venv: the Socket.IO scenarios' checks drive python-socketio's client."""
+    venv.reexec_in_venv(args.lab_argv)
     return scenarios.run_one(args.name)
 
 

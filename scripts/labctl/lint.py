@@ -15,6 +15,8 @@ from .venv import ensure_venv
 GIXY_SKIPS = {
     "hsts_header": "snippets/hsts.conf: HSTS off by default on localhost (LAB_HSTS_MAX_AGE)",
     "worker_rlimit_nofile_vs_connections": "nginx.conf: nginx-ctl.sh raises RLIMIT_NOFILE first",
+    "ssrf": "snippets/socketio-map.conf: the routing cookie is used only when it is one of the "
+    "workers' own addresses (LAB_SOCKETIO_SLOT_RE), else ignored",
 }
 
 

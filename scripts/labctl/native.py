@@ -53,6 +53,7 @@ def app_env() -> dict[str, str]:
     return {
         **os.environ,
         "GUNICORN_BIND": f"127.0.0.1:{labsettings.APP_PORT.value()}",
+        "LAB_SOCKETIO_PORT": str(nginx.socketio_ports()[0]),
         "GUNICORN_PIDFILE": str(GUNICORN_PID),
         "LAB_UPLOAD_DIR": str(paths.UPLOADS),
         "LAB_SCENARIOS_DIR": str(paths.SCENARIOS),
@@ -110,7 +111,7 @@ def up() -> None:
     if runstate.started_with(MODE, settings) and _start_missing(nginx_env, app_port):
         return
     down(quiet=True)
-    busy = [p for p in (https, http, app_port) if not _port_free(p)]
+    busy = [p for p in (https, http, app_port, *nginx.socketio_ports()) if not _port_free(p)]
     if busy:
         raise SystemExit(
             f"lab: port(s) {busy} already in use on 127.0.0.1 (a compose stack? `make down`), "

@@ -157,18 +157,23 @@ class Lifecycle:
 
     def post_worker_init(self, worker: Any) -> None:
         # Imported here, in the worker, after gevent's patching.
-        from labapp import chat
+        from labapp import chat, realtime, sioslots
         from labapp.middleware import CloseWhenStopping
         from labapp.views.websockets import close_all_going_away
 
         # This worker's chat relay: one greenlet subscribed to the broker (labapp.chat).
         chat.room_of(worker.wsgi).start()
+        # Socket.IO's clients told when that broker goes and comes back (labapp.realtime).
+        realtime.start(worker.wsgi)
 
         # The worker's servers (gevent's), to stop accepting the moment it is told to stop:
         # gunicorn closes them only at its loop's next tick, up to a second later, and the
         # websocket clients sent away below would reconnect to this worker, to be sent away again.
         # Their connections wait in the shared listen backlog until a new worker takes them.
         servers = stop_accepting_servers(worker)
+        if getattr(worker, "server_class", None) is not None:
+            # This worker's own /socket.io/ port, which nginx sends its sessions to (labapp.sioslots).
+            sioslots.serve(worker)
 
         def handle_exit(sig: int, frame: Any) -> None:
             # On SIGTERM (graceful stop, also what HUP sends old workers) the app closes each
@@ -179,6 +184,7 @@ class Lifecycle:
                 server.stop_accepting()
             CloseWhenStopping.stop()
             close_all_going_away()
+            realtime.going_away(worker.wsgi)
             worker.handle_exit(sig, frame)
 
         signal.signal(signal.SIGTERM, handle_exit)

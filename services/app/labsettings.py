@@ -327,6 +327,41 @@ GEVENT_MAX_BLOCKING_S = Setting(
 SCENARIOS_DIR = Setting(
     "LAB_SCENARIOS_DIR", "/lab/scenarios", Path, "where gunicorn.conf.py finds a scenario's app.env", "app"
 )
+# Socket.IO (labapp/realtime.py, labapp/sioslots.py; docs/SOCKETIO.md).
+SOCKETIO_PORT = Setting(
+    "LAB_SOCKETIO_PORT",
+    "8001",
+    int,
+    "each gunicorn worker also serves /socket.io/ on a port of its own, from this one up (one per "
+    "worker): nginx hashes a session's cookie to one of them, so its polls reach the process holding it",
+    "app",
+)
+SOCKETIO_PING_INTERVAL = Setting(
+    "LAB_SOCKETIO_PING_INTERVAL",
+    "25",
+    int,
+    "Engine.IO pingInterval in seconds; with pingTimeout below the /socket.io/ proxy_read_timeout "
+    "(socketio-ping-timeout)",
+    "app",
+    public=True,
+)
+SOCKETIO_PING_TIMEOUT = Setting(
+    "LAB_SOCKETIO_PING_TIMEOUT",
+    "20",
+    int,
+    "Engine.IO pingTimeout in seconds (see the interval)",
+    "app",
+    public=True,
+)
+SOCKETIO_MAX_MESSAGE = Setting(
+    "LAB_SOCKETIO_MAX_MESSAGE",
+    str(1024 * 1024),
+    int,
+    "largest Engine.IO packet or poll body in bytes: a client over it is disconnected, nobody else",
+    "app",
+    field="socketio_max_message_bytes",
+    public=True,
+)
 
 # gunicorn (gunicorn.conf.py).
 GUNICORN_BIND = Setting(

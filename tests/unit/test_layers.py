@@ -25,7 +25,7 @@ LAYERS: list[set[str]] = [
     {"endpoints"},  # LAB_URL, LAB_CA, LAB_HTTP_URL
     {"probe", "traffic"},  # HTTP the way the diagnostics make it; a bounded load, timed
     {"sse"},  # Server-Sent Events over probe's connections
-    {"h3"},  # the same over HTTP/3 (aioquic: .venv only)
+    {"h3", "sioclient"},  # HTTP/3 (aioquic), Socket.IO (python-socketio): .venv only
     {"diagnose.config"},  # a user's nginx config as nginx reads it: the model the behaviours' rules read
     {"checks", "behaviours"},  # checks declared as data; the behaviours: probes and static rules
     {"catalogue"},  # the scenario folders

@@ -8,7 +8,7 @@ from flask.json.provider import DefaultJSONProvider
 import labsettings as lab
 from labsettings import AppSettings
 
-from . import chat, errors, inputfix, middleware, storage, wsfix
+from . import chat, errors, inputfix, middleware, realtime, storage, wsfix
 from .views import bugs, cpu, debug, errors_demo, page, redirects, slow, stream, uploads, websockets
 
 
@@ -51,5 +51,7 @@ def create_app(settings: AppSettings | None = None) -> Flask:
 
     if settings[lab.FIX_JSON_ERRORS]:
         errors.register(app)
+    # Socket.IO at /socket.io/ (labapp.realtime), inside ProxyFix and the request log.
+    realtime.install(app, settings)
     middleware.install(app, settings)
     return app

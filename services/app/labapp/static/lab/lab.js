@@ -77,11 +77,11 @@ function reconnectDelayMs(attempt) {
   return ceiling / 2 + Math.random() * (ceiling / 2);
 }
 
-function chatLine(text, who) {
+function chatLine(text, who, log = "chat-log") {
   const item = document.createElement("li");
   item.className = who;
   item.textContent = text;
-  $("chat-log").append(item);
+  $(log).append(item);
   item.scrollIntoView({ block: "nearest" });
 }
 
