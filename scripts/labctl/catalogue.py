@@ -9,7 +9,8 @@ labctl.behaviours' registry, whose hint it takes unless it words its own), the l
 declared as data (a request and the two answers it tells apart, see labctl.checks) or, where
 data cannot say it, as ``observe(endpoint)`` in a ``check.py`` beside it.
 
-The matrix, `make scenario` and the README tables all read this; nothing else lists scenarios.
+The matrix, `make scenario` and the catalogue table of docs/SCENARIOS.md all read this; nothing
+else lists scenarios.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ README_SECTIONS = ("Symptom", "Cause", "Fix", "References")
 class Scenario:
     name: str
     folder: Path
-    broken: str  # what is wrong, in a few words (the README table's column)
+    broken: str  # what is wrong, in a few words (the catalogue table's column)
     symptom: str  # what the check observes; {https_port} and {http_port} are filled in
     hint: str  # the likely cause, as the doctor and the suites word it, for anyone's deployment
     request: str  # what the check does, in one line

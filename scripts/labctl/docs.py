@@ -1,5 +1,5 @@
 """`scripts/lab docs [--check]`: the parts of the docs that are derived, rewritten from their one
-home: the scenario table (each scenario.toml), each scenario README's header (its own
+home: the scenario table of docs/SCENARIOS.md (each scenario.toml), each scenario README's header (its own
 scenario.toml), the settings tables (services/app/labsettings.py) and the behaviours the
 doctor and `lab check` probe (the registry of labctl/behaviours/).
 
@@ -27,6 +27,7 @@ from . import behaviours, catalogue, paths
 # The ports the docs are written for: the declared defaults.
 DOC_HTTPS_PORT = int(labsettings.HTTPS_PORT.default)
 DOC_HTTP_PORT = int(labsettings.HTTP_PORT.default)
+SCENARIOS_DOC = paths.ROOT / "docs" / "SCENARIOS.md"
 SETTINGS_DOC = paths.ROOT / "docs" / "SETTINGS.md"
 DIAGNOSE_DOC = paths.ROOT / "docs" / "DIAGNOSE.md"
 
@@ -44,13 +45,14 @@ def _cell(text: str) -> str:
 
 
 def scenarios_table() -> str:
+    """The catalogue, one row per scenario (docs/SCENARIOS.md: its links climb out of docs/)."""
     rows = [
         "| scenario | what is broken | symptom the check observes |",
         "|---|---|---|",
     ]
     for scenario in catalogue.scenarios():
         symptom = scenario.symptom_for(DOC_HTTPS_PORT, DOC_HTTP_PORT)
-        name = f"[{scenario.name}](nginx/scenarios/{scenario.name}/README.md)"
+        name = f"[{scenario.name}](../nginx/scenarios/{scenario.name}/README.md)"
         only = " (compose only)" if scenario.compose_only else ""
         rows.append(f"| {name}{only} | {_cell(scenario.broken)} | {_cell(symptom)} |")
     return "\n".join(rows)
@@ -104,7 +106,7 @@ def behaviours_table() -> str:
 def targets() -> dict[Path, dict[str, Callable[[], str]]]:
     """Every file with derived parts, and how each part is made."""
     found: dict[Path, dict[str, Callable[[], str]]] = {
-        paths.ROOT / "README.md": {"scenarios": scenarios_table},
+        SCENARIOS_DOC: {"scenarios": scenarios_table},
         SETTINGS_DOC: {"settings": settings_tables},
         DIAGNOSE_DOC: {"behaviours": behaviours_table},
     }
