@@ -38,6 +38,7 @@ UNKNOWN_HOST = Behaviour(
     "a default server that refuses other Hosts (`listen ... default_server;` with `return 444;`, or "
     "`ssl_reject_handshake on;` for TLS)",
     HIGH,
+    route="debug",
 )
 ABSOLUTE_FORM_HOST = Behaviour(
     "absolute-form-host",
@@ -45,6 +46,7 @@ ABSOLUTE_FORM_HOST = Behaviour(
     "`$http_host` is the client's raw header: use `$host` (the name that matched), plus the port when it "
     "is not the default",
     HIGH,
+    route="redirect",
 )
 
 

@@ -27,6 +27,7 @@ from .core import (
     probe,
     result,
     rule,
+    same_url,
 )
 
 ORDER = 10  # first: the doctor's report reads in this order
@@ -39,6 +40,7 @@ REDIRECT_SCHEME = Behaviour(
     "(Werkzeug's ProxyFix x_proto=1)",
     HIGH,
     ("scheme-lost",),
+    route="redirect",
 )
 REDIRECT_HOST = Behaviour(
     "redirect-host",
@@ -47,6 +49,7 @@ REDIRECT_HOST = Behaviour(
     "not the scheme's default)",
     HIGH,
     ("upstream-host",),
+    route="redirect",
 )
 REDIRECT_PORT = Behaviour(
     "redirect-port",
@@ -56,6 +59,7 @@ REDIRECT_PORT = Behaviour(
     "Host through)",
     MEDIUM,
     ("host-drops-port",),
+    route="redirect",
 )
 HTTPS_REDIRECT = Behaviour(
     "https-redirect",
@@ -94,7 +98,8 @@ def probe_redirects(p: Probe) -> Iterator[Result]:
     scheme, hostname, port = _location_parts(location, want_scheme)
     seen = f"{reply.status} Location: {location}"
     yield result(REDIRECT_SCHEME, OK if scheme == want_scheme else BROKEN, seen)
-    yield result(REDIRECT_HOST, OK if hostname == p.endpoint.hostname else BROKEN, seen)
+    # urlsplit lower-cases the hostname; nginx's $host is lower-cased too: names compare so.
+    yield result(REDIRECT_HOST, OK if hostname == p.endpoint.hostname.lower() else BROKEN, seen)
     yield result(REDIRECT_PORT, OK if port == p.endpoint.port else BROKEN, seen)
 
 
@@ -117,7 +122,7 @@ def probe_https_redirect(p: Probe) -> Iterator[Result]:
         seen = f"HTTP answered {reply.describe()} itself: the site is served in clear"
         yield result(HTTPS_REDIRECT, BROKEN, seen)
         return
-    verdict = OK if reply.location == want else BROKEN
+    verdict = OK if same_url(reply.location, want) else BROKEN
     seen = f"{reply.status} Location: {reply.location or '(none)'}" + (
         "" if verdict == OK else f" (want {want})"
     )

@@ -340,6 +340,22 @@ class Adapter:
         else:
             yield directive
 
+    def implicit_listen(self, server: Directive) -> list[Directive]:
+        """A server with no listen: nginx listens on *:80 as root (*:8000 otherwise). The run
+        says so explicitly (as a root nginx would: the deployment's port), so the readiness wait
+        and the probes know the port."""
+        if server.children("listen"):
+            return []
+        implicit = Directive("listen", ["80"], server.file, server.line, parent=server)
+        kept = self.listen(implicit)
+        if kept is None:
+            return []
+        self.plan.changes.append(
+            Change(server.where, "(no listen)", line_of(kept),
+                   "nginx's implicit listen: *:80 as root, *:8000 otherwise; judged as :80")
+        )  # fmt: skip
+        return [kept]
+
     def server_tls(self, server: Directive) -> list[Directive]:
         """The certificate a TLS server needs when the config names none (nginx -t refuses it)."""
         if (
@@ -384,7 +400,7 @@ class Builder:
                 if directive.name == "server" and (
                     directive.parent is None or directive.parent.name != "upstream"
                 ):
-                    for extra in adapter.server_tls(directive):
+                    for extra in [*adapter.implicit_listen(directive), *adapter.server_tls(directive)]:
                         self.emit(line_of(extra), directive, depth + 1)
                 self.block(adapter, directive.block, depth + 1)
                 self.emit("}", None, depth)

@@ -23,12 +23,13 @@ import labsettings
 from .. import behaviours, catalogue, paths
 from ..behaviours import BROKEN, NOT_PROBED, NOTE, OK, Behaviour, Finding, Site
 from ..behaviours.body import body_limit_mib
+from ..behaviours.core import EVIL_HOST
 from ..behaviours.errors import ERROR_FORMAT
 from ..behaviours.redirects import REDIRECT_PORT
 from ..behaviours.websockets import ALL as WEBSOCKET_BEHAVIOURS
 from ..endpoints import Endpoint
 from ..nginx import nginx_has_http3, nginx_version
-from . import sandbox
+from . import refusals, sandbox
 from .adapt import Plan, adapt
 from .config import (
     Config,
@@ -36,6 +37,7 @@ from .config import (
     Directive,
     listens,
     load,
+    location_for,
     plain_listens,
     probe_host,
     tls_listens,
@@ -141,6 +143,8 @@ def _row(result: behaviours.Result, found: list[Finding]) -> list[Row]:
             )
         ]
     verdict = {BROKEN: BROKEN, NOT_PROBED: STATIC}.get(result.verdict)
+    if result.verdict == OK and result.behaviour.config_decides:
+        verdict = STATIC  # what the probe met is this machine's, not what the config allows
     if verdict is None:  # the probe saw it work: the text is not the whole story (say so, count nothing)
         return [Row(result.behaviour, result.verdict, result.seen)]
     return [
@@ -187,9 +191,33 @@ def port_notes(site: Site, rows: list[Row]) -> list[str]:
     return notes
 
 
+def not_reached(site: Site, results: list[behaviours.Result]) -> list[behaviours.Result]:
+    """A probe whose path the config never sends to the app saw nginx's own answer (a 404 of a
+    config that proxies only /api/): "not reached", never "ok". A forged Host reflected stays
+    broken: nginx itself reflects it in a `return ... $host`."""
+    judged = []
+    for r in results:
+        path = getattr(site.routes, r.behaviour.route) if r.behaviour.route else None
+        reflected = r.verdict == BROKEN and EVIL_HOST in r.seen
+        if path is None or reflected or site.location(path) is not None:
+            judged.append(r)
+            continue
+        landed = location_for(site.app_server, path)
+        where = (
+            f"location {' '.join(landed.args)}, line {landed.line}"
+            if landed is not None
+            else f"the server at line {site.app_server.line}: no location"
+        )
+        judged.append(
+            behaviours.Result(r.behaviour, NOT_PROBED, f"not reached: {path} is answered by nginx ({where})")
+        )
+    return judged
+
+
 def judged_where_probed(site: Site, results: list[behaviours.Result]) -> list[behaviours.Result]:
     """When the lab's /ws/* requests land outside the config's websocket location (it serves
     /socket.io), what they saw says nothing of it: those rows are judged from the config's text."""
+    results = not_reached(site, results)
     if not site.probes_miss_the_websocket_location():
         return results
     landed = site.location(site.routes.ws)
@@ -264,7 +292,10 @@ def report(
                 f"    {_short(change.where[0], path)}:{change.where[1]}  {change.was}  ->  {change.now}"
                 f"  ({change.why})"
             )
-    lines.extend(f"  nginx -t: {warning}" for warning in warnings)
+    for warning in warnings:
+        lines.append(f"  nginx -t: {warning}")
+        if (fix := refusals.fix_for(warning)) is not None:
+            lines.append(f"    fix: {fix}")
     lines.append("")
     width = max(len(r.behaviour.id) for r in outcome.rows)
     marks = {OK: "ok", BROKEN: "BROKEN", STATIC: "broken*", NOTE: "note", NOT_PROBED: "-"}
@@ -325,6 +356,7 @@ def main(args: argparse.Namespace, argv: list[str]) -> int:
                     "rows": [r.as_json() for r in outcome.rows],
                     "matches": outcome.matches,
                     "changes": [asdict(c) for c in plan.changes],
+                    "warnings": [{"message": w, "fix": refusals.fix_for(w) or ""} for w in warnings],
                 },
                 indent=1,
             )

@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from .. import native, nginx, paths
+from . import refusals
 from .adapt import Plan, Where
 from .config import ConfigError
 
@@ -119,7 +120,7 @@ def nginx_test(plan: Plan, place: Where) -> list[str]:
     result = subprocess.run([*_nginx(place), "-t", "-q"], capture_output=True, text=True)
     message = user_message(result.stderr.strip(), plan, place)
     if result.returncode != 0:
-        raise ConfigError(message or "nginx -t failed")
+        raise ConfigError(refusals.with_fixes(message) if message else "nginx -t failed")
     return [line for line in message.splitlines() if line]
 
 
