@@ -7,6 +7,7 @@ them (tests/diagnose/semantics/*.conf, sources cited in their comments), run thr
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -105,3 +106,19 @@ def test_nginx_s_refusals_come_with_the_way_out(name: str, message: str, fix: st
     first, second = run.stderr.strip().splitlines()[:2]
     assert message in first, run.stderr
     assert second.strip().startswith("fix:") and fix in second, run.stderr
+
+
+def test_the_html_report_is_one_page_with_the_responsible_lines_highlighted(tmp_path: Path) -> None:
+    out = tmp_path / "report.html"
+    run = lab_check("api_only", "--html", str(out))
+    assert run.returncode == 1, run.stderr
+    page = out.read_text()
+    # Self-contained: nothing fetched, nothing run.
+    assert "<script" not in page and "src=" not in page and "http-equiv" not in page
+    assert not re.search(r'href="(?!#)', page), "a link out of the page"
+    # The upload-limit row links to its line, and that line of the config is highlighted.
+    assert '<a href="#api_only-conf-3">api_only.conf:3</a> <code>missing: client_max_body_size</code>' in page
+    assert re.search(r'<span id="api_only-conf-3" class="blamed"><i>3</i>server \{</span>', page), page
+    assert 'class="fix"' in page and "client_max_body_size" in page
+    # Every line of the config is there, escaped.
+    assert page.count('<span id="api_only-conf-') == len((CONFIGS / "api_only.conf").read_text().splitlines())

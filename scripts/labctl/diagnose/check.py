@@ -349,6 +349,11 @@ def main(args: argparse.Namespace, argv: list[str]) -> int:
             f"lab check: could not run {args.conf}: {error} (logs: {sandbox.BASE / 'logs'})", file=sys.stderr
         )
         return 2
+    if args.html is not None:
+        from . import page  # imports this module: only when asked
+
+        probed_as = endpoint_for(site, plan).url
+        args.html.write_text(page.render(args.conf, outcome, plan.changes, warnings, probed_as))
     if args.json:
         print(
             json.dumps(

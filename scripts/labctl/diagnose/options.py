@@ -22,5 +22,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--json", action="store_true", help="the rows as JSON on stdout")
     parser.add_argument(
+        "--html",
+        type=Path,
+        metavar="FILE",
+        help="also write the report as one self-contained page (the config, its lines highlighted)",
+    )
+    parser.add_argument(
         "--no-namespace", action="store_true", help="remap ports instead of a network namespace"
     )
