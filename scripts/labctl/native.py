@@ -53,6 +53,7 @@ def app_env() -> dict[str, str]:
         "GUNICORN_BIND": f"127.0.0.1:{labsettings.APP_PORT.value()}",
         "GUNICORN_PIDFILE": str(GUNICORN_PID),
         "LAB_UPLOAD_DIR": str(paths.UPLOADS),
+        "LAB_VERDICT_FILE": str(paths.RUN / "verdict.json"),  # labctl.verdict writes it
         "LAB_SCENARIOS_DIR": str(paths.SCENARIOS),
         "LAB_SCENARIO": labsettings.SCENARIO.value(),
         "LAB_BROKER_URL": broker.url(),

@@ -163,6 +163,14 @@ MAX_UPLOAD_MB = Setting(
     "app",
     public=True,
 )
+VERDICT_FILE = Setting(
+    "LAB_VERDICT_FILE",
+    "",
+    str,
+    "the doctor's verdict on the running stack, written by `make reload` / `make watch` and shown on the "
+    "lab page from /lab/verdict (native mode: .lab/run/verdict.json; empty: the page says there is none)",
+    "app",
+)
 UPLOAD_DIR = Setting(
     "LAB_UPLOAD_DIR", "/srv/uploads", Path, "where uploads land (native mode: .lab/uploads)", "app"
 )

@@ -9,7 +9,7 @@ import labsettings as lab
 from labsettings import AppSettings
 
 from . import chat, errors, inputfix, middleware, storage, wsfix
-from .views import bugs, debug, errors_demo, page, redirects, slow, uploads, websockets
+from .views import bugs, debug, errors_demo, page, redirects, slow, uploads, verdict, websockets
 
 
 class KeepOrderJSON(DefaultJSONProvider):
@@ -44,6 +44,7 @@ def create_app(settings: AppSettings | None = None) -> Flask:
         slow.bp,
         bugs.bp,
         page.bp,
+        verdict.bp,
     ):
         app.register_blueprint(blueprint)
 
