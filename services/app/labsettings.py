@@ -244,6 +244,14 @@ WS_ROUTE_FLAG = Setting(
     "app",
     public=True,
 )
+WS_ANY_PATH = Setting(
+    "LAB_WS_ANY_PATH",
+    "0",
+    flag,
+    "lab check only: a websocket handshake on any other path is upgraded to an echo (first message: what "
+    "/ws/info sends), so a config's own websocket locations (/socket.io, /api/live/) are probed",
+    "app",
+)
 FIX_WS_UPGRADE = Setting(
     "LAB_FIX_WS_UPGRADE",
     "1",

@@ -122,3 +122,27 @@ def test_the_html_report_is_one_page_with_the_responsible_lines_highlighted(tmp_
     assert 'class="fix"' in page and "client_max_body_size" in page
     # Every line of the config is there, escaped.
     assert page.count('<span id="api_only-conf-') == len((CONFIGS / "api_only.conf").read_text().splitlines())
+
+
+def test_the_config_s_own_websocket_locations_are_probed() -> None:
+    report, found = rows("own_websocket_locations")
+    # /socket.io forwards the upgrade (its constant Connection "Upgrade" included): probed there.
+    for behaviour in ("ws-upgrade", "ws-open", "ws-scheme"):
+        (row,) = of(found, behaviour)
+        assert row["verdict"] == "ok" and "read from the config" not in str(row["seen"]), row
+    assert str(of(found, "ws-upgrade")[0]["seen"]).startswith("/socket.io/: 101"), found
+    # The lab's own /ws/* are not this config's websockets: no catalogue line about them.
+    assert not [name for name, _ in report["matches"] if name.startswith("ws-")], report["matches"]
+
+
+def test_a_broken_own_websocket_location_is_probed_and_blamed_at_its_line() -> None:
+    _, found = rows("own_websocket_broken")
+    upgrade = of(found, "ws-upgrade")
+    assert {r["verdict"] for r in upgrade} == {"broken"}, upgrade
+    assert str(upgrade[0]["seen"]).startswith(
+        "/api/live/: handshake answered 400; missing: proxy_http_version"
+    )
+    assert {(r["line"], r["directive"]) for r in upgrade} == {
+        (14, 'missing: proxy_set_header Connection "upgrade"'),
+        (14, "missing: proxy_http_version 1.1"),
+    }, upgrade

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -38,6 +39,7 @@ from .config import (
     listens,
     load,
     location_for,
+    location_pattern,
     plain_listens,
     probe_host,
     tls_listens,
@@ -232,18 +234,55 @@ def judged_where_probed(site: Site, results: list[behaviours.Result]) -> list[be
     ]
 
 
-def scenario_matches(endpoint: Endpoint) -> list[tuple[str, str]]:
+def scenario_matches(endpoint: Endpoint, routes: behaviours.Routes) -> list[tuple[str, str]]:
     """The catalogue's symptoms the run shows; not the scenarios whose check reads this
-    checkout's own stack (early-reject counts its kernel's resets)."""
+    checkout's own stack (early-reject counts its kernel's resets), nor the websocket ones when
+    the probes went to the config's own websocket location (their checks ask the lab's /ws/*,
+    which such a config does not serve as websockets)."""
+    own_websocket = routes.ws != behaviours.Routes().ws
     candidates = [
-        s for s in catalogue.scenarios() if s.checked and not s.compose_only and not s.lab_stack_only
+        s
+        for s in catalogue.scenarios()
+        if s.checked
+        and not s.compose_only
+        and not s.lab_stack_only
+        and not (own_websocket and s.behaviour in WEBSOCKET_BEHAVIOURS)
     ]
     return [(scenario.name, seen.seen) for scenario, seen in catalogue.matching(candidates, endpoint)]
+
+
+def websocket_probe_path(site: Site, location: Directive) -> str | None:
+    """A path nginx sends to ``location`` (a websocket one of the config): its prefix (with a
+    "/" after a bare name, as clients ask: /socket.io -> /socket.io/), its exact URI, or a
+    regex's literal start when that lands there; None when no such path is found."""
+    modifier, pattern = location_pattern(location)
+    if modifier == "=":
+        candidate = pattern
+    elif modifier in ("", "^~"):
+        candidate = pattern if pattern.endswith("/") else pattern + "/"
+    elif modifier in ("~", "~*"):
+        candidate = re.split(r"[(.*+?\[\]{}|$\\]", pattern.lstrip("^"), maxsplit=1)[0]
+    else:
+        return None
+    return candidate if candidate.startswith("/") and site.location(candidate) is location else None
+
+
+def routes_for(site: Site) -> behaviours.Routes:
+    """The lab's routes, with the websocket probes sent to the config's own websocket location
+    when the lab's /ws/* would land elsewhere (the app runs with LAB_WS_ANY_PATH: an echo there)."""
+    routes = behaviours.Routes()
+    if not site.probes_miss_the_websocket_location():
+        return routes
+    for location in site.websocket_locations():
+        if (path := websocket_probe_path(site, location)) is not None:
+            return replace(routes, ws=path, ws_info=path)
+    return routes
 
 
 def run(path: Path, args: argparse.Namespace, in_namespace: bool) -> tuple[Outcome, Plan, Site, list[str]]:
     config = load(path)
     site = site_for(config, args.public_https_port, args.public_http_port)
+    site = replace(site, routes=routes_for(site))
     place = sandbox.where(
         in_namespace,
         labsettings.HTTPS_PORT.value(),
@@ -261,7 +300,7 @@ def run(path: Path, args: argparse.Namespace, in_namespace: bool) -> tuple[Outco
     upload_location = site.location(site.routes.upload)
     declared = body_limit_mib(upload_location) if upload_location is not None else None
     options = behaviours.Options(
-        behaviours.Routes(),
+        site.routes,
         idle_s=args.idle,
         declared_limit_mib=declared,
         http3_unjudged=""
@@ -270,7 +309,7 @@ def run(path: Path, args: argparse.Namespace, in_namespace: bool) -> tuple[Outco
     )
     with sandbox.running(plan, place):
         results = judged_where_probed(site, behaviours.run(endpoint, options))
-        matches = scenario_matches(endpoint)
+        matches = scenario_matches(endpoint, site.routes)
     answered = next((r.status for r in results if r.behaviour is ERROR_FORMAT and r.status), None)
     rows = merge(results, behaviours.findings(replace(site, bad_gateway_answered=answered)))
     return Outcome(rows, matches, port_notes(site, rows)), plan, site, warnings

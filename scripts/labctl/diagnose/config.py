@@ -221,7 +221,7 @@ def _locations(block: Directive) -> list[Directive]:
     return block.children("location")
 
 
-def _location_pattern(location: Directive) -> tuple[str, str]:
+def location_pattern(location: Directive) -> tuple[str, str]:
     """(modifier, pattern): modifier is "=", "^~", "~", "~*", "@" or "" for a plain prefix."""
     args = location.args
     if len(args) >= 2:
@@ -240,7 +240,7 @@ def _find_location(block: Directive, path: str) -> tuple[Directive | None, bool]
     the order written (the first that matches wins, with its own nested locations searched)."""
     prefixes, regexes = [], []
     for location in _locations(block):
-        modifier, pattern = _location_pattern(location)
+        modifier, pattern = location_pattern(location)
         if modifier == "=" and path == pattern:
             return location, True
         if modifier in ("", "^~") and path.startswith(pattern):
@@ -270,9 +270,7 @@ def location_for(block: Directive, uri: str) -> Directive | None:
 
 
 def named_location(server: Directive, name: str) -> Directive | None:
-    return next(
-        (loc for loc in _locations(server) if _location_pattern(loc) == ("@", name.lstrip("@"))), None
-    )
+    return next((loc for loc in _locations(server) if location_pattern(loc) == ("@", name.lstrip("@"))), None)
 
 
 def proxying_location(server: Directive, uri: str) -> Directive | None:

@@ -201,6 +201,9 @@ def running(plan: Plan, place: Where, app_command: list[str] | None = None) -> I
         # hang (connection-upgrade-always) shows: this one fix of the lab's app would hide it.
         "LAB_FIX_UPGRADE_INPUT": "0",
         "LAB_SCENARIO": "",
+        # A websocket handshake on any path is an echo: the config's own websocket locations
+        # (/socket.io, /api/live/) are probed, not only the lab's /ws/*.
+        "LAB_WS_ANY_PATH": "1",
     }
     if app_command is None:
         app = native.start_gunicorn(app_env, place.logs / "app.log")

@@ -38,7 +38,7 @@ def create_app(settings: AppSettings | None = None) -> Flask:
     for blueprint in (
         debug.bp,
         redirects.bp,
-        websockets.make_blueprint(settings[lab.WS_ROUTE_FLAG]),
+        websockets.make_blueprint(settings[lab.WS_ROUTE_FLAG], settings[lab.WS_ANY_PATH]),
         uploads.bp,
         errors_demo.bp,
         slow.bp,
