@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from labctl.diagnose import adapt, config
+from labctl.diagnose import adapt, config, sandbox
 
 pytestmark = pytest.mark.no_stack
 
@@ -108,3 +108,11 @@ def test_every_changed_line_is_recorded_at_the_user_s_line(tmp_path: Path) -> No
     (change,) = plan.changes
     assert change.where == (str(tmp_path / "site.conf"), 4)
     assert change.was == "proxy_pass http://backend.internal:8000;"
+
+
+@pytest.mark.parametrize(
+    ("name", "san"),
+    [("example.com", "DNS:example.com"), ("192.168.1.15", "IP:192.168.1.15"), ("[::1]", "IP:::1")],
+)
+def test_a_server_name_that_is_an_address_gets_an_ipsan_for(name: str, san: str) -> None:
+    assert sandbox.san_for(name) == san

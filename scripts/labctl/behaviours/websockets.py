@@ -241,20 +241,17 @@ def carries_upgrade(site: Site, value: str) -> bool:
 def _websocket_location(site: Site, location: Directive) -> Iterator[Finding]:
     headers = proxy_headers(location)
     upgrade, connection = header_value(headers, "upgrade"), header_value(headers, "connection")
-    if upgrade is None or "$http_upgrade" not in upgrade:
-        yield missing(
-            location,
-            "proxy_set_header Upgrade $http_upgrade",
-            WS_UPGRADE,
-            "add `proxy_set_header Upgrade $http_upgrade;` (hop-by-hop: not forwarded unless set)",
-        )
-    if connection is None or not carries_upgrade(site, connection):
-        yield missing(
-            location,
-            'proxy_set_header Connection "upgrade"',
-            WS_UPGRADE,
-            'add `proxy_set_header Connection $connection_upgrade;` (or "upgrade")',
-        )
+    # A header set to the wrong value (an inherited `Connection ''`) is blamed where it is set.
+    upgrade_fix = "`proxy_set_header Upgrade $http_upgrade;` (hop-by-hop: not forwarded unless set)"
+    if upgrade is None:
+        yield missing(location, "proxy_set_header Upgrade $http_upgrade", WS_UPGRADE, f"add {upgrade_fix}")
+    elif "$http_upgrade" not in upgrade:
+        yield at(headers["upgrade"], WS_UPGRADE, upgrade_fix)
+    connection_fix = '`proxy_set_header Connection $connection_upgrade;` (or "upgrade")'
+    if connection is None:
+        yield missing(location, 'proxy_set_header Connection "upgrade"', WS_UPGRADE, f"add {connection_fix}")
+    elif not carries_upgrade(site, connection):
+        yield at(headers["connection"], WS_UPGRADE, connection_fix)
     versions = effective(location, "proxy_http_version")
     version = versions[-1].args[0] if versions and versions[-1].args else None
     if version != "1.1" and site.nginx_version < HTTP11_DEFAULT:

@@ -149,12 +149,22 @@ def usable_name(server: Directive) -> str | None:
     """A name a client can send and a certificate can hold: the first literal one, else one a
     wildcard matches (``*.example.com`` -> ``www.example.com``); None for "_" or regexes only."""
     names = server_names(server)
-    if literal := literal_names(names):
+    if literal := [n for n in literal_names(names) if _hostname(n)]:
         return literal[0]
     for name in names:
         if name and not name.startswith("~") and "$" not in name and name != "_":
-            return name.lstrip("*.").replace("*", "www") if "*" in name else name.lstrip(".")
+            # As nginx matches them: `*.example.com` only below example.com, `.example.com` both,
+            # `www.example.*` any last label.
+            if name.startswith("*."):
+                return "www." + name[2:]
+            return name[:-1] + "com" if name.endswith(".*") else name.lstrip(".")
     return None
+
+
+def _hostname(name: str) -> bool:
+    """A name a client can resolve and send: no empty label (`aiqa..com`, a typo nginx accepts),
+    none over 63 characters."""
+    return all(0 < len(label) <= 63 for label in name.rstrip(".").split("."))
 
 
 def probe_host(name: str) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import ipaddress
 import os
 import re
 import shutil
@@ -62,11 +63,20 @@ def prepare(place: Where) -> None:
         directory.mkdir(parents=True, exist_ok=True)
 
 
+def san_for(name: str) -> str:
+    """A subjectAltName entry: an IP address (`server_name 192.168.1.15`) as one, else a DNS name."""
+    try:
+        ipaddress.ip_address(name.strip("[]"))
+    except ValueError:
+        return f"DNS:{name}"
+    return f"IP:{name.strip('[]')}"
+
+
 def mint_certificate(names: list[str], out: Path) -> None:
     """A server certificate for ``names`` (and 127.0.0.1, ::1), signed by the lab's CA, so the
     probes verify TLS for the config's own server_name."""
     subprocess.run(["sh", str(paths.SCRIPTS / "certs.sh"), str(paths.CERTS)], check=True, capture_output=True)
-    sans = ",".join([*(f"DNS:{name}" for name in names), "IP:127.0.0.1", "IP:::1"])
+    sans = ",".join([*(san_for(name) for name in names), "IP:127.0.0.1", "IP:::1"])
     extensions = out / "server.ext"
     extensions.write_text(
         "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n"
