@@ -7,7 +7,7 @@ import re
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
-from ..diagnose.config import proxy_headers, proxying_location
+from ..diagnose.config import Directive, proxy_headers, proxying_location
 from .core import (
     BROKEN,
     CLIENT_HOST,
@@ -208,7 +208,7 @@ def rule_https_redirect(site: Site) -> Iterator[Finding]:
     server = site.http_server
     if not site.tls or server is None:
         return
-    returns = [d for d in server.walk() if d.name == "return" and d.args and d.args[0] in REDIRECT_RETURN]
+    returns = [d for d in server.walk() if _redirect_url(d) is not None]
     if not returns:
         location = proxying_location(server, "/")
         if location is not None and location.children("proxy_pass"):
@@ -221,7 +221,25 @@ def rule_https_redirect(site: Site) -> Iterator[Finding]:
         return
     want_port = "" if site.public_https_port == 443 else f":{site.public_https_port}"
     fix = f"`return 301 https://$host{want_port}$request_uri;`"
+    # Certbot's shape: the redirect inside `if ($host = name)`, then `return 404;` for the rest,
+    # which answers every other name the server lists (www.) in clear, unredirected.
+    for directive in server.children("return"):
+        if _redirect_url(directive) is None:
+            yield at(directive, HTTPS_REDIRECT, f"{fix} for every name this server lists")
     for directive in returns:
-        url = directive.args[1] if len(directive.args) > 1 else ""
-        if "$server_name" in url or "$request_uri" not in url or (want_port and want_port not in url):
+        url = _redirect_url(directive) or ""
+        # A rewrite's captures ($1 of `rewrite ^(.*)$ https://$host$1 permanent;`) carry the path,
+        # and nginx appends the query itself; without either the redirect drops them.
+        keeps_path = "$request_uri" in url or (directive.name == "rewrite" and re.search(r"\$\d", url))
+        if "$server_name" in url or not keeps_path or (want_port and want_port not in url):
             yield at(directive, HTTPS_REDIRECT, fix)
+
+
+def _redirect_url(directive: Directive) -> str | None:
+    """Where a `return 301 URL` or an external `rewrite REGEX URL [permanent]` sends the client."""
+    args = directive.args
+    if directive.name == "return" and len(args) > 1 and args[0] in REDIRECT_RETURN:
+        return args[1]
+    if directive.name == "rewrite" and len(args) > 1 and args[1].startswith(("http://", "https://")):
+        return args[1]
+    return None

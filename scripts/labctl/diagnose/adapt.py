@@ -307,8 +307,13 @@ class Adapter:
                 yield kept
         elif name == "server_name" and any(probe_host(n) != n for n in literal_names(directive.args)):
             aliases = [probe_host(n) for n in literal_names(directive.args) if probe_host(n) != n]
-            new = Directive(name, [*directive.args, *aliases], directive.file, directive.line)
-            self.change(directive, line_of(new), 'a client cannot send "_" in a Host (Werkzeug empties it)')
+            # First: $server_name is the first name, and what it fills must be a Host the app can read.
+            new = Directive(name, [*aliases, *directive.args], directive.file, directive.line)
+            self.change(
+                directive,
+                line_of(new),
+                'a client cannot send "_" or "<" in a Host (Werkzeug empties it): a placeholder, made one',
+            )
             yield new
         elif name in ("ssl_certificate", "ssl_certificate_key"):
             yield self.certificate(directive)
