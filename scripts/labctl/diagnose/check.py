@@ -23,7 +23,7 @@ import labsettings
 
 from .. import behaviours, catalogue, paths
 from ..behaviours import BROKEN, NOT_PROBED, NOTE, OK, Behaviour, Finding, Site
-from ..behaviours.body import body_limit_mib
+from ..behaviours.body import REQUEST_BODY, body_limit_mib
 from ..behaviours.core import EVIL_HOST
 from ..behaviours.errors import ERROR_FORMAT
 from ..behaviours.redirects import REDIRECT_PORT
@@ -234,11 +234,20 @@ def judged_where_probed(site: Site, results: list[behaviours.Result]) -> list[be
     ]
 
 
-def scenario_matches(endpoint: Endpoint, routes: behaviours.Routes) -> list[tuple[str, str]]:
+def _waits_on_a_body(scenario: catalogue.Scenario) -> bool:
+    """A check that sends a body with no deadline of its own (a 2 MiB upload may take 60 s)."""
+    return any((c.body_mib or c.body_kib) and not c.timeout_s for c in scenario.checks)
+
+
+def scenario_matches(
+    endpoint: Endpoint, routes: behaviours.Routes, bodies_hang: bool = False
+) -> list[tuple[str, str]]:
     """The catalogue's symptoms the run shows; not the scenarios whose check reads this
     checkout's own stack (early-reject counts its kernel's resets), nor the websocket ones when
     the probes went to the config's own websocket location (their checks ask the lab's /ws/*,
-    which such a config does not serve as websockets)."""
+    which such a config does not serve as websockets), nor, where the probes saw a request body
+    go unanswered, those that would wait out their upload's deadline for "no answer" (neither
+    symptom nor health: never a match)."""
     own_websocket = routes.ws != behaviours.Routes().ws
     candidates = [
         s
@@ -247,6 +256,7 @@ def scenario_matches(endpoint: Endpoint, routes: behaviours.Routes) -> list[tupl
         and not s.compose_only
         and not s.lab_stack_only
         and not (own_websocket and s.behaviour in WEBSOCKET_BEHAVIOURS)
+        and not (bodies_hang and _waits_on_a_body(s))
     ]
     return [(scenario.name, seen.seen) for scenario, seen in catalogue.matching(candidates, endpoint)]
 
@@ -309,7 +319,8 @@ def run(path: Path, args: argparse.Namespace, in_namespace: bool) -> tuple[Outco
     )
     with sandbox.running(plan, place):
         results = judged_where_probed(site, behaviours.run(endpoint, options))
-        matches = scenario_matches(endpoint, site.routes)
+        hang = any(r.behaviour is REQUEST_BODY and "no answer" in r.seen for r in results)
+        matches = scenario_matches(endpoint, site.routes, bodies_hang=hang)
     answered = next((r.status for r in results if r.behaviour is ERROR_FORMAT and r.status), None)
     rows = merge(results, behaviours.findings(replace(site, bad_gateway_answered=answered)))
     return Outcome(rows, matches, port_notes(site, rows)), plan, site, warnings
