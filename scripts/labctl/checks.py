@@ -63,11 +63,22 @@ def endpoint_values(endpoint: Endpoint, http_port: int | None = None) -> dict[st
     return {
         "scheme": "https" if endpoint.tls else "http",
         "ws_scheme": "wss" if endpoint.tls else "ws",
-        "host": endpoint.host,
-        "hostname": endpoint.hostname,
+        # Names compare as DNS and nginx compare them: $host is the Host lower-cased.
+        "host": endpoint.host.lower(),
+        "hostname": endpoint.hostname.lower(),
         "https_port": str(endpoint.port),
         "http_port": str(http_port or http.port or 80),
     }
+
+
+def normal_url(url: str) -> str:
+    """An absolute URL with its scheme and host lower-cased (case-insensitive, RFC 3986 6.2.2.1)."""
+    parts = urlsplit(url)
+    return (
+        parts._replace(scheme=parts.scheme.lower(), netloc=parts.netloc.lower()).geturl()
+        if parts.netloc
+        else url
+    )
 
 
 def fill(template: str, values: Mapping[str, object]) -> str:
@@ -181,8 +192,8 @@ class Check:
             return {"status": "no answer", "content_type": f"(none within {timeout:g} s)"}
         fields: dict[str, object] = {
             "status": reply.status,
-            "location": reply.location or None,
-            "location_host": urlsplit(reply.location).netloc if reply.location else None,
+            "location": normal_url(reply.location) or None,
+            "location_host": urlsplit(reply.location).netloc.lower() if reply.location else None,
             "content_type": reply.content_type,
             **{f"header.{name}": value for name, value in reply.headers.items()},
         }

@@ -27,6 +27,7 @@ from . import (
     swarm,
     upload,
     venv,
+    verdict,
     watch,
 )
 from .bench import runner as bench
@@ -79,7 +80,10 @@ def cmd_offline_images(args: argparse.Namespace) -> int:
 
 
 def cmd_reload(_args: argparse.Namespace) -> int:
-    return stack.reload()
+    code = stack.reload()
+    if code == 0:  # what nginx now does, for the lab page (labctl.verdict)
+        print(verdict.refresh(), flush=True)
+    return code
 
 
 def cmd_dump(_args: argparse.Namespace) -> int:

@@ -56,6 +56,7 @@ def app_env() -> dict[str, str]:
         "LAB_SOCKETIO_PORT": str(nginx.socketio_ports()[0]),
         "GUNICORN_PIDFILE": str(GUNICORN_PID),
         "LAB_UPLOAD_DIR": str(paths.UPLOADS),
+        "LAB_VERDICT_FILE": str(paths.RUN / "verdict.json"),  # labctl.verdict writes it
         "LAB_SCENARIOS_DIR": str(paths.SCENARIOS),
         "LAB_SCENARIO": labsettings.SCENARIO.value(),
         "LAB_BROKER_URL": broker.url(),

@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from . import stack
+from . import stack, verdict
 from .venv import reexec_in_venv
 
 
@@ -31,6 +31,7 @@ def reload(changed: list[str]) -> None:
         return
     if code == 0:
         print("lab: live", flush=True)
+        print(verdict.refresh(), flush=True)
     else:
         print("lab: not applied (nginx's message above); the running config keeps serving", flush=True)
 

@@ -172,6 +172,14 @@ UPLOAD_BODY_S = Setting(
     "app",
     public=True,
 )
+VERDICT_FILE = Setting(
+    "LAB_VERDICT_FILE",
+    "",
+    str,
+    "the doctor's verdict on the running stack, written by `make reload` / `make watch` and shown on the "
+    "lab page from /lab/verdict (native mode: .lab/run/verdict.json; empty: the page says there is none)",
+    "app",
+)
 UPLOAD_DIR = Setting(
     "LAB_UPLOAD_DIR", "/srv/uploads", Path, "where uploads land (native mode: .lab/uploads)", "app"
 )
@@ -244,6 +252,14 @@ WS_ROUTE_FLAG = Setting(
     "declare the /ws/* routes with websocket=True (off: 101 then an immediate close)",
     "app",
     public=True,
+)
+WS_ANY_PATH = Setting(
+    "LAB_WS_ANY_PATH",
+    "0",
+    flag,
+    "lab check only: a websocket handshake on any other path is upgraded to an echo (first message: what "
+    "/ws/info sends), so a config's own websocket locations (/socket.io, /api/live/) are probed",
+    "app",
 )
 FIX_WS_UPGRADE = Setting(
     "LAB_FIX_WS_UPGRADE",

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from labctl.diagnose import adapt, config
+from labctl.diagnose import adapt, config, sandbox
 
 pytestmark = pytest.mark.no_stack
 
@@ -76,6 +76,27 @@ CASES = [
         ["listen 127.0.0.1:18443 ssl;"],
         [f"127.0.0.1:{APP_PORT}"],
     ),
+    (
+        "a server without listen runs on nginx's implicit *:80, said explicitly (nginx's Beginner's Guide)",
+        "server { location / { proxy_pass http://localhost:8080; } }",
+        True,
+        ["listen 80;"],
+        ["127.0.0.1:8080"],
+    ),
+    (
+        "a server without listen runs on the lab's plain port outside a namespace",
+        "server { location / { proxy_pass http://localhost:8080; } }",
+        False,
+        ["listen 127.0.0.1:18080;"],
+        [f"127.0.0.1:{APP_PORT}"],
+    ),
+    (
+        "a placeholder server_name gets a sendable alias first: $server_name fills a Host the app reads",
+        "server { listen 80; server_name <deleted>.com; location / { proxy_pass http://127.0.0.1:5000; } }",
+        True,
+        ["server_name -deleted-.com <deleted>.com;"],
+        ["127.0.0.1:5000"],
+    ),
 ]
 
 
@@ -108,3 +129,11 @@ def test_every_changed_line_is_recorded_at_the_user_s_line(tmp_path: Path) -> No
     (change,) = plan.changes
     assert change.where == (str(tmp_path / "site.conf"), 4)
     assert change.was == "proxy_pass http://backend.internal:8000;"
+
+
+@pytest.mark.parametrize(
+    ("name", "san"),
+    [("example.com", "DNS:example.com"), ("192.168.1.15", "IP:192.168.1.15"), ("[::1]", "IP:::1")],
+)
+def test_a_server_name_that_is_an_address_gets_an_ip_san(name: str, san: str) -> None:
+    assert sandbox.san_for(name) == san

@@ -45,8 +45,9 @@ LAYERS: list[set[str]] = [
         "bench",
         "diagnose",
         "setup",
-        "watch",
     },
+    {"verdict"},  # the doctor's verdict on the running stack, for the lab page
+    {"watch"},  # reloads on each edit, then writes the verdict
     {"deploy"},  # a command that draws with the bench's chart
     {"cli"},
 ]

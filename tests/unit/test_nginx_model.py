@@ -115,6 +115,20 @@ def test_probe_host(name: str, host: str) -> None:
     assert config.probe_host(name) == host
 
 
+@pytest.mark.parametrize(
+    ("names", "usable"),
+    [
+        ("aiqa..com www.aiqa.com", "www.aiqa.com"),  # a typo nginx accepts: no client can send it
+        ("Example.COM", "Example.COM"),
+        ("_ *.example.com", "www.example.com"),
+    ],
+)
+def test_the_probes_host_is_a_name_a_client_can_send(tmp_path: Path, names: str, usable: str) -> None:
+    path = tmp_path / "site.conf"
+    path.write_text(f"server {{ server_name {names}; location / {{ proxy_pass http://127.0.0.1:8000; }} }}\n")
+    assert config.usable_name(config.load(path).servers()[0]) == usable
+
+
 def test_the_explainer_names_missing_headers_at_the_location(site: config.Config) -> None:
     tls_server = site.servers()[1]
     found = behaviours.findings(

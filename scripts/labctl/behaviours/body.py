@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from .. import probe as http_probe
-from ..diagnose.config import Directive, effective, proxy_headers, size_mib
+from ..diagnose.config import Directive, effective, location_for, proxy_headers, size_mib
 from ..probe import MIB, Reply
 from .core import (
     BROKEN,
@@ -41,6 +41,7 @@ REQUEST_BODY = Behaviour(
     "body (Werkzeug reads it to the end): send `Connection $connection_upgrade` (a map)",
     HIGH,
     ("connection-upgrade-always",),
+    route="body",
 )
 UPLOAD_LIMIT = Behaviour(
     "upload-limit",
@@ -190,9 +191,12 @@ def body_limit_mib(location: Directive) -> float:
 
 @rule(UPLOAD_LIMIT)
 def rule_upload_limit(site: Site) -> Iterator[Finding]:
-    location, server = site.location(site.routes.upload), site.app_server
-    if location is None or server is None:
+    """The limit in force where the upload lands: nginx checks client_max_body_size in the
+    location that takes the request, whether it proxies it or answers it itself."""
+    server, path = site.app_server, site.routes.upload
+    if server is None or path is None:
         return
+    location = site.location(path) or location_for(server, path) or server
     limits = effective(location, "client_max_body_size")
     limit = body_limit_mib(location)
     if limits and limit == 0:

@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 from .. import probe as http_probe
 from ..diagnose.config import (
@@ -58,6 +59,12 @@ class Behaviour:
     hint: str
     severity: str
     scenarios: tuple[str, ...] = ()  # the nginx/scenarios/ folders that break it
+    # The Routes field whose path the probe requests ("debug", "redirect", ...): where `lab check`
+    # must see the config send it to the app, else nginx itself answered what the probe saw.
+    route: str | None = None
+    # The config's text decides even where the probe saw it hold: what the probe met is this
+    # machine's (its OpenSSL refuses TLS 1.0 whatever ssl_protocols says; another's does not).
+    config_decides: bool = False
     probe: ProbeFunction | None = field(default=None, repr=False)  # set by @probe
     rule: RuleFunction | None = field(default=None, repr=False)  # set by @rule
 
@@ -199,6 +206,18 @@ class Site:
         location (say /socket.io): the config is then judged by that location's text."""
         dedicated = self.websocket_locations()
         return bool(dedicated) and self.location(self.routes.ws) not in dedicated
+
+
+def same_url(one: str, other: str) -> bool:
+    """Two absolute URLs name the same resource: scheme and host compared as DNS and nginx do
+    (case-insensitively: nginx's $host is the Host lower-cased), the rest exactly."""
+    a, b = urlsplit(one), urlsplit(other)
+    return (a.scheme.lower(), a.netloc.lower(), a.path, a.query) == (
+        b.scheme.lower(),
+        b.netloc.lower(),
+        b.path,
+        b.query,
+    )
 
 
 def missing(block: Directive, text: str, behaviour: Behaviour, fix: str) -> Finding:

@@ -38,6 +38,7 @@ CLIENT_ADDR = Behaviour(
     "the app sees the client's address",
     "nginx must send `proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for`",
     MEDIUM,
+    route="debug",
 )
 FORGED_FOR = Behaviour(
     "forged-for",
@@ -46,30 +47,35 @@ FORGED_FOR = Behaviour(
     "in the app",
     HIGH,
     ("xff-spoofing",),
+    route="debug",
 )
 FORGED_PROTO = Behaviour(
     "forged-proto",
     "a forged X-Forwarded-Proto is not believed",
     "set it, so the client's value never passes through: `proxy_set_header X-Forwarded-Proto $scheme`",
     HIGH,
+    route="redirect",
 )
 FORGED_HOST = Behaviour(
     "forged-host",
     "a forged X-Forwarded-Host does not reach the app's URLs",
     "set it, so the client's value never passes through: `proxy_set_header X-Forwarded-Host $host`",
     HIGH,
+    route="redirect",
 )
 FORGED_PORT = Behaviour(
     "forged-port",
     "a forged X-Forwarded-Port does not reach the app's URLs",
     "set it, so the client's value never passes through: `proxy_set_header X-Forwarded-Port <public port>`",
     MEDIUM,
+    route="redirect",
 )
 FORGED_FORWARDED = Behaviour(
     "forged-forwarded",
     "a forged Forwarded header does not reach the app's URLs",
     'clear or set the RFC 7239 header too: `proxy_set_header Forwarded ""`',
     HIGH,
+    route="redirect",
 )
 
 
@@ -115,7 +121,12 @@ def probe_forwarded(p: Probe) -> Iterator[Result]:
         )
     # Forge the opposite of what the app believes now: a proxy that sets nothing already lets it
     # see http behind TLS, and a forged "http" would change nothing there.
-    app_scheme = urlsplit(_forged_location(p, {}) or "").scheme or ("https" if p.endpoint.tls else "http")
+    # What the app saw is the truth; the Location only stands in for it (a proxy_redirect rewrites it).
+    app_scheme = (
+        urlsplit(str(plain.get("url", "")) if plain is not None else "").scheme
+        or urlsplit(_forged_location(p, {}) or "").scheme
+        or ("https" if p.endpoint.tls else "http")
+    )
     other_scheme = "http" if app_scheme == "https" else "https"
     forgeries: list[tuple[Behaviour, dict[str, str], Callable[[str], bool]]] = [
         (FORGED_PROTO, {"X-Forwarded-Proto": other_scheme}, lambda loc: loc.startswith(other_scheme + ":")),
@@ -130,11 +141,19 @@ def probe_forwarded(p: Probe) -> Iterator[Result]:
     for behaviour, sent, reached_url in forgeries:
         header, value = next(iter(sent.items()))
         location = _forged_location(p, sent)
-        if location is None:
+        # What the app itself saw: a proxy_redirect can rewrite the Location the client gets
+        # and hide a forged header the app believed.
+        view = _app_view(p, sent) if plain is not None else None
+        app_url = str(view.get("url", "")) if view is not None else ""
+        if location is None and not app_url:
             yield result(behaviour, NOT_PROBED, "no route that redirects to observe (--redirect-path)")
             continue
-        verdict = BROKEN if urlsplit(location).scheme and reached_url(location) else OK
-        yield result(behaviour, verdict, f"{header}: {value} -> Location: {location}")
+        in_location = location is not None and bool(urlsplit(location).scheme) and reached_url(location)
+        in_app = bool(app_url) and reached_url(app_url)
+        seen = f"{header}: {value} -> " + (f"Location: {location}" if location else "no redirect")
+        if in_app:
+            seen += f"; the app saw {app_url}"
+        yield result(behaviour, BROKEN if in_location or in_app else OK, seen)
 
 
 @rule(CLIENT_ADDR, FORGED_FOR, FORGED_PROTO, FORGED_HOST, FORGED_PORT)

@@ -38,6 +38,7 @@ UNKNOWN_HOST = Behaviour(
     "a default server that refuses other Hosts (`listen ... default_server;` with `return 444;`, or "
     "`ssl_reject_handshake on;` for TLS)",
     HIGH,
+    route="debug",
 )
 ABSOLUTE_FORM_HOST = Behaviour(
     "absolute-form-host",
@@ -45,6 +46,7 @@ ABSOLUTE_FORM_HOST = Behaviour(
     "`$http_host` is the client's raw header: use `$host` (the name that matched), plus the port when it "
     "is not the default",
     HIGH,
+    route="redirect",
 )
 
 
@@ -105,19 +107,29 @@ def _reflects_host(location: Directive | None) -> bool:
 
 @rule(UNKNOWN_HOST)
 def rule_unknown_host(site: Site) -> Iterator[Finding]:
-    port = site.tls_port if site.tls else site.http_port
-    if port is None:
-        return
-    server = default_server(site.config, port)
-    if server is None or not _reflects_host(proxying_location(server, Routes().debug or "/")):
-        return
-    listen = next((lst.directive for lst in listens(server) if lst.port == port), server)
-    yield at(
-        listen,
-        UNKNOWN_HOST,
-        f"a default server for :{port} that refuses other Hosts: `listen {port} default_server;`"
-        + (" `ssl_reject_handshake on;`" if site.tls else " `return 444;`"),
-    )
+    """Each port of the site whose default server (the one an unknown Host lands on) proxies
+    with the client's Host: one server listening on 80 and 443 is the default of both."""
+    for port, tls in ((site.tls_port, True), (site.http_port, False)):
+        if port is None:
+            continue
+        server = default_server(site.config, port)
+        if server is None or not _reflects_host(proxying_location(server, Routes().debug or "/")):
+            continue
+        if not tls and _answers_before_locations(server):
+            continue  # plain HTTP redirected at server level (`if ($scheme = http) { return 301 ...; }`)
+        listen = next((lst.directive for lst in listens(server) if lst.port == port), server)
+        yield at(
+            listen,
+            UNKNOWN_HOST,
+            f"a default server for :{port} that refuses other Hosts: `listen {port} default_server;`"
+            + (" `ssl_reject_handshake on;`" if tls else " `return 444;`"),
+        )
+
+
+def _answers_before_locations(server: Directive) -> bool:
+    """A server-level `return` (or one in a server-level `if`, as `if ($scheme != "https")`):
+    nginx's server rewrite phase answers plain HTTP before any location proxies it."""
+    return bool(server.children("return")) or any(d.children("return") for d in server.children("if"))
 
 
 @rule(ABSOLUTE_FORM_HOST)

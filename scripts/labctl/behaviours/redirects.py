@@ -7,7 +7,7 @@ import re
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
-from ..diagnose.config import proxy_headers, proxying_location
+from ..diagnose.config import Directive, proxy_headers, proxying_location
 from .core import (
     BROKEN,
     CLIENT_HOST,
@@ -27,6 +27,7 @@ from .core import (
     probe,
     result,
     rule,
+    same_url,
 )
 
 ORDER = 10  # first: the doctor's report reads in this order
@@ -39,6 +40,7 @@ REDIRECT_SCHEME = Behaviour(
     "(Werkzeug's ProxyFix x_proto=1)",
     HIGH,
     ("scheme-lost",),
+    route="redirect",
 )
 REDIRECT_HOST = Behaviour(
     "redirect-host",
@@ -47,6 +49,7 @@ REDIRECT_HOST = Behaviour(
     "not the scheme's default)",
     HIGH,
     ("upstream-host",),
+    route="redirect",
 )
 REDIRECT_PORT = Behaviour(
     "redirect-port",
@@ -56,6 +59,7 @@ REDIRECT_PORT = Behaviour(
     "Host through)",
     MEDIUM,
     ("host-drops-port",),
+    route="redirect",
 )
 HTTPS_REDIRECT = Behaviour(
     "https-redirect",
@@ -94,7 +98,8 @@ def probe_redirects(p: Probe) -> Iterator[Result]:
     scheme, hostname, port = _location_parts(location, want_scheme)
     seen = f"{reply.status} Location: {location}"
     yield result(REDIRECT_SCHEME, OK if scheme == want_scheme else BROKEN, seen)
-    yield result(REDIRECT_HOST, OK if hostname == p.endpoint.hostname else BROKEN, seen)
+    # urlsplit lower-cases the hostname; nginx's $host is lower-cased too: names compare so.
+    yield result(REDIRECT_HOST, OK if hostname == p.endpoint.hostname.lower() else BROKEN, seen)
     yield result(REDIRECT_PORT, OK if port == p.endpoint.port else BROKEN, seen)
 
 
@@ -117,7 +122,7 @@ def probe_https_redirect(p: Probe) -> Iterator[Result]:
         seen = f"HTTP answered {reply.describe()} itself: the site is served in clear"
         yield result(HTTPS_REDIRECT, BROKEN, seen)
         return
-    verdict = OK if reply.location == want else BROKEN
+    verdict = OK if same_url(reply.location, want) else BROKEN
     seen = f"{reply.status} Location: {reply.location or '(none)'}" + (
         "" if verdict == OK else f" (want {want})"
     )
@@ -203,7 +208,7 @@ def rule_https_redirect(site: Site) -> Iterator[Finding]:
     server = site.http_server
     if not site.tls or server is None:
         return
-    returns = [d for d in server.walk() if d.name == "return" and d.args and d.args[0] in REDIRECT_RETURN]
+    returns = [d for d in server.walk() if _redirect_url(d) is not None]
     if not returns:
         location = proxying_location(server, "/")
         if location is not None and location.children("proxy_pass"):
@@ -216,7 +221,25 @@ def rule_https_redirect(site: Site) -> Iterator[Finding]:
         return
     want_port = "" if site.public_https_port == 443 else f":{site.public_https_port}"
     fix = f"`return 301 https://$host{want_port}$request_uri;`"
+    # Certbot's shape: the redirect inside `if ($host = name)`, then `return 404;` for the rest,
+    # which answers every other name the server lists (www.) in clear, unredirected.
+    for directive in server.children("return"):
+        if _redirect_url(directive) is None:
+            yield at(directive, HTTPS_REDIRECT, f"{fix} for every name this server lists")
     for directive in returns:
-        url = directive.args[1] if len(directive.args) > 1 else ""
-        if "$server_name" in url or "$request_uri" not in url or (want_port and want_port not in url):
+        url = _redirect_url(directive) or ""
+        # A rewrite's captures ($1 of `rewrite ^(.*)$ https://$host$1 permanent;`) carry the path,
+        # and nginx appends the query itself; without either the redirect drops them.
+        keeps_path = "$request_uri" in url or (directive.name == "rewrite" and re.search(r"\$\d", url))
+        if "$server_name" in url or not keeps_path or (want_port and want_port not in url):
             yield at(directive, HTTPS_REDIRECT, fix)
+
+
+def _redirect_url(directive: Directive) -> str | None:
+    """Where a `return 301 URL` or an external `rewrite REGEX URL [permanent]` sends the client."""
+    args = directive.args
+    if directive.name == "return" and len(args) > 1 and args[0] in REDIRECT_RETURN:
+        return args[1]
+    if directive.name == "rewrite" and len(args) > 1 and args[1].startswith(("http://", "https://")):
+        return args[1]
+    return None

@@ -13,6 +13,7 @@ from .core import (
     BROKEN,
     HIGH,
     LOW,
+    NOT_PROBED,
     NOTE,
     OK,
     Behaviour,
@@ -40,6 +41,7 @@ TLS_VERSIONS = Behaviour(
     "only TLS 1.2 and 1.3 are accepted",
     "`ssl_protocols TLSv1.2 TLSv1.3;`",
     HIGH,
+    config_decides=True,
 )
 
 
@@ -62,8 +64,9 @@ def probe_tls(p: Probe) -> Iterator[Result]:
     if accepted:
         yield result(TLS_VERSIONS, BROKEN, f"accepted {', '.join(accepted)}")
     elif untried:
-        seen = f"TLS 1.2+ as far as this machine's OpenSSL can tell ({', '.join(untried)} cannot be offered)"
-        yield result(TLS_VERSIONS, OK, seen)
+        # Not "ok": the same server may accept them from a client that can still offer them.
+        seen = f"this machine's OpenSSL cannot offer {', '.join(untried)}: judged by ssl_protocols"
+        yield result(TLS_VERSIONS, NOT_PROBED, seen)
     else:
         yield result(TLS_VERSIONS, OK, "TLSv1 and TLSv1.1 refused")
 

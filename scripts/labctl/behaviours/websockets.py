@@ -4,6 +4,7 @@ the app sees wss behind TLS, and an idle socket is held past nginx's read timeou
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -45,6 +46,7 @@ WS_UPGRADE = Behaviour(
     "`proxy_set_header Connection $connection_upgrade`",
     HIGH,
     ("ws-http10", "ws-no-upgrade"),
+    route="ws",
 )
 WS_OPEN = Behaviour(
     "ws-open",
@@ -53,6 +55,7 @@ WS_OPEN = Behaviour(
     "without `websocket=True` under gevent-websocket)",
     HIGH,
     ("ws-no-flag",),
+    route="ws",
 )
 WS_SCHEME = Behaviour(
     "ws-scheme",
@@ -61,6 +64,7 @@ WS_SCHEME = Behaviour(
     "inherited one, so repeat the whole set there",
     MEDIUM,
     ("location-drops-headers",),
+    route="ws_info",
 )
 WS_IDLE = Behaviour(
     "ws-idle",
@@ -69,6 +73,7 @@ WS_IDLE = Behaviour(
     "from the app",
     LOW,
     ("ws-idle-timeout",),
+    route="ws",
 )
 ALL = (WS_UPGRADE, WS_OPEN, WS_SCHEME, WS_IDLE)
 
@@ -215,23 +220,38 @@ def rule_websocket(site: Site) -> Iterator[Finding]:
         yield from _websocket_location(site, probed)
 
 
+def carries_upgrade(site: Site, value: str) -> bool:
+    """A Connection value that says "upgrade" on a websocket handshake, judged by what it holds:
+    the constant, the client's own Connection ($http_connection: "Upgrade" on a handshake), or a
+    variable a map fills with "upgrade" (``map $http_upgrade $connection_upgrade``, by any name)."""
+    if "upgrade" in value.lower() and "$" not in value:
+        return True
+    variables = set(re.findall(r"\$\{?(\w+)", value))
+    if "http_connection" in variables or "connection_upgrade" in variables:
+        return True
+    return any(
+        len(d.args) >= 2
+        and d.args[1].lstrip("$").strip("{}") in variables
+        and any("upgrade" in " ".join(entry.args).lower() for entry in d.block or [])
+        for d in site.config.root.walk()
+        if d.name == "map"
+    )
+
+
 def _websocket_location(site: Site, location: Directive) -> Iterator[Finding]:
     headers = proxy_headers(location)
     upgrade, connection = header_value(headers, "upgrade"), header_value(headers, "connection")
-    if upgrade is None or "$http_upgrade" not in upgrade:
-        yield missing(
-            location,
-            "proxy_set_header Upgrade $http_upgrade",
-            WS_UPGRADE,
-            "add `proxy_set_header Upgrade $http_upgrade;` (hop-by-hop: not forwarded unless set)",
-        )
-    if connection is None or not ("upgrade" in connection.lower() or "$connection_upgrade" in connection):
-        yield missing(
-            location,
-            'proxy_set_header Connection "upgrade"',
-            WS_UPGRADE,
-            'add `proxy_set_header Connection $connection_upgrade;` (or "upgrade")',
-        )
+    # A header set to the wrong value (an inherited `Connection ''`) is blamed where it is set.
+    upgrade_fix = "`proxy_set_header Upgrade $http_upgrade;` (hop-by-hop: not forwarded unless set)"
+    if upgrade is None:
+        yield missing(location, "proxy_set_header Upgrade $http_upgrade", WS_UPGRADE, f"add {upgrade_fix}")
+    elif "$http_upgrade" not in upgrade:
+        yield at(headers["upgrade"], WS_UPGRADE, upgrade_fix)
+    connection_fix = '`proxy_set_header Connection $connection_upgrade;` (or "upgrade")'
+    if connection is None:
+        yield missing(location, 'proxy_set_header Connection "upgrade"', WS_UPGRADE, f"add {connection_fix}")
+    elif not carries_upgrade(site, connection):
+        yield at(headers["connection"], WS_UPGRADE, connection_fix)
     versions = effective(location, "proxy_http_version")
     version = versions[-1].args[0] if versions and versions[-1].args else None
     if version != "1.1" and site.nginx_version < HTTP11_DEFAULT:

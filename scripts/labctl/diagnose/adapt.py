@@ -307,8 +307,13 @@ class Adapter:
                 yield kept
         elif name == "server_name" and any(probe_host(n) != n for n in literal_names(directive.args)):
             aliases = [probe_host(n) for n in literal_names(directive.args) if probe_host(n) != n]
-            new = Directive(name, [*directive.args, *aliases], directive.file, directive.line)
-            self.change(directive, line_of(new), 'a client cannot send "_" in a Host (Werkzeug empties it)')
+            # First: $server_name is the first name, and what it fills must be a Host the app can read.
+            new = Directive(name, [*aliases, *directive.args], directive.file, directive.line)
+            self.change(
+                directive,
+                line_of(new),
+                'a client cannot send "_" or "<" in a Host (Werkzeug empties it): a placeholder, made one',
+            )
             yield new
         elif name in ("ssl_certificate", "ssl_certificate_key"):
             yield self.certificate(directive)
@@ -339,6 +344,22 @@ class Adapter:
             yield new
         else:
             yield directive
+
+    def implicit_listen(self, server: Directive) -> list[Directive]:
+        """A server with no listen: nginx listens on *:80 as root (*:8000 otherwise). The run
+        says so explicitly (as a root nginx would: the deployment's port), so the readiness wait
+        and the probes know the port."""
+        if server.children("listen"):
+            return []
+        implicit = Directive("listen", ["80"], server.file, server.line, parent=server)
+        kept = self.listen(implicit)
+        if kept is None:
+            return []
+        self.plan.changes.append(
+            Change(server.where, "(no listen)", line_of(kept),
+                   "nginx's implicit listen: *:80 as root, *:8000 otherwise; judged as :80")
+        )  # fmt: skip
+        return [kept]
 
     def server_tls(self, server: Directive) -> list[Directive]:
         """The certificate a TLS server needs when the config names none (nginx -t refuses it)."""
@@ -384,7 +405,7 @@ class Builder:
                 if directive.name == "server" and (
                     directive.parent is None or directive.parent.name != "upstream"
                 ):
-                    for extra in adapter.server_tls(directive):
+                    for extra in [*adapter.implicit_listen(directive), *adapter.server_tls(directive)]:
                         self.emit(line_of(extra), directive, depth + 1)
                 self.block(adapter, directive.block, depth + 1)
                 self.emit("}", None, depth)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -22,13 +23,14 @@ import labsettings
 
 from .. import behaviours, catalogue, paths
 from ..behaviours import BROKEN, NOT_PROBED, NOTE, OK, Behaviour, Finding, Site
-from ..behaviours.body import body_limit_mib
+from ..behaviours.body import REQUEST_BODY, body_limit_mib
+from ..behaviours.core import EVIL_HOST
 from ..behaviours.errors import ERROR_FORMAT
 from ..behaviours.redirects import REDIRECT_PORT
 from ..behaviours.websockets import ALL as WEBSOCKET_BEHAVIOURS
 from ..endpoints import Endpoint
 from ..nginx import nginx_has_http3, nginx_version
-from . import gunicornconf, sandbox
+from . import gunicornconf, refusals, sandbox
 from .adapt import Plan, adapt
 from .config import (
     Config,
@@ -36,6 +38,8 @@ from .config import (
     Directive,
     listens,
     load,
+    location_for,
+    location_pattern,
     plain_listens,
     probe_host,
     tls_listens,
@@ -141,6 +145,8 @@ def _row(result: behaviours.Result, found: list[Finding]) -> list[Row]:
             )
         ]
     verdict = {BROKEN: BROKEN, NOT_PROBED: STATIC}.get(result.verdict)
+    if result.verdict == OK and result.behaviour.config_decides:
+        verdict = STATIC  # what the probe met is this machine's, not what the config allows
     if verdict is None:  # the probe saw it work: the text is not the whole story (say so, count nothing)
         return [Row(result.behaviour, result.verdict, result.seen)]
     return [
@@ -187,9 +193,33 @@ def port_notes(site: Site, rows: list[Row]) -> list[str]:
     return notes
 
 
+def not_reached(site: Site, results: list[behaviours.Result]) -> list[behaviours.Result]:
+    """A probe whose path the config never sends to the app saw nginx's own answer (a 404 of a
+    config that proxies only /api/): "not reached", never "ok". A forged Host reflected stays
+    broken: nginx itself reflects it in a `return ... $host`."""
+    judged = []
+    for r in results:
+        path = getattr(site.routes, r.behaviour.route) if r.behaviour.route else None
+        reflected = r.verdict == BROKEN and EVIL_HOST in r.seen
+        if path is None or reflected or site.location(path) is not None:
+            judged.append(r)
+            continue
+        landed = location_for(site.app_server, path)
+        where = (
+            f"location {' '.join(landed.args)}, line {landed.line}"
+            if landed is not None
+            else f"the server at line {site.app_server.line}: no location"
+        )
+        judged.append(
+            behaviours.Result(r.behaviour, NOT_PROBED, f"not reached: {path} is answered by nginx ({where})")
+        )
+    return judged
+
+
 def judged_where_probed(site: Site, results: list[behaviours.Result]) -> list[behaviours.Result]:
     """When the lab's /ws/* requests land outside the config's websocket location (it serves
     /socket.io), what they saw says nothing of it: those rows are judged from the config's text."""
+    results = not_reached(site, results)
     if not site.probes_miss_the_websocket_location():
         return results
     landed = site.location(site.routes.ws)
@@ -204,18 +234,65 @@ def judged_where_probed(site: Site, results: list[behaviours.Result]) -> list[be
     ]
 
 
-def scenario_matches(endpoint: Endpoint) -> list[tuple[str, str]]:
+def _waits_on_a_body(scenario: catalogue.Scenario) -> bool:
+    """A check that sends a body with no deadline of its own (a 2 MiB upload may take 60 s)."""
+    return any((c.body_mib or c.body_kib) and not c.timeout_s for c in scenario.checks)
+
+
+def scenario_matches(
+    endpoint: Endpoint, routes: behaviours.Routes, bodies_hang: bool = False
+) -> list[tuple[str, str]]:
     """The catalogue's symptoms the run shows; not the scenarios whose check reads this
-    checkout's own stack (early-reject counts its kernel's resets)."""
+    checkout's own stack (early-reject counts its kernel's resets), nor the websocket ones when
+    the probes went to the config's own websocket location (their checks ask the lab's /ws/*,
+    which such a config does not serve as websockets), nor, where the probes saw a request body
+    go unanswered, those that would wait out their upload's deadline for "no answer" (neither
+    symptom nor health: never a match)."""
+    own_websocket = routes.ws != behaviours.Routes().ws
     candidates = [
-        s for s in catalogue.scenarios() if s.checked and not s.compose_only and not s.lab_stack_only
+        s
+        for s in catalogue.scenarios()
+        if s.checked
+        and not s.compose_only
+        and not s.lab_stack_only
+        and not (own_websocket and s.behaviour in WEBSOCKET_BEHAVIOURS)
+        and not (bodies_hang and _waits_on_a_body(s))
     ]
     return [(scenario.name, seen.seen) for scenario, seen in catalogue.matching(candidates, endpoint)]
+
+
+def websocket_probe_path(site: Site, location: Directive) -> str | None:
+    """A path nginx sends to ``location`` (a websocket one of the config): its prefix (with a
+    "/" after a bare name, as clients ask: /socket.io -> /socket.io/), its exact URI, or a
+    regex's literal start when that lands there; None when no such path is found."""
+    modifier, pattern = location_pattern(location)
+    if modifier == "=":
+        candidate = pattern
+    elif modifier in ("", "^~"):
+        candidate = pattern if pattern.endswith("/") else pattern + "/"
+    elif modifier in ("~", "~*"):
+        candidate = re.split(r"[(.*+?\[\]{}|$\\]", pattern.lstrip("^"), maxsplit=1)[0]
+    else:
+        return None
+    return candidate if candidate.startswith("/") and site.location(candidate) is location else None
+
+
+def routes_for(site: Site) -> behaviours.Routes:
+    """The lab's routes, with the websocket probes sent to the config's own websocket location
+    when the lab's /ws/* would land elsewhere (the app runs with LAB_WS_ANY_PATH: an echo there)."""
+    routes = behaviours.Routes()
+    if not site.probes_miss_the_websocket_location():
+        return routes
+    for location in site.websocket_locations():
+        if (path := websocket_probe_path(site, location)) is not None:
+            return replace(routes, ws=path, ws_info=path)
+    return routes
 
 
 def run(path: Path, args: argparse.Namespace, in_namespace: bool) -> tuple[Outcome, Plan, Site, list[str]]:
     config = load(path)
     site = site_for(config, args.public_https_port, args.public_http_port)
+    site = replace(site, routes=routes_for(site))
     place = sandbox.where(
         in_namespace,
         labsettings.HTTPS_PORT.value(),
@@ -233,7 +310,7 @@ def run(path: Path, args: argparse.Namespace, in_namespace: bool) -> tuple[Outco
     upload_location = site.location(site.routes.upload)
     declared = body_limit_mib(upload_location) if upload_location is not None else None
     options = behaviours.Options(
-        behaviours.Routes(),
+        site.routes,
         idle_s=args.idle,
         declared_limit_mib=declared,
         http3_unjudged=""
@@ -242,7 +319,8 @@ def run(path: Path, args: argparse.Namespace, in_namespace: bool) -> tuple[Outco
     )
     with sandbox.running(plan, place):
         results = judged_where_probed(site, behaviours.run(endpoint, options))
-        matches = scenario_matches(endpoint)
+        hang = any(r.behaviour is REQUEST_BODY and "no answer" in r.seen for r in results)
+        matches = scenario_matches(endpoint, site.routes, bodies_hang=hang)
     answered = next((r.status for r in results if r.behaviour is ERROR_FORMAT and r.status), None)
     rows = merge(results, behaviours.findings(replace(site, bad_gateway_answered=answered)))
     return Outcome(rows, matches, port_notes(site, rows)), plan, site, warnings
@@ -264,7 +342,10 @@ def report(
                 f"    {_short(change.where[0], path)}:{change.where[1]}  {change.was}  ->  {change.now}"
                 f"  ({change.why})"
             )
-    lines.extend(f"  nginx -t: {warning}" for warning in warnings)
+    for warning in warnings:
+        lines.append(f"  nginx -t: {warning}")
+        if (fix := refusals.fix_for(warning)) is not None:
+            lines.append(f"    fix: {fix}")
     lines.append("")
     width = max(len(r.behaviour.id) for r in outcome.rows)
     marks = {OK: "ok", BROKEN: "BROKEN", STATIC: "broken*", NOTE: "note", NOT_PROBED: "-"}
@@ -319,6 +400,11 @@ def main(args: argparse.Namespace, argv: list[str]) -> int:
             f"lab check: could not run {args.conf}: {error} (logs: {sandbox.BASE / 'logs'})", file=sys.stderr
         )
         return 2
+    if args.html is not None:
+        from . import page  # imports this module: only when asked
+
+        probed_as = endpoint_for(site, plan).url
+        args.html.write_text(page.render(args.conf, outcome, plan.changes, warnings, probed_as))
     if args.json:
         print(
             json.dumps(
@@ -327,6 +413,7 @@ def main(args: argparse.Namespace, argv: list[str]) -> int:
                     "matches": outcome.matches,
                     "changes": [asdict(c) for c in plan.changes],
                     "gunicorn": [asdict(f) for f in layers],
+                    "warnings": [{"message": w, "fix": refusals.fix_for(w) or ""} for w in warnings],
                 },
                 indent=1,
             )

@@ -149,12 +149,22 @@ def usable_name(server: Directive) -> str | None:
     """A name a client can send and a certificate can hold: the first literal one, else one a
     wildcard matches (``*.example.com`` -> ``www.example.com``); None for "_" or regexes only."""
     names = server_names(server)
-    if literal := literal_names(names):
+    if literal := [n for n in literal_names(names) if _hostname(n)]:
         return literal[0]
     for name in names:
         if name and not name.startswith("~") and "$" not in name and name != "_":
-            return name.lstrip("*.").replace("*", "www") if "*" in name else name.lstrip(".")
+            # As nginx matches them: `*.example.com` only below example.com, `.example.com` both,
+            # `www.example.*` any last label.
+            if name.startswith("*."):
+                return "www." + name[2:]
+            return name[:-1] + "com" if name.endswith(".*") else name.lstrip(".")
     return None
+
+
+def _hostname(name: str) -> bool:
+    """A name a client can resolve and send: no empty label (`aiqa..com`, a typo nginx accepts),
+    none over 63 characters."""
+    return all(0 < len(label) <= 63 for label in name.rstrip(".").split("."))
 
 
 def probe_host(name: str) -> str:
@@ -221,7 +231,7 @@ def _locations(block: Directive) -> list[Directive]:
     return block.children("location")
 
 
-def _location_pattern(location: Directive) -> tuple[str, str]:
+def location_pattern(location: Directive) -> tuple[str, str]:
     """(modifier, pattern): modifier is "=", "^~", "~", "~*", "@" or "" for a plain prefix."""
     args = location.args
     if len(args) >= 2:
@@ -240,7 +250,7 @@ def _find_location(block: Directive, path: str) -> tuple[Directive | None, bool]
     the order written (the first that matches wins, with its own nested locations searched)."""
     prefixes, regexes = [], []
     for location in _locations(block):
-        modifier, pattern = _location_pattern(location)
+        modifier, pattern = location_pattern(location)
         if modifier == "=" and path == pattern:
             return location, True
         if modifier in ("", "^~") and path.startswith(pattern):
@@ -270,9 +280,7 @@ def location_for(block: Directive, uri: str) -> Directive | None:
 
 
 def named_location(server: Directive, name: str) -> Directive | None:
-    return next(
-        (loc for loc in _locations(server) if _location_pattern(loc) == ("@", name.lstrip("@"))), None
-    )
+    return next((loc for loc in _locations(server) if location_pattern(loc) == ("@", name.lstrip("@"))), None)
 
 
 def proxying_location(server: Directive, uri: str) -> Directive | None:

@@ -29,6 +29,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="your gunicorn.conf.py (or a file with the gunicorn command line), judged with the nginx config",
     )
     parser.add_argument(
+        "--html",
+        type=Path,
+        metavar="FILE",
+        help="also write the report as one self-contained page (the config, its lines highlighted)",
+    )
+    parser.add_argument(
         "--no-namespace", action="store_true", help="remap ports instead of a network namespace"
     )
 

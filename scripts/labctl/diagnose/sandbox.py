@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import ipaddress
 import os
 import re
 import shutil
@@ -23,6 +24,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from .. import native, nginx, paths
+from . import refusals
 from .adapt import Plan, Where
 from .config import ConfigError
 
@@ -61,11 +63,20 @@ def prepare(place: Where) -> None:
         directory.mkdir(parents=True, exist_ok=True)
 
 
+def san_for(name: str) -> str:
+    """A subjectAltName entry: an IP address (`server_name 192.168.1.15`) as one, else a DNS name."""
+    try:
+        ipaddress.ip_address(name.strip("[]"))
+    except ValueError:
+        return f"DNS:{name}"
+    return f"IP:{name.strip('[]')}"
+
+
 def mint_certificate(names: list[str], out: Path) -> None:
     """A server certificate for ``names`` (and 127.0.0.1, ::1), signed by the lab's CA, so the
     probes verify TLS for the config's own server_name."""
     subprocess.run(["sh", str(paths.SCRIPTS / "certs.sh"), str(paths.CERTS)], check=True, capture_output=True)
-    sans = ",".join([*(f"DNS:{name}" for name in names), "IP:127.0.0.1", "IP:::1"])
+    sans = ",".join([*(san_for(name) for name in names), "IP:127.0.0.1", "IP:::1"])
     extensions = out / "server.ext"
     extensions.write_text(
         "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n"
@@ -119,7 +130,7 @@ def nginx_test(plan: Plan, place: Where) -> list[str]:
     result = subprocess.run([*_nginx(place), "-t", "-q"], capture_output=True, text=True)
     message = user_message(result.stderr.strip(), plan, place)
     if result.returncode != 0:
-        raise ConfigError(message or "nginx -t failed")
+        raise ConfigError(refusals.with_fixes(message) if message else "nginx -t failed")
     return [line for line in message.splitlines() if line]
 
 
@@ -200,6 +211,9 @@ def running(plan: Plan, place: Where, app_command: list[str] | None = None) -> I
         # hang (connection-upgrade-always) shows: this one fix of the lab's app would hide it.
         "LAB_FIX_UPGRADE_INPUT": "0",
         "LAB_SCENARIO": "",
+        # A websocket handshake on any path is an echo: the config's own websocket locations
+        # (/socket.io, /api/live/) are probed, not only the lab's /ws/*.
+        "LAB_WS_ANY_PATH": "1",
     }
     if app_command is None:
         app = native.start_gunicorn(app_env, place.logs / "app.log")

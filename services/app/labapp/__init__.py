@@ -9,7 +9,7 @@ import labsettings as lab
 from labsettings import AppSettings
 
 from . import chat, errors, inputfix, middleware, realtime, storage, wsfix
-from .views import bugs, cpu, debug, errors_demo, page, redirects, slow, stream, uploads, websockets
+from .views import bugs, cpu, debug, errors_demo, page, redirects, slow, stream, uploads, verdict, websockets
 
 
 class KeepOrderJSON(DefaultJSONProvider):
@@ -38,7 +38,7 @@ def create_app(settings: AppSettings | None = None) -> Flask:
     for blueprint in (
         debug.bp,
         redirects.bp,
-        websockets.make_blueprint(settings[lab.WS_ROUTE_FLAG]),
+        websockets.make_blueprint(settings[lab.WS_ROUTE_FLAG], settings[lab.WS_ANY_PATH]),
         uploads.bp,
         errors_demo.bp,
         slow.bp,
@@ -46,6 +46,7 @@ def create_app(settings: AppSettings | None = None) -> Flask:
         cpu.bp,
         bugs.bp,
         page.bp,
+        verdict.bp,
     ):
         app.register_blueprint(blueprint)
 

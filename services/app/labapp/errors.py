@@ -34,7 +34,15 @@ def _http_error(exc: HTTPException) -> Response:
     for name, value in exc.get_response().headers.items():
         if name.lower() not in {"content-type", "content-length"}:
             response.headers[name] = value
+    if exc.code == 400 and _unupgraded_handshake(request.environ):
+        # A websocket route reached without its upgrade (the proxy spoke HTTP/1.0, or dropped
+        # Connection): say what of the handshake arrived, as for a websocket-only route.
+        response.headers[HANDSHAKE_SEEN_HEADER] = handshake_seen(request.environ)
     return response
+
+
+def _unupgraded_handshake(environ: dict[str, object]) -> bool:
+    return "HTTP_SEC_WEBSOCKET_VERSION" in environ and "wsgi.websocket" not in environ
 
 
 def handshake_seen(environ: dict[str, object]) -> str:
@@ -49,7 +57,11 @@ def handshake_seen(environ: dict[str, object]) -> str:
 
 
 def _websocket_mismatch(_exc: WebsocketMismatch) -> Response:
-    if str(request.environ.get("HTTP_UPGRADE", "")).lower() == "websocket":
+    # A handshake as Werkzeug's routing tells one (Upgrade: websocket and Connection: upgrade):
+    # Upgrade alone, its Connection dropped by the proxy, is a websocket route's lost handshake.
+    connection = str(request.environ.get("HTTP_CONNECTION", "")).lower()
+    upgrade_asked = any(token.strip(" \t") == "upgrade" for token in connection.split(","))
+    if upgrade_asked and str(request.environ.get("HTTP_UPGRADE", "")).lower() == "websocket":
         return error_response(400, NOT_A_WEBSOCKET_MSG)  # a handshake for a plain route
     response = error_response(400, WEBSOCKET_ONLY_MSG)
     response.headers[HANDSHAKE_SEEN_HEADER] = handshake_seen(request.environ)

@@ -203,9 +203,34 @@ def chat_session(ws: Any, room: chat.Room, whoami: bool) -> None:
         room.leave(client_id)
 
 
-def make_blueprint(websocket_flag: bool) -> Blueprint:
-    """``websocket_flag=False`` declares the routes like /bugs/ws-no-flag (ws-no-flag scenario)."""
+def info_message() -> str:
+    """What the app saw of this websocket's handshake: the scheme above all (ws-scheme)."""
+    return json.dumps(
+        {
+            "scheme": "wss" if request.scheme == "https" else "ws",
+            "host": request.host,
+            "path": request.path,
+            "remote_addr": request.remote_addr,
+            "request_id": g.get("request_id", ""),
+            "served_by": served_by(),
+        }
+    )
+
+
+def make_blueprint(websocket_flag: bool, any_path: bool = False) -> Blueprint:
+    """``websocket_flag=False`` declares the routes like /bugs/ws-no-flag (ws-no-flag scenario);
+    ``any_path`` (LAB_WS_ANY_PATH, lab check only) adds a websocket route on every other path."""
     bp = Blueprint("websockets", __name__)
+
+    if any_path:
+
+        @bp.route("/", websocket=True, endpoint="any_path_root")
+        @bp.route("/<path:_anything>", websocket=True)
+        def echo_on_any_path(_anything: str = "") -> Response:
+            """The info message, then an echo: a user's own websocket location, probed."""
+            ws = _socket()
+            send(ws, info_message())
+            return echo_loop()
 
     @bp.route("/ws/echo", websocket=websocket_flag)
     def echo() -> Response:
@@ -223,18 +248,7 @@ def make_blueprint(websocket_flag: bool) -> Blueprint:
     @bp.route("/ws/info", websocket=websocket_flag)
     def info() -> Response:
         ws = _socket()
-        send(
-            ws,
-            json.dumps(
-                {
-                    "scheme": "wss" if request.scheme == "https" else "ws",
-                    "host": request.host,
-                    "remote_addr": request.remote_addr,
-                    "request_id": g.get("request_id", ""),
-                    "served_by": served_by(),
-                }
-            ),
-        )
+        send(ws, info_message())
         wsfix.close_within(ws, 1000, "info sent")
         return Response(status=204)
 
