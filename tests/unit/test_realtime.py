@@ -58,3 +58,21 @@ def test_no_slot_no_header(make_app):
 def test_a_worker_on_every_interface_is_reached_by_its_host_name():
     assert sioslots._reachable_host("0.0.0.0") == socket.gethostname()
     assert sioslots._reachable_host("127.0.0.1") == "127.0.0.1"
+
+
+def test_lab_check_s_app_keeps_socketio_for_engineio_and_echoes_a_plain_websocket_there(make_app):
+    # LAB_WS_ANY_PATH (lab check): a user's /socket.io location is probed with a plain websocket
+    # (the echo) and with Engine.IO; each must reach its own, not the other.
+    from werkzeug.test import EnvironBuilder
+
+    from labapp import wsfix
+
+    app = make_app(ws_any_path=True, fix_broker=False)  # no Redis in a unit test
+    handshake = {"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Version": "13"}
+    environ = EnvironBuilder(path="/socket.io/", headers=handshake).get_environ()
+    assert wsfix.is_websocket_route(app.url_map, environ) is True
+    client = app.test_client()
+    polling = client.get("/socket.io/?EIO=4&transport=polling")
+    assert polling.status_code == 200 and polling.get_data(as_text=True).startswith("0{"), polling.data
+    plain = client.get("/socket.io/", headers={"Sec-WebSocket-Version": "13"})
+    assert plain.status_code == 400 and "is a websocket" in plain.get_json()["msg"]

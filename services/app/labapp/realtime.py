@@ -117,6 +117,10 @@ def _with_header(start_response: StartResponse, name: str, value: str) -> StartR
     return start
 
 
+def _speaks_engineio(environ: Environ) -> bool:
+    return "EIO" in urllib.parse.parse_qs(environ.get("QUERY_STRING", ""))
+
+
 def install(app: Flask, settings: AppSettings) -> SocketIO:
     """Socket.IO on ``app`` at /socket.io/; before middleware.install, so that ProxyFix and the
     request log wrap it too."""
@@ -138,9 +142,12 @@ def install(app: Flask, settings: AppSettings) -> SocketIO:
     if settings[lab.FIX_JSON_ERRORS]:
         sio_wsgi = _json_errors(sio_wsgi)
     max_bytes = settings[lab.SOCKETIO_MAX_MESSAGE]
+    # lab check's app (LAB_WS_ANY_PATH) echoes a plain websocket on any path, /socket.io/ included:
+    # there only what speaks Engine.IO (its EIO query) is Socket.IO's.
+    any_path = settings[lab.WS_ANY_PATH]
 
     def dispatch(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
-        if not environ.get("PATH_INFO", "").startswith(PATH):
+        if not environ.get("PATH_INFO", "").startswith(PATH) or (any_path and not _speaks_engineio(environ)):
             return flask_wsgi(environ, start_response)
         ws = environ.get("wsgi.websocket")
         if ws is None:
@@ -153,8 +160,10 @@ def install(app: Flask, settings: AppSettings) -> SocketIO:
             return sio_wsgi(environ, start_response)
 
     app.wsgi_app = dispatch  # type: ignore[method-assign]
-    # gevent-websocket upgrades only the URL map's websocket routes (wsfix): this is one.
-    app.url_map.add(Rule(PATH, endpoint="socketio", websocket=True))
+    # gevent-websocket upgrades only the URL map's websocket routes (wsfix): this is one (with
+    # LAB_WS_ANY_PATH every path is one already, and a plain /socket.io/ request is Flask's).
+    if not any_path:
+        app.url_map.add(Rule(PATH, endpoint="socketio", websocket=True))
     _register_events(sio, app)
     app.extensions[EXTENSION] = sio
     return sio
