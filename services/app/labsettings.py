@@ -202,6 +202,20 @@ FIX_WS_UPGRADE = Setting(
     "upgrade only a websocket route's handshake (stock gevent-websocket: 101 for any path, then a close)",
     "app",
 )
+FIX_WS_READ = Setting(
+    "LAB_FIX_WS_READ",
+    "1",
+    flag,
+    "read websocket messages at C speed in pieces, yielding (stock gevent-websocket: per-byte Python, stalls the worker)",
+    "app",
+)
+FIX_WS_CLOSE_CODES = Setting(
+    "LAB_FIX_WS_CLOSE_CODES",
+    "1",
+    flag,
+    "accept the close codes RFC 6455 and IANA allow (stock: 1012-1014 refused, 5000+ echoed)",
+    "app",
+)
 X_ACCEL = Setting(
     "LAB_X_ACCEL", "1", flag, "/files/<name> answers with X-Accel-Redirect for nginx to serve", "app"
 )

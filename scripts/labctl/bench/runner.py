@@ -10,7 +10,18 @@ from typing import Any
 
 from .. import endpoints, native, paths, stack, traffic
 from ..venv import reexec_in_venv
-from . import bench_stack, chart, loop, nginxlog, protocols, proxy, record, upload_rate, workers, wsload
+from . import (
+    bench_stack,
+    chart,
+    loop,
+    nginxlog,
+    protocols,
+    proxy,
+    record,
+    upload_rate,
+    workers,
+    wsload,
+)
 from .settings import SECTIONS, BenchSettings, env_help
 
 OUT = paths.LAB / "bench"
@@ -135,6 +146,27 @@ class Run:
         self.notes["ws.broadcast_ms"] = (
             f"one message via Redis to the {result.held - 1} others, median of {result.broadcast_runs_ms}; "
             f"CPU ms each: {result.broadcast_cpu_ms}"
+        )
+        self.measure_large_message()
+
+    def measure_large_message(self) -> None:
+        from . import wsmessage  # the `websockets` library: .venv only (the bench re-runs itself there)
+
+        s = self.settings
+        with bench_stack.native_stack(workers=1):
+            large = wsmessage.run(s.ws_large_message_mib * 1024 * 1024, s.ws_large_rounds)
+        self.details["ws_large_message"] = asdict(large)
+        self.results["ws"].update(
+            large_echo_vs_reference_ratio=large.ratio, large_message_stall_ms=large.stall_ms
+        )
+        self.notes["ws.large_echo_vs_reference_ratio"] = (
+            f"one {s.ws_large_message_mib} MiB text message echoed, straight to one worker, same client "
+            f"(websockets {wsmessage.CLIENT_VERSION}), median of {s.ws_large_rounds}: app s {large.app_s}, "
+            f"`websockets` echo server s {large.reference_s}"
+        )
+        self.notes["ws.large_message_stall_ms"] = (
+            f"another client's longest small echo meanwhile, worst of {large.app_stall_ms} (idle "
+            f"{large.idle_round_trip_ms} ms; beside the reference {large.reference_stall_ms})"
         )
 
     def measure_deploy(self) -> None:

@@ -27,6 +27,9 @@ class BenchSettings:
     ws_echo_clients: int = 20
     ws_echo_messages: int = 50  # per echo client
     ws_broadcasts: int = 3
+    # One text message echoed by the app and by the `websockets` library, alternated this many times.
+    ws_large_message_mib: int = 16
+    ws_large_rounds: int = 3
     workers_connections: int = 100
     workers_seconds: float = 5.0
     workers_sleep_s: float = 0.2
@@ -65,6 +68,8 @@ QUICK = BenchSettings(
     ws_echo_clients=4,
     ws_echo_messages=10,
     ws_broadcasts=1,
+    ws_large_message_mib=4,
+    ws_large_rounds=1,
     workers_connections=20,
     workers_seconds=1.0,
     workers_sleep_s=0.05,

@@ -13,6 +13,7 @@ from gevent import GreenletExit
 from geventwebsocket.exceptions import ProtocolError, WebSocketError
 
 from .. import chat, wsfix
+from ..patches import wsread
 from ..middleware import CloseWhenStopping
 from .debug import served_by
 
@@ -53,6 +54,9 @@ class BoundedReceiver:
         self.max_bytes = max_bytes
         self._left = max_bytes
         self._exceeded = False
+        # The cap before any payload is read: labapp.patches.wsread checks each frame header
+        # against it; gevent-websocket's own reader (LAB_FIX_WS_READ=0) reads through raw_read.
+        wsread.limit_messages(ws, max_bytes)
         self._read = ws.raw_read
         ws.raw_read = self._bounded_read  # the payload reader; frame headers use ws.stream
 
@@ -85,8 +89,8 @@ class BoundedReceiver:
             self.ws.close(CLOSE_INVALID_PAYLOAD, b"invalid UTF-8 in a text message")
         except ProtocolError:
             self.ws.close(CLOSE_PROTOCOL_ERROR, b"protocol error")
-        except (WebSocketError, OSError):
-            if self._exceeded:
+        except (WebSocketError, OSError) as error:
+            if self._exceeded or isinstance(error, wsread.MessageTooBig):
                 self.ws.close(CLOSE_MESSAGE_TOO_BIG, f"message over {self.max_bytes} bytes".encode())
                 self._discard_unread()
             else:

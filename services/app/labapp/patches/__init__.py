@@ -1,0 +1,113 @@
+"""Every change the lab makes to a library's internals, declared in one place.
+
+A patch replaces one attribute of a library's class or module (its *target*). Each is a
+``Patch``: the target, the replacement, why, the setting that turns it off, where the fix
+belongs upstream (an issue or pull request, or which project should take it), and the
+distribution version and the stock attribute's source it was written against. ``install()``
+applies them once per process; a patch whose library is at another version, or whose target is
+missing or no longer the code it was written for, is refused with one line (``PatchRefused``,
+a SystemExit: the worker does not start) instead of changing code nobody has read.
+
+Each patch has a unit test comparing it with the stock attribute on the same input
+(tests/unit/test_patches_*.py, tests/unit/test_inputfix.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import inspect
+from dataclasses import dataclass, field
+from importlib import metadata
+from typing import Any
+
+import labsettings
+
+
+class PatchRefused(SystemExit):
+    """A patch's target is not the one it was written for: fix the patch, or pin the version."""
+
+
+def source_digest(obj: Any) -> str:
+    """The first 12 hex digits of sha256 over ``obj``'s source (its ``repr`` when it has none):
+    what a patch records of its target, so that an upgrade that changes it is noticed."""
+    try:
+        text = inspect.getsource(obj)
+    except (OSError, TypeError):
+        text = repr(obj)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class Patch:
+    target: str  # "module:Class.attribute" or "module:attribute"
+    replacement: Any
+    why: str
+    upstream: str  # the issue or pull request, or the project the fix belongs in
+    distribution: str  # the PyPI name whose code the target is
+    version: str  # the distribution's version the patch was written against
+    digest: str  # source_digest of the stock target at that version
+    setting: labsettings.Setting[bool] | None = None  # off: the stock target stays
+    stock: Any = field(default=None, compare=False)  # filled by resolve()
+
+    def owner_and_name(self) -> tuple[Any, str]:
+        module_name, _, path = self.target.partition(":")
+        owner: Any = importlib.import_module(module_name)
+        *parents, name = path.split(".")
+        for parent in parents:
+            owner = getattr(owner, parent)
+        return owner, name
+
+    def enabled(self) -> bool:
+        return self.setting is None or bool(self.setting.value())
+
+    def check(self) -> Any:
+        """The stock attribute, after checking it is the one this patch was written for."""
+        installed = metadata.version(self.distribution)
+        if installed != self.version:
+            raise PatchRefused(
+                f"lab: patch of {self.target} was written for {self.distribution} {self.version}, "
+                f"found {installed}: check it against the new code ({self.upstream})"
+            )
+        owner, name = self.owner_and_name()
+        stock = _stock.get(self.target, owner.__dict__.get(name))
+        if stock is None:
+            raise PatchRefused(f"lab: patch of {self.target}: no such attribute in {self.distribution} {installed}")
+        found = source_digest(stock)
+        if found != self.digest:
+            raise PatchRefused(
+                f"lab: patch of {self.target}: the stock code changed (digest {found}, written for "
+                f"{self.digest}); check the patch against it ({self.upstream})"
+            )
+        return stock
+
+
+# The stock attribute of every target, kept when first replaced: a second install() (another
+# create_app in the same process) checks and restores against it, not against a replacement.
+_stock: dict[str, Any] = {}
+
+
+def stock(target: str) -> Any:
+    """The library's own attribute behind ``target`` (whether or not it is patched)."""
+    if target in _stock:
+        return _stock[target]
+    module_name, _, path = target.partition(":")
+    owner: Any = importlib.import_module(module_name)
+    for part in path.split("."):
+        owner = getattr(owner, part)
+    return owner
+
+
+def install(patches: tuple[Patch, ...]) -> None:
+    """Check every patch, then set each enabled one's replacement (a disabled one's stock)."""
+    checked = [(patch, patch.check()) for patch in patches]
+    for patch, original in checked:
+        owner, name = patch.owner_and_name()
+        _stock.setdefault(patch.target, original)
+        setattr(owner, name, patch.replacement if patch.enabled() else original)
+
+
+def all_patches() -> tuple[Patch, ...]:
+    from . import wsclose, wsread
+
+    return wsread.PATCHES + wsclose.PATCHES
