@@ -206,7 +206,8 @@ FIX_WS_READ = Setting(
     "LAB_FIX_WS_READ",
     "1",
     flag,
-    "read websocket messages at C speed in pieces, yielding (stock gevent-websocket: per-byte Python, stalls the worker)",
+    "read websocket messages at C speed in pieces, yielding (stock gevent-websocket: per-byte "
+    "Python, no message cap, stalls the worker)",
     "app",
 )
 FIX_WS_CLOSE_CODES = Setting(
@@ -223,7 +224,8 @@ WS_MAX_MESSAGE = Setting(
     "LAB_WS_MAX_MESSAGE",
     str(16 * 1024 * 1024),
     int,
-    "largest websocket message in bytes (close 1009): gevent-websocket reads any length into memory",
+    "largest websocket message in bytes (close 1009): gevent-websocket reads any length into memory "
+    "(checked by the reader of LAB_FIX_WS_READ)",
     "app",
 )
 FIX_BROKER = Setting(

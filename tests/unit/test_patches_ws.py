@@ -10,21 +10,23 @@ from types import SimpleNamespace
 
 import gevent
 import pytest
-from geventwebsocket.exceptions import ProtocolError, WebSocketError
+from geventwebsocket.exceptions import WebSocketError
 from geventwebsocket.websocket import Header, WebSocket
 
-from labapp import patches, wsfix
-from labapp.patches import wsclose, wsread
+from labapp import patches
+from labapp.patches import wsclose, wsread, wssend
 
 TEXT, BINARY, CONT, CLOSE, PING, PONG = 1, 2, 0, 8, 9, 10
-# As create_app does (wsfix: the close frames); the stock attributes stay known.
-wsfix.install(route_aware_upgrade=True, bounded_upgrade_input=True)
-patches.install(patches.all_patches())
+patches.install(patches.all_patches())  # as create_app does; the stock attributes stay known
 STOCK_READ = patches.stock("geventwebsocket.websocket:WebSocket.read_message")
 STOCK_VALID = patches.stock("geventwebsocket.websocket:WebSocket._is_valid_close_code")
+STOCK_SEND = patches.stock("geventwebsocket.websocket:WebSocket.send_frame")
+STOCK_CLOSE = patches.stock("geventwebsocket.websocket:WebSocket.close")
 
 
-def frame(opcode: int, payload: bytes, fin: bool = True, rsv: int = 0, mask: bytes = b"\x37\xfa\x21\x3d") -> bytes:
+def frame(
+    opcode: int, payload: bytes, fin: bool = True, rsv: int = 0, mask: bytes = b"\x37\xfa\x21\x3d"
+) -> bytes:
     """One client frame (masked, as a client must send it)."""
     head = bytes([(0x80 if fin else 0) | rsv | opcode])
     size = len(payload)
@@ -41,7 +43,9 @@ def websocket(data: bytes) -> tuple[WebSocket, list[bytes]]:
     """A WebSocket reading ``data``; the list collects what it sends."""
     sent: list[bytes] = []
     rfile = io.BufferedReader(io.BytesIO(data), 1024)
-    handler = SimpleNamespace(rfile=rfile, server=SimpleNamespace(application=None), logger=SimpleNamespace(debug=lambda *_: None))
+    handler = SimpleNamespace(
+        rfile=rfile, server=SimpleNamespace(application=None), logger=SimpleNamespace(debug=lambda *_: None)
+    )
     stream = SimpleNamespace(read=rfile.read, write=sent.append, handler=handler)
     return WebSocket({}, stream, handler), sent
 
@@ -100,7 +104,9 @@ def test_unmasks_as_gevent_websocket_does(offset):
 def test_invalid_utf8_is_refused_before_the_rest_of_the_frame():
     """Autobahn 6.4.3/6.4.4: the first part of a frame holds a bad sequence and the rest never
     comes; the stock reader waits for the whole frame (here: hits the end of the stream)."""
-    first_part = frame(TEXT, b"\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5\xf4\x90\x80\x80" + b"x" * 1000)[:30]
+    first_part = frame(TEXT, b"\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5\xf4\x90\x80\x80" + b"x" * 1000)[
+        :30
+    ]
     assert outcome(wsread.read_message, first_part)[0] is UnicodeError
     assert outcome(STOCK_READ, first_part)[0] is WebSocketError
 
@@ -133,6 +139,50 @@ def test_a_large_message_lets_the_worker_run_other_greenlets(monkeypatch):
         other.kill()
 
 
+SENDS = {
+    "a text": ("h\u00e9llo", TEXT),
+    "an empty text": ("", TEXT),
+    "bytes sent as text": (b"raw", TEXT),
+    "None sent as text": (None, TEXT),
+    "a binary": (b"\x00\x01", BINARY),
+    "a bytearray": (bytearray(b"abc"), BINARY),
+    "a ping": ("p", PING),
+    "a pong": (b"p", PONG),
+    "a 1 MiB text": ("\u2603" * (1024 * 1024 // 3), TEXT),
+    "a 1 MiB binary": (os.urandom(1024 * 1024), BINARY),
+}
+
+
+@pytest.mark.parametrize("message, opcode", SENDS.values(), ids=SENDS.keys())
+def test_frames_sent_are_gevent_websockets(message, opcode):
+    wire = []
+    for send in (STOCK_SEND, wssend.send_frame):
+        ws, sent = websocket(b"")
+        send(ws, message, opcode)
+        wire.append(b"".join(sent))
+    assert wire[0] == wire[1]
+
+
+def test_a_large_frame_is_sent_in_pieces_letting_the_worker_run(monkeypatch):
+    monkeypatch.setattr(wsread, "YIELD_EVERY_S", 0.0)
+    ticks = []
+    other = gevent.spawn(lambda: [ticks.append(gevent.sleep(0)) for _ in iter(int, 1)])
+    gevent.sleep(0)
+    ws, sent = websocket(b"")
+    wssend.send_frame(ws, b"x" * (4 * wsread.CHUNK), BINARY)
+    other.kill()
+    assert len(sent) == 5 and len(ticks) >= 4  # the header, four pieces, a turn for the other after each
+
+
+def test_close_sends_the_status_code_where_stock_sends_the_reason():
+    frames = []
+    for close in (STOCK_CLOSE, wsclose.close):
+        ws, sent = websocket(b"")
+        close(ws, 1001, b"going away")
+        frames.append(b"".join(sent))
+    assert frames == [b"\x88\x0db'going away'", b"\x88\x0c\x03\xe9going away"]
+
+
 SENDABLE = [1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014, 3000, 4000, 4999]
 NOT_SENDABLE = [0, 999, 1004, 1005, 1006, 1015, 1016, 1100, 2000, 2999, 5000, 65535]
 
@@ -143,7 +193,9 @@ def test_close_codes_are_the_sendable_ones(code):
 
 
 def test_close_codes_differ_from_stock_only_where_stock_was_wrong():
-    differs = {code for code in range(0, 6000) if wsclose.is_valid_close_code(None, code) != STOCK_VALID(None, code)}
+    differs = {
+        code for code in range(0, 6000) if wsclose.is_valid_close_code(None, code) != STOCK_VALID(None, code)
+    }
     # stock: 1012-1014 refused; 1017-1099, 1101-1999 and 5000+ accepted
     assert differs == {1012, 1013, 1014, *range(1017, 1100), *range(1101, 2000), *range(5000, 6000)}
 

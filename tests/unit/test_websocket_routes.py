@@ -1,4 +1,4 @@
-"""Which handshakes the app lets gevent-websocket upgrade (labapp.wsfix, LAB_FIX_WS_UPGRADE), and
+"""Which handshakes the app lets gevent-websocket upgrade (labapp.patches.wsupgrade, LAB_FIX_WS_UPGRADE), and
 what a refused one is told. The upgrade itself needs the worker: tests/integration covers it."""
 
 from __future__ import annotations
@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from werkzeug.test import EnvironBuilder
 
-from labapp import wsfix
 from labapp.errors import HANDSHAKE_SEEN_HEADER
+from labapp.patches import wsupgrade
 
 HANDSHAKE = {"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Version": "13"}
 
@@ -24,7 +24,7 @@ HANDSHAKE = {"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Ver
 )
 def test_only_websocket_routes_are_upgraded(app, path, upgraded):
     environ = EnvironBuilder(path=path, headers=HANDSHAKE).get_environ()
-    assert wsfix.is_websocket_route(app.url_map, environ) is upgraded
+    assert wsupgrade.is_websocket_route(app.url_map, environ) is upgraded
 
 
 def test_a_handshake_for_no_route_is_a_json_404(client):

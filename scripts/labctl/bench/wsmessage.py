@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from websockets import __version__ as CLIENT_VERSION
+import websockets
 from websockets.sync.client import ClientConnection, connect
 
 from .. import endpoints
@@ -75,7 +75,9 @@ class Prober:
 
     def finish(self) -> None:
         out, _ = self.process.communicate("", timeout=TIMEOUT_S)
-        self.samples = [(float(sent), float(rtt)) for sent, rtt in (line.split() for line in out.splitlines())]
+        self.samples = [
+            (float(sent), float(rtt)) for sent, rtt in (line.split() for line in out.splitlines())
+        ]
 
     def worst_ms_between(self, start: float, end: float) -> float:
         """The longest round trip of a probe in flight at any time between ``start`` and ``end``."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask
 from flask.json.provider import DefaultJSONProvider
 
-from . import chat, errors, inputfix, middleware, patches, storage, wsfix
+from . import chat, errors, inputfix, middleware, patches, storage
 from .settings import LabSettings
 from .views import bugs, debug, errors_demo, page, redirects, slow, uploads, websockets
 
@@ -17,9 +17,6 @@ class KeepOrderJSON(DefaultJSONProvider):
 
 def create_app(settings: LabSettings | None = None) -> Flask:
     settings = settings or LabSettings.from_env()
-    wsfix.install(
-        route_aware_upgrade=settings.fix_ws_upgrade, bounded_upgrade_input=settings.fix_upgrade_input
-    )
     inputfix.install()
     patches.install(patches.all_patches())
     app = Flask(__name__)

@@ -14,7 +14,7 @@ made cheaper; each change keeps gevent's behaviour (tests/unit/test_inputfix.py 
    life: for every idle websocket too. nginx's request heads are under 1 KiB (one recv either
    way) and bodies bypass the buffer (readinto above, Werkzeug's large reads); an idle websocket
    costs 3 KiB less (make bench: ws.kib_per_connection, 32.5 -> 29.1 with the headers released
-   after the upgrade, labapp.wsfix).
+   after the upgrade, labapp.patches.wsupgrade).
 3. Request headers parsed without the email package when they are plain ``Name: value`` lines.
    gevent parses every request's headers with ``http.client.parse_headers``, which runs
    ``email.parser`` (a feed parser, made for mail) over them: 18 us for the eight header lines

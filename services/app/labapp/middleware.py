@@ -110,7 +110,7 @@ def drain_body(app: WSGIApp, limit_bytes: int) -> WSGIApp:
     def drain(environ: Environ) -> None:
         # Bounded by Content-Length or the chunked framing: gevent's Input. A request saying
         # "Connection: upgrade" without a handshake gets that too, not the socket itself
-        # (wsfix, LAB_FIX_UPGRADE_INPUT).
+        # (patches/wsupgrade.py, LAB_FIX_UPGRADE_INPUT).
         stream = environ["wsgi.input"]
         remaining = limit_bytes
         try:

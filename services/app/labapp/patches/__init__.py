@@ -70,9 +70,11 @@ class Patch:
                 f"found {installed}: check it against the new code ({self.upstream})"
             )
         owner, name = self.owner_and_name()
-        stock = _stock.get(self.target, owner.__dict__.get(name))
+        stock = _stock.get(self.target, getattr(owner, name, None))
         if stock is None:
-            raise PatchRefused(f"lab: patch of {self.target}: no such attribute in {self.distribution} {installed}")
+            raise PatchRefused(
+                f"lab: patch of {self.target}: no such attribute in {self.distribution} {installed}"
+            )
         found = source_digest(stock)
         if found != self.digest:
             raise PatchRefused(
@@ -108,6 +110,6 @@ def install(patches: tuple[Patch, ...]) -> None:
 
 
 def all_patches() -> tuple[Patch, ...]:
-    from . import wsclose, wsread
+    from . import wsclose, wsread, wssend, wsupgrade
 
-    return wsread.PATCHES + wsclose.PATCHES
+    return wsread.PATCHES + wssend.PATCHES + wsclose.PATCHES + wsupgrade.PATCHES

@@ -21,7 +21,6 @@ from __future__ import annotations
 import codecs
 import time
 from collections.abc import Iterator
-from typing import Any
 
 import gevent
 from geventwebsocket.exceptions import ProtocolError, WebSocketError
@@ -58,7 +57,7 @@ def unmask(data: bytes, mask: bytes, offset: int = 0) -> bytes:
     return (int.from_bytes(data, "little") ^ int.from_bytes(repeated, "little")).to_bytes(size, "little")
 
 
-class _Pacer:
+class Pacer:
     """Yields to gevent's hub once the reader has run YIELD_EVERY_S since its last pause."""
 
     __slots__ = ("since",)
@@ -72,7 +71,7 @@ class _Pacer:
             self.since = time.monotonic()
 
 
-def _payload(ws: WebSocket, header: Header, pacer: _Pacer) -> Iterator[bytes]:
+def _payload(ws: WebSocket, header: Header, pacer: Pacer) -> Iterator[bytes]:
     """The frame's payload, unmasked, in pieces of at most CHUNK bytes as they arrive."""
     read1 = ws.handler.rfile.read1
     offset = 0
@@ -89,7 +88,7 @@ def read_message(self: WebSocket) -> str | bytearray | None:
     """What gevent-websocket's ``read_message`` returns for the same frames (a str, a bytearray,
     or None after a close frame), read in bounded pieces."""
     cap = getattr(self.handler, _LIMIT, None)
-    pacer = _Pacer()
+    pacer = Pacer()
     opcode = 0
     size = 0
     decoder = None

@@ -13,8 +13,8 @@ from gevent import GreenletExit
 from geventwebsocket.exceptions import ProtocolError, WebSocketError
 
 from .. import chat, wsfix
-from ..patches import wsread
 from ..middleware import CloseWhenStopping
+from ..patches import wsread
 from .debug import served_by
 
 WS_KEY = "wsgi.websocket"
@@ -46,26 +46,14 @@ class BoundedReceiver:
     close frames that say why (1007 invalid UTF-8, 1002 protocol error).
 
     gevent-websocket reads whatever length a frame header announces straight into memory: one
-    frame announcing 4 GiB would take 4 GiB of worker memory.
+    frame announcing 4 GiB would take 4 GiB of worker memory. The lab's reader
+    (labapp.patches.wsread, LAB_FIX_WS_READ) checks each frame header against the cap first.
     """
 
     def __init__(self, ws: Any, max_bytes: int) -> None:
         self.ws = ws
         self.max_bytes = max_bytes
-        self._left = max_bytes
-        self._exceeded = False
-        # The cap before any payload is read: labapp.patches.wsread checks each frame header
-        # against it; gevent-websocket's own reader (LAB_FIX_WS_READ=0) reads through raw_read.
         wsread.limit_messages(ws, max_bytes)
-        self._read = ws.raw_read
-        ws.raw_read = self._bounded_read  # the payload reader; frame headers use ws.stream
-
-    def _bounded_read(self, size: int) -> bytes:
-        if size > self._left:
-            self._exceeded = True
-            return b""  # a short read: read_frame raises WebSocketError without reading on
-        self._left -= size
-        return self._read(size)
 
     def _discard_unread(self) -> None:
         """Read (a bounded part of) the refused payload before the handler closes the socket:
@@ -80,7 +68,6 @@ class BoundedReceiver:
     def receive(self) -> str | bytes | None:
         """The next message, or None once the socket is closed: by the peer, by a refusal, or by
         another greenlet (the chat relay losing its broker, the graceful stop)."""
-        self._left = self.max_bytes
         if self.ws.closed:
             return None
         try:
@@ -89,12 +76,11 @@ class BoundedReceiver:
             self.ws.close(CLOSE_INVALID_PAYLOAD, b"invalid UTF-8 in a text message")
         except ProtocolError:
             self.ws.close(CLOSE_PROTOCOL_ERROR, b"protocol error")
-        except (WebSocketError, OSError) as error:
-            if self._exceeded or isinstance(error, wsread.MessageTooBig):
-                self.ws.close(CLOSE_MESSAGE_TOO_BIG, f"message over {self.max_bytes} bytes".encode())
-                self._discard_unread()
-            else:
-                self.ws.closed = True  # the connection dropped mid-frame
+        except wsread.MessageTooBig:
+            self.ws.close(CLOSE_MESSAGE_TOO_BIG, f"message over {self.max_bytes} bytes".encode())
+            self._discard_unread()
+        except (WebSocketError, OSError):
+            self.ws.closed = True  # the connection dropped mid-frame
         except (TypeError, AttributeError):
             # Closed by another greenlet during this read: gevent-websocket then trips over the
             # stream and reader its close() cleared. Anything else is a bug, and says so.
