@@ -161,7 +161,7 @@ class Run:
         )
         self.notes["ws.large_echo_vs_reference_ratio"] = (
             f"one {s.ws_large_message_mib} MiB text message echoed, straight to one worker, same client "
-            f"(websockets {wsmessage.websockets.__version__}), median of {s.ws_large_rounds}: app s {large.app_s}, "
+            f"({wsmessage.CLIENT}), median of {s.ws_large_rounds}: app s {large.app_s}, "
             f"`websockets` echo server s {large.reference_s}"
         )
         self.notes["ws.large_message_stall_ms"] = (

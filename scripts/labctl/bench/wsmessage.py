@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import websockets
+from websockets import __version__ as client_version
 from websockets.sync.client import ClientConnection, connect
 
 from .. import endpoints
@@ -22,6 +22,9 @@ from . import bench_stack
 REFERENCE = Path(__file__).resolve().parent / "reference_echo.py"
 TIMEOUT_S = 60.0
 PROBER = Path(__file__).resolve().parent / "ws_prober.py"
+
+
+CLIENT = f"websockets {client_version}"
 
 
 @dataclass

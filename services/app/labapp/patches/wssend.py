@@ -65,7 +65,7 @@ def send_frame(self: WebSocket, message: Any, opcode: int) -> None:
             for piece in pieces:
                 self.raw_write(piece)
                 pacer.tick()
-        except socket.error:
+        except OSError:
             raise WebSocketError(MSG_SOCKET_DEAD) from None
 
 
