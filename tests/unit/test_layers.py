@@ -38,6 +38,7 @@ LAYERS: list[set[str]] = [
         "offline",
         "upload",
         "bench",
+        "conformance",
         "diagnose",
         "setup",
         "watch",

@@ -18,7 +18,12 @@ PROBE = "probe"
 
 def main(url: str) -> None:
     stop = threading.Event()
-    threading.Thread(target=lambda: (sys.stdin.read(), stop.set()), daemon=True).start()
+
+    def wait_for_stdin_to_close() -> None:
+        sys.stdin.read()
+        stop.set()
+
+    threading.Thread(target=wait_for_stdin_to_close, daemon=True).start()
     samples = []
     with connect(url, compression=None, open_timeout=10) as client:
         print("ready", flush=True)

@@ -40,7 +40,7 @@ def _pieces(message: Any, opcode: int, pacer: Pacer) -> list[bytes | memoryview]
     """The payload as the stock writer encodes it, in pieces of about CHUNK bytes."""
     if opcode in (WebSocket.OPCODE_TEXT, WebSocket.OPCODE_PING):
         text = message if isinstance(message, str) else str(message or "")
-        encoded = []
+        encoded: list[bytes | memoryview] = []
         for at in range(0, len(text), CHUNK):
             encoded.append(text[at : at + CHUNK].encode())
             pacer.tick()
