@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask
 from flask.json.provider import DefaultJSONProvider
 
-from . import chat, errors, inputfix, middleware, patches, storage
+from . import chat, errors, middleware, patches, storage
 from .settings import LabSettings
 from .views import bugs, debug, errors_demo, page, redirects, slow, uploads, websockets
 
@@ -17,7 +17,6 @@ class KeepOrderJSON(DefaultJSONProvider):
 
 def create_app(settings: LabSettings | None = None) -> Flask:
     settings = settings or LabSettings.from_env()
-    inputfix.install()
     patches.install(patches.all_patches())
     app = Flask(__name__)
     app.request_class = storage.StreamingRequest

@@ -9,7 +9,7 @@ missing or no longer the code it was written for, is refused with one line (``Pa
 a SystemExit: the worker does not start) instead of changing code nobody has read.
 
 Each patch has a unit test comparing it with the stock attribute on the same input
-(tests/unit/test_patches_*.py, tests/unit/test_inputfix.py).
+(tests/unit/test_patches_*.py, tests/unit/test_patches_pywsgi.py).
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ class Patch:
     upstream: str  # the issue or pull request, or the project the fix belongs in
     distribution: str  # the PyPI name whose code the target is
     version: str  # the distribution's version the patch was written against
-    digest: str  # source_digest of the stock target at that version
+    digest: str  # source_digest of the stock target at that version; "" when the patch adds it
     setting: labsettings.Setting[bool] | None = None  # off: the stock target stays
     stock: Any = field(default=None, compare=False)  # filled by resolve()
 
@@ -57,6 +57,10 @@ class Patch:
         for parent in parents:
             owner = getattr(owner, parent)
         return owner, name
+
+    @property
+    def adds(self) -> bool:
+        return not self.digest
 
     def enabled(self) -> bool:
         return self.setting is None or bool(self.setting.value())
@@ -71,6 +75,13 @@ class Patch:
             )
         owner, name = self.owner_and_name()
         stock = _stock.get(self.target, getattr(owner, name, None))
+        if self.adds:
+            if stock is not None:
+                raise PatchRefused(
+                    f"lab: patch adds {self.target}, which {self.distribution} {installed} now has: "
+                    f"check whether it is still needed ({self.upstream})"
+                )
+            return None
         if stock is None:
             raise PatchRefused(
                 f"lab: patch of {self.target}: no such attribute in {self.distribution} {installed}"
@@ -106,10 +117,16 @@ def install(patches: tuple[Patch, ...]) -> None:
     for patch, original in checked:
         owner, name = patch.owner_and_name()
         _stock.setdefault(patch.target, original)
-        setattr(owner, name, patch.replacement if patch.enabled() else original)
+        if patch.enabled():
+            setattr(owner, name, patch.replacement)
+        elif patch.adds:
+            if name in vars(owner):
+                delattr(owner, name)
+        else:
+            setattr(owner, name, original)
 
 
 def all_patches() -> tuple[Patch, ...]:
-    from . import wsclose, wsread, wssend, wsupgrade
+    from . import pywsgi, wsclose, wsread, wssend, wsupgrade
 
-    return wsread.PATCHES + wssend.PATCHES + wsclose.PATCHES + wsupgrade.PATCHES
+    return pywsgi.PATCHES + wsread.PATCHES + wssend.PATCHES + wsclose.PATCHES + wsupgrade.PATCHES

@@ -66,7 +66,6 @@ def environ_with_bounded_input(self: WebSocketHandler) -> dict[str, Any]:
     return environ
 
 
-_GEVENT_WEBSOCKET = {"distribution": "gevent-websocket", "version": "0.10.1"}
 PATCHES = (
     Patch(
         target=UPGRADE,
@@ -76,7 +75,8 @@ PATCHES = (
         "(a WSGI server cannot know the routes; Flask-Sock, simple-websocket answer in the view)",
         digest="01f7ee962132",
         setting=labsettings.FIX_WS_UPGRADE,
-        **_GEVENT_WEBSOCKET,
+        distribution="gevent-websocket",
+        version="0.10.1",
     ),
     Patch(
         target=GET_ENVIRON,

@@ -75,7 +75,7 @@ def upload_raw(name: str) -> Response:
     part = PendingUpload(_settings().upload_dir)
     try:
         # readinto: the body lands in the upload's own buffers, with no copy in between
-        # (labapp.inputfix gives gevent's wsgi.input the readinto Werkzeug's stream uses).
+        # (labapp.patches.pywsgi gives gevent's wsgi.input the readinto Werkzeug's stream uses).
         part.receive(stream.readinto)
         if request.content_length is not None and part.size != request.content_length:
             abort(400, f"body ended after {part.size} of {request.content_length} bytes")

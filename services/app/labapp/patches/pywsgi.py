@@ -1,5 +1,6 @@
 """How gevent's pywsgi (the baseline worker's HTTP server) reads requests and writes responses,
-made cheaper; each change keeps gevent's behaviour (tests/unit/test_inputfix.py compares them).
+made cheaper; each change keeps gevent's behaviour (tests/unit/test_patches_pywsgi.py compares them).
+Speed-ups, not fixes: none is turned off by a setting; each would suit gevent itself.
 
 1. ``pywsgi.Input`` (wsgi.input) given a ``readinto``. Werkzeug's request stream
    (``LimitedStream``) reads with ``readinto`` when its input has one, and otherwise calls
@@ -43,6 +44,8 @@ import re
 from typing import Any
 
 from gevent import pywsgi
+
+from . import Patch
 
 # http.client's limits (its _MAXLINE and _MAXHEADERS), which gevent's parsing inherited.
 MAX_LINE = 65536
@@ -145,9 +148,52 @@ def _write_with_headers_in_one_send(self: Any, data: bytes) -> None:
     self._sendall(b"".join(parts))
 
 
-def install() -> None:
-    pywsgi.Input.readinto = _readinto
-    pywsgi.WSGIHandler.__init__ = _init_with_small_read_buffer
-    pywsgi.WSGIHandler.MessageClass = _message_class
-    pywsgi.WSGIHandler._headers = _environ_headers
-    pywsgi.WSGIHandler._write_with_headers = _write_with_headers_in_one_send
+GEVENT = "26.9.0"  # the version these patches were written against
+_UPSTREAM = "gevent (gevent/gevent, src/gevent/pywsgi.py): "
+PATCHES = (
+    Patch(
+        target="gevent.pywsgi:Input.readinto",
+        replacement=_readinto,
+        why="Werkzeug copies each read of an upload once more when wsgi.input has no readinto",
+        upstream=_UPSTREAM + "give Input a readinto (io.RawIOBase's protocol)",
+        digest="",  # added: gevent's Input has none
+        distribution="gevent",
+        version=GEVENT,
+    ),
+    Patch(
+        target="gevent.pywsgi:WSGIHandler.__init__",
+        replacement=_init_with_small_read_buffer,
+        why="an 8 KiB read buffer kept for every idle websocket's life",
+        upstream=_UPSTREAM + "a smaller default rfile buffer (request heads fit in 1 KiB)",
+        digest="c3d9e1009c3a",
+        distribution="gevent",
+        version=GEVENT,
+    ),
+    Patch(
+        target="gevent.pywsgi:WSGIHandler.MessageClass",
+        replacement=_message_class,
+        why="every request's headers parsed by the email package: the largest cost nginx adds",
+        upstream=_UPSTREAM + "parse plain header lines without email.parser",
+        digest="638ffd7781c4",
+        distribution="gevent",
+        version=GEVENT,
+    ),
+    Patch(
+        target="gevent.pywsgi:WSGIHandler._headers",
+        replacement=_environ_headers,
+        why="each header formatted back into a line only to be split again for the environ",
+        upstream=_UPSTREAM + "build HTTP_* keys from the parsed pairs",
+        digest="5575828695b5",
+        distribution="gevent",
+        version=GEVENT,
+    ),
+    Patch(
+        target="gevent.pywsgi:WSGIHandler._write_with_headers",
+        replacement=_write_with_headers_in_one_send,
+        why="a small response's head and body in two sends (two wake-ups of nginx)",
+        upstream=_UPSTREAM + "coalesce head and a small body into one send",
+        digest="5ccb48bf841c",
+        distribution="gevent",
+        version=GEVENT,
+    ),
+)
