@@ -165,8 +165,9 @@ class Run:
             f"`websockets` echo server s {large.reference_s}"
         )
         self.notes["ws.large_message_stall_ms"] = (
-            f"another client's longest small echo meanwhile, worst of {large.app_stall_ms} (idle "
-            f"{large.idle_round_trip_ms} ms; beside the reference {large.reference_stall_ms})"
+            f"another client's longest small echo meanwhile, worst of {large.app_stall_ms}; alone "
+            f"just before: median {large.idle_round_trip_ms}, longest {large.idle_worst_ms} (the "
+            f"machine's noise); beside the reference {large.reference_stall_ms}"
         )
 
     def measure_deploy(self) -> None:

@@ -22,6 +22,7 @@ from . import bench_stack
 REFERENCE = Path(__file__).resolve().parent / "reference_echo.py"
 TIMEOUT_S = 60.0
 PROBER = Path(__file__).resolve().parent / "ws_prober.py"
+IDLE_S = 0.5  # the prober alone before each echo: its worst round trip then is the machine's noise
 
 
 CLIENT = f"websockets {client_version}"
@@ -36,6 +37,8 @@ class LargeMessageResult:
     app_stall_ms: list[float] = field(default_factory=list)
     reference_stall_ms: list[float] = field(default_factory=list)
     idle_round_trip_ms: float = 0.0  # the other client's median before the app's last echo
+    # Its longest round trip in the same time just before each app echo: the machine's noise.
+    idle_worst_ms: list[float] = field(default_factory=list)
 
     @property
     def ratio(self) -> float:
@@ -87,8 +90,10 @@ class Prober:
         waits = [rtt for sent, rtt in self.samples if sent < end and sent + rtt > start]
         return round(max(waits, default=0.0) * 1000, 1)
 
-    def idle_ms_before(self, start: float) -> float:
-        return round(statistics.median(rtt for sent, rtt in self.samples if sent + rtt < start) * 1000, 2)
+    def idle_ms_before(self, start: float) -> tuple[float, float]:
+        """The median and the longest round trip (ms) of the probes done before ``start``."""
+        idle = [rtt for sent, rtt in self.samples if sent + rtt < start]
+        return round(statistics.median(idle) * 1000, 2), round(max(idle) * 1000, 1)
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -96,11 +101,12 @@ class Prober:
             self.process.wait(5)
 
 
-def _echo_once(url: str, text: str) -> tuple[float, float, float]:
-    """Seconds to echo ``text``, the prober's worst round trip meanwhile and its idle median (ms)."""
+def _echo_once(url: str, text: str) -> tuple[float, float, tuple[float, float]]:
+    """Seconds to echo ``text``, the prober's worst round trip meanwhile (ms), and its median and
+    worst in IDLE_S before it."""
     prober = Prober(url)
     try:
-        time.sleep(0.2)  # the prober's idle round trips
+        time.sleep(IDLE_S)  # the prober's idle round trips
         with _open(url) as client:
             start = time.monotonic()
             client.send(text)
@@ -133,5 +139,6 @@ def run(size: int, rounds: int) -> LargeMessageResult:
                 seconds.append(round(took, 3))
                 stalls.append(stall)
                 if url == app:
-                    result.idle_round_trip_ms = idle
+                    result.idle_round_trip_ms, worst = idle
+                    result.idle_worst_ms.append(worst)
     return result

@@ -31,7 +31,8 @@ import labsettings
 from . import Patch
 
 CHUNK = 256 * 1024
-YIELD_EVERY_S = 0.005
+YIELD_EVERY_S = 0.002
+YIELD_S = 0.0001
 # The handler attribute holding the current message cap (WebSocket has __slots__).
 _LIMIT = "_lab_max_message"
 _DATA = (WebSocket.OPCODE_TEXT, WebSocket.OPCODE_BINARY)
@@ -67,7 +68,10 @@ class Pacer:
 
     def tick(self) -> None:
         if time.monotonic() - self.since >= YIELD_EVERY_S:
-            gevent.sleep(0)
+            # Not sleep(0): that runs the greenlets already runnable, maybe this one again, without
+            # polling the sockets; a timer, however short, waits for the loop's next turn, which
+            # polls them (the other clients' frames are read then).
+            gevent.sleep(YIELD_S)
             self.since = time.monotonic()
 
 
