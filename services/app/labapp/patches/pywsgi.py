@@ -149,51 +149,54 @@ def _write_with_headers_in_one_send(self: Any, data: bytes) -> None:
 
 
 GEVENT = "26.9.0"  # the version these patches were written against
-_UPSTREAM = "gevent (gevent/gevent, src/gevent/pywsgi.py): "
+
+
+def _of_pywsgi(attribute: str, replacement: Any, why: str, fix: str, digest: str) -> Patch:
+    return Patch(
+        target=f"gevent.pywsgi:{attribute}",
+        replacement=replacement,
+        why=why,
+        upstream=f"gevent (gevent/gevent, src/gevent/pywsgi.py): {fix}",
+        distribution="gevent",
+        version=GEVENT,
+        digest=digest,
+    )
+
+
 PATCHES = (
-    Patch(
-        target="gevent.pywsgi:Input.readinto",
-        replacement=_readinto,
-        why="Werkzeug copies each read of an upload once more when wsgi.input has no readinto",
-        upstream=_UPSTREAM + "give Input a readinto (io.RawIOBase's protocol)",
-        digest="",  # added: gevent's Input has none
-        distribution="gevent",
-        version=GEVENT,
+    _of_pywsgi(
+        "Input.readinto",
+        _readinto,
+        "Werkzeug copies each read of an upload once more when wsgi.input has no readinto",
+        "give Input a readinto (io.RawIOBase's protocol)",
+        "",  # added: gevent's Input has none
     ),
-    Patch(
-        target="gevent.pywsgi:WSGIHandler.__init__",
-        replacement=_init_with_small_read_buffer,
-        why="an 8 KiB read buffer kept for every idle websocket's life",
-        upstream=_UPSTREAM + "a smaller default rfile buffer (request heads fit in 1 KiB)",
-        digest="c3d9e1009c3a",
-        distribution="gevent",
-        version=GEVENT,
+    _of_pywsgi(
+        "WSGIHandler.__init__",
+        _init_with_small_read_buffer,
+        "an 8 KiB read buffer kept for every idle websocket's life",
+        "a smaller default rfile buffer (request heads fit in 1 KiB)",
+        "c3d9e1009c3a",
     ),
-    Patch(
-        target="gevent.pywsgi:WSGIHandler.MessageClass",
-        replacement=_message_class,
-        why="every request's headers parsed by the email package: the largest cost nginx adds",
-        upstream=_UPSTREAM + "parse plain header lines without email.parser",
-        digest="638ffd7781c4",
-        distribution="gevent",
-        version=GEVENT,
+    _of_pywsgi(
+        "WSGIHandler.MessageClass",
+        _message_class,
+        "every request's headers parsed by the email package: the largest cost nginx adds",
+        "parse plain header lines without email.parser",
+        "638ffd7781c4",
     ),
-    Patch(
-        target="gevent.pywsgi:WSGIHandler._headers",
-        replacement=_environ_headers,
-        why="each header formatted back into a line only to be split again for the environ",
-        upstream=_UPSTREAM + "build HTTP_* keys from the parsed pairs",
-        digest="5575828695b5",
-        distribution="gevent",
-        version=GEVENT,
+    _of_pywsgi(
+        "WSGIHandler._headers",
+        _environ_headers,
+        "each header formatted back into a line only to be split again for the environ",
+        "build HTTP_* keys from the parsed pairs",
+        "5575828695b5",
     ),
-    Patch(
-        target="gevent.pywsgi:WSGIHandler._write_with_headers",
-        replacement=_write_with_headers_in_one_send,
-        why="a small response's head and body in two sends (two wake-ups of nginx)",
-        upstream=_UPSTREAM + "coalesce head and a small body into one send",
-        digest="5ccb48bf841c",
-        distribution="gevent",
-        version=GEVENT,
+    _of_pywsgi(
+        "WSGIHandler._write_with_headers",
+        _write_with_headers_in_one_send,
+        "a small response's head and body in two sends (two wake-ups of nginx)",
+        "coalesce head and a small body into one send",
+        "5ccb48bf841c",
     ),
 )
