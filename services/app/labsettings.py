@@ -217,6 +217,14 @@ FIX_WS_CLOSE_CODES = Setting(
     "accept the close codes RFC 6455 and IANA allow (stock: 1012-1014 refused, 5000+ echoed)",
     "app",
 )
+WS_DEFLATE = Setting(
+    "LAB_WS_DEFLATE",
+    "0",
+    flag,
+    "permessage-deflate (RFC 7692) for websocket clients that offer it: less to send, a zlib "
+    "compressor and decompressor (~300 KiB) per connection that uses it",
+    "app",
+)
 X_ACCEL = Setting(
     "LAB_X_ACCEL", "1", flag, "/files/<name> answers with X-Accel-Redirect for nginx to serve", "app"
 )

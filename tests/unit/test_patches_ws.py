@@ -6,15 +6,16 @@ from __future__ import annotations
 import io
 import os
 import struct
+import zlib
 from types import SimpleNamespace
 
 import gevent
 import pytest
-from geventwebsocket.exceptions import WebSocketError
+from geventwebsocket.exceptions import ProtocolError, WebSocketError
 from geventwebsocket.websocket import Header, WebSocket
 
 from labapp import patches
-from labapp.patches import wsclose, wsread, wssend
+from labapp.patches import wsclose, wsdeflate, wsread, wssend
 
 TEXT, BINARY, CONT, CLOSE, PING, PONG = 1, 2, 0, 8, 9, 10
 patches.install(patches.all_patches())  # as create_app does; the stock attributes stay known
@@ -236,3 +237,75 @@ def test_a_patch_turned_off_leaves_the_stock_attribute(monkeypatch):
         monkeypatch.delenv("LAB_FIX_WS_CLOSE_CODES")
         patches.install(wsclose.PATCHES)
     assert WebSocket._is_valid_close_code is wsclose.is_valid_close_code
+
+
+OFFERS = {
+    "plain": ("permessage-deflate", "permessage-deflate"),
+    "client bits without a value": ("permessage-deflate; client_max_window_bits", "permessage-deflate"),
+    "no context takeover both ways": (
+        "permessage-deflate; server_no_context_takeover; client_no_context_takeover",
+        "permessage-deflate; server_no_context_takeover; client_no_context_takeover",
+    ),
+    "a smaller server window": (
+        "permessage-deflate; server_max_window_bits=10",
+        "permessage-deflate; server_max_window_bits=10",
+    ),
+    "8 bits (zlib cannot), then a plain fallback": (
+        "permessage-deflate; server_max_window_bits=8, permessage-deflate",
+        "permessage-deflate",
+    ),
+    "an unknown parameter": ("permessage-deflate; nonsense", None),
+    "a repeated parameter": (
+        "permessage-deflate; server_no_context_takeover; server_no_context_takeover",
+        None,
+    ),
+    "a window out of range": ("permessage-deflate; client_max_window_bits=16", None),
+    "a flag with a value": ("permessage-deflate; server_no_context_takeover=1", None),
+    "another extension only": ("x-webkit-deflate-frame", None),
+}
+
+
+@pytest.mark.parametrize("offer, answer", OFFERS.values(), ids=OFFERS.keys())
+def test_permessage_deflate_offers_and_answers(offer, answer):
+    agreed = wsdeflate.negotiate(offer)
+    assert (agreed.answer() if agreed else None) == answer
+
+
+def deflated(payload: bytes) -> bytes:
+    compressor = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -15)
+    return (compressor.compress(payload) + compressor.flush(zlib.Z_SYNC_FLUSH))[:-4]
+
+
+def test_compressed_messages_are_inflated_only_once_agreed():
+    body = SNOWMAN * 50_000
+    data = frame(TEXT, deflated(body), rsv=0x40)
+    assert outcome(wsread.read_message, data)[0] is ProtocolError  # RSV1 without the extension
+    ws, _ = websocket(data + frame(BINARY, b"as is"))
+    wsdeflate.agree(ws.handler, wsdeflate.negotiate("permessage-deflate"))
+    assert wsread.read_message(ws) == body.decode()
+    assert wsread.read_message(ws) == b"as is"  # RSV1 clear: not compressed
+
+
+def test_a_deflate_bomb_stops_at_the_cap():
+    ws, _ = websocket(frame(BINARY, deflated(b"\0" * 10_000_000), rsv=0x40))
+    wsdeflate.agree(ws.handler, wsdeflate.negotiate("permessage-deflate"))
+    wsread.limit_messages(ws, 1_000_000)
+    with pytest.raises(wsread.MessageTooBig):
+        wsread.read_message(ws)
+
+
+@pytest.mark.parametrize("offer", ["permessage-deflate", "permessage-deflate; server_no_context_takeover"])
+def test_sent_messages_are_compressed_and_decode(offer):
+    ws, sent = websocket(b"")
+    wsdeflate.agree(ws.handler, wsdeflate.negotiate(offer))
+    decompressor = zlib.decompressobj(-15)
+    for message in ("h\u00e9llo " * 1000, "", "h\u00e9llo " * 1000):
+        sent.clear()
+        wssend.send_frame(ws, message, TEXT)
+        wire = b"".join(sent)
+        assert wire[0] == 0x80 | 0x40 | TEXT  # FIN, RSV1, text
+        payload = wire[4:] if wire[1] == 126 else wire[2:]
+        assert decompressor.decompress(payload + b"\x00\x00\xff\xff").decode() == message
+    sent.clear()
+    wssend.send_frame(ws, b"pong", PONG)
+    assert sent == [b"\x8a\x04pong"]  # control frames are never compressed

@@ -28,7 +28,7 @@ from geventwebsocket.websocket import Header, WebSocket
 
 import labsettings
 
-from . import Patch
+from . import Patch, wsdeflate
 
 CHUNK = 256 * 1024
 YIELD_EVERY_S = 0.002
@@ -93,19 +93,30 @@ def read_message(self: WebSocket) -> str | bytearray | None:
     or None after a close frame), read in bounded pieces."""
     cap = getattr(self.handler, _LIMIT, None)
     pacer = Pacer()
+    deflate = wsdeflate.of(self.handler)
     opcode = 0
+    compressed = False
     size = 0
+    inflated_size = 0
     decoder = None
     text: list[str] = []
     data = bytearray()
+
+    def take(piece: bytes) -> None:
+        if decoder is not None:
+            text.append(decoder.decode(piece))  # UnicodeDecodeError at the first bad sequence
+        else:
+            data.extend(piece)
+
     while True:
         header = Header.decode_header(self.stream)
-        if header.flags:
+        if header.flags and not (deflate and header.flags == wsdeflate.RSV1 and header.opcode in _DATA):
             raise ProtocolError(f"reserved bits set without an extension: {header!r}")
         if header.opcode in _DATA:
             if opcode:
                 raise ProtocolError(f"a new message (opcode {header.opcode}) inside a fragmented one")
             opcode = header.opcode
+            compressed = bool(header.flags)
             if opcode == WebSocket.OPCODE_TEXT:
                 decoder = _utf8_decoder()
         elif header.opcode == WebSocket.OPCODE_CONTINUATION:
@@ -125,16 +136,30 @@ def read_message(self: WebSocket) -> str | bytearray | None:
         if cap is not None and size > cap:
             raise MessageTooBig(f"message over {cap} bytes")
         for piece in _payload(self, header, pacer):
-            if decoder is not None:
-                text.append(decoder.decode(piece))  # UnicodeDecodeError at the first bad sequence
-            else:
-                data += piece
+            if not compressed:
+                take(piece)
+                continue
+            for inflated in deflate.inflate(piece, CHUNK):  # type: ignore[union-attr]
+                inflated_size = _count_inflated(inflated, cap, inflated_size)
+                take(inflated)
+                pacer.tick()
         if header.fin:
             break
+    if compressed:
+        for inflated in deflate.end_of_message(CHUNK):  # type: ignore[union-attr]
+            inflated_size = _count_inflated(inflated, cap, inflated_size)
+            take(inflated)
     if decoder is not None:
         text.append(decoder.decode(b"", final=True))
         return "".join(text)
     return data
+
+
+def _count_inflated(piece: bytes, cap: int | None, held: int) -> int:
+    """The message's inflated size with ``piece``; MessageTooBig past the cap (a deflate bomb)."""
+    if cap is not None and held + len(piece) > cap:
+        raise MessageTooBig(f"message over {cap} bytes once inflated")
+    return held + len(piece)
 
 
 PATCHES = (

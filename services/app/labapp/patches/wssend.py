@@ -21,7 +21,7 @@ from gevent.lock import Semaphore
 from geventwebsocket.exceptions import WebSocketError
 from geventwebsocket.websocket import MSG_ALREADY_CLOSED, MSG_SOCKET_DEAD, Header, WebSocket
 
-from . import Patch
+from . import Patch, wsdeflate
 from .wsread import CHUNK, Pacer
 
 _LOCK = "_lab_send_lock"
@@ -55,7 +55,11 @@ def send_frame(self: WebSocket, message: Any, opcode: int) -> None:
         raise WebSocketError(MSG_ALREADY_CLOSED)
     pacer = Pacer()
     pieces = _pieces(message, opcode, pacer)
-    header = bytes(Header.encode_header(True, opcode, b"", sum(len(piece) for piece in pieces), 0))
+    flags = 0
+    deflate = wsdeflate.of(self.handler)
+    if deflate is not None and opcode in (WebSocket.OPCODE_TEXT, WebSocket.OPCODE_BINARY):
+        pieces, flags = deflate.compress(pieces), wsdeflate.RSV1  # type: ignore[assignment]
+    header = bytes(Header.encode_header(True, opcode, b"", sum(len(piece) for piece in pieces), flags))
     with send_lock(self.handler):
         try:
             if len(pieces) <= 1:
