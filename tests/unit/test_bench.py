@@ -47,6 +47,8 @@ def test_results_hold_exactly_the_issue_keys_and_none_until_measured():
         "ws.broadcast_ms",
         "ws.large_echo_vs_reference_ratio",
         "ws.large_message_stall_ms",
+        "ws.deflate_off_kib_per_connection",
+        "ws.deflate_on_kib_per_connection",
         "workers.gevent_vs_sync_ratio",
         "loop.native_up_s",
         "loop.integration_s",
@@ -91,7 +93,7 @@ def test_table_has_a_row_per_result_with_its_verdict(tmp_path):
     results = record.empty_results()
     results["proxy"]["tls_vs_direct_rps_ratio"] = 0.5
     lines = record.table(results, {"proxy.tls_vs_direct_rps_ratio": "wrk"}).splitlines()
-    assert len(lines) == 1 + 17
+    assert len(lines) == 1 + 19
     assert next(line for line in lines if line.startswith("proxy.")).split()[1:4] == ["0.5", ">=", "0.85"]
     record.write(tmp_path, results, {"machine": {}})
     assert json.loads((tmp_path / "results.json").read_text()) == results

@@ -22,6 +22,8 @@ RESULT_KEYS: dict[str, tuple[str, ...]] = {
         "broadcast_ms",
         "large_echo_vs_reference_ratio",
         "large_message_stall_ms",
+        "deflate_off_kib_per_connection",
+        "deflate_on_kib_per_connection",
     ),
     "workers": ("gevent_vs_sync_ratio",),
     "loop": ("native_up_s", "integration_s"),

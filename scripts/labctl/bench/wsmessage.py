@@ -4,6 +4,7 @@ and how long another client of the same worker waits meanwhile."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 import statistics
 import string
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from websockets import __version__ as client_version
+from websockets.asyncio.client import connect as async_connect
 from websockets.sync.client import ClientConnection, connect
 
 from .. import endpoints
@@ -22,6 +24,8 @@ from . import bench_stack
 REFERENCE = Path(__file__).resolve().parent / "reference_echo.py"
 TIMEOUT_S = 60.0
 PROBER = Path(__file__).resolve().parent / "ws_prober.py"
+# What each client of kib_per_connection echoes once: text worth compressing.
+DEFLATE_PROBE = "a message worth compressing " * 40
 IDLE_S = 0.5  # the prober alone before each echo: its worst round trip then is the machine's noise
 
 
@@ -142,3 +146,48 @@ def run(size: int, rounds: int) -> LargeMessageResult:
                     result.idle_round_trip_ms, worst = idle
                     result.idle_worst_ms.append(worst)
     return result
+
+
+async def _hold(url: str, count: int, deflate: bool, ready: asyncio.Event, done: asyncio.Event) -> None:
+    """``count`` clients of ``url``, each having echoed one message (so that a connection that
+    compresses has made its zlib streams); held until ``done``."""
+    compression = "deflate" if deflate else None
+    clients = []
+    try:
+        for _ in range(count):
+            client = await async_connect(url, compression=compression, max_size=None, open_timeout=10)
+            clients.append(client)
+            await client.send(DEFLATE_PROBE)
+            await client.recv()
+        ready.set()
+        await done.wait()
+    finally:
+        for client in clients:
+            await client.close()
+
+
+def kib_per_connection(count: int, deflate: bool) -> float:
+    """On the running one-worker stack: the worker's RSS growth per /ws/echo client that has
+    echoed one message, the clients offering permessage-deflate or not."""
+    url = f"ws://127.0.0.1:{endpoints.app_port()}/ws/echo"
+    worker = bench_stack.app_worker_pid()
+
+    async def measure() -> float:
+        ready, done = asyncio.Event(), asyncio.Event()
+        # Warm the code paths first, so their one-off allocations are not charged to connections.
+        warm = asyncio.create_task(_hold(url, 4, deflate, ready, done))
+        await ready.wait()
+        done.set()
+        await warm
+        await asyncio.sleep(0.5)
+        before = bench_stack.rss_kib(worker)
+        ready, done = asyncio.Event(), asyncio.Event()
+        held = asyncio.create_task(_hold(url, count, deflate, ready, done))
+        await ready.wait()
+        await asyncio.sleep(0.5)
+        after = bench_stack.rss_kib(worker)
+        done.set()
+        await held
+        return round((after - before) / count, 1)
+
+    return asyncio.run(measure())
