@@ -76,6 +76,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="CI: sections 1-7 and 10 through nginx only; fails on FAILED or NON-STRICT over the baseline",
     )
     parser.add_argument("--cases", default="*", help="comma-separated case patterns (default: all)")
+    parser.add_argument(
+        "--via", choices=("both", "direct", "nginx"), default="both", help="which agents (default: both)"
+    )
 
 
 def python2_env() -> dict[str, str]:
@@ -195,14 +198,17 @@ def wstest(spec: Path) -> None:
         raise SystemExit(f"lab conformance: wstest failed (exit {done.returncode}):\n{tail}")
 
 
-def servers(core: bool) -> list[dict[str, str]]:
-    through_nginx = {
-        "agent": "nginx",
-        "url": f"wss://localhost:{endpoints.https_port()}/ws/echo",
-        "hostname": "localhost",  # with it the suite verifies the certificate (SSL_CERT_FILE)
+def servers(via: str) -> list[dict[str, str]]:
+    """The suite's agents: straight to gunicorn, and through nginx over verified TLS."""
+    agents = {
+        "direct": {"agent": "direct", "url": f"ws://127.0.0.1:{endpoints.app_port()}/ws/echo"},
+        "nginx": {
+            "agent": "nginx",
+            "url": f"wss://localhost:{endpoints.https_port()}/ws/echo",
+            "hostname": "localhost",  # with it the suite verifies the certificate (SSL_CERT_FILE)
+        },
     }
-    direct = {"agent": "direct", "url": f"ws://127.0.0.1:{endpoints.app_port()}/ws/echo"}
-    return [through_nginx] if core else [direct, through_nginx]
+    return list(agents.values()) if via == "both" else [agents[via]]
 
 
 def section_of(case: str) -> int:
@@ -244,7 +250,7 @@ def closing_line(totals: Counter[str]) -> str:
     return f"conformance: {sum(totals.values())} cases, " + ", ".join(f"{totals[b]} {b}" for b in BEHAVIOURS)
 
 
-def run(core: bool, cases: list[str]) -> Counter[str]:
+def run(via: str, cases: list[str]) -> Counter[str]:
     shutil.rmtree(REPORTS, ignore_errors=True)
     REPORTS.mkdir(parents=True)
     spec = HOME / "fuzzingclient.json"
@@ -252,7 +258,7 @@ def run(core: bool, cases: list[str]) -> Counter[str]:
         json.dumps(
             {
                 "outdir": str(REPORTS),
-                "servers": servers(core),
+                "servers": servers(via),
                 "cases": cases,
                 "exclude-cases": [],
                 "exclude-agent-cases": {},
@@ -275,7 +281,7 @@ def main(args: argparse.Namespace) -> int:
     cases = CORE_CASES if args.core else [case.strip() for case in args.cases.split(",") if case.strip()]
     native.up()
     try:
-        totals = run(args.core, cases)
+        totals = run("nginx" if args.core else args.via, cases)
     finally:
         native.down()
     if totals["FAILED"]:

@@ -54,8 +54,9 @@ def test_the_suites_own_pins_come_from_its_sdist(tmp_path):
     assert conformance.suite_pins(sdist) == ["six==1.16.0", "Twisted==19.10.0"]
 
 
-def test_core_runs_through_nginx_with_verified_tls():
-    (server,) = conformance.servers(core=True)
+def test_nginx_is_reached_over_verified_tls():
+    (server,) = conformance.servers("nginx")
     assert server["url"].startswith("wss://localhost:") and server["hostname"] == "localhost"
-    assert [s["agent"] for s in conformance.servers(core=False)] == ["direct", "nginx"]
+    assert [s["agent"] for s in conformance.servers("both")] == ["direct", "nginx"]
+    assert [s["url"].split(":")[0] for s in conformance.servers("direct")] == ["ws"]
     assert conformance.CORE_CASES == ["1.*", "2.*", "3.*", "4.*", "5.*", "6.*", "7.*", "10.*"]
