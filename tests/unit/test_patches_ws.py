@@ -309,3 +309,11 @@ def test_sent_messages_are_compressed_and_decode(offer):
     sent.clear()
     wssend.send_frame(ws, b"pong", PONG)
     assert sent == [b"\x8a\x04pong"]  # control frames are never compressed
+
+
+def test_a_sender_that_ends_its_stream_starts_a_new_one_next_message():
+    finished = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -15)
+    ended = finished.compress(b"first") + finished.flush(zlib.Z_FINISH)  # a final block: no tail to add
+    ws, _ = websocket(frame(BINARY, ended, rsv=0x40) + frame(BINARY, deflated(b"second"), rsv=0x40))
+    wsdeflate.agree(ws.handler, wsdeflate.negotiate("permessage-deflate; client_no_context_takeover"))
+    assert (wsread.read_message(ws), wsread.read_message(ws)) == (b"first", b"second")

@@ -71,7 +71,7 @@ class Deflate:
 
     def inflate(self, piece: bytes, limit: int) -> Iterator[bytes]:
         """What ``piece`` of a compressed message inflates to, ``limit`` bytes at most at a time."""
-        if self._decompressor is None or self._decompressor.eof:  # eof: the sender ended its stream
+        if self._decompressor is None:
             self._decompressor = zlib.decompressobj(-15)
         try:
             out = self._decompressor.decompress(piece, limit)
@@ -82,6 +82,11 @@ class Deflate:
             raise ProtocolError(f"invalid deflate data: {error}") from None
 
     def end_of_message(self, limit: int) -> Iterator[bytes]:
+        """The rest of the message: the sync flush's tail the sender left out, unless it ended
+        its stream (a final block), after which the next message starts a new one."""
+        if self._decompressor is not None and self._decompressor.eof:
+            self._decompressor = None
+            return
         yield from self.inflate(_TAIL, limit)
 
 
