@@ -5,11 +5,12 @@ A patch replaces one attribute of a library's class or module (its *target*). Ea
 belongs upstream (an issue or pull request, or which project should take it), and the
 distribution version and the stock attribute's source it was written against. ``install()``
 applies them once per process; a patch whose library is at another version, or whose target is
-missing or no longer the code it was written for, is refused with one line (``PatchRefused``,
-a SystemExit: the worker does not start) instead of changing code nobody has read.
+missing or no longer the code it was written for, is refused with one line on stderr
+(``PatchRefused``, a SystemExit with gunicorn's APP_LOAD_ERROR: the worker does not start and the
+arbiter stops) instead of changing code nobody has read.
 
 Each patch has a unit test comparing it with the stock attribute on the same input
-(tests/unit/test_patches_*.py, tests/unit/test_patches_pywsgi.py).
+(tests/unit/test_patches_*.py).
 """
 
 from __future__ import annotations
@@ -17,15 +18,28 @@ from __future__ import annotations
 import hashlib
 import importlib
 import inspect
+import sys
 from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any
 
 import labsettings
 
+# gunicorn's arbiter halts (instead of forking the worker again and again) when a worker exits
+# with its APP_LOAD_ERROR.
+APP_LOAD_ERROR = 4
+
 
 class PatchRefused(SystemExit):
-    """A patch's target is not the one it was written for: fix the patch, or pin the version."""
+    """A patch's target is not the one it was written for: fix the patch, or pin the version.
+    Its line goes to stderr; the process exits with APP_LOAD_ERROR."""
+
+    def __init__(self, line: str) -> None:
+        super().__init__(APP_LOAD_ERROR)
+        self.line = line
+
+    def __str__(self) -> str:
+        return self.line
 
 
 def source_digest(obj: Any) -> str:
@@ -113,7 +127,11 @@ def stock(target: str) -> Any:
 
 def install(patches: tuple[Patch, ...]) -> None:
     """Check every patch, then set each enabled one's replacement (a disabled one's stock)."""
-    checked = [(patch, patch.check()) for patch in patches]
+    try:
+        checked = [(patch, patch.check()) for patch in patches]
+    except PatchRefused as refused:
+        print(refused, file=sys.stderr, flush=True)
+        raise
     for patch, original in checked:
         owner, name = patch.owner_and_name()
         _stock.setdefault(patch.target, original)
