@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+import labsettings
 from labctl import paths
 
 # Every input nginx-ctl.sh requires (it defaults none of them to either mode's topology).
@@ -25,7 +26,12 @@ RENDER_ENV = {
     "LAB_UPLOAD_DIR": "/srv/up",
     "LAB_CERT_DIR": "/lab/certs",
     "LAB_HSTS_MAX_AGE": "0",
+    "LAB_LIMIT_CONN_UPLOAD": "64",
+    "LAB_LIMIT_CONN_WS": "1024",
+    "LAB_LIMIT_WS_HANDSHAKES": "100",
+    "LAB_KEEPALIVE_REQUESTS": "1000",
     "LAB_NGINX_USER": "",
+    "LAB_SOCKETIO_SLOT_RE": r"127\.0\.0\.1:(8124|8125)",
 }
 
 
@@ -143,3 +149,37 @@ def test_http3_is_left_out_in_one_line_where_nginx_lacks_the_module(tmp_path):
     text = conf_text(tmp_path / "out")
     assert "quic" not in text.replace("QUIC", "")
     assert "add_header Alt-Svc '' always;" in text  # an empty value: nginx sends no header
+
+
+# Socket.IO's timers against nginx's (socketio-ping-timeout), read from the rendered config.
+UNITS = {"": 1, "s": 1, "m": 60, "h": 3600}
+
+
+def location_directives(conf: Path, path: str) -> str:
+    """The text of ``location <path> { ... }`` in the rendered lab.conf, its includes inlined."""
+    text = (conf / "conf.d" / "lab.conf").read_text()
+    found = re.search(rf"location {re.escape(path)} \{{(.*?)\n    \}}", text, re.DOTALL)
+    assert found, f"lab.conf has no location {path}"
+    return re.sub(r"include (\S+);", lambda m: (conf / m.group(1)).read_text(), found.group(1))
+
+
+def seconds(value: str) -> int:
+    number, unit = re.fullmatch(r"(\d+)([smh]?)", value).groups()  # type: ignore[union-attr]
+    return int(number) * UNITS[unit]
+
+
+def test_socketio_read_timeout_stays_above_ping_interval_plus_timeout(tmp_path):
+    # A long-poll is held up to pingInterval, a websocket hears a ping every pingInterval: below
+    # their sum nginx ends them first (504, a cut websocket) and every client reconnects at once.
+    assert render(tmp_path).returncode == 0
+    directives = location_directives(tmp_path, "/socket.io/")
+    timeouts = re.findall(r"^\s*proxy_read_timeout (\S+);", directives, re.MULTILINE)
+    assert timeouts, "the /socket.io/ location sets no proxy_read_timeout of its own"
+    read_timeout = seconds(timeouts[-1])
+    interval = int(labsettings.SOCKETIO_PING_INTERVAL.default)
+    timeout = int(labsettings.SOCKETIO_PING_TIMEOUT.default)
+    assert interval + timeout < read_timeout, (
+        f"pingInterval {interval} s + pingTimeout {timeout} s (LAB_SOCKETIO_PING_*) reach nginx's "
+        f"proxy_read_timeout {read_timeout} s on /socket.io/: nginx would end long-polls and quiet "
+        "websockets before Engine.IO does (socketio-ping-timeout)"
+    )

@@ -25,6 +25,7 @@ RESULT_KEYS: dict[str, tuple[str, ...]] = {
         "deflate_off_kib_per_connection",
         "deflate_on_kib_per_connection",
     ),
+    "hostile": ("kib_per_slow_upload", "mib_per_unread_websocket"),
     "workers": ("gevent_vs_sync_ratio",),
     "loop": ("native_up_s", "integration_s"),
     "deploy": ("failed_requests", "seconds"),

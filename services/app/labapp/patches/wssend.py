@@ -49,16 +49,22 @@ def _pieces(message: Any, opcode: int, pacer: Pacer) -> list[bytes | memoryview]
     return [data[at : at + CHUNK] for at in range(0, len(data), CHUNK)]
 
 
+def encode(ws: WebSocket, message: Any, opcode: int, pacer: Pacer) -> tuple[list[bytes | memoryview], int]:
+    """The payload of one message to ``ws`` in pieces, and the frame's flags: compressed (RSV1)
+    when permessage-deflate was agreed for a text or binary message."""
+    pieces = _pieces(message, opcode, pacer)
+    deflate = wsdeflate.of(ws.handler)
+    if deflate is not None and opcode in (WebSocket.OPCODE_TEXT, WebSocket.OPCODE_BINARY):
+        return deflate.compress(pieces), wsdeflate.RSV1  # type: ignore[return-value]
+    return pieces, 0
+
+
 def send_frame(self: WebSocket, message: Any, opcode: int) -> None:
     if self.closed:
         self.current_app.on_close(MSG_ALREADY_CLOSED)
         raise WebSocketError(MSG_ALREADY_CLOSED)
     pacer = Pacer()
-    pieces = _pieces(message, opcode, pacer)
-    flags = 0
-    deflate = wsdeflate.of(self.handler)
-    if deflate is not None and opcode in (WebSocket.OPCODE_TEXT, WebSocket.OPCODE_BINARY):
-        pieces, flags = deflate.compress(pieces), wsdeflate.RSV1  # type: ignore[assignment]
+    pieces, flags = encode(self, message, opcode, pacer)
     header = bytes(Header.encode_header(True, opcode, b"", sum(len(piece) for piece in pieces), flags))
     with send_lock(self.handler):
         try:

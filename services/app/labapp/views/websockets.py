@@ -12,7 +12,10 @@ from flask import Blueprint, Response, abort, current_app, g, request
 from gevent import GreenletExit
 from geventwebsocket.exceptions import ProtocolError, WebSocketError
 
-from .. import chat, wsfix
+import labsettings as lab
+from labsettings import AppSettings
+
+from .. import chat, wssend
 from ..middleware import CloseWhenStopping
 from ..patches import wsread
 from .debug import served_by
@@ -89,8 +92,15 @@ class BoundedReceiver:
         return None
 
 
+def send(ws: Any, message: str | bytes) -> bool:
+    """``message`` within the app's send deadline and cap (labapp.wssend)."""
+    settings: AppSettings = current_app.config["LAB"]
+    return wssend.send_message(ws, message, settings[lab.WS_SEND_TIMEOUT_S], settings[lab.WS_SEND_MAX_BYTES])
+
+
 def bounded_receiver(ws: Any) -> BoundedReceiver:
-    return BoundedReceiver(ws, current_app.config["LAB"].ws_max_message_bytes)
+    settings: AppSettings = current_app.config["LAB"]
+    return BoundedReceiver(ws, settings[lab.WS_MAX_MESSAGE])
 
 
 # The worker's open websockets, for the graceful stop to close.
@@ -124,7 +134,7 @@ def close_all_going_away() -> None:
 
     def close_each() -> None:
         for ws in list(_open):
-            wsfix.close_within(ws, CLOSE_GOING_AWAY, GOING_AWAY_REASON)
+            wssend.close_within(ws, CLOSE_GOING_AWAY, GOING_AWAY_REASON)
 
     gevent.spawn(close_each)
 
@@ -133,11 +143,9 @@ def echo_loop() -> Response:
     ws = _socket()
     receiver = bounded_receiver(ws)
     with going_away_on_shutdown(ws):
-        while (message := receiver.receive()) is not None:
-            try:
-                ws.send(message, binary=not isinstance(message, str))
-            except WebSocketError:
-                break  # closed meanwhile: the peer left, or the worker is stopping
+        # False: the peer left, the worker is stopping, or it did not read in time (closed 1008)
+        while (message := receiver.receive()) is not None and send(ws, message):
+            pass
     return Response(status=204)
 
 
@@ -153,7 +161,7 @@ def chat_session(ws: Any, room: chat.Room, whoami: bool) -> None:
     try:
         if whoami:  # the client's id and its worker: the lab page shows them, the checks count them
             hello = json.dumps({"you": client_id, "served_by": served_by()})
-            if not wsfix.send_frame_within(ws, wsfix.text_frame(hello)):
+            if not wssend.send_frame_within(ws, wssend.text_frame(hello)):
                 return
         while (message := receiver.receive()) is not None:
             if isinstance(message, str):
@@ -184,7 +192,8 @@ def make_blueprint(websocket_flag: bool) -> Blueprint:
     @bp.route("/ws/info", websocket=websocket_flag)
     def info() -> Response:
         ws = _socket()
-        ws.send(
+        send(
+            ws,
             json.dumps(
                 {
                     "scheme": "wss" if request.scheme == "https" else "ws",
@@ -193,9 +202,9 @@ def make_blueprint(websocket_flag: bool) -> Blueprint:
                     "request_id": g.get("request_id", ""),
                     "served_by": served_by(),
                 }
-            )
+            ),
         )
-        ws.close(1000, "info sent")
+        wssend.close_within(ws, 1000, "info sent")
         return Response(status=204)
 
     return bp
