@@ -131,10 +131,7 @@ def send_message(ws: Any, message: str | bytes, timeout_s: float, max_bytes: int
         return False
     opcode = WebSocket.OPCODE_TEXT if isinstance(message, str) else WebSocket.OPCODE_BINARY
     pacer = Pacer()
-    pieces, flags = wssend.encode(ws, message, opcode, pacer)
-    size = len(message) if isinstance(message, bytes) else sum(len(piece) for piece in pieces)
-    if flags:  # compressed: the cap is on the message, not on what goes out
-        size = len(message.encode()) if isinstance(message, str) else len(message)
+    pieces, flags, size = wssend.encode(ws, message, opcode, pacer)
     if size > max_bytes:
         reason = f"a message of {size} bytes is over the send cap (LAB_WS_SEND_MAX_BYTES)"
         close_within(ws, CLOSE_MESSAGE_TOO_BIG, reason)

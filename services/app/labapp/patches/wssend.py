@@ -11,6 +11,10 @@ frames in pieces that let the worker's other clients run.
    over loopback 16 MiB went out in one go, the worker's other clients waiting 200-340 ms. Here the
    payload is encoded and sent ``CHUNK`` at a time, yielding to the hub whenever the writer has
    run ``wsread.YIELD_EVERY_S`` (the lock keeps the frame whole).
+
+``encode`` (the payload in pieces, compressed when permessage-deflate was agreed) and ``send_lock``
+are also the frames of the app's bounded send (labapp/wssend.py ``send_message``: a deadline and a
+cap, the message in fragments under the same lock).
 """
 
 from __future__ import annotations
@@ -49,14 +53,18 @@ def _pieces(message: Any, opcode: int, pacer: Pacer) -> list[bytes | memoryview]
     return [data[at : at + CHUNK] for at in range(0, len(data), CHUNK)]
 
 
-def encode(ws: WebSocket, message: Any, opcode: int, pacer: Pacer) -> tuple[list[bytes | memoryview], int]:
-    """The payload of one message to ``ws`` in pieces, and the frame's flags: compressed (RSV1)
-    when permessage-deflate was agreed for a text or binary message."""
+def encode(
+    ws: WebSocket, message: Any, opcode: int, pacer: Pacer
+) -> tuple[list[bytes | memoryview], int, int]:
+    """The payload of one message to ``ws`` in pieces, the frame's flags (RSV1: compressed, when
+    permessage-deflate was agreed for a text or binary message) and the message's size before
+    compression."""
     pieces = _pieces(message, opcode, pacer)
+    size = sum(len(piece) for piece in pieces)
     deflate = wsdeflate.of(ws.handler)
     if deflate is not None and opcode in (WebSocket.OPCODE_TEXT, WebSocket.OPCODE_BINARY):
-        return deflate.compress(pieces), wsdeflate.RSV1  # type: ignore[return-value]
-    return pieces, 0
+        return deflate.compress(pieces), wsdeflate.RSV1, size  # type: ignore[return-value]
+    return pieces, 0, size
 
 
 def send_frame(self: WebSocket, message: Any, opcode: int) -> None:
@@ -64,7 +72,7 @@ def send_frame(self: WebSocket, message: Any, opcode: int) -> None:
         self.current_app.on_close(MSG_ALREADY_CLOSED)
         raise WebSocketError(MSG_ALREADY_CLOSED)
     pacer = Pacer()
-    pieces, flags = encode(self, message, opcode, pacer)
+    pieces, flags, _ = encode(self, message, opcode, pacer)
     header = bytes(Header.encode_header(True, opcode, b"", sum(len(piece) for piece in pieces), flags))
     with send_lock(self.handler):
         try:
