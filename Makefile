@@ -2,7 +2,7 @@
 LAB := sh scripts/with-python3 scripts/lab
 
 .PHONY: up down native-up native-down integration-test unit-test test reload dump certs lint
-.PHONY: browser-test logs upload scenario scenarios doctor reliability-test bench bench-quick
+.PHONY: browser-test logs upload scenario scenarios doctor reliability-test bench bench-quick conformance
 .PHONY: offline-images compose-test test-compose check diagnose-test setup setup-docker watch deploy
 .PHONY: swarm-up swarm-deploy swarm-down swarm-test test-swarm vendor-socketio
 
@@ -81,3 +81,5 @@ bench:            ## benchmarks, each beside its reference (a few minutes): .lab
 	$(LAB) bench
 bench-quick:      ## the same with tiny sizes, under a minute (a smoke run)
 	$(LAB) bench --quick
+conformance:      ## Autobahn|Testsuite against /ws/echo, direct and via nginx TLS (CORE=1: CI's sections)
+	$(LAB) conformance $(if $(CORE),--core)

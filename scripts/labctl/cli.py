@@ -13,6 +13,7 @@ import labsettings
 
 from . import (
     compose,
+    conformance,
     deploy,
     docs,
     doctor,
@@ -276,6 +277,10 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "scenario": (cmd_scenario, "one scenario natively: its symptom, likely cause and fix"),
     "doctor": (doctor.main, "probe LAB_URL (any deployment) and name the likely cause of each failure"),
     "bench": (bench.cmd_bench, "benchmarks, each beside its reference: .lab/bench/results.json + chart"),
+    "conformance": (
+        conformance.main,
+        "Autobahn|Testsuite against /ws/echo, direct and through nginx TLS (set up once in .lab/autobahn)",
+    ),
     "docs": (docs.main, "rewrite the derived parts of the docs (scenario and settings tables)"),
     "check": (cmd_check, "run YOUR nginx config in front of the lab's app: what breaks, which line, the fix"),
     "diagnose-score": (
@@ -296,6 +301,7 @@ ARGUMENTS = {
     "logs": logs.add_arguments,
     "scenario": lambda command: command.add_argument("name", help="a folder under nginx/scenarios/"),
     "bench": bench.add_arguments,
+    "conformance": conformance.add_arguments,
     "deploy": deploy.add_arguments,
     "swarm-deploy": deploy.add_arguments,
     "docs": docs.add_arguments,

@@ -35,7 +35,7 @@ from .venv import ensure_venv
 # The commands that start a native stack; the other pytest suites; all that need .venv.
 NATIVE = (
     "native-up", "test", "scenario", "scenarios", "reliability-test", "browser-test", "bench",
-    "check", "diagnose-test", "diagnose-score",
+    "check", "diagnose-test", "conformance", "diagnose-score",
 )  # fmt: skip
 SUITES = ("unit-test", "integration-test", "compose-test", "test-compose", "swarm-test", "test-swarm")
 VENV_USERS = (*NATIVE, *SUITES, "lint", "watch", "offline-images")
@@ -143,6 +143,13 @@ NEEDS = (
         _found("h2load"),
         {"apt": "nghttp2-client", "dnf": "nghttp2", "brew": "nghttp2"},
         ("bench",),
+    ),
+    Need(
+        "gcc",
+        "`make conformance`: builds Autobahn|Testsuite's C accelerators for its own Python 2.7",
+        _found("gcc"),
+        {"apt": "gcc", "dnf": "gcc"},
+        ("conformance",),
     ),
     Need(
         "docker",

@@ -269,6 +269,29 @@ FIX_WS_UPGRADE = Setting(
     "app",
     public=True,
 )
+FIX_WS_READ = Setting(
+    "LAB_FIX_WS_READ",
+    "1",
+    flag,
+    "read websocket messages at C speed in pieces, yielding (stock gevent-websocket: per-byte "
+    "Python, no message cap, stalls the worker)",
+    "app",
+)
+FIX_WS_CLOSE_CODES = Setting(
+    "LAB_FIX_WS_CLOSE_CODES",
+    "1",
+    flag,
+    "accept the close codes RFC 6455 and IANA allow (stock: 1012-1014 refused, 5000+ echoed)",
+    "app",
+)
+WS_DEFLATE = Setting(
+    "LAB_WS_DEFLATE",
+    "0",
+    flag,
+    "permessage-deflate (RFC 7692) for websocket clients that offer it: less to send, a zlib "
+    "compressor and decompressor (~300 KiB) per connection that uses it",
+    "app",
+)
 X_ACCEL = Setting(
     "LAB_X_ACCEL",
     "1",
@@ -281,7 +304,8 @@ WS_MAX_MESSAGE = Setting(
     "LAB_WS_MAX_MESSAGE",
     str(16 * 1024 * 1024),
     int,
-    "largest websocket message in bytes (close 1009): gevent-websocket reads any length into memory",
+    "largest websocket message in bytes (close 1009): gevent-websocket reads any length into memory "
+    "(checked by the reader of LAB_FIX_WS_READ)",
     "app",
     field="ws_max_message_bytes",
     public=True,

@@ -93,7 +93,7 @@ def test_plain_get_to_a_websocket_route_is_a_json_400(lab, http, path):
 
 
 def test_client_close_with_a_reason_gets_a_clean_close_back(lab):
-    # gevent-websocket 0.10.1 echoes str(reason) where the status belongs; labapp.wsfix repairs it.
+    # gevent-websocket 0.10.1 echoes str(reason) where the status belongs; labapp.patches.wsclose repairs it.
     conn = lab.ws("/ws/echo")
     conn.send_close(1000, b"bye now")
     opcode, frame = conn.recv_data_frame(control_frame=True)
@@ -110,6 +110,6 @@ def test_a_handshake_for_anything_but_a_websocket_route_gets_the_app_s_answer(la
         conn.close()
     assert handshake.status == status, (
         f"a handshake for {path} got {handshake.status}: only websocket routes may be upgraded "
-        "(labapp/wsfix.py, LAB_FIX_WS_UPGRADE)"
+        "(labapp/patches/wsupgrade.py, LAB_FIX_WS_UPGRADE)"
     )
     assert handshake.headers.get("content-type", "").startswith("application/json"), handshake.headers

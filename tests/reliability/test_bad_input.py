@@ -331,7 +331,7 @@ def test_gunicorn_itself_drops_underscore_headers(lab: Lab) -> None:
 def test_a_body_under_connection_upgrade_ends_where_its_framing_says(lab: Lab) -> None:
     """Straight to gunicorn, as nginx sends every request under `proxy_set_header Connection
     "upgrade"` (connection-upgrade-always): gevent's pywsgi takes each for an upgrade and would
-    hand the app the socket as the body. The baseline (labapp/wsfix.py, item 5) bounds it by
+    hand the app the socket as the body. The baseline (labapp/patches/wsupgrade.py, item 2) bounds it by
     Content-Length and by its chunked framing alike, and the keep-alive connection serves the
     next request. A hang here is a TimeoutError."""
     body = bytes(range(256)) * 64  # 16 KiB

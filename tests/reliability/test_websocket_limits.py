@@ -43,7 +43,7 @@ REFUSED = {
         masked_frame_header(websocket.ABNF.OPCODE_TEXT, DEFAULT_LIMIT + 1) + b"z" * 1024,
         1009,
     ),
-    # gevent-websocket 0.10.1 drops close() status codes; labapp.wsfix repairs them.
+    # gevent-websocket 0.10.1 drops close() status codes; labapp.patches.wsclose repairs them.
     "invalid-utf8-text": (
         "/ws/echo",
         masked_frame_header(websocket.ABNF.OPCODE_TEXT, 13) + b"valid then \xff\xfe",

@@ -45,6 +45,10 @@ def test_results_hold_exactly_the_issue_keys_and_none_until_measured():
         "ws.connections_held",
         "ws.kib_per_connection",
         "ws.broadcast_ms",
+        "ws.large_echo_vs_reference_ratio",
+        "ws.large_message_stall_ms",
+        "ws.deflate_off_kib_per_connection",
+        "ws.deflate_on_kib_per_connection",
         "hostile.kib_per_slow_upload",
         "hostile.mib_per_unread_websocket",
         "workers.gevent_vs_sync_ratio",
@@ -71,6 +75,10 @@ def test_results_hold_exactly_the_issue_keys_and_none_until_measured():
         ("ws.connections_held", 9999, "MISSED"),
         ("ws.broadcast_ms", 299.9, "met"),
         ("ws.broadcast_ms", 300, "MISSED"),
+        ("ws.large_echo_vs_reference_ratio", 1.5, "met"),
+        ("ws.large_echo_vs_reference_ratio", 1.51, "MISSED"),
+        ("ws.large_message_stall_ms", 49.9, "met"),
+        ("ws.large_message_stall_ms", 50, "MISSED"),
         ("upload.app_vs_ideal_ratio", 0.85, "met"),
         ("loop.native_up_s", 1.49, "met"),
         ("loop.native_up_s", 1.5, "MISSED"),
@@ -87,7 +95,7 @@ def test_table_has_a_row_per_result_with_its_verdict(tmp_path):
     results = record.empty_results()
     results["proxy"]["tls_vs_direct_rps_ratio"] = 0.5
     lines = record.table(results, {"proxy.tls_vs_direct_rps_ratio": "wrk"}).splitlines()
-    assert len(lines) == 1 + 17
+    assert len(lines) == 1 + 21
     assert next(line for line in lines if line.startswith("proxy.")).split()[1:4] == ["0.5", ">=", "0.85"]
     record.write(tmp_path, results, {"machine": {}})
     assert json.loads((tmp_path / "results.json").read_text()) == results

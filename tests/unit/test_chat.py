@@ -9,7 +9,7 @@ import gevent
 import pytest
 from gevent import socket as gsocket
 
-from labapp import chat, wsfix
+from labapp import chat, wssend
 from labctl import wsclient
 
 
@@ -73,7 +73,7 @@ def test_a_member_that_cannot_take_a_frame_is_cut_and_leaves():
 
 
 def test_a_member_that_stops_reading_is_cut_after_the_send_timeout(monkeypatch):
-    monkeypatch.setattr(wsfix, "SEND_TIMEOUT_S", 0.2)
+    monkeypatch.setattr(wssend, "SEND_TIMEOUT_S", 0.2)
     members = chat.Members()
     stuck = FakeSocket()  # never reads: the frame below overflows the socket's buffer
     members.add(1, stuck)

@@ -43,6 +43,7 @@ LAYERS: list[set[str]] = [
         "offline",
         "upload",
         "bench",
+        "conformance",
         "diagnose",
         "setup",
     },

@@ -65,12 +65,12 @@ def test_lab_check_s_app_keeps_socketio_for_engineio_and_echoes_a_plain_websocke
     # (the echo) and with Engine.IO; each must reach its own, not the other.
     from werkzeug.test import EnvironBuilder
 
-    from labapp import wsfix
+    from labapp.patches import wsupgrade
 
     app = make_app(ws_any_path=True, fix_broker=False)  # no Redis in a unit test
     handshake = {"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Version": "13"}
     environ = EnvironBuilder(path="/socket.io/", headers=handshake).get_environ()
-    assert wsfix.is_websocket_route(app.url_map, environ) is True
+    assert wsupgrade.is_websocket_route(app.url_map, environ) is True
     client = app.test_client()
     polling = client.get("/socket.io/?EIO=4&transport=polling")
     assert polling.status_code == 200 and polling.get_data(as_text=True).startswith("0{"), polling.data

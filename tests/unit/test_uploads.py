@@ -10,8 +10,9 @@ import pytest
 from gevent import pywsgi
 
 import labsettings as lab
-from labapp import inputfix
+from labapp import patches
 from labapp.body import CHUNK, Body
+from labapp.patches import pywsgi as gevent_patches
 from labapp.storage import PendingUpload
 
 PAYLOAD = b"0123456789abcdef" * 4096  # 64 KiB
@@ -128,7 +129,7 @@ BIG = bytes(range(256)) * (9 * 1024 + 7)  # a little over two 1 MiB chunks
 
 def gevent_input(body: bytes, declared: int | None = None):
     """gevent's wsgi.input over ``body``, as the baseline worker builds it."""
-    inputfix.install()
+    patches.install(gevent_patches.PATCHES)
     return pywsgi.Input(io.BufferedReader(io.BytesIO(body)), len(body) if declared is None else declared)
 
 
@@ -151,7 +152,7 @@ def test_gevent_input_sends_100_continue_once_before_the_first_readinto():
             self.sent.append(data)
 
     client = Client()
-    inputfix.install()
+    patches.install(gevent_patches.PATCHES)
     body = pywsgi.Input(io.BufferedReader(io.BytesIO(BIG)), len(BIG), socket=client)
     buffer = bytearray(4096)
     assert client.sent == [], "nothing before the app reads: it may answer 417 or 413 first"
@@ -164,7 +165,7 @@ def test_gevent_input_chunked_body_reads_into_the_buffer_as_read_would():
     chunked = (
         b"".join(f"{len(p):x}\r\n".encode() + p + b"\r\n" for p in (BIG[:70000], BIG[70000:])) + b"0\r\n\r\n"
     )
-    inputfix.install()
+    patches.install(gevent_patches.PATCHES)
     body = pywsgi.Input(io.BufferedReader(io.BytesIO(chunked)), None, chunked_input=True)
     got = bytearray()
     buffer = bytearray(65536)

@@ -1,4 +1,4 @@
-"""Which handshakes the app lets gevent-websocket upgrade (labapp.wsfix, LAB_FIX_WS_UPGRADE), and
+"""Which handshakes the app lets gevent-websocket upgrade (labapp.patches.wsupgrade, LAB_FIX_WS_UPGRADE), and
 what a refused one is told. The upgrade itself needs the worker: tests/integration covers it."""
 
 from __future__ import annotations
@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from werkzeug.test import EnvironBuilder
 
-from labapp import wsfix
 from labapp.errors import HANDSHAKE_SEEN_HEADER
+from labapp.patches import wsupgrade
 
 HANDSHAKE = {"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Version": "13"}
 
@@ -24,7 +24,7 @@ HANDSHAKE = {"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Ver
 )
 def test_only_websocket_routes_are_upgraded(app, path, upgraded):
     environ = EnvironBuilder(path=path, headers=HANDSHAKE).get_environ()
-    assert wsfix.is_websocket_route(app.url_map, environ) is upgraded
+    assert wsupgrade.is_websocket_route(app.url_map, environ) is upgraded
 
 
 def test_a_handshake_for_no_route_is_a_json_404(client):
@@ -49,13 +49,13 @@ def test_lab_check_s_app_upgrades_a_handshake_on_any_path(make_app, path):
     # LAB_WS_ANY_PATH: a user's own websocket location (/socket.io, /api/live/) reaches an echo.
     app = make_app(ws_any_path=True)
     environ = EnvironBuilder(path=path, headers=HANDSHAKE).get_environ()
-    assert wsfix.is_websocket_route(app.url_map, environ) is True
+    assert wsupgrade.is_websocket_route(app.url_map, environ) is True
 
 
 def test_off_by_default_a_handshake_for_an_unknown_path_is_not_upgraded(app):
     # (/socket.io/ is the app's own Socket.IO endpoint now: a user's path that is not the lab's.)
     environ = EnvironBuilder(path="/api/live/", headers=HANDSHAKE).get_environ()
-    assert wsfix.is_websocket_route(app.url_map, environ) is False
+    assert wsupgrade.is_websocket_route(app.url_map, environ) is False
 
 
 def test_with_any_path_plain_requests_keep_their_routes_and_a_lost_upgrade_says_what_arrived(make_app):

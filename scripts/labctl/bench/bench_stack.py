@@ -44,11 +44,18 @@ def render_overlay() -> Path:
 
 
 @contextlib.contextmanager
-def ideal_receiver(deadline_s: float = 10.0) -> Iterator[int]:
+def ideal_receiver() -> Iterator[int]:
     """bench/ideal_receiver.py on ideal_port() with the same Python as the app; its pid. Stopped after."""
-    port = ideal_port()
+    with listening_script(IDEAL_RECEIVER, ideal_port(), str(paths.UPLOADS)) as pid:
+        yield pid
+
+
+@contextlib.contextmanager
+def listening_script(script: Path, port: int, *args: str, deadline_s: float = 10.0) -> Iterator[int]:
+    """``script PORT ARGS...`` run with the bench's Python until it listens on 127.0.0.1:PORT;
+    its pid. Stopped after."""
     process = subprocess.Popen(
-        [sys.executable, str(IDEAL_RECEIVER), str(port), str(paths.UPLOADS)],
+        [sys.executable, str(script), str(port), *args],
         stdin=subprocess.DEVNULL,
         start_new_session=True,
     )
@@ -58,7 +65,7 @@ def ideal_receiver(deadline_s: float = 10.0) -> Iterator[int]:
             with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
                 break
             if process.poll() is not None or time.monotonic() > end:
-                raise RuntimeError(f"the ideal receiver did not listen on 127.0.0.1:{port} (port in use?)")
+                raise RuntimeError(f"{script.name} did not listen on 127.0.0.1:{port} (port in use?)")
             time.sleep(0.05)
         yield process.pid
     finally:

@@ -16,7 +16,15 @@ from typing import Any
 RESULT_KEYS: dict[str, tuple[str, ...]] = {
     "proxy": ("tls_vs_direct_rps_ratio",),
     "upload": ("app_vs_ideal_ratio", "unbuffered_vs_discard_ratio", "app_rss_growth_mib"),
-    "ws": ("connections_held", "kib_per_connection", "broadcast_ms"),
+    "ws": (
+        "connections_held",
+        "kib_per_connection",
+        "broadcast_ms",
+        "large_echo_vs_reference_ratio",
+        "large_message_stall_ms",
+        "deflate_off_kib_per_connection",
+        "deflate_on_kib_per_connection",
+    ),
     "hostile": ("kib_per_slow_upload", "mib_per_unread_websocket"),
     "workers": ("gevent_vs_sync_ratio",),
     "loop": ("native_up_s", "integration_s"),
@@ -33,7 +41,7 @@ class Goal:
 
     @property
     def compare(self) -> Callable[[float, float], bool]:
-        return {">=": operator.ge, "<": operator.lt, "==": operator.eq}[self.symbol]
+        return {">=": operator.ge, "<": operator.lt, "<=": operator.le, "==": operator.eq}[self.symbol]
 
     def verdict(self, value: float | None) -> str:
         if value is None:
@@ -50,6 +58,8 @@ GOALS = {
         Goal("ws.connections_held", ">=", 10_000),
         Goal("ws.kib_per_connection", "<", 30),
         Goal("ws.broadcast_ms", "<", 300),
+        Goal("ws.large_echo_vs_reference_ratio", "<=", 1.5),
+        Goal("ws.large_message_stall_ms", "<", 50),
         Goal("loop.native_up_s", "<", 1.5),
         Goal("deploy.failed_requests", "==", 0),
     )

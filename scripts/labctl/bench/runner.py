@@ -9,6 +9,7 @@ from dataclasses import asdict
 from typing import Any
 
 from .. import endpoints, native, paths, stack, traffic
+from ..procs import environment
 from ..venv import reexec_in_venv
 from . import (
     bench_stack,
@@ -147,6 +148,40 @@ class Run:
         self.notes["ws.broadcast_ms"] = (
             f"one message via Redis to the {result.held - 1} others, median of {result.broadcast_runs_ms}; "
             f"CPU ms each: {result.broadcast_cpu_ms}"
+        )
+        self.measure_large_message()
+
+    def measure_large_message(self) -> None:
+        from . import wsmessage  # the `websockets` library: .venv only (the bench re-runs itself there)
+
+        s = self.settings
+        with bench_stack.native_stack(workers=1):
+            large = wsmessage.run(s.ws_large_message_mib * 1024 * 1024, s.ws_large_rounds)
+            deflate_off = wsmessage.kib_per_connection(s.ws_deflate_connections, deflate=True)
+        with environment(LAB_WS_DEFLATE="1"), bench_stack.native_stack(workers=1):
+            deflate_on = wsmessage.kib_per_connection(s.ws_deflate_connections, deflate=True)
+        self.results["ws"].update(
+            deflate_off_kib_per_connection=deflate_off, deflate_on_kib_per_connection=deflate_on
+        )
+        for state in ("off", "on"):
+            self.notes[f"ws.deflate_{state}_kib_per_connection"] = (
+                f"one worker's RSS growth per /ws/echo client offering permessage-deflate, each having "
+                f"echoed one message, {s.ws_deflate_connections} held; LAB_WS_DEFLATE "
+                + ("0 (the default: declined)" if state == "off" else "1 (agreed: a zlib pair each)")
+            )
+        self.details["ws_large_message"] = asdict(large)
+        self.results["ws"].update(
+            large_echo_vs_reference_ratio=large.ratio, large_message_stall_ms=large.stall_ms
+        )
+        self.notes["ws.large_echo_vs_reference_ratio"] = (
+            f"one {s.ws_large_message_mib} MiB text message echoed, straight to one worker, same client "
+            f"({wsmessage.CLIENT}), median of {s.ws_large_rounds}: app s {large.app_s}, "
+            f"`websockets` echo server s {large.reference_s}"
+        )
+        self.notes["ws.large_message_stall_ms"] = (
+            f"another client's longest small echo meanwhile, worst of {large.app_stall_ms}; alone "
+            f"just before: median {large.idle_round_trip_ms}, longest {large.idle_worst_ms} (the "
+            f"machine's noise); beside the reference {large.reference_stall_ms}"
         )
 
     def measure_hostile(self) -> None:

@@ -27,6 +27,11 @@ class BenchSettings:
     ws_echo_clients: int = 20
     ws_echo_messages: int = 50  # per echo client
     ws_broadcasts: int = 3
+    # One text message echoed by the app and by the `websockets` library, alternated this many times.
+    ws_large_message_mib: int = 16
+    ws_large_rounds: int = 3
+    # /ws/echo clients held with permessage-deflate (LAB_WS_DEFLATE) on and off: memory per connection.
+    ws_deflate_connections: int = 500
     workers_connections: int = 100
     workers_seconds: float = 5.0
     workers_sleep_s: float = 0.2
@@ -70,6 +75,9 @@ QUICK = BenchSettings(
     ws_echo_clients=4,
     ws_echo_messages=10,
     ws_broadcasts=1,
+    ws_large_message_mib=4,
+    ws_large_rounds=1,
+    ws_deflate_connections=50,
     workers_connections=20,
     workers_seconds=1.0,
     workers_sleep_s=0.05,

@@ -8,7 +8,7 @@ from flask.json.provider import DefaultJSONProvider
 import labsettings as lab
 from labsettings import AppSettings
 
-from . import chat, errors, inputfix, middleware, realtime, storage, wsfix
+from . import chat, errors, middleware, patches, realtime, storage
 from .views import bugs, cpu, debug, errors_demo, page, redirects, slow, stream, uploads, verdict, websockets
 
 
@@ -19,11 +19,7 @@ class KeepOrderJSON(DefaultJSONProvider):
 
 def create_app(settings: AppSettings | None = None) -> Flask:
     settings = settings or AppSettings.from_env()
-    wsfix.install(
-        route_aware_upgrade=settings[lab.FIX_WS_UPGRADE],
-        bounded_upgrade_input=settings[lab.FIX_UPGRADE_INPUT],
-    )
-    inputfix.install()
+    patches.install(patches.all_patches())
     app = Flask(__name__)
     app.request_class = storage.StreamingRequest
     app.config["LAB"] = settings

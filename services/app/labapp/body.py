@@ -3,7 +3,7 @@ body has a deadline.
 
 An upload used to receive into 1 MiB buffers of its own, allocated when it started and held while
 it waited for bytes: 300 clients trickling 2 B/s pinned 600 MiB of the workers (issue 28). Here
-the wait (``ready``) costs only the connection's 1 KiB read buffer (labapp.inputfix): it peeks
+the wait (``ready``) costs only the connection's 1 KiB read buffer (labapp.patches.pywsgi): it peeks
 until a byte is there, then asks the kernel how many more wait on the socket (FIONREAD), and only
 what is already there is read into a buffer lent by the worker's pool (``BufferPool``), which
 gets it back once the chunk is hashed and written. A fast upload still gets 1 MiB chunks: the

@@ -11,7 +11,7 @@ Two rooms, one interface (``Room``):
 
 A broker that is down or slow touches chat only. Every Redis call has a timeout, the relay is a
 greenlet of its own (no request greenlet waits on it), and sends to members are bounded in time
-(``wsfix.SEND_TIMEOUT_S``: a member that does not take a frame is cut, not waited for).
+(``wssend.SEND_TIMEOUT_S``: a member that does not take a frame is cut, not waited for).
 When the relay loses Redis it closes its members with 1013 and a reason: pub/sub keeps no history,
 so whatever was published meanwhile is gone for them, and saying so beats a silent gap. It
 reconnects with backoff; until then new clients get the same 1013, and /healthz says
@@ -33,7 +33,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from . import wsfix
+from . import wssend
 
 log = logging.getLogger("labapp.chat")
 
@@ -90,15 +90,15 @@ class Members:
     def relay(self, sender: int, frame: str) -> None:
         """``frame`` to every member but the sender; one that cannot take it is cut and leaves.
         Encoded once for all of them (make bench: ws.broadcast_ms)."""
-        wire = wsfix.text_frame(frame)
+        wire = wssend.text_frame(frame)
         for client_id, ws in list(self._sockets.items()):
-            if client_id != sender and not wsfix.send_frame_within(ws, wire):
+            if client_id != sender and not wssend.send_frame_within(ws, wire):
                 self.remove(client_id)
 
     def close_all(self, code: int, reason: str) -> None:
         for client_id, ws in list(self._sockets.items()):
             self.remove(client_id)
-            wsfix.close_within(ws, code, reason)
+            wssend.close_within(ws, code, reason)
 
 
 class LocalRoom:

@@ -2,7 +2,7 @@
 X-Request-ID or making one), body draining (LAB_FIX_DRAIN_BODY), ProxyFix for one hop
 (LAB_FIX_PROXY); and CloseWhenStopping, which closes each keep-alive connection after its
 response once the worker is told to stop. (The bounded body behind a constant Connection:
-upgrade is labapp.wsfix's: a patch of gevent-websocket's handler, not a layer.)
+upgrade is labapp.wssend's: a patch of gevent-websocket's handler, not a layer.)
 
 gevent-websocket's worker bypasses gunicorn's HTTP layer (no forwarded-header handling, no
 access log), so these live in the app where every worker class gets them.
@@ -114,7 +114,7 @@ def drain_body(app: WSGIApp, limit_bytes: int) -> WSGIApp:
     def drain(environ: Environ) -> None:
         # Bounded by Content-Length or the chunked framing: gevent's Input. A request saying
         # "Connection: upgrade" without a handshake gets that too, not the socket itself
-        # (wsfix, LAB_FIX_UPGRADE_INPUT).
+        # (patches/wsupgrade.py, LAB_FIX_UPGRADE_INPUT).
         stream = environ["wsgi.input"]
         remaining = limit_bytes
         try:

@@ -160,8 +160,8 @@ def install(app: Flask, settings: AppSettings) -> SocketIO:
             return sio_wsgi(environ, start_response)
 
     app.wsgi_app = dispatch  # type: ignore[method-assign]
-    # gevent-websocket upgrades only the URL map's websocket routes (wsfix): this is one (with
-    # LAB_WS_ANY_PATH every path is one already, and a plain /socket.io/ request is Flask's).
+    # gevent-websocket upgrades only the URL map's websocket routes (patches/wsupgrade.py): this is
+    # one (with LAB_WS_ANY_PATH every path is one already, and a plain /socket.io/ request is Flask's).
     if not any_path:
         app.url_map.add(Rule(PATH, endpoint="socketio", websocket=True))
     _register_events(sio, app)

@@ -80,7 +80,7 @@ def upload_raw(name: str) -> Response:
     part = PendingUpload(_settings()[lab.UPLOAD_DIR])
     try:
         # Read as it arrives, into the worker's pooled buffers with no copy in between
-        # (labapp.inputfix gives gevent's wsgi.input the readinto Werkzeug's stream uses), the
+        # (labapp.patches.pywsgi gives gevent's wsgi.input the readinto Werkzeug's stream uses), the
         # whole body within LAB_UPLOAD_BODY_S (labapp.body).
         part.receive(Body(request.environ, stream, _settings()[lab.UPLOAD_BODY_S]))
         if request.content_length is not None and part.size != request.content_length:

@@ -10,14 +10,14 @@ from typing import Any
 import gevent
 from flask import Blueprint, Response, abort, current_app, g, request
 from gevent import GreenletExit
-from gevent.lock import BoundedSemaphore
 from geventwebsocket.exceptions import ProtocolError, WebSocketError
 
 import labsettings as lab
 from labsettings import AppSettings
 
-from .. import chat, wsfix, wssend
+from .. import chat, wssend
 from ..middleware import CloseWhenStopping
+from ..patches import wsread
 from .debug import served_by
 
 WS_KEY = "wsgi.websocket"
@@ -26,13 +26,6 @@ GOING_AWAY_REASON = "server restarting: reconnect"
 CLOSE_PROTOCOL_ERROR = 1002
 CLOSE_INVALID_PAYLOAD = 1007
 CLOSE_MESSAGE_TOO_BIG = 1009
-# One large payload unmasked at a time per worker. gevent-websocket 0.10.1 unmasks in a per-byte
-# Python loop (issue 26) that holds the worker's loop: a burst of 200 x 1 MiB had every ready
-# greenlet unmask in one turn of the loop, /healthz waited, and gunicorn's heartbeat (30 s)
-# killed both workers. Taken in turns, with a turn of the loop between two payloads, the work one
-# burst queues waits here, not in the loop.
-LARGE_PAYLOAD = 64 * 1024
-UNMASKING = BoundedSemaphore(1)
 # How much of a refused over-limit frame is read and thrown away before closing, at most.
 DISCARD_CHUNK = 64 * 1024
 DISCARD_MAX_BYTES = 4 * 1024 * 1024
@@ -56,32 +49,14 @@ class BoundedReceiver:
     close frames that say why (1007 invalid UTF-8, 1002 protocol error).
 
     gevent-websocket reads whatever length a frame header announces straight into memory: one
-    frame announcing 4 GiB would take 4 GiB of worker memory.
+    frame announcing 4 GiB would take 4 GiB of worker memory. The lab's reader
+    (labapp.patches.wsread, LAB_FIX_WS_READ) checks each frame header against the cap first.
     """
 
     def __init__(self, ws: Any, max_bytes: int) -> None:
         self.ws = ws
         self.max_bytes = max_bytes
-        self._left = max_bytes
-        self._exceeded = False
-        self._unmasking = False  # holds UNMASKING until this message is returned
-        self._read = ws.raw_read
-        ws.raw_read = self._bounded_read  # the payload reader; frame headers use ws.stream
-
-    def _bounded_read(self, size: int) -> bytes:
-        if size > self._left:
-            self._exceeded = True
-            return b""  # a short read: read_frame raises WebSocketError without reading on
-        self._left -= size
-        payload = self._read(size)
-        if size >= LARGE_PAYLOAD and not self._unmasking:
-            # The payload is here; its unmasking (next, in read_frame) holds the worker's loop.
-            UNMASKING.acquire()
-            self._unmasking = True
-            # A timer, not sleep(0): a turn of the loop itself (IO, timers: /healthz, the heartbeat),
-            # which gevent's callbacks (the semaphore's hand-over is one) yield to only every 50.
-            gevent.sleep(0.001)
-        return payload
+        wsread.limit_messages(ws, max_bytes)
 
     def _discard_unread(self) -> None:
         """Read (a bounded part of) the refused payload before the handler closes the socket:
@@ -96,7 +71,6 @@ class BoundedReceiver:
     def receive(self) -> str | bytes | None:
         """The next message, or None once the socket is closed: by the peer, by a refusal, or by
         another greenlet (the chat relay losing its broker, the graceful stop)."""
-        self._left = self.max_bytes
         if self.ws.closed:
             return None
         try:
@@ -105,21 +79,16 @@ class BoundedReceiver:
             self.ws.close(CLOSE_INVALID_PAYLOAD, b"invalid UTF-8 in a text message")
         except ProtocolError:
             self.ws.close(CLOSE_PROTOCOL_ERROR, b"protocol error")
+        except wsread.MessageTooBig:
+            self.ws.close(CLOSE_MESSAGE_TOO_BIG, f"message over {self.max_bytes} bytes".encode())
+            self._discard_unread()
         except (WebSocketError, OSError):
-            if self._exceeded:
-                self.ws.close(CLOSE_MESSAGE_TOO_BIG, f"message over {self.max_bytes} bytes".encode())
-                self._discard_unread()
-            else:
-                self.ws.closed = True  # the connection dropped mid-frame
+            self.ws.closed = True  # the connection dropped mid-frame
         except (TypeError, AttributeError):
             # Closed by another greenlet during this read: gevent-websocket then trips over the
             # stream and reader its close() cleared. Anything else is a bug, and says so.
             if not self.ws.closed:
                 raise
-        finally:
-            if self._unmasking:
-                self._unmasking = False
-                UNMASKING.release()
         return None
 
 
@@ -165,7 +134,7 @@ def close_all_going_away() -> None:
 
     def close_each() -> None:
         for ws in list(_open):
-            wsfix.close_within(ws, CLOSE_GOING_AWAY, GOING_AWAY_REASON)
+            wssend.close_within(ws, CLOSE_GOING_AWAY, GOING_AWAY_REASON)
 
     gevent.spawn(close_each)
 
@@ -192,7 +161,7 @@ def chat_session(ws: Any, room: chat.Room, whoami: bool) -> None:
     try:
         if whoami:  # the client's id and its worker: the lab page shows them, the checks count them
             hello = json.dumps({"you": client_id, "served_by": served_by()})
-            if not wsfix.send_frame_within(ws, wsfix.text_frame(hello)):
+            if not wssend.send_frame_within(ws, wssend.text_frame(hello)):
                 return
         while (message := receiver.receive()) is not None:
             if isinstance(message, str):
@@ -249,7 +218,7 @@ def make_blueprint(websocket_flag: bool, any_path: bool = False) -> Blueprint:
     def info() -> Response:
         ws = _socket()
         send(ws, info_message())
-        wsfix.close_within(ws, 1000, "info sent")
+        wssend.close_within(ws, 1000, "info sent")
         return Response(status=204)
 
     return bp

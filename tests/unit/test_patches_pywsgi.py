@@ -1,4 +1,4 @@
-"""labapp.inputfix: gevent's request reading made cheaper, with the same results as gevent's own."""
+"""labapp.patches.pywsgi: gevent's request reading made cheaper, with the same results as gevent's own."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ import pytest
 from gevent import pywsgi
 from gevent import socket as gsocket
 
-from labapp import inputfix
+from labapp import patches
+from labapp.patches import pywsgi as gevent_patches
 
 NGINX_HEAD = (
     b"Host: localhost:8443\r\nX-Forwarded-Proto: https\r\nX-Forwarded-For: 127.0.0.1\r\n"
@@ -42,7 +43,7 @@ def gevent_stock(head: bytes):
 
 
 def fast(head: bytes):
-    return inputfix.parse_headers(io.BufferedReader(io.BytesIO(head)))
+    return gevent_patches.parse_headers(io.BufferedReader(io.BytesIO(head)))
 
 
 @pytest.mark.parametrize("head", HEADS.values(), ids=HEADS.keys())
@@ -60,19 +61,21 @@ def test_headers_parse_to_what_gevent_made_of_them(head):
 @pytest.mark.parametrize("head", HEADS.values(), ids=HEADS.keys())
 def test_environ_keys_are_what_gevent_made_of_the_headers(head):
     handler = SimpleNamespace(headers=fast(head))
-    assert list(inputfix._environ_headers(handler)) == list(inputfix._stock_environ_headers(handler))
+    assert list(gevent_patches._environ_headers(handler)) == list(
+        gevent_patches._stock_environ_headers(handler)
+    )
 
 
 def test_what_follows_the_head_is_left_to_read():
     reader = io.BufferedReader(io.BytesIO(NGINX_HEAD + b"body"))
-    inputfix.parse_headers(reader)
+    gevent_patches.parse_headers(reader)
     assert reader.read() == b"body"
 
 
 def test_limits_stay_http_clients():
-    too_long = b"X-Big: " + b"x" * inputfix.MAX_LINE + b"\r\n\r\n"
+    too_long = b"X-Big: " + b"x" * gevent_patches.MAX_LINE + b"\r\n\r\n"
     assert fast(too_long).status == gevent_stock(too_long).status == "Line too long"
-    too_many = b"".join(b"X-%d: v\r\n" % n for n in range(inputfix.MAX_HEADERS + 1)) + b"\r\n"
+    too_many = b"".join(b"X-%d: v\r\n" % n for n in range(gevent_patches.MAX_HEADERS + 1)) + b"\r\n"
     for parse in (fast, gevent_stock):
         with pytest.raises(http.client.HTTPException, match="more than 100 headers"):
             parse(too_many)
@@ -94,9 +97,9 @@ class RecordingSocket:
 
 
 def served(body: bytes | str, streamed: bool = False, **headers: str) -> list[bytes]:
-    """The sends of gevent's handler (patched by inputfix) answering one GET with ``body``
+    """The sends of gevent's handler (patched by labapp.patches.pywsgi) answering one GET with ``body``
     (``streamed``: from a generator, which gevent sends chunked)."""
-    inputfix.install()
+    patches.install(gevent_patches.PATCHES)
 
     def app(environ, start_response):
         start_response("200 OK", [*headers.items()])
@@ -122,7 +125,7 @@ def test_a_small_response_goes_out_in_one_send_with_its_head():
 
 
 def test_a_large_response_is_not_copied_into_its_head():
-    body = b"x" * (inputfix.COALESCE_MAX + 1)
+    body = b"x" * (gevent_patches.COALESCE_MAX + 1)
     sends = served(body, **{"Content-Length": str(len(body))})
     assert [len(s) for s in sends[1:]] == [len(body)] and sends[0].endswith(b"\r\n\r\n")
 

@@ -1,5 +1,6 @@
 """How gevent's pywsgi (the baseline worker's HTTP server) reads requests and writes responses,
-made cheaper; each change keeps gevent's behaviour (tests/unit/test_inputfix.py compares them).
+made cheaper; each change keeps gevent's behaviour (tests/unit/test_patches_pywsgi.py compares them).
+Speed-ups, not fixes: none is turned off by a setting; each would suit gevent itself.
 
 1. ``pywsgi.Input`` (wsgi.input) given a ``readinto``. Werkzeug's request stream
    (``LimitedStream``) reads with ``readinto`` when its input has one, and otherwise calls
@@ -14,7 +15,7 @@ made cheaper; each change keeps gevent's behaviour (tests/unit/test_inputfix.py 
    life: for every idle websocket too. nginx's request heads are under 1 KiB (one recv either
    way) and bodies bypass the buffer (readinto above, Werkzeug's large reads); an idle websocket
    costs 3 KiB less (make bench: ws.kib_per_connection, 32.5 -> 29.1 with the headers released
-   after the upgrade, labapp.wsfix).
+   after the upgrade, labapp.patches.wsupgrade).
 3. Request headers parsed without the email package when they are plain ``Name: value`` lines.
    gevent parses every request's headers with ``http.client.parse_headers``, which runs
    ``email.parser`` (a feed parser, made for mail) over them: 18 us for the eight header lines
@@ -43,6 +44,8 @@ import re
 from typing import Any
 
 from gevent import pywsgi
+
+from . import Patch
 
 # http.client's limits (its _MAXLINE and _MAXHEADERS), which gevent's parsing inherited.
 MAX_LINE = 65536
@@ -145,9 +148,55 @@ def _write_with_headers_in_one_send(self: Any, data: bytes) -> None:
     self._sendall(b"".join(parts))
 
 
-def install() -> None:
-    pywsgi.Input.readinto = _readinto
-    pywsgi.WSGIHandler.__init__ = _init_with_small_read_buffer
-    pywsgi.WSGIHandler.MessageClass = _message_class
-    pywsgi.WSGIHandler._headers = _environ_headers
-    pywsgi.WSGIHandler._write_with_headers = _write_with_headers_in_one_send
+GEVENT = "26.9.0"  # the version these patches were written against
+
+
+def _of_pywsgi(attribute: str, replacement: Any, why: str, fix: str, digest: str) -> Patch:
+    return Patch(
+        target=f"gevent.pywsgi:{attribute}",
+        replacement=replacement,
+        why=why,
+        upstream=f"gevent (gevent/gevent, src/gevent/pywsgi.py): {fix}",
+        distribution="gevent",
+        version=GEVENT,
+        digest=digest,
+    )
+
+
+PATCHES = (
+    _of_pywsgi(
+        "Input.readinto",
+        _readinto,
+        "Werkzeug copies each read of an upload once more when wsgi.input has no readinto",
+        "give Input a readinto (io.RawIOBase's protocol)",
+        "",  # added: gevent's Input has none
+    ),
+    _of_pywsgi(
+        "WSGIHandler.__init__",
+        _init_with_small_read_buffer,
+        "an 8 KiB read buffer kept for every idle websocket's life",
+        "a smaller default rfile buffer (request heads fit in 1 KiB)",
+        "c3d9e1009c3a",
+    ),
+    _of_pywsgi(
+        "WSGIHandler.MessageClass",
+        _message_class,
+        "every request's headers parsed by the email package: the largest cost nginx adds",
+        "parse plain header lines without email.parser",
+        "638ffd7781c4",
+    ),
+    _of_pywsgi(
+        "WSGIHandler._headers",
+        _environ_headers,
+        "each header formatted back into a line only to be split again for the environ",
+        "build HTTP_* keys from the parsed pairs",
+        "5575828695b5",
+    ),
+    _of_pywsgi(
+        "WSGIHandler._write_with_headers",
+        _write_with_headers_in_one_send,
+        "a small response's head and body in two sends (two wake-ups of nginx)",
+        "coalesce head and a small body into one send",
+        "5ccb48bf841c",
+    ),
+)
