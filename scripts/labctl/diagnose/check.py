@@ -25,6 +25,8 @@ from ..behaviours import BROKEN, NOT_PROBED, NOTE, OK, Behaviour, Finding, Site
 from ..behaviours.body import body_limit_mib
 from ..behaviours.errors import ERROR_FORMAT
 from ..behaviours.redirects import REDIRECT_PORT
+from ..behaviours.socketio import DEFAULT_PATH as SOCKETIO_PATH
+from ..behaviours.socketio import read_timeout_s, socketio_location
 from ..behaviours.websockets import ALL as WEBSOCKET_BEHAVIOURS
 from ..endpoints import Endpoint
 from ..nginx import nginx_has_http3, nginx_version
@@ -216,6 +218,10 @@ def scenario_matches(endpoint: Endpoint) -> list[tuple[str, str]]:
 def run(path: Path, args: argparse.Namespace, in_namespace: bool) -> tuple[Outcome, Plan, Site, list[str]]:
     config = load(path)
     site = site_for(config, args.public_https_port, args.public_http_port)
+    site = replace(site, routes=behaviours.Routes(socketio=args.socketio_path or SOCKETIO_PATH))
+    sio_location = socketio_location(site)
+    if sio_location is None:  # no Socket.IO in this config: nothing to probe
+        site = replace(site, routes=behaviours.Routes(socketio=None))
     place = sandbox.where(
         in_namespace,
         labsettings.HTTPS_PORT.value(),
@@ -233,14 +239,15 @@ def run(path: Path, args: argparse.Namespace, in_namespace: bool) -> tuple[Outco
     upload_location = site.location(site.routes.upload)
     declared = body_limit_mib(upload_location) if upload_location is not None else None
     options = behaviours.Options(
-        behaviours.Routes(),
+        site.routes,
         idle_s=args.idle,
         declared_limit_mib=declared,
         http3_unjudged=""
         if nginx_has_http3()
         else "this machine's nginx has no HTTP/3 module: quic listens left out",
+        socketio_read_timeout_s=read_timeout_s(sio_location) if sio_location is not None else None,
     )
-    with sandbox.running(plan, place):
+    with sandbox.running(plan, place, socketio_path=site.routes.socketio):
         results = judged_where_probed(site, behaviours.run(endpoint, options))
         matches = scenario_matches(endpoint)
     answered = next((r.status for r in results if r.behaviour is ERROR_FORMAT and r.status), None)

@@ -46,7 +46,6 @@ from .views.websockets import BoundedReceiver, going_away_on_shutdown
 log = logging.getLogger("labapp.realtime")
 
 EXTENSION = "lab.socketio"  # the SocketIO object in app.extensions
-PATH = "/socket.io/"
 CHANNEL = "lab:socketio"  # the Redis manager's pub/sub channel (the raw chat's is lab:chat)
 BROKER_WATCH_S = 0.5
 CLOSE_POLICY_VIOLATION = 1008  # how often a worker looks at its chat relay's broker state
@@ -118,13 +117,14 @@ def _with_header(start_response: StartResponse, name: str, value: str) -> StartR
 
 
 def install(app: Flask, settings: AppSettings) -> SocketIO:
-    """Socket.IO on ``app`` at /socket.io/; before middleware.install, so that ProxyFix and the
-    request log wrap it too."""
+    """Socket.IO on ``app`` at LAB_SOCKETIO_PATH (/socket.io/); before middleware.install, so
+    that ProxyFix and the request log wrap it too."""
     flask_wsgi = app.wsgi_app
+    path = settings[lab.SOCKETIO_PATH]
     sio = SocketIO(
         app,
         async_mode="gevent",
-        path=PATH.strip("/"),
+        path=path.strip("/"),
         client_manager=_manager(settings),
         ping_interval=settings[lab.SOCKETIO_PING_INTERVAL],
         ping_timeout=settings[lab.SOCKETIO_PING_TIMEOUT],
@@ -140,7 +140,7 @@ def install(app: Flask, settings: AppSettings) -> SocketIO:
     max_bytes = settings[lab.SOCKETIO_MAX_MESSAGE]
 
     def dispatch(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
-        if not environ.get("PATH_INFO", "").startswith(PATH):
+        if not environ.get("PATH_INFO", "").startswith(path):
             return flask_wsgi(environ, start_response)
         ws = environ.get("wsgi.websocket")
         if ws is None:
@@ -154,7 +154,7 @@ def install(app: Flask, settings: AppSettings) -> SocketIO:
 
     app.wsgi_app = dispatch  # type: ignore[method-assign]
     # gevent-websocket upgrades only the URL map's websocket routes (wsfix): this is one.
-    app.url_map.add(Rule(PATH, endpoint="socketio", websocket=True))
+    app.url_map.add(Rule(path, endpoint="socketio", websocket=True))
     _register_events(sio, app)
     app.extensions[EXTENSION] = sio
     return sio
