@@ -157,7 +157,11 @@ DOCTOR_UPLOAD_URL = Setting(
     "LAB_DOCTOR_UPLOAD_URL", "", str, "a route of your app that stores a PUT body, for the doctor", "tools"
 )
 DOCTOR_SOCKETIO_PATH = Setting(
-    "LAB_DOCTOR_SOCKETIO_PATH", "/socket.io/", str, "where your app answers Socket.IO, for the doctor", "tools"
+    "LAB_DOCTOR_SOCKETIO_PATH",
+    "/socket.io/",
+    str,
+    "where your app answers Socket.IO, for the doctor",
+    "tools",
 )
 DOCTOR_IDLE_S = Setting(
     "LAB_DOCTOR_IDLE_S", "0", float, "hold a websocket idle this long (65: past nginx's 60s default)", "tools"

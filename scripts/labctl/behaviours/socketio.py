@@ -4,9 +4,11 @@ to a websocket, the Origin check, and the ping interval against the proxy's read
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
 
 from .. import probe as http_probe
@@ -34,7 +36,10 @@ from .core import (
 
 ORDER = 75
 DEFAULT_PATH = "/socket.io/"
-SESSIONS = 4  # polling sessions opened side by side: each a chance to land on another worker
+SESSIONS = 6  # polling sessions: each a chance to land on another worker
+# A Socket.IO connect, then events with an ack id: each queues an answer, which ends the long-poll.
+PACKETS = [b"40", b'421["echo",1]', b'422["echo",2]']
+POLL_S = 3.0  # a long-poll whose POST reached another process waits for pingInterval: not that long
 DEFAULT_READ_TIMEOUT_S = 60
 # Engine.IO's defaults (python-engineio, socket.io): what a config is judged against by its text.
 DEFAULT_PING_S = (25, 20)
@@ -43,40 +48,46 @@ SEP = "\x1e"  # Engine.IO 4's packet separator in a polling payload
 SIO_HANDSHAKE = Behaviour(
     "socketio-handshake",
     "a Socket.IO polling handshake is answered (Engine.IO open packet)",
-    "the Socket.IO location must pass the query string (EIO, transport, sid) to the app: no `proxy_pass` "
-    "with both a variable and a URI, and its path must reach the app's Socket.IO path",
+    'Socket.IO answers "unsupported version of the Socket.IO or Engine.IO protocols": either the '
+    "client's major version does not match the server's (socket.io-client 2 speaks EIO=3, python-"
+    "socketio 5 only EIO=4), or the proxy drops the query string that carries EIO (proxy_pass with a"
+    " variable and a URI)",
     HIGH,
     ("socketio-protocol-mismatch",),
 )
 SIO_STICKY = Behaviour(
     "socketio-sticky",
     "a Socket.IO session's polls reach the process that holds it",
-    "route each Socket.IO session to one app process (ip_hash or `hash $cookie_...` in the upstream, "
-    "or a routing cookie) when several processes or servers serve it, or use the websocket transport only",
+    "Socket.IO sessions are refused by the worker that does not hold them (400 Invalid session / "
+    "Session ID unknown): route each session's requests to one process (a routing cookie, sticky "
+    "sessions), or use the websocket transport only",
     HIGH,
     ("socketio-no-sticky",),
 )
 SIO_UPGRADE = Behaviour(
     "socketio-upgrade",
     "a Socket.IO session upgrades to a websocket",
-    "the Socket.IO location needs `proxy_http_version 1.1`, `proxy_set_header Upgrade $http_upgrade` and "
-    "`proxy_set_header Connection $connection_upgrade`",
+    "Socket.IO clients never leave long-polling: the upgrade request does not reach the app as an "
+    "upgrade; pass Upgrade and Connection (the $connection_upgrade map) and proxy_http_version 1.1 "
+    "on the Socket.IO location",
     HIGH,
     ("socketio-stuck-polling",),
 )
 SIO_ORIGIN = Behaviour(
     "socketio-origin",
     "Socket.IO accepts the public origin and refuses a foreign one",
-    "the app compares Origin with the scheme and host it sees: forward Host with its port "
-    "(`$http_host`) and X-Forwarded-Proto on the Socket.IO location, rather than cors_allowed_origins='*'",
+    'Socket.IO refuses the page\'s own Origin ("is not an accepted origin"): the app sees another '
+    "scheme, host or port than the browser used; forward Host with its port and X-Forwarded-"
+    'Proto/Host on the Socket.IO location (and trust them: ProxyFix), not cors_allowed_origins="*"',
     MEDIUM,
     ("socketio-origin-rejected",),
 )
 SIO_PING = Behaviour(
     "socketio-ping",
     "Socket.IO's pingInterval + pingTimeout fit under the proxy's read timeout",
-    "`proxy_read_timeout` on the Socket.IO location above pingInterval + pingTimeout (45 s by default), "
-    "else quiet clients are cut off though both ends are alive",
+    "Socket.IO clients are disconnected after a fixed idle time though both ends are alive: the "
+    "proxy's read timeout on the Socket.IO location is below pingInterval + pingTimeout; raise it "
+    "above their sum",
     MEDIUM,
     ("socketio-ping-timeout",),
 )
@@ -111,14 +122,28 @@ class Session:
     def headers(self) -> dict[str, str]:
         return {"Cookie": self.cookie} if self.cookie else {}
 
-    def connect_then_poll(self) -> http_probe.Reply:
-        """POST the Socket.IO connect ("40") and poll its answer: two fresh connections."""
-        posted = http_probe.request(
-            self.p.endpoint, "POST", self.url(), {**self.headers(), "Content-Type": "text/plain"}, b"40"
-        )
-        if posted.status != 200:
-            return posted
-        return self.p.get(self.url(), self.headers())
+    def exchange(self, pool: ThreadPoolExecutor) -> list[http_probe.Reply]:
+        """As a client runs a session: a long-poll held open while it POSTs (the Socket.IO
+        connect, then acked events, each ending the poll), each on a fresh connection, so that
+        the two travel side by side to the app as a browser's do."""
+        replies = []
+        for packet in PACKETS:
+            poll = pool.submit(
+                http_probe.request,
+                self.p.endpoint,
+                "GET",
+                self.url(),
+                self.headers(),
+                None,
+                None,
+                None,
+                POLL_S,
+            )
+            headers = {**self.headers(), "Content-Type": "text/plain"}
+            replies.append(http_probe.request(self.p.endpoint, "POST", self.url(), headers, packet))
+            with contextlib.suppress(TimeoutError):  # its worker never got the POST: the other refused it
+                replies.append(poll.result())
+        return replies
 
 
 def _ms(value: object) -> float:
@@ -142,7 +167,7 @@ def probe_socketio(p: Probe) -> Iterator[Result]:
     if path is None:
         return
     try:
-        first = Session(p, path, public_origin(p.endpoint.url))
+        first = Session(p, path)
     except OSError as error:
         yield result(SIO_HANDSHAKE, BROKEN, f"{path}: {error}")
         return
@@ -164,15 +189,13 @@ def probe_socketio(p: Probe) -> Iterator[Result]:
 
 def _sticky(p: Probe, first: Session) -> Result:
     sessions = [first, *(Session(p, first.path) for _ in range(SESSIONS - 1))]
-    refused = []
-    for session in sessions:
-        reply = session.connect_then_poll()
-        if reply.status != 200 or not reply.body.startswith(b"40"):
-            refused.append(_refusal(reply))
+    with ThreadPoolExecutor(2) as pool:
+        replies = [reply for session in sessions for reply in session.exchange(pool)]
+    refused = [_refusal(r) for r in replies if r.status != 200]
+    counted = f"{len(replies)} requests of {len(sessions)} polling sessions"
     if refused:
-        seen = f"{len(refused)} of {len(sessions)} sessions refused on a new connection: {refused[0]}"
-        return result(SIO_STICKY, BROKEN, seen)
-    return result(SIO_STICKY, OK, f"{len(sessions)} sessions each connected and polled on new connections")
+        return result(SIO_STICKY, BROKEN, f"{len(refused)} of {counted} refused: {refused[0]}")
+    return result(SIO_STICKY, OK, f"{counted}, each on a new connection, answered")
 
 
 def _upgrade(p: Probe, session: Session) -> Result:
@@ -189,6 +212,8 @@ def _upgrade(p: Probe, session: Session) -> Result:
             opcode, payload = conn.recv()
         except OSError as error:
             return result(SIO_UPGRADE, BROKEN, f"101, then no answer to 2probe ({type(error).__name__})")
+        if b"Invalid session" in payload:  # the upgrade reached another process than the session's
+            return result(SIO_UPGRADE, NOT_PROBED, "101, then Invalid session: see the sticky routing row")
         if opcode != wsclient.OP_TEXT or payload != b"3probe":
             return result(SIO_UPGRADE, BROKEN, f"101, then {payload[:40]!r} to 2probe (opcode {opcode})")
         conn.send_text("5")
@@ -210,7 +235,9 @@ def _ping(p: Probe, session: Session, needed_s: float) -> Result:
     if read_timeout is not None:
         verdict = OK if read_timeout > needed_s else BROKEN
         return result(
-            SIO_PING, verdict, f"pingInterval + pingTimeout {needed_s:g} s; proxy_read_timeout {read_timeout:g} s"
+            SIO_PING,
+            verdict,
+            f"pingInterval + pingTimeout {needed_s:g} s; proxy_read_timeout {read_timeout:g} s",
         )
     if p.options.idle_s:
         return _hold_quiet(p, session, p.options.idle_s)
@@ -274,14 +301,16 @@ def rule_socketio(site: Site) -> Iterator[Finding]:
         fix = "add `proxy_set_header Upgrade $http_upgrade;` (hop-by-hop: not forwarded unless set)"
         yield missing(location, "proxy_set_header Upgrade $http_upgrade", SIO_UPGRADE, fix)
     if connection is None or "upgrade" not in connection.lower():
-        fix = "add `proxy_set_header Connection $connection_upgrade;` (or \"upgrade\")"
+        fix = 'add `proxy_set_header Connection $connection_upgrade;` (or "upgrade")'
         yield missing(location, "proxy_set_header Connection $connection_upgrade", SIO_UPGRADE, fix)
     yield from _origin_headers(site, location, headers)
     timeouts = effective(location, "proxy_read_timeout")
     if read_timeout_s(location) <= sum(DEFAULT_PING_S):
         fix = f"`proxy_read_timeout` above pingInterval + pingTimeout ({sum(DEFAULT_PING_S)} s), e.g. 1h"
         yield (
-            at(timeouts[-1], SIO_PING, fix) if timeouts else missing(location, "proxy_read_timeout", SIO_PING, fix)
+            at(timeouts[-1], SIO_PING, fix)
+            if timeouts
+            else missing(location, "proxy_read_timeout", SIO_PING, fix)
         )
     yield from _upstream(site, location)
 
@@ -294,8 +323,10 @@ def _origin_headers(site: Site, location: Directive, headers: dict[str, Directiv
         if host is None or not ("$http_host" in host or ("$host" in host and default_port)):
             fix = "`proxy_set_header Host $http_host;` (the public host with its port)"
             found = headers.get("host")
-            yield at(found, SIO_ORIGIN, fix) if found is not None else missing(
-                location, "proxy_set_header Host $http_host", SIO_ORIGIN, fix
+            yield (
+                at(found, SIO_ORIGIN, fix)
+                if found is not None
+                else missing(location, "proxy_set_header Host $http_host", SIO_ORIGIN, fix)
             )
     if site.tls and header_value(headers, "x-forwarded-proto") is None:
         fix = "add `proxy_set_header X-Forwarded-Proto $scheme;` to the Socket.IO location"
@@ -310,5 +341,7 @@ def _upstream(site: Site, location: Directive) -> Iterator[Finding]:
     if upstream is None or len(upstream.children("server")) < 2:
         return
     if not any(d.name in ("ip_hash", "hash", "sticky") for d in upstream.children()):
-        fix = "`ip_hash;` (or `hash $cookie_<name> consistent;`) in the upstream, so a session keeps its server"
+        fix = (
+            "`ip_hash;` (or `hash $cookie_<name> consistent;`) in the upstream, so a session keeps its server"
+        )
         yield missing(upstream, "ip_hash", SIO_STICKY, fix)
