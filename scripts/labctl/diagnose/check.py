@@ -26,7 +26,7 @@ from ..behaviours.body import body_limit_mib
 from ..behaviours.errors import ERROR_FORMAT
 from ..behaviours.redirects import REDIRECT_PORT
 from ..behaviours.socketio import DEFAULT_PATH as SOCKETIO_PATH
-from ..behaviours.socketio import read_timeout_s, socketio_location
+from ..behaviours.socketio import SIO_STICKY, read_timeout_s, socketio_location
 from ..behaviours.websockets import ALL as WEBSOCKET_BEHAVIOURS
 from ..endpoints import Endpoint
 from ..nginx import nginx_has_http3, nginx_version
@@ -206,6 +206,15 @@ def judged_where_probed(site: Site, results: list[behaviours.Result]) -> list[be
     ]
 
 
+def sticky_from_text(results: list[behaviours.Result]) -> list[behaviours.Result]:
+    """One app process answers every upstream address here, so no Socket.IO session can reach
+    another: whether the config routes sessions to one server is read from its upstream."""
+    seen = "one app process answers every upstream address here: read from the config's upstream"
+    return [
+        behaviours.Result(r.behaviour, NOT_PROBED, seen) if r.behaviour is SIO_STICKY else r for r in results
+    ]
+
+
 def scenario_matches(endpoint: Endpoint) -> list[tuple[str, str]]:
     """The catalogue's symptoms the run shows; not the scenarios whose check reads this
     checkout's own stack (early-reject counts its kernel's resets)."""
@@ -248,7 +257,7 @@ def run(path: Path, args: argparse.Namespace, in_namespace: bool) -> tuple[Outco
         socketio_read_timeout_s=read_timeout_s(sio_location) if sio_location is not None else None,
     )
     with sandbox.running(plan, place, socketio_path=site.routes.socketio):
-        results = judged_where_probed(site, behaviours.run(endpoint, options))
+        results = sticky_from_text(judged_where_probed(site, behaviours.run(endpoint, options)))
         matches = scenario_matches(endpoint)
     answered = next((r.status for r in results if r.behaviour is ERROR_FORMAT and r.status), None)
     rows = merge(results, behaviours.findings(replace(site, bad_gateway_answered=answered)))
