@@ -17,6 +17,7 @@ RESULT_KEYS: dict[str, tuple[str, ...]] = {
     "proxy": ("tls_vs_direct_rps_ratio",),
     "upload": ("app_vs_ideal_ratio", "unbuffered_vs_discard_ratio", "app_rss_growth_mib"),
     "ws": ("connections_held", "kib_per_connection", "broadcast_ms"),
+    "socketio": ("connections_held", "kib_per_connection", "broadcast_vs_ws_ratio"),
     "hostile": ("kib_per_slow_upload", "mib_per_unread_websocket"),
     "workers": ("gevent_vs_sync_ratio",),
     "loop": ("native_up_s", "integration_s"),
@@ -33,7 +34,7 @@ class Goal:
 
     @property
     def compare(self) -> Callable[[float, float], bool]:
-        return {">=": operator.ge, "<": operator.lt, "==": operator.eq}[self.symbol]
+        return {">=": operator.ge, "<": operator.lt, "<=": operator.le, "==": operator.eq}[self.symbol]
 
     def verdict(self, value: float | None) -> str:
         if value is None:
@@ -50,6 +51,9 @@ GOALS = {
         Goal("ws.connections_held", ">=", 10_000),
         Goal("ws.kib_per_connection", "<", 30),
         Goal("ws.broadcast_ms", "<", 300),
+        Goal("socketio.connections_held", ">=", 5_000),
+        Goal("socketio.kib_per_connection", "<", 48),
+        Goal("socketio.broadcast_vs_ws_ratio", "<=", 1.5),
         Goal("loop.native_up_s", "<", 1.5),
         Goal("deploy.failed_requests", "==", 0),
     )

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, fields, replace
 
-SECTIONS = ("loop", "proxy", "upload", "ws", "hostile", "deploy", "workers", "protocols")
+SECTIONS = ("loop", "proxy", "upload", "ws", "socketio", "hostile", "deploy", "workers", "protocols")
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,9 @@ class BenchSettings:
     ws_echo_clients: int = 20
     ws_echo_messages: int = 50  # per echo client
     ws_broadcasts: int = 3
+    # Socket.IO clients (websocket transport) held beside the raw chat; broadcasts as many as ws_broadcasts.
+    socketio_max_connections: int = 5_000
+    socketio_ramp_timeout_s: float = 120.0
     workers_connections: int = 100
     workers_seconds: float = 5.0
     workers_sleep_s: float = 0.2
@@ -70,6 +73,8 @@ QUICK = BenchSettings(
     ws_echo_clients=4,
     ws_echo_messages=10,
     ws_broadcasts=1,
+    socketio_max_connections=100,
+    socketio_ramp_timeout_s=20.0,
     workers_connections=20,
     workers_seconds=1.0,
     workers_sleep_s=0.05,
