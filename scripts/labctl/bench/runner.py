@@ -173,8 +173,10 @@ class Run:
             f"ramp stopped by: {stop}"
         )
         before, after = sum(result.rss_before_kib.values()), sum(result.rss_after_kib.values())
+        app = sum(result.rss_after_kib[p] - result.rss_before_kib[p] for p in result.app_pids)
         self.notes["socketio.kib_per_connection"] = (
-            f"app workers' + nginx workers' RSS {before // 1024} -> {after // 1024} MiB"
+            f"app workers' + nginx workers' RSS {before // 1024} -> {after // 1024} MiB; the app's share "
+            f"{app / max(1, result.attempted - result.failures):.1f} KiB (as ws.kib_per_connection counts)"
         )
         self.notes["socketio.broadcast_vs_ws_ratio"] = (
             f"ms per client of one chat event via the Redis manager to {result.held - 1} clients "

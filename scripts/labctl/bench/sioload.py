@@ -35,6 +35,7 @@ class SioResult:
     ramp_s: float = 0.0
     pings_answered: int = 0
     clients_per_worker: dict[str, int] = field(default_factory=dict)
+    app_pids: list[str] = field(default_factory=list)  # which of the pids below are the app's workers
     rss_before_kib: dict[str, int] = field(default_factory=dict)  # app workers and nginx workers
     rss_after_kib: dict[str, int] = field(default_factory=dict)
     kib_per_connection: float | None = None
@@ -78,7 +79,9 @@ def _rss(pids: list[int]) -> dict[str, int]:
 
 
 def _measure(settings: BenchSettings, fleet: Fleet, result: SioResult) -> None:
-    pids = bench_stack.app_worker_pids() + bench_stack.nginx_worker_pids()
+    app = bench_stack.app_worker_pids()
+    result.app_pids = [str(pid) for pid in app]
+    pids = app + bench_stack.nginx_worker_pids()
     # Warm the code paths first, so their one-off allocations are not charged to connections.
     with Fleet() as warm:
         warm.open(PATH, 4, 4, 30, 1, hello=False, opener=open_sio_client)
