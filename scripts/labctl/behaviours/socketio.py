@@ -106,7 +106,10 @@ class Session:
         self.open: dict[str, object] = {}
         body = self.reply.body.decode("utf-8", "replace")
         if self.reply.status == 200 and body.startswith("0"):
-            with_json = json.loads(body[1:].split(SEP)[0] or "{}")
+            try:
+                with_json = json.loads(body[1:].split(SEP)[0] or "{}")
+            except ValueError:  # not an open packet after all: no session
+                with_json = {}
             self.open = with_json if isinstance(with_json, dict) else {}
 
     @property
@@ -181,10 +184,16 @@ def probe_socketio(p: Probe) -> Iterator[Result]:
     yield result(
         SIO_HANDSHAKE, OK, f"{path}: open packet, pingInterval {interval:g} s, pingTimeout {timeout:g} s"
     )
-    yield _sticky(p, first)
-    yield _upgrade(p, first)
-    yield _origin(p, path)
-    yield _ping(p, first, interval + timeout)
+    for behaviour, judge in (
+        (SIO_STICKY, lambda: _sticky(p, first)),
+        (SIO_UPGRADE, lambda: _upgrade(p, first)),
+        (SIO_ORIGIN, lambda: _origin(p, path)),
+        (SIO_PING, lambda: _ping(p, first, interval + timeout)),
+    ):
+        try:
+            yield judge()
+        except OSError as error:  # a dropped or refused connection, a timeout: the row says so
+            yield result(behaviour, BROKEN, f"{path}: {type(error).__name__}: {error}")
 
 
 def _sticky(p: Probe, first: Session) -> Result:
