@@ -72,7 +72,7 @@ def options_from(args: argparse.Namespace, endpoint: Endpoint) -> behaviours.Opt
     own = [args.redirect_path, args.ws_url, args.upload_url]
     routes = behaviours.Routes.for_app(*(_path(v) for v in own)) if any(own) else behaviours.Routes()
     return behaviours.Options(
-        routes=routes,
+        routes=replace(routes, socketio=_path(args.socketio_path)),
         idle_s=args.idle,
         declared_limit_mib=args.max_body_mib,
         lab_contract=endpoint.is_local_lab,
@@ -161,11 +161,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="a route of your app that takes a PUT body (LAB_DOCTOR_UPLOAD_URL)",
     )
     parser.add_argument(
+        "--socketio-path",
+        default=env.DOCTOR_SOCKETIO_PATH.value(),
+        help="where your app answers Socket.IO (LAB_DOCTOR_SOCKETIO_PATH; '' for none)",
+    )
+    parser.add_argument(
         "--idle",
         type=float,
         default=env.DOCTOR_IDLE_S.value(),
         metavar="SECONDS",
-        help="hold a websocket idle this long, e.g. 65 (past nginx's 60s default) (LAB_DOCTOR_IDLE_S)",
+        help="hold a websocket (and a quiet Socket.IO client) idle this long, e.g. 65 (past nginx's 60s "
+        "default) (LAB_DOCTOR_IDLE_S)",
     )
     parser.add_argument(
         "--max-body-mib", type=float, default=None, help="the upload limit you declared: check that it holds"

@@ -93,6 +93,13 @@ def addresses(raw: str) -> list[str]:
     return [part.strip() for part in raw.split(",") if part.strip()]
 
 
+def url_path(raw: str) -> str:
+    """A URL path, as /path/ (Socket.IO's own way: a leading and a trailing slash)."""
+    if not raw.startswith("/") or any(c in raw for c in "?# "):
+        raise ValueError(f"{raw!r} is not a path such as /socket.io/")
+    return raw.rstrip("/") + "/"
+
+
 def optional(raw: str) -> str | None:
     """A string, or None when empty (gunicorn's way of saying "not set")."""
     return raw or None
@@ -148,6 +155,13 @@ DOCTOR_WS_URL = Setting(
 )
 DOCTOR_UPLOAD_URL = Setting(
     "LAB_DOCTOR_UPLOAD_URL", "", str, "a route of your app that stores a PUT body, for the doctor", "tools"
+)
+DOCTOR_SOCKETIO_PATH = Setting(
+    "LAB_DOCTOR_SOCKETIO_PATH",
+    "/socket.io/",
+    str,
+    "where your app answers Socket.IO, for the doctor",
+    "tools",
 )
 DOCTOR_IDLE_S = Setting(
     "LAB_DOCTOR_IDLE_S", "0", float, "hold a websocket idle this long (65: past nginx's 60s default)", "tools"
@@ -368,6 +382,14 @@ SCENARIOS_DIR = Setting(
     "LAB_SCENARIOS_DIR", "/lab/scenarios", Path, "where gunicorn.conf.py finds a scenario's app.env", "app"
 )
 # Socket.IO (labapp/realtime.py, labapp/sioslots.py; docs/SOCKETIO.md).
+SOCKETIO_PATH = Setting(
+    "LAB_SOCKETIO_PATH",
+    "/socket.io/",
+    url_path,
+    "where the app answers Socket.IO; `lab check` sets the config's own Socket.IO path, so its probes "
+    "meet the app there (nginx's snippets serve /socket.io/)",
+    "app",
+)
 SOCKETIO_PORT = Setting(
     "LAB_SOCKETIO_PORT",
     "8001",

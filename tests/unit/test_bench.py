@@ -49,6 +49,9 @@ def test_results_hold_exactly_the_issue_keys_and_none_until_measured():
         "ws.large_message_stall_ms",
         "ws.deflate_off_kib_per_connection",
         "ws.deflate_on_kib_per_connection",
+        "socketio.connections_held",
+        "socketio.kib_per_connection",
+        "socketio.broadcast_vs_ws_ratio",
         "hostile.kib_per_slow_upload",
         "hostile.mib_per_unread_websocket",
         "workers.gevent_vs_sync_ratio",
@@ -85,6 +88,10 @@ def test_results_hold_exactly_the_issue_keys_and_none_until_measured():
         ("loop.native_up_s", None, "not measured"),
         ("deploy.failed_requests", 0, "met"),
         ("deploy.failed_requests", 1, "MISSED"),
+        ("socketio.connections_held", 5_000, "met"),
+        ("socketio.kib_per_connection", 48, "MISSED"),
+        ("socketio.broadcast_vs_ws_ratio", 1.5, "met"),
+        ("socketio.broadcast_vs_ws_ratio", 1.51, "MISSED"),
     ],
 )
 def test_goal_verdicts_at_the_thresholds(key, value, verdict):
@@ -95,7 +102,7 @@ def test_table_has_a_row_per_result_with_its_verdict(tmp_path):
     results = record.empty_results()
     results["proxy"]["tls_vs_direct_rps_ratio"] = 0.5
     lines = record.table(results, {"proxy.tls_vs_direct_rps_ratio": "wrk"}).splitlines()
-    assert len(lines) == 1 + 21
+    assert len(lines) == 1 + 24
     assert next(line for line in lines if line.startswith("proxy.")).split()[1:4] == ["0.5", ">=", "0.85"]
     record.write(tmp_path, results, {"machine": {}})
     assert json.loads((tmp_path / "results.json").read_text()) == results

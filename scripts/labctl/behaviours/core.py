@@ -121,6 +121,7 @@ class Routes:
     upload: str | None = "/upload/lab-doctor-probe.bin"  # PUT stores the body and answers its size
     body: str | None = "/landing"  # POST reads the body and answers its size
     bad_gateway: str | None = "/bugs/big-header"  # a route whose answer makes nginx say 502
+    socketio: str | None = "/socket.io/"  # where Socket.IO answers (None: not probed)
 
     @classmethod
     def for_app(cls, redirect: str | None, ws: str | None, upload: str | None) -> Routes:
@@ -141,6 +142,8 @@ class Options:
     # Why HTTP/3 cannot be judged here ('' when it can): `lab check` on an nginx without the
     # module runs the user's config with its quic listens left out.
     http3_unjudged: str = ""
+    # `lab check`: the Socket.IO location's proxy_read_timeout, judged against the handshake's pings.
+    socketio_read_timeout_s: float | None = None
 
 
 @dataclass

@@ -25,6 +25,7 @@ RESULT_KEYS: dict[str, tuple[str, ...]] = {
         "deflate_off_kib_per_connection",
         "deflate_on_kib_per_connection",
     ),
+    "socketio": ("connections_held", "kib_per_connection", "broadcast_vs_ws_ratio"),
     "hostile": ("kib_per_slow_upload", "mib_per_unread_websocket"),
     "workers": ("gevent_vs_sync_ratio",),
     "loop": ("native_up_s", "integration_s"),
@@ -60,6 +61,9 @@ GOALS = {
         Goal("ws.broadcast_ms", "<", 300),
         Goal("ws.large_echo_vs_reference_ratio", "<=", 1.5),
         Goal("ws.large_message_stall_ms", "<", 50),
+        Goal("socketio.connections_held", ">=", 5_000),
+        Goal("socketio.kib_per_connection", "<", 48),
+        Goal("socketio.broadcast_vs_ws_ratio", "<=", 1.5),
         Goal("loop.native_up_s", "<", 1.5),
         Goal("deploy.failed_requests", "==", 0),
     )

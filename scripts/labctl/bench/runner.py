@@ -20,6 +20,7 @@ from . import (
     protocols,
     proxy,
     record,
+    sioload,
     upload_rate,
     workers,
     wsload,
@@ -184,6 +185,39 @@ class Run:
             f"machine's noise); beside the reference {large.reference_stall_ms}"
         )
 
+    def measure_socketio(self) -> None:
+        # A stack of its own (the default workers), so the raw chat's freed memory is not reused here.
+        with bench_stack.native_stack(workers=None):
+            result = sioload.run(self.settings)
+        self.details["socketio"] = asdict(result)
+        ws = self.details.get("ws", {})
+        per_client = result.broadcast_ms / (result.held - 1) if result.broadcast_ms and result.held > 1 else 0
+        ws_per_client = (
+            ws["broadcast_ms"] / (ws["held"] - 1) if ws.get("broadcast_ms") and ws["held"] > 1 else 0
+        )
+        self.results["socketio"].update(
+            connections_held=result.held,
+            kib_per_connection=result.kib_per_connection,
+            broadcast_vs_ws_ratio=record.ratio(per_client, ws_per_client) if per_client else None,
+        )
+        stop = result.first_error or f"configured max {self.settings.socketio_max_connections}"
+        spread = "+".join(str(n) for n in sorted(result.clients_per_worker.values(), reverse=True))
+        self.notes["socketio.connections_held"] = (
+            f"Engine.IO websockets on /socket.io/ via nginx on {len(result.clients_per_worker)} workers "
+            f"({spread}), alive in every broadcast; {result.pings_answered} pings answered; "
+            f"ramp stopped by: {stop}"
+        )
+        before, after = sum(result.rss_before_kib.values()), sum(result.rss_after_kib.values())
+        app = sum(result.rss_after_kib[p] - result.rss_before_kib[p] for p in result.app_pids)
+        self.notes["socketio.kib_per_connection"] = (
+            f"app workers' + nginx workers' RSS {before // 1024} -> {after // 1024} MiB; the app's share "
+            f"{app / max(1, result.attempted - result.failures):.1f} KiB (as ws.kib_per_connection counts)"
+        )
+        self.notes["socketio.broadcast_vs_ws_ratio"] = (
+            f"ms per client of one chat event via the Redis manager to {result.held - 1} clients "
+            f"(median of {result.broadcast_runs_ms}) / the raw chat's to {ws.get('held', 0) - 1} (same run)"
+        )
+
     def measure_hostile(self) -> None:
         # On a stack of its own with the default workers, straight to gunicorn (bench/hostile.py).
         with bench_stack.native_stack(workers=None):
@@ -288,6 +322,8 @@ class Run:
                     self.details["errors"].update(dict.fromkeys(stacked, str(error)))
             if "ws" in sections:
                 self._section("ws")  # on a stack of its own: the default workers
+            if "socketio" in sections:
+                self._section("socketio")  # the same, beside the raw chat's figures
             if "hostile" in sections:
                 self._section("hostile")  # the same
             if "workers" in sections:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, fields, replace
 
-SECTIONS = ("loop", "proxy", "upload", "ws", "hostile", "deploy", "workers", "protocols")
+SECTIONS = ("loop", "proxy", "upload", "ws", "socketio", "hostile", "deploy", "workers", "protocols")
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,9 @@ class BenchSettings:
     ws_large_rounds: int = 3
     # /ws/echo clients held with permessage-deflate (LAB_WS_DEFLATE) on and off: memory per connection.
     ws_deflate_connections: int = 500
+    # Socket.IO clients (websocket transport) held beside the raw chat; broadcasts as many as ws_broadcasts.
+    socketio_max_connections: int = 5_000
+    socketio_ramp_timeout_s: float = 120.0
     workers_connections: int = 100
     workers_seconds: float = 5.0
     workers_sleep_s: float = 0.2
@@ -78,6 +81,8 @@ QUICK = BenchSettings(
     ws_large_message_mib=4,
     ws_large_rounds=1,
     ws_deflate_connections=50,
+    socketio_max_connections=100,
+    socketio_ramp_timeout_s=20.0,
     workers_connections=20,
     workers_seconds=1.0,
     workers_sleep_s=0.05,

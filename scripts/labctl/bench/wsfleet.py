@@ -17,7 +17,7 @@ import selectors
 import socket
 import ssl
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
@@ -113,10 +113,18 @@ class Fleet:
         self.members.append(member)
 
     def open(
-        self, path: str, count: int, concurrency: int, deadline_s: float, max_failures: int, hello: bool
+        self,
+        path: str,
+        count: int,
+        concurrency: int,
+        deadline_s: float,
+        max_failures: int,
+        hello: bool,
+        opener: Callable[[ssl.SSLContext], Member] | None = None,
     ) -> Ramp:
         """Up to ``count`` clients, ``concurrency`` handshakes at a time; stops at the deadline or
-        after ``max_failures`` failed handshakes (a limit was hit: that is the finding)."""
+        after ``max_failures`` failed handshakes (a limit was hit: that is the finding). Each is
+        opened by ``opener`` when given (a Socket.IO client), else by ``open_client``."""
         ramp = Ramp()
         context = ssl.create_default_context(cafile=str(paths.CA))  # one for all: threads share it
         started = time.monotonic()
@@ -128,7 +136,10 @@ class Fleet:
                 if late and not full:
                     ramp.first_error = ramp.first_error or f"ramp deadline ({deadline_s:g} s) reached"
                 while not (full or late) and len(running) < concurrency and ramp.attempted < count:
-                    running.add(pool.submit(open_client, path, hello, context))
+                    if opener is not None:
+                        running.add(pool.submit(opener, context))
+                    else:
+                        running.add(pool.submit(open_client, path, hello, context))
                     ramp.attempted += 1
                 if not running:
                     break
@@ -142,14 +153,14 @@ class Fleet:
         ramp.seconds = round(time.monotonic() - started, 2)
         return ramp
 
-    def broadcast(self, token: str, timeout_s: float) -> tuple[float, int]:
-        """Milliseconds from the first member sending ``token`` until every other member got it
-        (or the timeout), and how many did."""
+    def broadcast(self, token: str, timeout_s: float, packet: str | None = None) -> tuple[float, int]:
+        """Milliseconds from the first member sending ``token`` (inside ``packet`` when given: a
+        Socket.IO event) until every other member got it (or the timeout), and how many did."""
         sender, *receivers = self.members
         waiting = set(receivers)
         started = time.perf_counter()
         last = started
-        self._send(sender, token)
+        self._send(sender, packet or token)
         end = started + timeout_s
         wanted = token.encode()
         while waiting and (left := end - time.perf_counter()) > 0:
@@ -186,6 +197,22 @@ class Fleet:
                 if one.select(left) and wanted in [payload for _opcode, payload in member.frames()]:
                     return True
         return False
+
+    def answer(self, question: bytes, answer: str) -> int:
+        """Reply ``answer`` to every ``question`` frame already there (Engine.IO's pings, while
+        the ramp reads nothing); how many were answered."""
+        answered = 0
+        for key, _events in self.selector.select(0):
+            member: Member = key.data
+            try:
+                asked = [payload for _opcode, payload in member.frames() if payload == question]
+            except OSError:
+                self.selector.unregister(member.sock)
+                continue
+            for _ in asked:
+                self._send(member, answer)
+                answered += 1
+        return answered
 
     @staticmethod
     def _send(member: Member, text: str) -> None:

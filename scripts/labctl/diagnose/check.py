@@ -27,6 +27,8 @@ from ..behaviours.body import REQUEST_BODY, body_limit_mib
 from ..behaviours.core import EVIL_HOST
 from ..behaviours.errors import ERROR_FORMAT
 from ..behaviours.redirects import REDIRECT_PORT
+from ..behaviours.socketio import DEFAULT_PATH as SOCKETIO_PATH
+from ..behaviours.socketio import SIO_STICKY, read_timeout_s, socketio_location
 from ..behaviours.websockets import ALL as WEBSOCKET_BEHAVIOURS
 from ..endpoints import Endpoint
 from ..nginx import nginx_has_http3, nginx_version
@@ -239,6 +241,15 @@ def _waits_on_a_body(scenario: catalogue.Scenario) -> bool:
     return any((c.body_mib or c.body_kib) and not c.timeout_s for c in scenario.checks)
 
 
+def sticky_from_text(results: list[behaviours.Result]) -> list[behaviours.Result]:
+    """One app process answers every upstream address here, so no Socket.IO session can reach
+    another: whether the config routes sessions to one server is read from its upstream."""
+    seen = "one app process answers every upstream address here: read from the config's upstream"
+    return [
+        behaviours.Result(r.behaviour, NOT_PROBED, seen) if r.behaviour is SIO_STICKY else r for r in results
+    ]
+
+
 def scenario_matches(
     endpoint: Endpoint, routes: behaviours.Routes, bodies_hang: bool = False
 ) -> list[tuple[str, str]]:
@@ -292,7 +303,10 @@ def routes_for(site: Site) -> behaviours.Routes:
 def run(path: Path, args: argparse.Namespace, in_namespace: bool) -> tuple[Outcome, Plan, Site, list[str]]:
     config = load(path)
     site = site_for(config, args.public_https_port, args.public_http_port)
-    site = replace(site, routes=routes_for(site))
+    site = replace(site, routes=replace(routes_for(site), socketio=args.socketio_path or SOCKETIO_PATH))
+    sio_location = socketio_location(site)
+    if sio_location is None:  # no Socket.IO in this config: nothing to probe
+        site = replace(site, routes=replace(site.routes, socketio=None))
     place = sandbox.where(
         in_namespace,
         labsettings.HTTPS_PORT.value(),
@@ -316,9 +330,10 @@ def run(path: Path, args: argparse.Namespace, in_namespace: bool) -> tuple[Outco
         http3_unjudged=""
         if nginx_has_http3()
         else "this machine's nginx has no HTTP/3 module: quic listens left out",
+        socketio_read_timeout_s=read_timeout_s(sio_location) if sio_location is not None else None,
     )
-    with sandbox.running(plan, place):
-        results = judged_where_probed(site, behaviours.run(endpoint, options))
+    with sandbox.running(plan, place, socketio_path=site.routes.socketio):
+        results = sticky_from_text(judged_where_probed(site, behaviours.run(endpoint, options)))
         hang = any(r.behaviour is REQUEST_BODY and "no answer" in r.seen for r in results)
         matches = scenario_matches(endpoint, site.routes, bodies_hang=hang)
     answered = next((r.status for r in results if r.behaviour is ERROR_FORMAT and r.status), None)

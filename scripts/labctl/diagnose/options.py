@@ -21,6 +21,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--idle", type=float, default=0, metavar="SECONDS", help="hold a websocket idle (e.g. 65)"
     )
+    parser.add_argument(
+        "--socketio-path",
+        metavar="PATH",
+        help="where your app answers Socket.IO (default: /socket.io/ where the config has such a location)",
+    )
     parser.add_argument("--json", action="store_true", help="the rows as JSON on stdout")
     parser.add_argument(
         "--gunicorn",

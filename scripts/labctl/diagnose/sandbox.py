@@ -192,10 +192,12 @@ def _stop(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
 
 
 @contextlib.contextmanager
-def running(plan: Plan, place: Where, app_command: list[str] | None = None) -> Iterator[None]:
+def running(
+    plan: Plan, place: Where, app_command: list[str] | None = None, socketio_path: str | None = None
+) -> Iterator[None]:
     """The lab's app (or ``app_command``, a gunicorn command given a --bind per address) on every
-    address the config proxies to, nginx with the config; both stopped (process groups, even
-    after a failure)."""
+    address the config proxies to, Socket.IO at ``socketio_path`` (the config's), nginx with the
+    config; both stopped (process groups, even after a failure)."""
     app_env = {
         **native.app_env(),
         "GUNICORN_BIND": ",".join(plan.app_binds),
@@ -215,6 +217,8 @@ def running(plan: Plan, place: Where, app_command: list[str] | None = None) -> I
         # (/socket.io, /api/live/) are probed, not only the lab's /ws/*.
         "LAB_WS_ANY_PATH": "1",
     }
+    if socketio_path:
+        app_env["LAB_SOCKETIO_PATH"] = socketio_path
     if app_command is None:
         app = native.start_gunicorn(app_env, place.logs / "app.log")
     else:

@@ -46,7 +46,6 @@ from .views.websockets import BoundedReceiver, going_away_on_shutdown
 log = logging.getLogger("labapp.realtime")
 
 EXTENSION = "lab.socketio"  # the SocketIO object in app.extensions
-PATH = "/socket.io/"
 CHANNEL = "lab:socketio"  # the Redis manager's pub/sub channel (the raw chat's is lab:chat)
 BROKER_WATCH_S = 0.5
 CLOSE_POLICY_VIOLATION = 1008  # how often a worker looks at its chat relay's broker state
@@ -122,13 +121,14 @@ def _speaks_engineio(environ: Environ) -> bool:
 
 
 def install(app: Flask, settings: AppSettings) -> SocketIO:
-    """Socket.IO on ``app`` at /socket.io/; before middleware.install, so that ProxyFix and the
-    request log wrap it too."""
+    """Socket.IO on ``app`` at LAB_SOCKETIO_PATH (/socket.io/); before middleware.install, so
+    that ProxyFix and the request log wrap it too."""
     flask_wsgi = app.wsgi_app
+    path = settings[lab.SOCKETIO_PATH]
     sio = SocketIO(
         app,
         async_mode="gevent",
-        path=PATH.strip("/"),
+        path=path.strip("/"),
         client_manager=_manager(settings),
         ping_interval=settings[lab.SOCKETIO_PING_INTERVAL],
         ping_timeout=settings[lab.SOCKETIO_PING_TIMEOUT],
@@ -147,7 +147,7 @@ def install(app: Flask, settings: AppSettings) -> SocketIO:
     any_path = settings[lab.WS_ANY_PATH]
 
     def dispatch(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
-        if not environ.get("PATH_INFO", "").startswith(PATH) or (any_path and not _speaks_engineio(environ)):
+        if not environ.get("PATH_INFO", "").startswith(path) or (any_path and not _speaks_engineio(environ)):
             return flask_wsgi(environ, start_response)
         ws = environ.get("wsgi.websocket")
         if ws is None:
@@ -161,9 +161,9 @@ def install(app: Flask, settings: AppSettings) -> SocketIO:
 
     app.wsgi_app = dispatch  # type: ignore[method-assign]
     # gevent-websocket upgrades only the URL map's websocket routes (patches/wsupgrade.py): this is
-    # one (with LAB_WS_ANY_PATH every path is one already, and a plain /socket.io/ request is Flask's).
+    # one (with LAB_WS_ANY_PATH every path is one already, and a plain request there is Flask's).
     if not any_path:
-        app.url_map.add(Rule(PATH, endpoint="socketio", websocket=True))
+        app.url_map.add(Rule(path, endpoint="socketio", websocket=True))
     _register_events(sio, app)
     app.extensions[EXTENSION] = sio
     return sio
