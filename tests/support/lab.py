@@ -42,7 +42,8 @@ class Lab:
 
     @property
     def ws_url(self) -> str:
-        return "wss://" + self.host
+        """wss://host[:port][/prefix]: a lab mounted under a path (LAB_URL=.../sub) keeps it."""
+        return "wss://" + self.host + self.endpoint.prefix
 
     def session(self) -> requests.Session:
         session = requests.Session()

@@ -168,7 +168,8 @@ def install(app: Flask, settings: LabSettings) -> None:
     wsgi: WSGIApp = app.wsgi_app
     if settings.fix_proxy:
         # Exactly one trusted hop (nginx): the last X-Forwarded-For value is the one nginx added.
-        wsgi = ProxyFix(wsgi, x_for=1, x_proto=1, x_host=1, x_port=1).__call__
+        # x_prefix: nginx serves the app under /sub/ too and names the prefix it stripped.
+        wsgi = ProxyFix(wsgi, x_for=1, x_proto=1, x_host=1, x_port=1, x_prefix=1).__call__
     if settings.fix_drain_body:
         wsgi = drain_body(wsgi, settings.max_upload_bytes + 1024 * 1024)
     app.wsgi_app = request_log(wsgi)  # type: ignore[method-assign,assignment]
