@@ -29,6 +29,7 @@ set -eu
 : "${LAB_HTTPS_PORT:?the public HTTPS port}"
 : "${LAB_HTTP_PORT:?the public HTTP port}"
 : "${LAB_MAX_UPLOAD_MB:?the upload limit (client_max_body_size), in MiB}"
+: "${LAB_MAX_HEADER_KIB:?the largest request header line and response head (large_client_header_buffers, proxy_buffer_size), in KiB}"
 : "${LAB_UPLOAD_DIR:?where the app stores uploads (served by X-Accel-Redirect)}"
 : "${LAB_CERT_DIR:?the directory holding server.pem and server-key.pem}"
 : "${LAB_HSTS_MAX_AGE:?Strict-Transport-Security max-age in seconds; 0 sends no HSTS header}"
@@ -149,6 +150,7 @@ render() {
             -e "s|{{LAB_PUBLIC_HTTPS_PORT}}|$LAB_PUBLIC_HTTPS_PORT|g" \
             -e "s|{{LAB_SERVER_NAMES}}|$LAB_SERVER_NAMES|g" \
             -e "s|{{LAB_MAX_UPLOAD_MB}}|$LAB_MAX_UPLOAD_MB|g" \
+            -e "s|{{LAB_MAX_HEADER_KIB}}|$LAB_MAX_HEADER_KIB|g" \
             -e "s|{{LAB_UPLOAD_DIR}}|$LAB_UPLOAD_DIR|g" \
             -e "s|{{LAB_CERT_DIR}}|$LAB_CERT_DIR|g" \
             -e "s|{{LAB_USER_DIRECTIVE}}|$user_directive|g" \

@@ -89,6 +89,7 @@ def native_env() -> dict[str, str]:
         "LAB_LISTEN_HTTPS": loopback_listen(https),
         "LAB_LISTEN_HTTP": loopback_listen(http),
         "LAB_MAX_UPLOAD_MB": str(labsettings.MAX_UPLOAD_MB.value()),
+        "LAB_MAX_HEADER_KIB": str(labsettings.MAX_HEADER_KIB.value()),
         "LAB_HSTS_MAX_AGE": str(labsettings.HSTS_MAX_AGE.value()),
         "LAB_UPLOAD_DIR": str(paths.UPLOADS),
         "LAB_CERT_DIR": str(paths.CERTS),

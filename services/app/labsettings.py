@@ -138,6 +138,14 @@ MAX_UPLOAD_MB = Setting(
     "upload limit in MiB, the same at nginx (client_max_body_size) and in the app",
     "app",
 )
+MAX_HEADER_KIB = Setting(
+    "LAB_MAX_HEADER_KIB",
+    "32",
+    int,
+    "largest request header line and response head in KiB: nginx's large_client_header_buffers and "
+    "proxy_buffer_size, the app's own bound on what it sends (defaults: 8k in, 4k out; 400 and 502)",
+    "app",
+)
 UPLOAD_DIR = Setting(
     "LAB_UPLOAD_DIR", "/srv/uploads", Path, "where uploads land (native mode: .lab/uploads)", "app"
 )

@@ -22,6 +22,7 @@ RENDER_ENV = {
     "LAB_HTTPS_PORT": "9443",
     "LAB_HTTP_PORT": "9080",
     "LAB_MAX_UPLOAD_MB": "64",
+    "LAB_MAX_HEADER_KIB": "24",
     "LAB_UPLOAD_DIR": "/srv/up",
     "LAB_CERT_DIR": "/lab/certs",
     "LAB_HSTS_MAX_AGE": "0",
@@ -50,6 +51,7 @@ def test_every_placeholder_is_rendered(tmp_path):
     assert "listen 9443 ssl http2" in text
     assert "https://$host:9443$request_uri" in text
     assert "alias /srv/up/;" in text
+    assert "large_client_header_buffers 4 24k;" in text and "proxy_buffer_size 24k;" in text
     assert not (tmp_path / "out" / "scenarios").exists()
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask
 from flask.json.provider import DefaultJSONProvider
 
-from . import chat, errors, inputfix, middleware, storage, wsfix
+from . import chat, clienterrors, errors, inputfix, middleware, storage, wsfix
 from .settings import LabSettings
 from .views import bugs, debug, errors_demo, page, redirects, slow, uploads, websockets
 
@@ -21,6 +21,8 @@ def create_app(settings: LabSettings | None = None) -> Flask:
         route_aware_upgrade=settings.fix_ws_upgrade, bounded_upgrade_input=settings.fix_upgrade_input
     )
     inputfix.install()
+    if settings.fix_json_errors:
+        clienterrors.install()
     app = Flask(__name__)
     app.request_class = storage.StreamingRequest
     app.config["LAB"] = settings

@@ -16,6 +16,7 @@ import labsettings
 class LabSettings:
     upload_dir: Path
     max_upload_mb: int
+    max_header_kib: int
     max_form_memory_mb: int
     fix_proxy: bool
     fix_drain_body: bool
@@ -39,6 +40,7 @@ class LabSettings:
         return cls(
             upload_dir=labsettings.UPLOAD_DIR.value(),
             max_upload_mb=labsettings.MAX_UPLOAD_MB.value(),
+            max_header_kib=labsettings.MAX_HEADER_KIB.value(),
             max_form_memory_mb=labsettings.MAX_FORM_MEMORY_MB.value(),
             fix_proxy=labsettings.FIX_PROXY.value(),
             fix_drain_body=labsettings.FIX_DRAIN_BODY.value(),
@@ -57,6 +59,7 @@ class LabSettings:
         """What `/debug/settings` shows: everything but filesystem paths and the broker's address."""
         return {
             "max_upload_mb": self.max_upload_mb,
+            "max_header_kib": self.max_header_kib,
             "max_form_memory_mb": self.max_form_memory_mb if self.fix_form_memory else None,
             "fix_proxy": self.fix_proxy,
             "fix_drain_body": self.fix_drain_body,

@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 import socket
 
-from flask import Blueprint, Response, current_app, g, jsonify, request
+from flask import Blueprint, Response, abort, current_app, g, jsonify, request
+from werkzeug.http import dump_cookie
 
 from .. import chat
 
@@ -43,6 +44,24 @@ def healthz() -> Response:
 @bp.get("/debug/request")
 def debug_request() -> Response:
     return jsonify(request_view())
+
+
+# Enough to pass any LAB_MAX_HEADER_KIB the lab runs with, bounded so it cannot fill memory.
+SET_COOKIE_MAX_BYTES = 1024 * 1024
+
+
+@bp.get("/debug/set-cookie")
+def set_cookie() -> Response:
+    """A Set-Cookie of ``bytes`` bytes of value: a session cookie grown large after a login, to
+    show which layer's response-head limit refuses it (header-size-layers)."""
+    size = request.args.get("bytes", type=int)
+    if size is None or not 0 <= size <= SET_COOKIE_MAX_BYTES:
+        abort(400, f"bytes: a whole number from 0 to {SET_COOKIE_MAX_BYTES}")
+    response = jsonify(cookie_bytes=size)
+    # dump_cookie with no size check: Werkzeug would warn past browsers' usual 4093 bytes.
+    cookie = dump_cookie("lab_big", "c" * size, secure=True, httponly=True, samesite="Lax", max_size=0)
+    response.headers.add("Set-Cookie", cookie)
+    return response
 
 
 @bp.get("/debug/settings")
