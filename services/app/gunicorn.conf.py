@@ -43,6 +43,8 @@ try:
     workers = lab.GUNICORN_WORKERS.value()
     worker_class = lab.GUNICORN_WORKER_CLASS.value()
     worker_connections = lab.GUNICORN_WORKER_CONNECTIONS.value()
+    # Off: gevent's worker patches in its own process before importing the app (patch-order).
+    preload_app = lab.GUNICORN_PRELOAD.value()
     timeout = lab.GUNICORN_TIMEOUT.value()
     graceful_timeout = lab.GUNICORN_GRACEFUL_TIMEOUT.value()
     if graceful_timeout <= lab.LONGEST_REQUEST_S.value():

@@ -234,6 +234,21 @@ BROKER_URL = Setting(
     "the chat's Redis (compose's redis service; native mode: .lab/run/redis.sock)",
     "app",
 )
+SELF_URL = Setting(
+    "LAB_SELF_URL",
+    "",
+    str,
+    "the lab's own HTTPS URL as the app reaches it, for /debug/outbound (default "
+    "https://localhost:$LAB_HTTPS_PORT; compose: nginx by its service name)",
+    "app",
+)
+SELF_CA = Setting(
+    "LAB_SELF_CA",
+    "/lab/certs/ca.pem",
+    Path,
+    "the CA the app verifies its outbound HTTPS against (native mode: .lab/certs/ca.pem)",
+    "app",
+)
 SCENARIOS_DIR = Setting(
     "LAB_SCENARIOS_DIR", "/lab/scenarios", Path, "where gunicorn.conf.py finds a scenario's app.env", "app"
 )
@@ -253,6 +268,14 @@ GUNICORN_WORKER_CLASS = Setting(
     "geventwebsocket.gunicorn.workers.GeventWebSocketWorker",
     str,
     "gevent-websocket's worker: websockets and thousands of idle connections per process",
+    "gunicorn",
+)
+GUNICORN_PRELOAD = Setting(
+    "GUNICORN_PRELOAD",
+    "0",
+    flag,
+    "load the app in the master before forking (on: it imports requests/ssl before the worker's "
+    "gevent patches them, MonkeyPatchWarning, outbound HTTPS fails: patch-order)",
     "gunicorn",
 )
 GUNICORN_WORKER_CONNECTIONS = Setting(

@@ -29,6 +29,8 @@ class LabSettings:
     ws_max_message_bytes: int
     fix_broker: bool
     broker_url: str
+    self_url: str
+    self_ca: Path
 
     @property
     def max_upload_bytes(self) -> int:
@@ -53,6 +55,10 @@ class LabSettings:
             ws_max_message_bytes=labsettings.WS_MAX_MESSAGE.value(),
             fix_broker=labsettings.FIX_BROKER.value(),
             broker_url=labsettings.BROKER_URL.value(),
+            self_url=(
+                labsettings.SELF_URL.value() or f"https://localhost:{labsettings.HTTPS_PORT.value()}"
+            ).rstrip("/"),
+            self_ca=labsettings.SELF_CA.value(),
         )
 
     def public(self) -> dict[str, object]:

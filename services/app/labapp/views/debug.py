@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import os
 import socket
+import ssl
+import time
 
+import requests
+import urllib3.util.ssl_
 from flask import Blueprint, Response, abort, current_app, g, jsonify, request
 from werkzeug.http import dump_cookie
 
@@ -62,6 +66,36 @@ def set_cookie() -> Response:
     cookie = dump_cookie("lab_big", "c" * size, secure=True, httponly=True, samesite="Lax", max_size=0)
     response.headers.add("Set-Cookie", cookie)
     return response
+
+
+OUTBOUND_TIMEOUT_S = 5
+
+
+@bp.get("/debug/outbound")
+def outbound() -> Response:
+    """An HTTPS request from the app to the lab's own nginx (its /healthz), verified against the
+    lab's CA, as any app calls an API. Under gevent it must go through gevent's ssl: with the app
+    imported before the worker patched (gunicorn --preload, an early `import requests`), urllib3
+    holds the unpatched SSLContext and the call dies of RecursionError (patch-order)."""
+    settings = current_app.config["LAB"]
+    url = settings.self_url + "/healthz"
+    # The class urllib3 builds its contexts from: gevent's once patched first, else the original.
+    context_class = urllib3.util.ssl_.SSLContext
+    module = getattr(context_class, "__module__", "none")  # urllib3 types it as possibly None
+    patched = context_class is ssl.SSLContext and module.startswith("gevent")
+    started = time.perf_counter()
+    try:
+        answer = requests.get(url, verify=str(settings.self_ca), timeout=OUTBOUND_TIMEOUT_S)
+    except (requests.RequestException, RecursionError) as error:
+        abort(502, f"the app's outbound HTTPS request to {url} failed: {type(error).__name__}: "
+                   f"{str(error)[:200]} (urllib3's SSLContext is {module}'s)")  # fmt: skip
+    return jsonify(
+        url=url,
+        status=answer.status_code,
+        seconds=round(time.perf_counter() - started, 3),
+        ssl_context=f"{module}.{getattr(context_class, '__name__', 'none')}",
+        ssl_patched_first=patched,
+    )
 
 
 @bp.get("/debug/settings")
