@@ -106,6 +106,20 @@ HTTPS_PORT = Setting(
 )
 HTTP_PORT = Setting("LAB_HTTP_PORT", "8080", int, "public HTTP port: only redirects to HTTPS", "stack")
 APP_PORT = Setting("LAB_APP_PORT", "8000", int, "gunicorn's loopback port in native mode", "stack")
+# The balancer in front of the lab's nginx (`make balancer-up`; compose: profile "balancer").
+BALANCER_PORT = Setting(
+    "LAB_BALANCER_PORT", "9443", int, "the balancer's public HTTPS port (TLS ends there)", "stack"
+)
+BALANCER_HTTP_PORT = Setting(
+    "LAB_BALANCER_HTTP_PORT", "9080", int, "the balancer's public HTTP port: only redirects to HTTPS", "stack"
+)
+BEHIND_BALANCER_PORT = Setting(
+    "LAB_BEHIND_BALANCER_PORT",
+    "8081",
+    int,
+    "the lab nginx's plain-HTTP port for the balancer alone (loopback: never published)",
+    "stack",
+)
 SCENARIO = Setting(
     "LAB_SCENARIO", "", str, "a folder of nginx/scenarios/ to run instead of the baseline", "stack"
 )
