@@ -90,7 +90,7 @@ def native_env() -> dict[str, str]:
         "LAB_LISTEN_HTTP": loopback_listen(http),
         "LAB_MAX_UPLOAD_MB": str(labsettings.MAX_UPLOAD_MB.value()),
         "LAB_MAX_HEADER_KIB": str(labsettings.MAX_HEADER_KIB.value()),
-        "LAB_BEHIND_BALANCER_PORT": str(labsettings.BEHIND_BALANCER_PORT.value()),
+        "LAB_BEHIND_BALANCER_PORT": str(labsettings.behind_balancer_port()),
         "LAB_BALANCER_PORT": str(labsettings.BALANCER_PORT.value()),
         "LAB_BALANCER_HTTP_PORT": str(labsettings.BALANCER_HTTP_PORT.value()),
         "LAB_HSTS_MAX_AGE": str(labsettings.HSTS_MAX_AGE.value()),

@@ -113,13 +113,28 @@ BALANCER_PORT = Setting(
 BALANCER_HTTP_PORT = Setting(
     "LAB_BALANCER_HTTP_PORT", "9080", int, "the balancer's public HTTP port: only redirects to HTTPS", "stack"
 )
+
+
+def port_or_auto(raw: str) -> int:
+    """A port number, or ``auto`` (0): derived by whoever reads it."""
+    return 0 if raw.strip().lower() == "auto" else int(raw)
+
+
 BEHIND_BALANCER_PORT = Setting(
     "LAB_BEHIND_BALANCER_PORT",
-    "8081",
-    int,
-    "the lab nginx's plain-HTTP port for the balancer alone (loopback: never published)",
+    "auto",
+    port_or_auto,
+    "the lab nginx's plain-HTTP port on 127.0.0.1 for the balancer alone, never published; auto: "
+    "LAB_HTTPS_PORT + 2 natively (stacks with their own ports never share it), 8081 in compose",
     "stack",
 )
+
+
+def behind_balancer_port() -> int:
+    """LAB_BEHIND_BALANCER_PORT as a native stack listens on it (``auto``: LAB_HTTPS_PORT + 2)."""
+    return BEHIND_BALANCER_PORT.value() or HTTPS_PORT.value() + 2
+
+
 SCENARIO = Setting(
     "LAB_SCENARIO", "", str, "a folder of nginx/scenarios/ to run instead of the baseline", "stack"
 )

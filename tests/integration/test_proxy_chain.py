@@ -71,7 +71,7 @@ def test_headers_a_client_forges_at_the_balancer_change_nothing(via: Lab):
 
 def test_a_client_of_the_inner_nginx_cannot_pose_as_the_balancer(lab: Lab, via: Lab):
     # Straight to the lab nginx's listener for the balancer, from an address that is not its own.
-    conn = http.client.HTTPConnection("127.0.0.1", labsettings.BEHIND_BALANCER_PORT.value(), timeout=10)
+    conn = http.client.HTTPConnection("127.0.0.1", labsettings.behind_balancer_port(), timeout=10)
     with closing(conn):
         conn.request(
             "GET", "/debug/request", headers={"Host": lab.host, **FORGED, "X-Forwarded-Proto": "https"}
