@@ -148,3 +148,15 @@ def test_http3_is_left_out_in_one_line_where_nginx_lacks_the_module(tmp_path):
     text = conf_text(tmp_path / "out")
     assert "quic" not in text.replace("QUIC", "")
     assert "add_header Alt-Svc '' always;" in text  # an empty value: nginx sends no header
+
+
+def test_the_balancer_is_rendered_beside_the_lab_s_config_and_trusted_alone(tmp_path):
+    assert render(tmp_path / "out").returncode == 0
+    balancer = (tmp_path / "out" / "balancer.conf").read_text()
+    assert "listen 9444 ssl http2;" in balancer and "return 301 https://$host:9444$request_uri;" in balancer
+    assert "proxy_pass http://127.0.0.1:9081;" in balancer and "proxy_bind 127.0.0.2;" in balancer
+    lab = conf_text(tmp_path / "out" / "conf.d")
+    assert "listen 127.0.0.1:9081;" in lab and "listen 127.0.0.1:9081 default_server;" in lab
+    trust = (tmp_path / "out" / "snippets" / "balancer-trust.conf").read_text()
+    trusted = [line for line in trust.splitlines() if line.startswith("set_real_ip_from")]
+    assert trusted == ["set_real_ip_from 127.0.0.2;"], trusted

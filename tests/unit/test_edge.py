@@ -1,5 +1,6 @@
-"""The app's side of header sizes: /debug/set-cookie, the bound on the head it sends (never
-nginx's 502), gevent's refusals of a head it cannot parse as the JSON envelope, and the prefix."""
+"""The edge, the app's side: /debug/set-cookie and the bound on the head it sends (never
+nginx's 502), gevent's refusals of a head it cannot parse as the JSON envelope, the prefix, the
+balancer's listener."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import json
 import pytest
 from gevent import pywsgi
 
+import labsettings
 from labapp import clienterrors
 
 
@@ -61,3 +63,11 @@ def test_the_prefix_nginx_names_is_the_app_s_root(client, proxied):
     location = client.get("/redirect/external", headers=headers).headers["Location"]
     assert location == "https://localhost:8443/sub/landing"
     assert client.get("/redirect/relative", headers=headers).headers["Location"] == "/sub/landing"
+
+
+def test_the_balancer_s_listener_defaults_beside_the_lab_s_ports(monkeypatch):
+    monkeypatch.setenv("LAB_HTTPS_PORT", "27443")
+    monkeypatch.delenv("LAB_BEHIND_BALANCER_PORT", raising=False)
+    assert labsettings.behind_balancer_port() == 27445
+    monkeypatch.setenv("LAB_BEHIND_BALANCER_PORT", "9081")
+    assert labsettings.behind_balancer_port() == 9081
