@@ -71,3 +71,8 @@ def test_the_balancer_s_listener_defaults_beside_the_lab_s_ports(monkeypatch):
     assert labsettings.behind_balancer_port() == 27445
     monkeypatch.setenv("LAB_BEHIND_BALANCER_PORT", "9081")
     assert labsettings.behind_balancer_port() == 9081
+
+
+def test_the_deliberate_big_header_bug_passes_the_bound_to_reach_nginx(make_app):
+    response = make_app(max_header_kib=8).test_client().get("/bugs/big-header")
+    assert response.status_code == 200 and len(response.headers["X-Lab-Padding"]) == 8 * 1024
