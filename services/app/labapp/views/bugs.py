@@ -11,7 +11,6 @@ from .websockets import echo_loop
 bp = Blueprint("bugs", __name__, url_prefix="/bugs")
 
 
-
 @bp.post("/early-reject")
 def early_reject() -> Response:
     # Answers before reading the body: without drain_body the worker closes on unread data.
