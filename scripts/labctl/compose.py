@@ -305,7 +305,8 @@ def down(volumes: bool = False) -> None:
     require_engine()
     if runstate.mode() == "native":
         print("lab: note: the running stack is a native one (`make native-down` stops it)")
-    run("down", "--remove-orphans", *(["--volumes"] if volumes else []))
+    # The balancer's profile too: `down` leaves a profile's running containers alone otherwise.
+    run("--profile", "balancer", "down", "--remove-orphans", *(["--volumes"] if volumes else []))
     runstate.clear(MODE)
 
 
