@@ -46,7 +46,7 @@ def expected(env: dict[str, str]) -> dict[str, Expected]:
     return {
         "certs": Expected(
             user="",
-            writable=frozenset({"/lab/state", "/lab/tls", "/tmp"}),
+            writable=frozenset({"/lab/state", "/lab/tls", "/lab/ca", "/tmp"}),
             cpus=1.0,
             memory=64 * labsettings.MIB,
             pids=16,
