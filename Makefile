@@ -4,7 +4,7 @@ LAB := sh scripts/with-python3 scripts/lab
 .PHONY: up down native-up native-down balancer-up balancer-down integration-test unit-test test reload dump certs lint
 .PHONY: browser-test logs upload scenario scenarios doctor reliability-test bench bench-quick
 .PHONY: offline-images compose-test test-compose check diagnose-test setup setup-docker watch deploy
-.PHONY: swarm-up swarm-deploy swarm-down swarm-test test-swarm
+.PHONY: swarm-up swarm-deploy swarm-down swarm-test test-swarm vendor-socketio
 
 up:               ## docker compose: build, start, wait until healthy, print the URLs (LAB_SCENARIO too)
 	$(LAB) up
@@ -59,6 +59,8 @@ dump:             ## nginx -T of the running stack
 	$(LAB) dump
 certs:
 	$(LAB) certs
+vendor-socketio:  ## the lab page's socket.io-client, from its npm package (VERSION=4.8.4)
+	sh scripts/vendor-socketio.sh $(VERSION)
 lint:             ## ruff, mypy (labapp, labctl), gixy on the rendered baseline
 	$(LAB) lint
 browser-test:     ## headless Chromium through the lab page (reuses the running stack or starts one)
@@ -76,7 +78,7 @@ doctor:           ## probe a deployment (LAB_URL, LAB_CA, LAB_HTTP_URL) and name
 	$(LAB) doctor
 check:            ## make check CONF=path/to/site.conf: your nginx config in front of the lab's app, line by line
 	$(if $(CONF),,$(error usage: make check CONF=path/to/nginx.conf-or-site.conf))
-	$(LAB) check "$(CONF)"
+	$(LAB) check "$(CONF)" $(if $(GUNICORN),--gunicorn "$(GUNICORN)")
 diagnose-test:    ## lab check on the corpus of public configs (precision, recall), the doctor on a plain app
 	$(LAB) diagnose-test
 bench:            ## benchmarks, each beside its reference (a few minutes): .lab/bench/results.json + chart

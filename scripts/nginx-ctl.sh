@@ -40,6 +40,11 @@ set -eu
 : "${LAB_UPLOAD_DIR:?where the app stores uploads (served by X-Accel-Redirect)}"
 : "${LAB_CERT_DIR:?the directory holding server.pem and server-key.pem}"
 : "${LAB_HSTS_MAX_AGE:?Strict-Transport-Security max-age in seconds; 0 sends no HSTS header}"
+: "${LAB_LIMIT_CONN_UPLOAD:?uploads in flight at once from one client address}"
+: "${LAB_LIMIT_CONN_WS:?open websockets at once from one client address}"
+: "${LAB_LIMIT_WS_HANDSHAKES:?websocket handshakes a second from one client address}"
+: "${LAB_KEEPALIVE_REQUESTS:?requests over one client connection before nginx closes it}"
+: "${LAB_SOCKETIO_SLOT_RE:?regex of the app workers' own /socket.io/ host:port (labapp/sioslots.py)}"
 # The workers' user when the master runs as root; empty: no user directive.
 : "${LAB_NGINX_USER?set it, empty when the master does not run as root}"
 # Derived unless given: listen where the public ports are, proxy to the upstream itself.
@@ -147,6 +152,8 @@ render() {
     hsts=""
     if [ "$LAB_HSTS_MAX_AGE" -gt 0 ]; then hsts="max-age=$LAB_HSTS_MAX_AGE"; fi
     http3_inputs
+    # A regex in a sed replacement: its backslashes (and sed's & and delimiter) escaped.
+    slot_re=$(printf '%s' "$LAB_SOCKETIO_SLOT_RE" | sed 's/[\\&#]/\\&/g')
     find "$out" -type f -name '*.conf' | while read -r f; do
         expand_listen "$f"
         sed -i \
@@ -167,7 +174,13 @@ render() {
             -e "s|{{LAB_USER_DIRECTIVE}}|$user_directive|g" \
             -e "s|{{LAB_WORKER_PROCESSES}}|$workers|g" \
             -e "s|{{LAB_HSTS}}|$hsts|g" \
+            -e "s|{{LAB_LIMIT_CONN_UPLOAD}}|$LAB_LIMIT_CONN_UPLOAD|g" \
+            -e "s|{{LAB_LIMIT_CONN_WS}}|$LAB_LIMIT_CONN_WS|g" \
+            -e "s|{{LAB_LIMIT_WS_HANDSHAKES}}|$LAB_LIMIT_WS_HANDSHAKES|g" \
+            -e "s|{{LAB_LIMIT_WS_BURST}}|$((LAB_LIMIT_WS_HANDSHAKES * 10))|g" \
+            -e "s|{{LAB_KEEPALIVE_REQUESTS}}|$LAB_KEEPALIVE_REQUESTS|g" \
             -e "s|{{LAB_ALT_SVC}}|$LAB_ALT_SVC|g" \
+            -e "s#{{LAB_SOCKETIO_SLOT_RE}}#$slot_re#g" \
             "$f"
     done
     if grep -rn '{{LAB_[A-Z_]*}}' "$out" >&2; then

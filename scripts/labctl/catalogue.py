@@ -3,7 +3,9 @@
 A folder holds everything about its bug: the .conf files that replace the baseline's files of
 the same path, an optional ``app.env`` (app and gunicorn settings), ``README.md`` (cause, fix,
 references) and ``scenario.toml``, the one home of what the rest of the lab shows: what is
-broken, the symptom, the likely cause (the hint the doctor and the suites print) and the check,
+broken, the symptom, the behaviour it breaks (``behaviour = "redirect-port"``: a name in
+labctl.behaviours' registry, whose hint it takes unless it words its own), the likely cause
+(the hint the doctor and the suites print) and the check,
 declared as data (a request and the two answers it tells apart, see labctl.checks) or, where
 data cannot say it, as ``observe(endpoint)`` in a ``check.py`` beside it.
 
@@ -22,7 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import checks, paths
+from . import behaviours, checks, paths
+from .behaviours import Behaviour
 from .checks import Observation
 from .endpoints import Endpoint
 
@@ -40,6 +43,7 @@ class Scenario:
     hint: str  # the likely cause, as the doctor and the suites word it, for anyone's deployment
     request: str  # what the check does, in one line
     lab_hint: str = ""  # the lab's own knob for it (shown only for this checkout's stack)
+    behaviour: Behaviour | None = None  # the behaviour its symptom breaks, where the doctor probes one
     doctor: bool = False  # `make doctor` names the hint under this scenario
     compose_only: bool = False  # needs Docker (checked by tests/compose), skipped natively
     lab_stack_only: bool = False  # its check needs the lab's own app (not judged by `lab check`)
@@ -105,7 +109,9 @@ def _from_folder(folder: Path) -> Scenario:
         data: Mapping[str, Any] = tomllib.loads(declaration.read_text())
     except (OSError, tomllib.TOMLDecodeError) as error:
         raise CatalogueError(f"{declaration}: {error}") from error
-    missing = [key for key in ("broken", "symptom", "hint", "request") if key not in data]
+    behaviour = _behaviour(declaration, folder.name, data.get("behaviour"))
+    required = ("broken", "symptom", "request") + (() if behaviour else ("hint",))
+    missing = [key for key in required if key not in data]
     if missing:
         raise CatalogueError(f"{declaration}: missing {', '.join(missing)}")
     declared = data.get("check", [])
@@ -118,15 +124,32 @@ def _from_folder(folder: Path) -> Scenario:
         folder=folder,
         broken=data["broken"],
         symptom=data["symptom"],
-        hint=data["hint"],
+        hint=data.get("hint", behaviour.hint if behaviour else ""),
         request=data["request"],
         lab_hint=data.get("lab_hint", ""),
+        behaviour=behaviour,
         doctor=bool(data.get("doctor", False)),
         compose_only=bool(data.get("compose_only", False)),
         lab_stack_only=bool(data.get("lab_stack_only", False)),
         checks=parsed,
         function=_function_check(folder),
     )
+
+
+def _behaviour(declaration: Path, scenario: str, name: object) -> Behaviour | None:
+    """The behaviour ``behaviour = "..."`` names: one of the registry, which lists the scenario back."""
+    if name is None:
+        return None
+    found = behaviours.by_id(str(name))
+    if found is None:
+        known = ", ".join(b.id for b in behaviours.registry())
+        raise CatalogueError(f"{declaration}: behaviour {name!r} is not one of labctl.behaviours' ({known})")
+    if scenario not in found.scenarios:
+        raise CatalogueError(
+            f"{declaration}: behaviour {name!r} does not list {scenario!r} in its scenarios "
+            "(labctl/behaviours/)"
+        )
+    return found
 
 
 def names(root: Path | None = None) -> list[str]:

@@ -40,7 +40,7 @@ def cmd_certs(_args: argparse.Namespace) -> int:
 
 
 def cmd_native_up(_args: argparse.Namespace) -> int:
-    native.up()
+    stack.start(native)
     return 0
 
 
@@ -60,7 +60,7 @@ def cmd_balancer_down(_args: argparse.Namespace) -> int:
 
 
 def cmd_up(_args: argparse.Namespace) -> int:
-    compose.up()
+    stack.start(compose)
     return 0
 
 
@@ -70,7 +70,7 @@ def cmd_down(args: argparse.Namespace) -> int:
 
 
 def cmd_swarm_up(_args: argparse.Namespace) -> int:
-    swarm.up()
+    stack.start(swarm)
     return 0
 
 
@@ -81,8 +81,7 @@ def cmd_swarm_down(args: argparse.Namespace) -> int:
 
 def cmd_swarm_deploy(args: argparse.Namespace) -> int:
     """`make deploy` of the swarm stack: the same bounded load and timeline (labctl.deploy)."""
-    if stack.running_mode() != swarm.MODE:
-        raise SystemExit("lab: no swarm stack is running here: `make swarm-up` first")
+    stack.require(swarm)
     return deploy.main(args)
 
 
@@ -95,8 +94,7 @@ def cmd_reload(_args: argparse.Namespace) -> int:
 
 
 def cmd_dump(_args: argparse.Namespace) -> int:
-    stack.require_running()
-    print(stack.dump_config())
+    print(stack.require().dump_config())
     return 0
 
 
@@ -178,7 +176,7 @@ def cmd_test_compose(_args: argparse.Namespace) -> int:
     results: dict[str, int] = {}
     started = time.monotonic()
     try:
-        compose.up()
+        stack.start(compose)
         results["integration (compose)"] = pytest("tests/integration")
         # Chromium over QUIC: the compose stack's nginx speaks HTTP/3, the native one may not.
         results["browser h3 (compose)"] = pytest("tests/browser/test_http3.py")
@@ -197,7 +195,7 @@ def cmd_test_swarm(_args: argparse.Namespace) -> int:
     started = time.monotonic()
     engine_before = swarm.node_state() if setup.engine_answers() else "no engine"
     try:
-        swarm.up()
+        stack.start(swarm)
         results["integration (swarm)"] = pytest("tests/integration")
         results["swarm checks"] = pytest("tests/swarm")
     finally:
@@ -219,6 +217,8 @@ def cmd_lint(_args: argparse.Namespace) -> int:
 
 
 def cmd_scenario(args: argparse.Namespace) -> int:
+    """In .venv: the Socket.IO scenarios' checks drive python-socketio's client."""
+    venv.reexec_in_venv(args.lab_argv)
     return scenarios.run_one(args.name)
 
 
@@ -228,6 +228,14 @@ def cmd_check(args: argparse.Namespace) -> int:
     from .diagnose import check
 
     return check.main(args, args.lab_argv)
+
+
+def cmd_diagnose_score(args: argparse.Namespace) -> int:
+    """Recall and precision of `lab check` on its corpora, and its mutation score (in .venv)."""
+    venv.reexec_in_venv(args.lab_argv)
+    from .diagnose import score
+
+    return score.run(args)
 
 
 def cmd_settings(_args: argparse.Namespace) -> int:
@@ -279,6 +287,10 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "bench": (bench.cmd_bench, "benchmarks, each beside its reference: .lab/bench/results.json + chart"),
     "docs": (docs.main, "rewrite the derived parts of the docs (scenario and settings tables)"),
     "check": (cmd_check, "run YOUR nginx config in front of the lab's app: what breaks, which line, the fix"),
+    "diagnose-score": (
+        cmd_diagnose_score,
+        "lab check's recall and precision on its corpus and the held-out one, and its mutation score",
+    ),
     "settings": (cmd_settings, "every setting: its value here, its default and why it exists"),
     "setup": (
         setup.main,
@@ -298,6 +310,7 @@ ARGUMENTS = {
     "docs": docs.add_arguments,
     "doctor": doctor.add_arguments,
     "check": check_options.add_arguments,
+    "diagnose-score": check_options.add_score_arguments,
     "down": lambda command: command.add_argument(
         "--volumes", action="store_true", help="also remove the uploads volume"
     ),

@@ -16,17 +16,18 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import labsettings
 from labsettings import read_env_file
 
-from . import catalogue, paths, runstate
+from . import catalogue, paths, procs, runstate
 from .endpoints import print_ready
-from .health import wait_healthy
+from .health import StartFailed, wait_healthy
 
 MODE = "compose"
+UP, DOWN = "make up", "make down"
 
 COMPOSE_FILE = paths.ROOT / "compose.yaml"
 # What `make offline-images` leaves behind: the stand-in images and wheelhouse for `make up`.
@@ -135,15 +136,17 @@ def run(
     overrides: Sequence[Path] = (),
     check: bool = True,
     capture: bool = False,
+    env: Mapping[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """One Compose command on compose.yaml (plus any override files) for this checkout's project."""
+    """One Compose command on compose.yaml (plus any override files) for this checkout's project,
+    with compose_env(extra_env), or ``env``: one compose_env() made already."""
     compose_version()  # exits with what to install when Compose v2 is missing
     files = [arg for path in (COMPOSE_FILE, *overrides) for arg in ("-f", str(path))]
     command = ["docker", "compose", "-p", project_name or project(), *files, *args]
     return subprocess.run(
         command,
         cwd=paths.ROOT,
-        env=compose_env(extra_env),
+        env=dict(env) if env is not None else compose_env(extra_env),
         check=check,
         text=True,
         capture_output=capture,
@@ -248,7 +251,7 @@ def up_and_wait(
     env = compose_env(extra_env)
     result = run(
         "up", "-d", "--no-build", "--wait", "--wait-timeout", str(UP_TIMEOUT_S), "--remove-orphans",
-        project_name=project_name, extra_env=extra_env, overrides=overrides, check=False,
+        project_name=project_name, env=env, overrides=overrides, check=False,
     )  # fmt: skip
     if result.returncode != 0:
         raise RuntimeError(
@@ -257,9 +260,19 @@ def up_and_wait(
     wait_healthy(f"https://localhost:{labsettings.HTTPS_PORT.value(env)}/healthz", paths.CA, 15)
 
 
+def build_app(env: Mapping[str, str], project_name: str | None = None) -> None:
+    """`docker compose build app` with ``env`` (a compose_env()), quietly; its output and
+    SystemExit when it fails."""
+    build = run("build", "app", project_name=project_name, env=env, capture=True, check=False)
+    if build.returncode != 0:
+        print(build.stdout + build.stderr, file=sys.stderr)
+        raise SystemExit(
+            "lab: building the app image failed (output above). With no registry: "
+            "`make offline-images` first."
+        )
+
+
 def up() -> None:
-    if (other := runstate.mode()) not in (None, MODE):
-        raise SystemExit(f"lab: a {other} stack is running from this checkout: `make {other}-down` first")
     if (scenario := labsettings.SCENARIO.value()) and not (paths.SCENARIOS / scenario).is_dir():
         raise SystemExit(f"lab: no scenario named {scenario!r} (see nginx/scenarios/)")
     require_engine()
@@ -278,23 +291,13 @@ def up() -> None:
     paths.CERTS.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     print("lab: building the app image (services/app/Dockerfile)", flush=True)
-    build = run("build", "app", capture=True, check=False)
-    if build.returncode != 0:
-        print(build.stdout + build.stderr, file=sys.stderr)
-        raise SystemExit(
-            "lab: building the app image failed (output above). With no registry: "
-            "`make offline-images` first."
-        )
+    build_app(env)
     print(f"lab: app image built in {time.monotonic() - started:.1f}s", flush=True)
     try:
         up_and_wait()
     except RuntimeError as error:
-        for name, tail in log_tail(40).items():
-            print(f"--- {name} (last lines)\n{tail}", file=sys.stderr)
-        raise SystemExit(
-            f"lab: compose stack failed to start: {error}\n"
-            "  the containers are left as they are for `make logs`; `make down` removes them"
-        ) from None
+        left = "the containers are left as they are for `make logs`; `make down` removes them"
+        raise StartFailed(str(error), left) from None
     runstate.record(MODE, env)
     replicas = labsettings.APP_REPLICAS.value(env)
     apps = "app" if replicas == 1 else f"{replicas} app replicas"
@@ -303,8 +306,8 @@ def up() -> None:
 
 def down(volumes: bool = False) -> None:
     require_engine()
-    if runstate.mode() == "native":
-        print("lab: note: the running stack is a native one (`make native-down` stops it)")
+    if other := runstate.other_than(MODE):
+        print(f"lab: note: the running stack is a {other} one (`make {other}-down` stops it)")
     # The balancer's profile too: `down` leaves a profile's running containers alone otherwise.
     run("--profile", "balancer", "down", "--remove-orphans", *(["--volumes"] if volumes else []))
     runstate.clear(MODE)
@@ -312,7 +315,7 @@ def down(volumes: bool = False) -> None:
 
 def started_env() -> dict[str, str]:
     """LAB_* / GUNICORN_* settings of the running stack, as `make up` passed them to Compose."""
-    return {k: v for k, v in runstate.read().items() if k != runstate.MODE}
+    return {k: v for k, v in runstate.read().items() if k != runstate.MODE_KEY}
 
 
 def _nginx_ctl(command: str, capture: bool, nginx: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -340,6 +343,28 @@ def reload(nginx: str | None = None) -> int:
         return 2
     print(f"lab: reloading nginx with config: {running or 'baseline'}", flush=True)
     return _nginx_ctl("reload", capture=False, nginx=nginx).returncode
+
+
+def nginx_container() -> str | None:
+    return container_id("nginx")
+
+
+def nginx_source() -> Path:
+    return NGINX_SOURCE
+
+
+def process_groups(nginx: str | None = None, apps: Sequence[str] | None = None) -> dict[str, list[int]]:
+    """The workers of nginx (``nginx``: this container) and of every app replica (``apps``: these
+    containers), by their host PIDs: the children of each container's first process."""
+
+    def workers(containers: Sequence[str]) -> list[int]:
+        return sorted(pid for cid in containers for pid in procs.children(inspect(cid)["State"]["Pid"]))
+
+    nginx = nginx or container_id("nginx")
+    return {
+        "nginx": workers([nginx] if nginx else []),
+        "app": workers(containers("app") if apps is None else apps),
+    }
 
 
 def nginx_has_http3(nginx: str | None = None) -> bool:
@@ -434,15 +459,14 @@ def deploy(
     if not old or not nginx_env(name):
         raise SystemExit("lab: no compose stack with an app is running here: `make up` first")
     replicas = len(old)
+    merged = compose_env(env)  # made once: each compose_env() runs `docker image inspect` per stand-in
 
-    def compose(*args: str, capture: bool = False) -> subprocess.CompletedProcess[str]:
-        return run(*args, project_name=name, extra_env=env, capture=capture, check=not capture)
+    def compose(*args: str) -> subprocess.CompletedProcess[str]:
+        return run(*args, project_name=name, env=merged)
 
     note("building the app image")
-    build = compose("build", "app", capture=True)
-    if build.returncode != 0:
-        raise SystemExit(f"lab deploy: the app image did not build:\n{build.stdout}{build.stderr}")
-    if not labsettings.FIX_ROLLING_DEPLOY.value(compose_env(env)):
+    build_app(merged, name)
+    if not labsettings.FIX_ROLLING_DEPLOY.value(merged):
         note(f"recreating {replicas} app container(s) in place (LAB_FIX_ROLLING_DEPLOY=0)")
         compose("up", "-d", "--no-deps", "--force-recreate", "--scale", f"app={replicas}", "app")
         wait_containers_healthy(containers("app", name))

@@ -59,8 +59,8 @@ def write(recording: traffic.Recording, seconds: float, mode: str) -> list[Path]
 
 
 def main(args: argparse.Namespace) -> int:
-    reexec_in_venv(["deploy", "--threads", str(args.threads), "--websockets", str(args.websockets)])
-    mode = stack.require_running()
+    reexec_in_venv(args.lab_argv)
+    mode = stack.require().MODE
     endpoint = endpoints.from_env()
     load = traffic.Load(
         endpoint,

@@ -1,7 +1,7 @@
 """`scripts/lab docs [--check]`: the parts of the docs that are derived, rewritten from their one
 home: the scenario table (each scenario.toml), each scenario README's header (its own
 scenario.toml), the settings tables (services/app/labsettings.py) and the behaviours the
-doctor and `lab check` probe (labctl/behaviours.py).
+doctor and `lab check` probe (the registry of labctl/behaviours/).
 
 A derived part sits between two markers, and only that part is ever rewritten:
 
@@ -71,12 +71,19 @@ def scenario_header(scenario: catalogue.Scenario) -> str:
     )
 
 
+def _what(setting: labsettings.Setting[object]) -> str:
+    marks = [f"gunicorn `{setting.gunicorn}`"] if setting.gunicorn else []
+    if setting.public:
+        marks.append(f"/debug/settings shows it as `{setting.field_name}`")
+    return f"{setting.why} ({'; '.join(marks)})" if marks else setting.why
+
+
 def settings_tables() -> str:
     parts = []
     for group, settings in labsettings.by_group():
         parts.append(f"**{group}**\n\n| setting | default | what it does |\n|---|---|---|")
         parts.extend(
-            f"| `{s.name}` | {f'`{s.default}`' if s.default else '(unset)'} | {_cell(s.why)} |"
+            f"| `{s.name}` | {f'`{s.default}`' if s.default else '(unset)'} | {_cell(_what(s))} |"
             for s in settings
         )
         parts.append("")
@@ -84,9 +91,13 @@ def settings_tables() -> str:
 
 
 def behaviours_table() -> str:
-    rows = ["| behaviour | holds when | when broken, change |", "|---|---|---|"]
-    for name, title in behaviours.TITLES.items():
-        rows.append(f"| `{name}` | {_cell(title)} | {_cell(behaviours.HINTS[name])} |")
+    rows = [
+        "| behaviour | holds when | when broken, change | severity | scenarios that break it |",
+        "|---|---|---|---|---|",
+    ]
+    for b in behaviours.registry():
+        scenarios = ", ".join(f"[{name}](../nginx/scenarios/{name}/README.md)" for name in b.scenarios)
+        rows.append(f"| `{b.id}` | {_cell(b.title)} | {_cell(b.hint)} | {b.severity} | {scenarios} |")
     return "\n".join(rows)
 
 

@@ -25,6 +25,7 @@ import labsettings
 
 from . import behaviours, catalogue, endpoints, probe, stack, venv
 from .behaviours import BROKEN, NOT_PROBED, NOTE, OK, Result
+from .behaviours.forwarded import CLIENT_ADDR
 from .catalogue import Scenario
 from .endpoints import Endpoint
 
@@ -108,7 +109,7 @@ def diagnose(endpoint: Endpoint, options: behaviours.Options) -> Diagnosis:
     if not options.http3_unjudged:
         options = replace(options, http3_unjudged=http3_unjudged(endpoint))
     results = behaviours.run(endpoint, options)
-    lab_app = any(r.behaviour == "client-addr" and r.verdict != NOT_PROBED for r in results)
+    lab_app = any(r.behaviour is CLIENT_ADDR and r.verdict != NOT_PROBED for r in results)
     matches = scenario_matches(endpoint) if lab_app else []
     return Diagnosis(endpoint, results, matches)
 

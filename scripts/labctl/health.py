@@ -48,3 +48,12 @@ def wait_healthy(
             last = str(error)
         time.sleep(0.1)
     raise RuntimeError(f"{url} not healthy after {deadline_s:.0f}s: {last}")
+
+
+class StartFailed(RuntimeError):
+    """A stack that did not come up and was left as it is for its logs: why (the message), and
+    what is left and how to remove it (``left``). labctl.stack.start reports it, with the logs."""
+
+    def __init__(self, why: str, left: str) -> None:
+        super().__init__(why)
+        self.left = left

@@ -1,6 +1,7 @@
 """The likely cause of each broken behaviour, worded once: test failure messages and `make doctor`
-name the same nginx or app line. A scenario's hint lives in its scenario.toml; the contract's
-behaviours that no scenario breaks have theirs here."""
+name the same nginx or app line. A behaviour's hint lives on its object (labctl.behaviours); a
+scenario's is its behaviour's, or its own in its scenario.toml; the few causes the suites name
+that neither holds are here."""
 
 from __future__ import annotations
 

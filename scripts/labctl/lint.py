@@ -15,12 +15,9 @@ from .venv import ensure_venv
 GIXY_SKIPS = {
     "hsts_header": "snippets/hsts.conf: HSTS off by default on localhost (LAB_HSTS_MAX_AGE)",
     "worker_rlimit_nofile_vs_connections": "nginx.conf: nginx-ctl.sh raises RLIMIT_NOFILE first",
+    "ssrf": "snippets/socketio-map.conf: the routing cookie is used only when it is one of the "
+    "workers' own addresses (LAB_SOCKETIO_SLOT_RE), else ignored",
 }
-
-
-def render_baseline(out: Path) -> None:
-    env = {**nginx.native_env(), "LAB_SCENARIO": "", "LAB_HSTS_MAX_AGE": "31536000"}
-    subprocess.run(["sh", str(paths.SCRIPTS / "nginx-ctl.sh"), "render", str(out)], env=env, check=True)
 
 
 def run() -> int:
@@ -34,7 +31,7 @@ def run() -> int:
         "mypy": subprocess.run([str(bin_dir / "mypy")], cwd=paths.ROOT).returncode,
     }
     with tempfile.TemporaryDirectory(prefix="lab-gixy-") as tmp:
-        render_baseline(Path(tmp))
+        nginx.render_baseline(Path(tmp))
         results["gixy"] = subprocess.run(
             [str(bin_dir / "gixy"), "--skips", ",".join(GIXY_SKIPS), str(Path(tmp) / "nginx.conf")]
         ).returncode

@@ -10,7 +10,8 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Collection
 from pathlib import Path
 
 import labsettings
@@ -21,6 +22,7 @@ from .health import wait_healthy
 from .venv import ensure_venv
 
 MODE = "native"
+UP, DOWN = "make native-up", "make native-down"
 
 GUNICORN_PID = paths.RUN / "gunicorn.pid"
 NGINX_PID = paths.NGINX_PREFIX / "run" / "nginx.pid"
@@ -51,6 +53,7 @@ def app_env() -> dict[str, str]:
     return {
         **os.environ,
         "GUNICORN_BIND": f"127.0.0.1:{labsettings.APP_PORT.value()}",
+        "LAB_SOCKETIO_PORT": str(nginx.socketio_ports()[0]),
         "GUNICORN_PIDFILE": str(GUNICORN_PID),
         "LAB_UPLOAD_DIR": str(paths.UPLOADS),
         "LAB_SCENARIOS_DIR": str(paths.SCENARIOS),
@@ -109,7 +112,7 @@ def up() -> None:
     if runstate.started_with(MODE, settings) and _start_missing(nginx_env, app_port):
         return
     down(quiet=True)
-    busy = [p for p in (https, http, app_port) if not _port_free(p)]
+    busy = [p for p in (https, http, app_port, *nginx.socketio_ports()) if not _port_free(p)]
     if busy:
         raise SystemExit(
             f"lab: port(s) {busy} already in use on 127.0.0.1 (a compose stack? `make down`), "
@@ -118,17 +121,11 @@ def up() -> None:
     for directory in (paths.RUN, paths.UPLOADS, paths.LOGS):
         directory.mkdir(parents=True, exist_ok=True)
     subprocess.run(["sh", str(paths.SCRIPTS / "certs.sh"), str(paths.CERTS)], check=True)
-    _raise_fd_limit()
 
     started = time.monotonic()
-    # First, so that the workers find it at once (they would retry, and chat would wait for it).
-    broker.start()
-    app = start_gunicorn()
     try:
-        wait_healthy(f"http://127.0.0.1:{app_port}/healthz", None, 30, lambda: app.poll() is None)
-        nginx.run("start", env=nginx_env)
+        _start(PARTS, nginx_env, app_port)
         runstate.record(MODE, settings)
-        wait_healthy(f"https://localhost:{https}/healthz", paths.CA, 15)
     except (RuntimeError, subprocess.CalledProcessError) as error:
         down(quiet=True)
         raise SystemExit(
@@ -138,6 +135,24 @@ def up() -> None:
     print_ready(f"native (nginx + {where})", time.monotonic() - started)
 
 
+# The parts of the stack, in the order they start: the broker first, so that the workers find it
+# at once (they would retry, and chat would wait for it); nginx once the app answers.
+PARTS = ("redis-server", "gunicorn", "nginx")
+
+
+def _start(parts: Collection[str], nginx_env: dict[str, str], app_port: int) -> None:
+    """Start ``parts`` of the stack, in PARTS' order, then wait until nginx answers over TLS."""
+    _raise_fd_limit()
+    if "redis-server" in parts:
+        broker.start()
+    if "gunicorn" in parts:
+        app = start_gunicorn()
+        wait_healthy(f"http://127.0.0.1:{app_port}/healthz", None, 30, lambda: app.poll() is None)
+    if "nginx" in parts:
+        nginx.run("start", env=nginx_env)
+    wait_healthy(f"https://localhost:{labsettings.HTTPS_PORT.value()}/healthz", paths.CA, 15)
+
+
 def _start_missing(nginx_env: dict[str, str], app_port: int) -> bool:
     """Start the parts of the running stack that are gone, keeping the others running; False when
     none is gone, or all are (then up() starts everything)."""
@@ -145,16 +160,8 @@ def _start_missing(nginx_env: dict[str, str], app_port: int) -> bool:
     missing = [name for name, pid in parts.items() if pid is None]
     if not missing or len(missing) == len(parts):
         return False
-    _raise_fd_limit()
     try:
-        if "redis-server" in missing:
-            broker.start()
-        if "gunicorn" in missing:
-            app = start_gunicorn()
-            wait_healthy(f"http://127.0.0.1:{app_port}/healthz", None, 30, lambda: app.poll() is None)
-        if "nginx" in missing:
-            nginx.run("start", env=nginx_env)
-        wait_healthy(f"https://localhost:{labsettings.HTTPS_PORT.value()}/healthz", paths.CA, 15)
+        _start(missing, nginx_env, app_port)
     except (RuntimeError, subprocess.CalledProcessError) as error:
         what = ", ".join(missing)
         raise SystemExit(f"lab: starting {what} failed: {error}\n  logs: {paths.LOGS}") from error
@@ -227,3 +234,35 @@ def log_files() -> dict[str, Path]:
         "app": APP_LOG,
         "redis": broker.LOG,
     }
+
+
+def log_tail(lines: int = 60) -> dict[str, str]:
+    """The last lines of each log file, by name."""
+    tails = {}
+    for name, path in log_files().items():
+        try:
+            with open(path, errors="replace") as handle:
+                tails[name] = "".join(deque(handle, maxlen=lines))
+        except OSError as error:
+            tails[name] = f"({error})"
+    return tails
+
+
+def nginx_container() -> None:
+    """None: nginx runs on the host."""
+    return None
+
+
+def nginx_source() -> Path:
+    """LAB_NGINX_SRC (a copy, in tests), else the checkout's nginx/."""
+    return paths.NGINX_SRC
+
+
+def nginx_has_http3() -> bool:
+    return nginx.nginx_has_http3()
+
+
+def process_groups() -> dict[str, list[int]]:
+    """nginx's workers and gunicorn's, the children of their masters."""
+    masters = {"nginx": _nginx_pid(), "app": _gunicorn_pid()}
+    return {name: sorted(procs.children(pid)) if pid else [] for name, pid in masters.items()}

@@ -69,6 +69,19 @@ def nginx_has_http3() -> bool:
     return "--with-http_v3_module" in subprocess.run([binary, "-V"], capture_output=True, text=True).stderr
 
 
+def socketio_ports() -> list[int]:
+    """The native workers' own /socket.io/ ports (labapp/sioslots.py): one per gunicorn worker,
+    right above the app's port."""
+    first = labsettings.APP_PORT.value() + 1
+    return [first + i for i in range(labsettings.GUNICORN_WORKERS.value())]
+
+
+def socketio_slot_re() -> str:
+    """What a native worker's X-Lab-Socketio-Slot may say (snippets/socketio-map.conf)."""
+    ports = "|".join(str(port) for port in socketio_ports())
+    return rf"127\.0\.0\.1:({ports})"
+
+
 def native_env() -> dict[str, str]:
     """Every input of nginx-ctl.sh for a native stack, from the settings in the environment."""
     binary = nginx_binary()
@@ -81,6 +94,7 @@ def native_env() -> dict[str, str]:
         "LAB_NGINX_SRC": str(paths.NGINX_SRC),
         "LAB_NGINX_PREFIX": str(paths.NGINX_PREFIX),
         "LAB_UPSTREAM": f"127.0.0.1:{labsettings.APP_PORT.value()}",
+        "LAB_SOCKETIO_SLOT_RE": socketio_slot_re(),
         # The keepalive pool; never resolved through DNS natively (see snippets/upstream.conf).
         "LAB_PROXY_TARGET": "lab_app",
         "LAB_RESOLVER": "127.0.0.1",
@@ -94,6 +108,7 @@ def native_env() -> dict[str, str]:
         "LAB_BALANCER_PORT": str(labsettings.BALANCER_PORT.value()),
         "LAB_BALANCER_HTTP_PORT": str(labsettings.BALANCER_HTTP_PORT.value()),
         "LAB_HSTS_MAX_AGE": str(labsettings.HSTS_MAX_AGE.value()),
+        **{s.name: str(s.value()) for s in labsettings.CLIENT_LIMITS},
         "LAB_UPLOAD_DIR": str(paths.UPLOADS),
         "LAB_CERT_DIR": str(paths.CERTS),
         # Only root's nginx switches its workers' user (to the same user here: they serve .lab/).
@@ -117,3 +132,10 @@ def run(
     return subprocess.run(
         ["sh", str(CTL), *args], env=dict(env), check=check, text=True, capture_output=capture
     )
+
+
+def render_baseline(out: Path) -> None:
+    """The lab's baseline nginx config (no scenario, HSTS on) rendered into ``out``: what gixy
+    reads (`make lint`) and the clean config mutation testing starts from."""
+    env = {**native_env(), "LAB_SCENARIO": "", "LAB_HSTS_MAX_AGE": "31536000"}
+    subprocess.run(["sh", str(paths.SCRIPTS / "nginx-ctl.sh"), "render", str(out)], env=env, check=True)

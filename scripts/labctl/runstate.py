@@ -15,13 +15,13 @@ import labsettings
 from . import paths
 
 STATE = paths.RUN / "stack.env"
-MODE = "LAB_MODE"
+MODE_KEY = "LAB_MODE"
 PREFIXES = ("LAB_", "GUNICORN_")
 
 
 def _kept(mode: str, values: Mapping[str, str]) -> dict[str, str]:
     kept = {k: v.strip() for k, v in values.items() if k.startswith(PREFIXES) and "\n" not in v}
-    kept[MODE] = mode
+    kept[MODE_KEY] = mode
     return kept
 
 
@@ -44,10 +44,21 @@ def read() -> dict[str, str]:
 def mode() -> str | None:
     """The mode recorded by `up`; None when none was (a bare `docker compose up` writes nothing:
     labctl.stack looks for its containers)."""
-    return read().get(MODE) or None
+    return read().get(MODE_KEY) or None
+
+
+def recorded(mode_asked: str) -> bool:
+    """Whether the recorded stack is of ``mode_asked``."""
+    return mode() == mode_asked
+
+
+def other_than(mode_asked: str) -> str | None:
+    """The recorded stack's mode when it is not ``mode_asked``; None when none or that one is."""
+    found = mode()
+    return found if found != mode_asked else None
 
 
 def clear(mode_stopped: str) -> None:
     """Forget the stack, if the recorded one is of the mode that was just stopped."""
-    if mode() == mode_stopped:
+    if recorded(mode_stopped):
         STATE.unlink(missing_ok=True)

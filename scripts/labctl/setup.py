@@ -35,7 +35,7 @@ from .venv import ensure_venv
 # The commands that start a native stack; the other pytest suites; all that need .venv.
 NATIVE = (
     "native-up", "test", "scenario", "scenarios", "reliability-test", "browser-test", "bench",
-    "check", "diagnose-test",
+    "check", "diagnose-test", "diagnose-score",
 )  # fmt: skip
 SUITES = ("unit-test", "integration-test", "compose-test", "test-compose", "swarm-test", "test-swarm")
 VENV_USERS = (*NATIVE, *SUITES, "lint", "watch", "offline-images")

@@ -1,97 +1,146 @@
-"""The running stack, whichever mode started it: the only module that branches on the mode.
+"""The running stack, whichever mode started it: one interface (`Stack`), three implementations
+(the modules native, compose and swarm), and the only module that branches on the mode.
 
-Everything mode-specific lives in native.py, compose.py and swarm.py (compose's file as a Swarm
-stack); callers ask here (reload, config dump, logs, deploy) and never look at the mode themselves.
+Callers ask here (start, reload, config dump, logs, deploy, the bench's processes) and never look
+at the mode themselves; tests/unit/test_layers.py fails on a comparison with a mode's name
+anywhere else in labctl.
 """
 
 from __future__ import annotations
 
-from collections import deque
+import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol
 
-from . import compose, native, nginx, paths, runstate, swarm
+from . import compose, native, runstate, swarm
+from .health import StartFailed
 
-
-def running_mode() -> str | None:
-    """'native', 'compose' or 'swarm' while a stack started by this checkout is up: `make
-    native-up`, `make up` and `make swarm-up` record it (runstate); a compose stack started with
-    plain `docker compose up` is found by its containers' labels (this project, this checkout).
-    The latter asks docker: call once."""
-    return runstate.mode() or ("compose" if compose.running_here() else None)
+# The log lines a failed start shows, per log.
+FAILED_START_TAIL = 40
 
 
-def require_running() -> str:
-    mode = running_mode()
-    if mode is None:
+class Stack(Protocol):
+    """A way to run the lab's stack. Implemented by the modules native, compose and swarm (mypy
+    checks each against this, in DRIVERS)."""
+
+    MODE: str  # its name, which runstate records: native, compose, swarm
+    UP: str  # the command that starts it (`make native-up`), for the messages
+    DOWN: str  # the command that stops it
+
+    def up(self) -> None:
+        """Start it and wait until nginx answers over TLS; health.StartFailed when it did not
+        come up (start() reports that), SystemExit for what the user must fix first."""
+
+    def down(self) -> None: ...
+
+    def reload(self) -> int:
+        """nginx -t the re-rendered config, then reload it; nginx's exit status."""
+
+    def dump_config(self) -> str:
+        """nginx -T, with its messages."""
+
+    def log_tail(self, lines: int = 60) -> dict[str, str]:
+        """The last lines of each log, by name ("nginx access", "nginx error", "app", ...)."""
+
+    def nginx_container(self) -> str | None:
+        """nginx's container (on this node); None when nginx runs on the host."""
+
+    def nginx_source(self) -> Path:
+        """The nginx/ directory its config is rendered from."""
+
+    def nginx_has_http3(self) -> bool:
+        """Whether its nginx has the HTTP/3 module (`nginx -V`), so its renderer turned QUIC on."""
+
+    def deploy(self, note: Callable[[str], None]) -> None:
+        """Replace every app process under traffic (`make deploy`), saying each step to ``note``."""
+
+    def process_groups(self) -> dict[str, list[int]]:
+        """The host PIDs of nginx's workers ("nginx") and the app's workers ("app"): what the
+        bench charges CPU time to."""
+
+
+DRIVERS: tuple[Stack, ...] = (native, compose, swarm)
+BY_MODE = {driver.MODE: driver for driver in DRIVERS}
+
+
+def current() -> Stack | None:
+    """The stack started by this checkout that is up: `make native-up`, `make up` and `make
+    swarm-up` record it (runstate); a compose stack started with plain `docker compose up` is
+    found by its containers' labels (this project, this checkout). The latter asks docker: call
+    once."""
+    if recorded := runstate.mode():
+        return BY_MODE[recorded]
+    return compose if compose.running_here() else None
+
+
+def require(driver: Stack | None = None) -> Stack:
+    """The running stack (``driver``'s, when given); SystemExit saying how to start one."""
+    running = current()
+    if driver is not None and running is not driver:
+        raise SystemExit(f"lab: no {driver.MODE} stack is running here: `{driver.UP}` first")
+    if running is None:
         raise SystemExit(
             "lab: no stack is running here: `make native-up`, `make up` or `make swarm-up` first"
         )
-    return mode
+    return running
+
+
+def running_mode() -> str | None:
+    """The running stack's name (native, compose, swarm), None when none runs."""
+    running = current()
+    return running.MODE if running else None
+
+
+def start(driver: Stack) -> None:
+    """Bring ``driver``'s stack up (`make native-up`, `make up`, `make swarm-up`): refused while
+    another mode's stack from this checkout runs; when it does not come up, the last lines of
+    each log, and what was left behind."""
+    if other := runstate.other_than(driver.MODE):
+        raise SystemExit(f"lab: a {other} stack is running from this checkout: `{BY_MODE[other].DOWN}` first")
+    try:
+        driver.up()
+    except StartFailed as failed:
+        for name, tail in driver.log_tail(FAILED_START_TAIL).items():
+            print(f"--- {name} (last lines)\n{tail}", file=sys.stderr)
+        raise SystemExit(f"lab: the {driver.MODE} stack failed to start: {failed}\n  {failed.left}") from None
 
 
 def reload() -> int:
     """nginx -t the re-rendered config, then reload it, in the running stack."""
-    mode = require_running()
-    if mode == "swarm":
-        return swarm.reload()
-    return compose.reload() if mode == "compose" else native.reload()
+    return require().reload()
 
 
 def nginx_source() -> Path:
     """The nginx/ directory the running stack renders its config from: compose mounts the
     checkout's (swarm too, one node); native mode reads LAB_NGINX_SRC (a copy, in tests)."""
-    return compose.NGINX_SOURCE if require_running() in ("compose", "swarm") else paths.NGINX_SRC
+    return require().nginx_source()
 
 
 def nginx_container() -> str | None:
     """The running stack's nginx container (compose, or the swarm task's on this node); None
-    natively."""
-    mode = running_mode()
-    if mode == "compose":
-        return compose.container_id("nginx")
-    return swarm.nginx_container() if mode == "swarm" else None
+    natively or when none runs."""
+    running = current()
+    return running.nginx_container() if running else None
 
 
 def nginx_has_http3() -> bool | None:
-    """Whether the running stack's nginx has the HTTP/3 module (`nginx -V`), so its renderer
-    turned QUIC on; None when no stack started from this checkout runs."""
-    mode = running_mode()
-    if mode == "compose":
-        return compose.nginx_has_http3()
-    if mode == "swarm":
-        return swarm.nginx_has_http3()
-    return nginx.nginx_has_http3() if mode == "native" else None
+    """Whether the running stack's nginx has the HTTP/3 module; None when no stack started from
+    this checkout runs."""
+    running = current()
+    return running.nginx_has_http3() if running else None
 
 
 def dump_config() -> str:
     """nginx -T of the running stack, or a note saying why there is none."""
-    mode = running_mode()
-    if mode == "native":
-        return native.dump_config()
-    if mode == "compose":
-        return compose.dump_config()
-    if mode == "swarm":
-        return swarm.dump_config()
-    return "(no stack started from this checkout is running)"
+    running = current()
+    return running.dump_config() if running else "(no stack started from this checkout is running)"
 
 
 def log_tail(lines: int = 60) -> dict[str, str]:
-    """The last lines of each log, by name ("nginx access", "nginx error", "app")."""
-    mode = running_mode()
-    if mode == "compose":
-        return compose.log_tail(lines)
-    if mode == "swarm":
-        return swarm.log_tail(lines)
-    tails = {}
-    if mode == "native":
-        for name, path in native.log_files().items():
-            try:
-                with open(path, errors="replace") as handle:
-                    tails[name] = "".join(deque(handle, maxlen=lines))
-            except OSError as error:
-                tails[name] = f"({error})"
-    return tails
+    """The last lines of each log of the running stack, by name; {} when none runs."""
+    running = current()
+    return running.log_tail(lines) if running else {}
 
 
 def access_log_entries(lines: int = 2000) -> list[str]:
@@ -103,10 +152,4 @@ def deploy(note: Callable[[str], None]) -> None:
     """Replace every app process of the running stack under traffic (`make deploy`): natively
     gunicorn's graceful reload, in compose new replicas before the old ones stop, in Swarm a
     start-first rolling update of the app service."""
-    mode = require_running()
-    if mode == "swarm":
-        swarm.deploy(note)
-    elif mode == "compose":
-        compose.deploy(note)
-    else:
-        native.deploy(note)
+    require().deploy(note)

@@ -18,18 +18,19 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 import labsettings
 
 from . import compose, paths, runstate
 from .endpoints import print_ready
-from .health import wait_healthy
+from .health import StartFailed, wait_healthy
 
 MODE = "swarm"
+UP, DOWN = "make swarm-up", "make swarm-down"
 OVERLAY = paths.ROOT / "compose.swarm.yaml"
 OUT = paths.LAB / "swarm"
 STACK_FILE = OUT / "stack.json"
@@ -154,10 +155,10 @@ def stack_file(config: Mapping[str, object]) -> dict:
 
 
 def render(env: Mapping[str, str], image: str) -> dict:
-    """The stack for these settings and this app image."""
+    """The stack for these settings (a compose.compose_env()) and this app image."""
     result = compose.run(
         "config", "--format", "json",
-        project_name=stack_name(), extra_env={**env, "LAB_APP_IMAGE": image},
+        project_name=stack_name(), env={**env, "LAB_APP_IMAGE": image},
         overrides=(OVERLAY,), capture=True, check=False,
     )  # fmt: skip
     if result.returncode != 0:
@@ -189,8 +190,9 @@ def stack_deploy(stack: Mapping[str, object], env: Mapping[str, str], only: str 
 
 
 def built_image(env: Mapping[str, str]) -> str:
-    """The name `docker compose build app` gives the image (LAB_APP_IMAGE)."""
-    return labsettings.APP_IMAGE.value(compose.compose_env(dict(env)))
+    """The name `docker compose build app` gives the image (LAB_APP_IMAGE), with ``env`` (a
+    compose.compose_env())."""
+    return labsettings.APP_IMAGE.value(env)
 
 
 def without_tag(image: str) -> str:
@@ -200,17 +202,10 @@ def without_tag(image: str) -> str:
 
 
 def build_image(env: Mapping[str, str], note: Callable[[str], None]) -> str:
-    """Build LAB_APP_IMAGE as `make up` does, then tag it with its id (pushed to LAB_REGISTRY
-    when set): the name the stack runs."""
+    """Build LAB_APP_IMAGE as `make up` does, with ``env`` (a compose.compose_env()), then tag it
+    with its id (pushed to LAB_REGISTRY when set): the name the stack runs."""
     started = time.monotonic()
-    build = compose.run(
-        "build", "app", project_name=stack_name(), extra_env=dict(env), capture=True, check=False
-    )
-    if build.returncode != 0:
-        print(build.stdout + build.stderr, file=sys.stderr)
-        raise SystemExit(
-            "lab: building the app image failed (output above); no registry: `make offline-images`"
-        )
+    compose.build_app(env, stack_name())
     built = built_image(env)
     image_id = docker("image", "inspect", "--format", "{{.Id}}", built).stdout.strip()
     repository = without_tag(built)
@@ -342,8 +337,6 @@ def nginx_container() -> str:
 
 
 def up() -> None:
-    if (other := runstate.mode()) not in (None, MODE):
-        raise SystemExit(f"lab: a {other} stack is running from this checkout: `make {other}-down` first")
     if (scenario := labsettings.SCENARIO.value()) and not (paths.SCENARIOS / scenario).is_dir():
         raise SystemExit(f"lab: no scenario named {scenario!r} (see nginx/scenarios/)")
     compose.require_engine()
@@ -355,7 +348,7 @@ def up() -> None:
     # all: Swarm refuses a task whose bind source is missing).
     paths.CERTS.mkdir(parents=True, exist_ok=True)
     certs = compose.run(
-        "run", "--rm", "--no-deps", "certs", project_name=stack_name(), capture=True, check=False
+        "run", "--rm", "--no-deps", "certs", project_name=stack_name(), env=env, capture=True, check=False
     )
     if certs.returncode != 0:
         raise SystemExit(f"lab: making the certificates failed:\n{certs.stdout}{certs.stderr}")
@@ -372,12 +365,8 @@ def up() -> None:
         wait_converged(list(stack["services"]))
         wait_healthy(f"https://localhost:{labsettings.HTTPS_PORT.value(env)}/healthz", paths.CA, 30)
     except RuntimeError as error:
-        for name, tail in log_tail(30).items():
-            print(f"--- {name} (last lines)\n{tail}", file=sys.stderr)
-        raise SystemExit(
-            f"lab: the swarm stack did not come up: {error}\n"
-            "  the stack is left as it is for `make logs` / `docker stack ps`; `make swarm-down` removes it"
-        ) from None
+        left = "the stack is left as it is for `make logs` / `docker stack ps`; `make swarm-down` removes it"
+        raise StartFailed(str(error), left) from None
     runstate.record(MODE, env)
     print_ready(
         f"swarm ({stack_name()}: nginx + {tasks_wanted} app tasks + redis)", time.monotonic() - started
@@ -395,7 +384,7 @@ def down(volumes: bool = False) -> None:
     """Remove the stack (and wait until its containers and network are gone), then leave the
     swarm if swarm-up made it. Safe to run when nothing is up."""
     compose.require_engine()
-    env = compose.started_env() if runstate.mode() == MODE else dict(compose.compose_env())
+    env = compose.compose_env(compose.started_env() if runstate.recorded(MODE) else None)
     if node_state() == "active" and services_here():
         docker("stack", "rm", stack_name())
         wait_removed()
@@ -435,8 +424,8 @@ def deploy(note: Callable[[str], None]) -> None:
     rest, as compose.swarm.yaml's update_config says: one task at a time, the new one healthy
     before the old one gets SIGTERM; a failure rolls back. Follows the tasks until it is done."""
     compose.require_engine()
-    env = compose.started_env()
-    current = inspect_service("app") if runstate.mode() == MODE else None
+    env = compose.compose_env(compose.started_env())
+    current = inspect_service("app") if runstate.recorded(MODE) else None
     if current is None:
         raise SystemExit("lab: no swarm stack is running here: `make swarm-up` first")
     old = {task.id: task for task in running_tasks("app")}
@@ -492,6 +481,15 @@ def dump_config() -> str:
 
 def nginx_has_http3() -> bool:
     return compose.nginx_has_http3(nginx_container())
+
+
+def nginx_source() -> Path:
+    return compose.NGINX_SOURCE
+
+
+def process_groups() -> dict[str, list[int]]:
+    """The workers of the nginx task and of the app tasks on this node."""
+    return compose.process_groups(nginx_container(), containers("app"))
 
 
 def containers(name: str, running: bool = True) -> list[str]:

@@ -36,7 +36,7 @@ def reload(changed: list[str]) -> None:
 
 
 def main(_args: argparse.Namespace) -> int:
-    mode = stack.require_running()
+    mode = stack.require().MODE
     reexec_in_venv(["watch"])
     # Only here, from .venv: scripts/labctl itself imports with the standard library alone.
     from watchfiles import watch

@@ -13,7 +13,7 @@ import labsettings
 
 
 def main() -> int:
-    port = int(labsettings.GUNICORN_BIND.value().split(",")[0].rpartition(":")[2])
+    port = int(labsettings.GUNICORN_BIND.value()[0].rpartition(":")[2])
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
     try:
         connection.request("GET", "/healthz", headers={"Host": "localhost", "X-Request-ID": "healthcheck"})

@@ -1,9 +1,14 @@
 """Every setting of the lab, declared once: its name, its default and why it exists.
 
 The way gunicorn's ``config.py`` declares a ``Setting``: everything else is derived from these
-declarations. The app (``labapp.settings``), ``gunicorn.conf.py``, the lab's tools
-(``scripts/labctl``) and the settings table of docs/SETTINGS.md (``scripts/lab docs``) read them here;
-``compose.yaml``'s ``${NAME:-default}`` fallbacks are checked against them by a unit test.
+declarations. The app reads its own (group "app") through ``AppSettings``, typed by each
+declaration (``settings[FIX_PROXY]`` is a bool); ``public=True`` puts one in ``/debug/settings``;
+``gunicorn="name"`` makes one the gunicorn setting of that name (``gunicorn.conf.py`` takes them
+all from ``gunicorn_settings()``). The lab's tools (``scripts/labctl``) and the settings table
+of docs/SETTINGS.md (``scripts/lab docs``) read them here; ``compose.yaml``'s
+``${NAME:-default}`` fallbacks are checked against them by a unit test. A new setting is its
+declaration, nothing else. The container limits' figures come from the capacity model
+(``capacity.py``).
 
 Standard library only: ``gunicorn.conf.py`` imports this in gunicorn's master, before any worker
 has patched anything with gevent, and ``scripts/lab`` imports it before the virtualenv exists.
@@ -11,15 +16,16 @@ has patched anything with gevent, and ``scripts/lab`` imports it before the virt
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import Generic, TypeVar, cast
 from urllib.parse import urlsplit
 
+import capacity
 import cgrouplimits
+from capacity import byte_size, cpu_cores
 
 T = TypeVar("T")
 
@@ -82,6 +88,16 @@ def broker_url(raw: str) -> str:
     return url
 
 
+def addresses(raw: str) -> list[str]:
+    """Listen addresses, comma-separated: ``0.0.0.0:8000,unix:/run/app.sock``."""
+    return [part.strip() for part in raw.split(",") if part.strip()]
+
+
+def optional(raw: str) -> str | None:
+    """A string, or None when empty (gunicorn's way of saying "not set")."""
+    return raw or None
+
+
 @dataclass(frozen=True)
 class Setting(Generic[T]):
     name: str
@@ -89,6 +105,13 @@ class Setting(Generic[T]):
     parse: Callable[[str], T]
     why: str  # one line for the settings table: what it does, which bug it keeps away
     group: str  # its table in docs/SETTINGS.md: one of GROUPS
+    field: str = ""  # the app's name for it (AppSettings, /debug/settings); "": the name less LAB_
+    public: bool = False  # /debug/settings shows it (never a path or an address)
+    gunicorn: str = ""  # the gunicorn setting it is (gunicorn.conf.py)
+
+    @property
+    def field_name(self) -> str:
+        return self.field or self.name.removeprefix("LAB_").lower()
 
     def value(self, environ: Mapping[str, str] | None = None) -> T:
         """The value from the environment; the default when unset or empty. A value that does
@@ -159,13 +182,24 @@ DOCTOR_IDLE_S = Setting(
     "LAB_DOCTOR_IDLE_S", "0", float, "hold a websocket idle this long (65: past nginx's 60s default)", "tools"
 )
 
-# The app (labapp.settings). Each LAB_FIX_* is a fix the baseline applies; 0 brings its bug back.
+# The app (AppSettings, below; public=True: /debug/settings shows it). Each LAB_FIX_* is a fix the
+# baseline applies; 0 brings its bug back.
 MAX_UPLOAD_MB = Setting(
     "LAB_MAX_UPLOAD_MB",
     "4096",
     int,
     "upload limit in MiB, the same at nginx (client_max_body_size) and in the app",
     "app",
+    public=True,
+)
+UPLOAD_BODY_S = Setting(
+    "LAB_UPLOAD_BODY_S",
+    "600",
+    seconds,
+    "the whole of one upload's body, however it trickles (nginx's client_body_timeout is per read: "
+    "a byte every 59 s held a worker's connection for ever); past it 408, nothing stored",
+    "app",
+    public=True,
 )
 MAX_HEADER_KIB = Setting(
     "LAB_MAX_HEADER_KIB",
@@ -174,6 +208,7 @@ MAX_HEADER_KIB = Setting(
     "largest request header line and response head in KiB: nginx's large_client_header_buffers and "
     "proxy_buffer_size, the app's own bound on what it sends (defaults: 8k in, 4k out; 400 and 502)",
     "app",
+    public=True,
 )
 UPLOAD_DIR = Setting(
     "LAB_UPLOAD_DIR", "/srv/uploads", Path, "where uploads land (native mode: .lab/uploads)", "app"
@@ -184,7 +219,8 @@ TEMP_PREFIX = ".partial-"
 
 def temp_prefix(host: str, pid: int) -> str:
     """The temp-file prefix of worker ``pid`` on ``host``: here, beside the setting, because
-    gunicorn.conf.py removes a dead worker's files and must not import the app (gevent).
+    gunicorn's master removes a dead worker's files (gunicornhooks) and must not import the app
+    (gevent).
 
     The host as well as the pid: app replicas share the uploads volume, and the workers of
     every container have the same few pids (each container's gunicorn master is pid 1)."""
@@ -192,7 +228,12 @@ def temp_prefix(host: str, pid: int) -> str:
 
 
 MAX_FORM_MEMORY_MB = Setting(
-    "LAB_MAX_FORM_MEMORY_MB", "16", int, "MAX_FORM_MEMORY_SIZE for non-file form fields, in MiB", "app"
+    "LAB_MAX_FORM_MEMORY_MB",
+    "16",
+    int,
+    "MAX_FORM_MEMORY_SIZE for non-file form fields, in MiB",
+    "app",
+    public=True,
 )
 FIX_PROXY = Setting(
     "LAB_FIX_PROXY",
@@ -200,6 +241,7 @@ FIX_PROXY = Setting(
     flag,
     "Werkzeug ProxyFix for exactly one hop: gevent-websocket's worker ignores forwarded_allow_ips",
     "app",
+    public=True,
 )
 FIX_DRAIN_BODY = Setting(
     "LAB_FIX_DRAIN_BODY",
@@ -207,6 +249,7 @@ FIX_DRAIN_BODY = Setting(
     flag,
     "read a body the view left unread (else RST, nginx writev() failed (104), client 502)",
     "app",
+    public=True,
 )
 FIX_UPGRADE_INPUT = Setting(
     "LAB_FIX_UPGRADE_INPUT",
@@ -214,9 +257,15 @@ FIX_UPGRADE_INPUT = Setting(
     flag,
     "bound the body of a plain request saying Connection: upgrade (gevent + Werkzeug read it to EOF: a hang)",
     "app",
+    public=True,
 )
 FIX_JSON_ERRORS = Setting(
-    "LAB_FIX_JSON_ERRORS", "1", flag, "the JSON error envelope for every error (off: HTML pages)", "app"
+    "LAB_FIX_JSON_ERRORS",
+    "1",
+    flag,
+    "the JSON error envelope for every error (off: HTML pages)",
+    "app",
+    public=True,
 )
 FIX_FORM_MEMORY = Setting(
     "LAB_FIX_FORM_MEMORY",
@@ -224,6 +273,7 @@ FIX_FORM_MEMORY = Setting(
     flag,
     "raise MAX_FORM_MEMORY_SIZE to LAB_MAX_FORM_MEMORY_MB (off: Werkzeug's 500 kB, 413)",
     "app",
+    public=True,
 )
 WS_ROUTE_FLAG = Setting(
     "LAB_WS_ROUTE_FLAG",
@@ -231,6 +281,7 @@ WS_ROUTE_FLAG = Setting(
     flag,
     "declare the /ws/* routes with websocket=True (off: 101 then an immediate close)",
     "app",
+    public=True,
 )
 FIX_WS_UPGRADE = Setting(
     "LAB_FIX_WS_UPGRADE",
@@ -238,9 +289,15 @@ FIX_WS_UPGRADE = Setting(
     flag,
     "upgrade only a websocket route's handshake (stock gevent-websocket: 101 for any path, then a close)",
     "app",
+    public=True,
 )
 X_ACCEL = Setting(
-    "LAB_X_ACCEL", "1", flag, "/files/<name> answers with X-Accel-Redirect for nginx to serve", "app"
+    "LAB_X_ACCEL",
+    "1",
+    flag,
+    "/files/<name> answers with X-Accel-Redirect for nginx to serve",
+    "app",
+    public=True,
 )
 WS_MAX_MESSAGE = Setting(
     "LAB_WS_MAX_MESSAGE",
@@ -248,6 +305,25 @@ WS_MAX_MESSAGE = Setting(
     int,
     "largest websocket message in bytes (close 1009): gevent-websocket reads any length into memory",
     "app",
+    field="ws_max_message_bytes",
+    public=True,
+)
+WS_SEND_TIMEOUT_S = Setting(
+    "LAB_WS_SEND_TIMEOUT_S",
+    "5",
+    seconds,
+    "a websocket client must take each message within this, else close 1008 (a client that never "
+    "read its 16 MiB echo pinned 48 MiB of the worker for as long as it stayed)",
+    "app",
+    public=True,
+)
+WS_SEND_MAX_BYTES = Setting(
+    "LAB_WS_SEND_MAX_BYTES",
+    WS_MAX_MESSAGE.default,
+    int,
+    "largest websocket message the app sends and holds unsent for one client (close 1009 beyond)",
+    "app",
+    public=True,
 )
 FIX_BROKER = Setting(
     "LAB_FIX_BROKER",
@@ -255,6 +331,7 @@ FIX_BROKER = Setting(
     flag,
     "chat through Redis pub/sub (off: each worker process has its own room, chat-split-brain)",
     "app",
+    public=True,
 )
 BROKER_URL = Setting(
     "LAB_BROKER_URL",
@@ -278,12 +355,71 @@ SELF_CA = Setting(
     "the CA the app verifies its outbound HTTPS against (native mode: .lab/certs/ca.pem)",
     "app",
 )
+FIX_CPU_OFFLOAD = Setting(
+    "LAB_FIX_CPU_OFFLOAD",
+    "1",
+    flag,
+    "/cpu's work in gevent's threadpool (off: inline, the worker's loop stalls: event-loop-blocked)",
+    "app",
+    public=True,
+)
+GEVENT_MONITOR = Setting(
+    "LAB_GEVENT_MONITOR",
+    "0",
+    flag,
+    "gevent's monitor thread: the app's log names the function that held the loop past the time below",
+    "app",
+)
+GEVENT_MAX_BLOCKING_S = Setting(
+    "LAB_GEVENT_MAX_BLOCKING_S",
+    "0.1",
+    seconds,
+    "gevent's max_blocking_time under LAB_GEVENT_MONITOR=1: a loop held longer is reported",
+    "app",
+)
 SCENARIOS_DIR = Setting(
     "LAB_SCENARIOS_DIR", "/lab/scenarios", Path, "where gunicorn.conf.py finds a scenario's app.env", "app"
 )
+# Socket.IO (labapp/realtime.py, labapp/sioslots.py; docs/SOCKETIO.md).
+SOCKETIO_PORT = Setting(
+    "LAB_SOCKETIO_PORT",
+    "8001",
+    int,
+    "each gunicorn worker also serves /socket.io/ on a port of its own, from this one up (one per "
+    "worker): nginx hashes a session's cookie to one of them, so its polls reach the process holding it",
+    "app",
+)
+SOCKETIO_PING_INTERVAL = Setting(
+    "LAB_SOCKETIO_PING_INTERVAL",
+    "25",
+    int,
+    "Engine.IO pingInterval in seconds; with pingTimeout below the /socket.io/ proxy_read_timeout "
+    "(socketio-ping-timeout)",
+    "app",
+    public=True,
+)
+SOCKETIO_PING_TIMEOUT = Setting(
+    "LAB_SOCKETIO_PING_TIMEOUT",
+    "20",
+    int,
+    "Engine.IO pingTimeout in seconds (see the interval)",
+    "app",
+    public=True,
+)
+SOCKETIO_MAX_MESSAGE = Setting(
+    "LAB_SOCKETIO_MAX_MESSAGE",
+    str(1024 * 1024),
+    int,
+    "largest Engine.IO packet or poll body in bytes: a client over it is disconnected, nobody else",
+    "app",
+    field="socketio_max_message_bytes",
+    public=True,
+)
 
 # gunicorn (gunicorn.conf.py).
-GUNICORN_BIND = Setting("GUNICORN_BIND", "0.0.0.0:8000", str, "gunicorn's listen address(es)", "gunicorn")
+GUNICORN_BIND = Setting(
+    "GUNICORN_BIND", "0.0.0.0:8000", addresses, "gunicorn's listen address(es)", "gunicorn", gunicorn="bind"
+)
 GUNICORN_WORKERS = Setting(
     "GUNICORN_WORKERS",
     "auto",
@@ -291,6 +427,7 @@ GUNICORN_WORKERS = Setting(
     "worker processes; auto: one per core, at least 2 (a worker uses one core; a second one shows "
     "any state kept in one process, as chat-split-brain does)",
     "gunicorn",
+    gunicorn="workers",
 )
 GUNICORN_WORKER_CLASS = Setting(
     "GUNICORN_WORKER_CLASS",
@@ -298,6 +435,7 @@ GUNICORN_WORKER_CLASS = Setting(
     str,
     "gevent-websocket's worker: websockets and thousands of idle connections per process",
     "gunicorn",
+    gunicorn="worker_class",
 )
 GUNICORN_PRELOAD = Setting(
     "GUNICORN_PRELOAD",
@@ -306,9 +444,15 @@ GUNICORN_PRELOAD = Setting(
     "load the app in the master before forking (on: it imports requests/ssl before the worker's "
     "gevent patches them, MonkeyPatchWarning, outbound HTTPS fails: patch-order)",
     "gunicorn",
+    gunicorn="preload_app",
 )
 GUNICORN_WORKER_CONNECTIONS = Setting(
-    "GUNICORN_WORKER_CONNECTIONS", "10000", int, "connections one async worker accepts", "gunicorn"
+    "GUNICORN_WORKER_CONNECTIONS",
+    "10000",
+    int,
+    "connections one async worker accepts",
+    "gunicorn",
+    gunicorn="worker_connections",
 )
 GUNICORN_TIMEOUT = Setting(
     "GUNICORN_TIMEOUT",
@@ -316,6 +460,7 @@ GUNICORN_TIMEOUT = Setting(
     int,
     "worker heartbeat deadline (async workers: not a request timeout)",
     "gunicorn",
+    gunicorn="timeout",
 )
 # A graceful stop (SIGTERM: `make deploy`, `docker compose stop`; HUP's old workers) keeps three
 # promises, each longer than the one before: the longest request it lets finish, gunicorn's
@@ -335,6 +480,7 @@ GUNICORN_GRACEFUL_TIMEOUT = Setting(
     int,
     "seconds in-flight requests get after SIGTERM/HUP, then they are cut; above LAB_LONGEST_REQUEST_S",
     "gunicorn",
+    gunicorn="graceful_timeout",
 )
 GUNICORN_KEEPALIVE = Setting(
     "GUNICORN_KEEPALIVE",
@@ -342,10 +488,18 @@ GUNICORN_KEEPALIVE = Setting(
     int,
     "idle keep-alive seconds: above nginx's upstream keepalive_timeout, so nginx closes first",
     "gunicorn",
+    gunicorn="keepalive",
 )
-GUNICORN_LOGLEVEL = Setting("GUNICORN_LOGLEVEL", "info", str, "gunicorn's own log level", "gunicorn")
+GUNICORN_LOGLEVEL = Setting(
+    "GUNICORN_LOGLEVEL", "info", str, "gunicorn's own log level", "gunicorn", gunicorn="loglevel"
+)
 GUNICORN_PIDFILE = Setting(
-    "GUNICORN_PIDFILE", "", str, "the master's pid file (native mode sets it)", "gunicorn"
+    "GUNICORN_PIDFILE",
+    "",
+    optional,
+    "the master's pid file (native mode sets it)",
+    "gunicorn",
+    gunicorn="pidfile",
 )
 RESTART_ON_LIMIT = Setting(
     "LAB_RESTART_ON_LIMIT",
@@ -361,6 +515,7 @@ GUNICORN_FORWARDED_ALLOW_IPS = Setting(
     str,
     "who may send X-Forwarded-* to the sync/gevent workers of some scenarios",
     "gunicorn",
+    gunicorn="forwarded_allow_ips",
 )
 
 # nginx.
@@ -371,6 +526,42 @@ HSTS_MAX_AGE = Setting(
     "Strict-Transport-Security max-age; 0 sends none (a pinned localhost breaks other projects)",
     "nginx",
 )
+# Per client address (nginx's limit_conn / limit_req, snippets/*-limits.conf; 429 JSON beyond).
+# Everyone behind one NAT (an office, a campus, a carrier's CGNAT) is one address: raise these
+# there (docs/RELIABILITY.md, "Per-client limits").
+LIMIT_CONN_UPLOAD = Setting(
+    "LAB_LIMIT_CONN_UPLOAD",
+    "64",
+    count,
+    "uploads in flight at once from one client address (300 trickling from one client pinned the "
+    "app's memory before uploads were read as they arrive; 48 at once is tests/compose's load)",
+    "nginx",
+)
+LIMIT_CONN_WS = Setting(
+    "LAB_LIMIT_CONN_WS",
+    "1024",
+    count,
+    "open websockets at once from one client address (tests/compose opens 600 from one)",
+    "nginx",
+)
+LIMIT_WS_HANDSHAKES = Setting(
+    "LAB_LIMIT_WS_HANDSHAKES",
+    "100",
+    count,
+    "websocket handshakes a second from one client address, after a burst of ten times that "
+    "(a reconnect storm of one client queues no work in the app)",
+    "nginx",
+)
+KEEPALIVE_REQUESTS = Setting(
+    "LAB_KEEPALIVE_REQUESTS",
+    "1000",
+    count,
+    "requests over one client connection (HTTP/1.1 keep-alive, HTTP/2) before nginx closes it, freeing "
+    "what the connection allocated (nginx's default); clients reconnect, h2load does not (make bench)",
+    "nginx",
+)
+# What nginx-ctl.sh renders from these declarations (scripts/labctl/nginx.py, compose.yaml).
+CLIENT_LIMITS = (LIMIT_CONN_UPLOAD, LIMIT_CONN_WS, LIMIT_WS_HANDSHAKES, KEEPALIVE_REQUESTS)
 
 # Docker Compose.
 APP_REPLICAS = Setting(
@@ -415,82 +606,17 @@ DEBIAN_MIRROR = Setting(
 )
 
 # Container limits: compose.yaml's deploy.resources.limits, per container. Each default is what
-# the container holds at the lab's own caps (a gevent pool of GUNICORN_WORKER_CONNECTIONS per
-# worker, nginx's worker_connections), worked out from what one of each thing costs, measured on
-# a fresh stack and rounded up (docs/COMPOSE.md, "Limits"): the cgroup's working set (its memory
-# less inactive page cache), and its tasks. tests/compose/test_limits.py measures them again.
-MIB = 1024 * 1024
-KIB = 1024
-APP_MASTER_MIB = 20  # gunicorn's master, no app loaded: measured 17.4
-APP_WORKER_MIB = 40  # one idle worker, the app, gevent and redis-py loaded: measured 33.4
-APP_WEBSOCKET_KIB = 42  # one open /ws/echo in a worker: measured 38.4 and 38.8 (2,000 and 1,000)
-APP_UPLOAD_MIB = 4  # one upload in flight (labapp.storage.CHUNK read, hashed, written): measured 3.3
-APP_UPLOADS_PER_WORKER = 16  # budgeted in flight at once; beyond them the memory limit is the cap
-# A websocket message is read whole (LAB_WS_MAX_MESSAGE), and /ws/echo holds it three times:
-# measured 48.4 MiB at the peak for one of 16 MiB.
-MESSAGE_COPIES = 3
-NGINX_MASTER_MIB = 4  # measured 2.0
-NGINX_WORKER_MIB = 12  # one idle worker, the config and TLS contexts loaded: measured 9.0
-# One proxied connection, client TLS and upstream sides: a wss measured 63.7 and 63.9, an upload in
-# flight 65 (48 of them).
-NGINX_CONNECTION_KIB = 72
-# worker_connections (nginx.conf) counts both sides of each proxied connection.
-NGINX_PROXIED_PER_WORKER = 16384 // 2
-REDIS_BASE_MIB = 16  # measured 4.6
-# Redis's default client-output-buffer-limit for pub/sub: a subscriber that far behind is cut.
-REDIS_PUBSUB_BUFFER_MIB = 32
-# One per app worker: 3 replicas (make test-compose) x 2 workers, twice during `make deploy`.
-REDIS_SUBSCRIBERS = 12
-# gevent's threadpool maxsize: its resolver's getaddrinfo threads and the uploads' hashing and
-# writing (labapp.storage) share it.
-GEVENT_THREADS_PER_WORKER = 10
-REDIS_THREADS = 6  # main, 3 background I/O, jemalloc's: measured
-# Healthcheck: python3 (app), bash + head + grep (nginx), redis-cli (redis).
-HEALTHCHECK_PIDS = {"app": 1, "nginx": 3, "redis": 1}
-EXEC_PIDS = 8  # `docker exec`: a shell and what it runs (make reload, dump, logs; the tests)
-# nginx after a reload: new workers start while the old ones close their connections (up to
-# worker_shutdown_timeout): two reloads in a row (make watch) make three generations.
-NGINX_WORKER_GENERATIONS = 3
-
-
-def cpu_cores(raw: str) -> float:
-    """A CPU limit as Compose writes one: a number of cores above 0 (``2``, ``1.5``)."""
-    value = float(raw)
-    if value <= 0:
-        raise ValueError(f"want more than 0 cores, not {raw!r}")
-    return value
-
-
-SIZE_UNITS = {"": 1, "k": KIB, "m": MIB, "g": 1024 * MIB}
-
-
-def byte_size(raw: str) -> int:
-    """A memory size as Compose writes one: ``768m``, ``1g``, ``512k``, or bytes."""
-    text = raw.strip().lower()
-    unit = text[-1:] if text[-1:] in SIZE_UNITS else ""
-    number = text[: len(text) - len(unit)]
-    if not number.isdigit() or int(number) == 0:
-        raise ValueError(f"want a size like 768m or 1g, not {raw!r}")
-    return int(number) * SIZE_UNITS[unit]
-
-
-def _mib(value: float) -> str:
-    return f"{math.ceil(value)}m"
-
-
+# the container holds at the lab's own caps, from the capacity model (capacity.py).
 _APP_CORES = "2"
-_APP_WORKERS = max(2, math.ceil(float(_APP_CORES)))  # GUNICORN_WORKERS=auto under that quota
-_APP_WS = int(GUNICORN_WORKER_CONNECTIONS.default)
-_MESSAGE_MIB = int(WS_MAX_MESSAGE.default) / MIB
-_APP_WORKER_AT_CAPS = (
-    APP_WORKER_MIB
-    + _APP_WS * APP_WEBSOCKET_KIB / KIB
-    + APP_UPLOADS_PER_WORKER * APP_UPLOAD_MIB
-    + MESSAGE_COPIES * _MESSAGE_MIB
+_APP_MEMORY = capacity.app_memory(
+    _APP_CORES, GUNICORN_WORKER_CONNECTIONS.default, WS_MAX_MESSAGE.default, WS_SEND_MAX_BYTES.default
 )
+_APP_PIDS = capacity.app_pids(_APP_CORES)
 _NGINX_CORES = "2"
-_NGINX_WORKERS = math.ceil(float(_NGINX_CORES))  # worker_processes under that quota
-_NGINX_WORKER_AT_CAPS = NGINX_WORKER_MIB + NGINX_PROXIED_PER_WORKER * NGINX_CONNECTION_KIB / KIB
+_NGINX_MEMORY = capacity.nginx_memory(_NGINX_CORES)
+_NGINX_PIDS = capacity.nginx_pids(_NGINX_CORES)
+_REDIS_MEMORY = capacity.redis_memory()
+_REDIS_PIDS = capacity.redis_pids()
 
 APP_CPUS = Setting(
     "LAB_APP_CPUS",
@@ -501,19 +627,16 @@ APP_CPUS = Setting(
 )
 APP_MEMORY = Setting(
     "LAB_APP_MEMORY",
-    _mib(APP_MASTER_MIB + _APP_WORKERS * _APP_WORKER_AT_CAPS),
+    _APP_MEMORY.default,
     byte_size,
-    f"one app replica: master {APP_MASTER_MIB} MiB + {_APP_WORKERS} workers x ({APP_WORKER_MIB} MiB "
-    f"+ {_APP_WS} websockets x {APP_WEBSOCKET_KIB} KiB + {APP_UPLOADS_PER_WORKER} uploads x "
-    f"{APP_UPLOAD_MIB} MiB + {MESSAGE_COPIES} x a {_MESSAGE_MIB:g} MiB message); hit: restarted",
+    _APP_MEMORY.why,
     "limits",
 )
 APP_PIDS = Setting(
     "LAB_APP_PIDS",
-    str(1 + _APP_WORKERS * (1 + GEVENT_THREADS_PER_WORKER) + HEALTHCHECK_PIDS["app"] + EXEC_PIDS),
+    _APP_PIDS.default,
     count,
-    f"one app replica: master + {_APP_WORKERS} workers x (1 + {GEVENT_THREADS_PER_WORKER} pool "
-    f"threads) + healthcheck {HEALTHCHECK_PIDS['app']} + docker exec {EXEC_PIDS}; hit: restarted",
+    _APP_PIDS.why,
     "limits",
 )
 NGINX_CPUS = Setting(
@@ -525,19 +648,16 @@ NGINX_CPUS = Setting(
 )
 NGINX_MEMORY = Setting(
     "LAB_NGINX_MEMORY",
-    _mib(NGINX_MASTER_MIB + _NGINX_WORKERS * _NGINX_WORKER_AT_CAPS),
+    _NGINX_MEMORY.default,
     byte_size,
-    f"nginx: master {NGINX_MASTER_MIB} MiB + {_NGINX_WORKERS} workers x ({NGINX_WORKER_MIB} MiB + "
-    f"{NGINX_PROXIED_PER_WORKER} proxied websockets or uploads x {NGINX_CONNECTION_KIB} KiB); buffered "
-    "request bodies go to disk",
+    _NGINX_MEMORY.why,
     "limits",
 )
 NGINX_PIDS = Setting(
     "LAB_NGINX_PIDS",
-    str(1 + NGINX_WORKER_GENERATIONS * _NGINX_WORKERS + HEALTHCHECK_PIDS["nginx"] + EXEC_PIDS),
+    _NGINX_PIDS.default,
     count,
-    f"nginx: master + {_NGINX_WORKERS} workers x {NGINX_WORKER_GENERATIONS} generations (reloads) + "
-    f"healthcheck {HEALTHCHECK_PIDS['nginx']} + docker exec {EXEC_PIDS}",
+    _NGINX_PIDS.why,
     "limits",
 )
 REDIS_CPUS = Setting(
@@ -545,17 +665,16 @@ REDIS_CPUS = Setting(
 )
 REDIS_MEMORY = Setting(
     "LAB_REDIS_MEMORY",
-    _mib(REDIS_BASE_MIB + REDIS_SUBSCRIBERS * REDIS_PUBSUB_BUFFER_MIB),
+    _REDIS_MEMORY.default,
     byte_size,
-    f"redis: {REDIS_BASE_MIB} MiB + {REDIS_SUBSCRIBERS} subscribers (app workers) x their "
-    f"{REDIS_PUBSUB_BUFFER_MIB} MiB pub/sub output-buffer limit; hit: restarted, chat recovers",
+    _REDIS_MEMORY.why,
     "limits",
 )
 REDIS_PIDS = Setting(
     "LAB_REDIS_PIDS",
-    str(REDIS_THREADS + HEALTHCHECK_PIDS["redis"] + EXEC_PIDS),
+    _REDIS_PIDS.default,
     count,
-    f"redis: {REDIS_THREADS} threads + healthcheck {HEALTHCHECK_PIDS['redis']} + docker exec {EXEC_PIDS}",
+    _REDIS_PIDS.why,
     "limits",
 )
 
@@ -604,6 +723,53 @@ GROUPS = ("stack", "app", "gunicorn", "nginx", "compose", "limits", "swarm", "to
 def by_group() -> Iterator[tuple[str, list[Setting[object]]]]:
     for group in GROUPS:
         yield group, [s for s in SETTINGS.values() if s.group == group]
+
+
+def gunicorn_settings(environ: Mapping[str, str] | None = None) -> dict[str, object]:
+    """gunicorn's settings by gunicorn's names (``bind``, ``workers``, ...), from the environment.
+    A value that does not parse raises ValueError naming the setting."""
+    return {s.gunicorn: s.value(environ) for s in SETTINGS.values() if s.gunicorn}
+
+
+class AppSettings:
+    """The app's settings (group "app"), read once; each is read through its declaration, typed
+    by it: ``settings[FIX_PROXY]`` is a bool, ``settings[UPLOAD_DIR]`` a Path."""
+
+    def __init__(self, values: Mapping[str, object]) -> None:
+        self._values = dict(values)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> AppSettings:
+        """Every app setting from the environment; a value that does not parse raises ValueError
+        naming the setting."""
+        return cls({s.field_name: s.value(environ) for s in SETTINGS.values() if s.group == "app"})
+
+    def __getitem__(self, setting: Setting[T]) -> T:
+        return cast(T, self._values[setting.field_name])
+
+    def replace(self, **changes: object) -> AppSettings:
+        """A copy with some settings changed, by field name: ``replace(fix_proxy=False)``."""
+        unknown = changes.keys() - self._values.keys()
+        if unknown:
+            raise TypeError(f"not an app setting: {', '.join(sorted(unknown))}")
+        return AppSettings({**self._values, **changes})
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return self[MAX_UPLOAD_MB] * capacity.MIB
+
+    @property
+    def self_url(self) -> str:
+        """The lab's own HTTPS URL for /debug/outbound: LAB_SELF_URL, else this host's HTTPS port."""
+        return (self[SELF_URL] or f"https://localhost:{HTTPS_PORT.value()}").rstrip("/")
+
+    def public(self) -> dict[str, object]:
+        """What ``/debug/settings`` shows: the settings declared public, by field name; the form
+        memory limit is null when its fix is off (Werkzeug's own limit applies then)."""
+        shown = {s.field_name: self._values[s.field_name] for s in SETTINGS.values() if s.public}
+        if not self[FIX_FORM_MEMORY]:
+            shown[MAX_FORM_MEMORY_MB.field_name] = None
+        return shown
 
 
 def read_env_file(path: Path) -> dict[str, str]:

@@ -8,6 +8,7 @@ holds the CA (``certutil -t C,,``). No certificate error is ever ignored.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -127,3 +128,19 @@ def wait_for(page: Page, expression: str, timeout: float = 10, what: str = "") -
         raise AssertionError(
             f"timed out after {timeout:.0f}s waiting for {what or expression} (last: {last!r})"
         ) from None
+
+
+def say(page: Page, text: str, box: str = "chat") -> None:
+    """Type into a chat box (``chat``: /ws/chat's, ``sio``: Socket.IO's) and press send, as a
+    person would."""
+    page.fill(f"#{box}-input", text)
+    page.click(f"#{box}-form button")
+
+
+def wait_for_chat(page: Page, box: str, text: str, how: str) -> dict:
+    """The message ``text`` once it is in ``lab.<box>.received``."""
+    return wait_for(
+        page,
+        f"lab.{box}.received.find(m => m.msg === {json.dumps(text)})",
+        what=f"the chat message {text!r} to arrive ({how})",
+    )

@@ -13,24 +13,14 @@ from collections.abc import Callable
 import pytest
 from playwright.sync_api import Page
 
-from browser.browsing import wait_for
+from browser.browsing import say, wait_for, wait_for_chat
 from labctl import native, stack
 from labctl.procs import children
 from support.lab import Lab
 
 
-def say(page: Page, text: str) -> None:
-    """Type into the chat box and press send, as a person would."""
-    page.fill("#chat-input", text)
-    page.click("#chat-form button")
-
-
 def wait_for_message(page: Page, text: str) -> dict:
-    return wait_for(
-        page,
-        f"lab.chat.received.find(m => m.msg === {json.dumps(text)})",
-        what=f"the chat message {text!r} to arrive (relayed by /ws/chat through nginx)",
-    )
+    return wait_for_chat(page, "chat", text, "relayed by /ws/chat through nginx")
 
 
 def test_two_browsers_chat_over_wss(lab: Lab, open_lab_page: Callable[[], Page], state_shot):

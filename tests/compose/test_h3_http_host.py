@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from labctl import behaviours, catalogue, doctor, h3
+from labctl.behaviours.http3 import H3_HOST
 from labctl.endpoints import Endpoint
 from support.composectl import Stack, side_stack
 
@@ -38,11 +39,11 @@ def test_h3_http_host_loses_the_host_over_http3_only(side, lab):
     )
     # The doctor sees it in its HTTP/3 rows, and names the cause.
     diagnosis = doctor.diagnose(endpoint, behaviours.Options())
-    verdicts = {r.behaviour: r.verdict for r in diagnosis.results if r.behaviour.startswith("h3-")}
+    verdicts = {r.behaviour.id: r.verdict for r in diagnosis.results if r.behaviour.id.startswith("h3-")}
     assert verdicts == {"h3-advertised": "ok", "h3-answers": "ok", "h3-host": "broken"}, doctor.report(
         diagnosis
     )
-    assert behaviours.HINTS["h3-host"] in diagnosis.hints(), doctor.report(diagnosis)
+    assert H3_HOST.hint in diagnosis.hints(), doctor.report(diagnosis)
 
 
 def test_the_baseline_keeps_the_host_over_all_three(lab):

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+import capacity
 import labsettings
 from labctl import compose, paths
 
@@ -48,7 +49,7 @@ def expected(env: dict[str, str]) -> dict[str, Expected]:
             user="",
             writable=frozenset({"/lab/state", "/lab/tls", "/lab/ca", "/tmp"}),
             cpus=1.0,
-            memory=64 * labsettings.MIB,
+            memory=64 * capacity.MIB,
             pids=16,
             cap_add=frozenset({"CAP_CHOWN", "CAP_SETUID", "CAP_SETGID"}),
             restart=("", 0),

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import pytest
 
+import capacity
 import labsettings as lab
 from labctl import compose, traffic, wsclient
 from reliability.rawhttp import RawResponse, parse_response, read_until_close, tls_socket
@@ -35,7 +36,7 @@ REPLICAS = 2
 LOWERED_APP_MEMORY = "320m"
 WEBSOCKETS = 600  # 150 per worker: the cost of one, measured over many
 UPLOADS = 48  # enough that what nginx allocates once (a pool, a log buffer) is lost in them
-UPLOAD_SENT = 4 * lab.MIB  # each upload sends this much, then waits
+UPLOAD_SENT = 4 * capacity.MIB  # each upload sends this much, then waits
 HIT_TIMEOUT_S = 30
 # The cgroup's memory less its inactive page cache: what `docker stats` shows (cgroup v2, then v1).
 WORKING_SET = (
@@ -78,12 +79,12 @@ def port_of(stack_lab: Lab) -> int:
     return int(stack_lab.host.rsplit(":", 1)[1])
 
 
-def stalled_upload(stack_lab: Lab, sent: int = lab.MIB) -> ssl.SSLSocket:
+def stalled_upload(stack_lab: Lab, sent: int = capacity.MIB) -> ssl.SSLSocket:
     """PUT /upload/<name> declaring 64 MiB, ``sent`` of them sent, then nothing: in flight."""
     sock = tls_socket(stack_lab, timeout=HIT_TIMEOUT_S)
     sock.sendall(
         f"PUT /upload/limits-{uuid.uuid4().hex[:8]}.bin HTTP/1.1\r\nHost: {stack_lab.host}\r\n"
-        f"Connection: close\r\nContent-Length: {64 * lab.MIB}\r\n\r\n".encode()
+        f"Connection: close\r\nContent-Length: {64 * capacity.MIB}\r\n\r\n".encode()
     )
     block = os.urandom(64 * 1024)
     for _ in range(sent // len(block)):
@@ -145,11 +146,11 @@ def test_what_the_limits_are_made_of_still_holds(limited: Stack, limited_lab: La
     def per(after: dict[str, int], before: dict[str, int], service: str, count: int, unit: int) -> float:
         return (after[service] - before[service]) / count / unit
 
-    app_idle_mib, nginx_idle_mib = idle["app"] / REPLICAS / lab.MIB, idle["nginx"] / lab.MIB
-    app_ws_kib = per(with_websockets, idle, "app", WEBSOCKETS, lab.KIB)
-    nginx_ws_kib = per(with_websockets, idle, "nginx", WEBSOCKETS, lab.KIB)
-    app_upload_mib = per(with_uploads, fresh, "app", UPLOADS, lab.MIB)
-    nginx_upload_kib = per(with_uploads, fresh, "nginx", UPLOADS, lab.KIB)
+    app_idle_mib, nginx_idle_mib = idle["app"] / REPLICAS / capacity.MIB, idle["nginx"] / capacity.MIB
+    app_ws_kib = per(with_websockets, idle, "app", WEBSOCKETS, capacity.KIB)
+    nginx_ws_kib = per(with_websockets, idle, "nginx", WEBSOCKETS, capacity.KIB)
+    app_upload_mib = per(with_uploads, fresh, "app", UPLOADS, capacity.MIB)
+    nginx_upload_kib = per(with_uploads, fresh, "nginx", UPLOADS, capacity.KIB)
     print(
         f"measured: app replica idle {app_idle_mib:.1f} MiB ({workers} workers), nginx idle "
         f"{nginx_idle_mib:.1f} MiB; per websocket ({WEBSOCKETS}) app {app_ws_kib:.1f} KiB, nginx "
@@ -157,12 +158,14 @@ def test_what_the_limits_are_made_of_still_holds(limited: Stack, limited_lab: La
         f"{nginx_upload_kib:.1f} KiB"
     )
     assert partial_uploads(limited) == [], "the aborted uploads left temp files"
-    assert app_idle_mib <= lab.APP_MASTER_MIB + workers * lab.APP_WORKER_MIB, app_idle_mib
-    assert nginx_idle_mib <= lab.NGINX_MASTER_MIB + 2 * lab.NGINX_WORKER_MIB, nginx_idle_mib
-    assert 0 < app_ws_kib <= lab.APP_WEBSOCKET_KIB, f"a websocket costs the app {app_ws_kib:.1f} KiB"
-    assert 0 < nginx_ws_kib <= lab.NGINX_CONNECTION_KIB, f"a websocket costs nginx {nginx_ws_kib:.1f} KiB"
-    assert 0 < app_upload_mib <= lab.APP_UPLOAD_MIB, f"an upload costs the app {app_upload_mib:.2f} MiB"
-    assert 0 < nginx_upload_kib <= lab.NGINX_CONNECTION_KIB, (
+    assert app_idle_mib <= capacity.APP_MASTER_MIB + workers * capacity.APP_WORKER_MIB, app_idle_mib
+    assert nginx_idle_mib <= capacity.NGINX_MASTER_MIB + 2 * capacity.NGINX_WORKER_MIB, nginx_idle_mib
+    assert 0 < app_ws_kib <= capacity.APP_WEBSOCKET_KIB, f"a websocket costs the app {app_ws_kib:.1f} KiB"
+    assert 0 < nginx_ws_kib <= capacity.NGINX_CONNECTION_KIB, (
+        f"a websocket costs nginx {nginx_ws_kib:.1f} KiB"
+    )
+    assert 0 < app_upload_mib <= capacity.APP_UPLOAD_MIB, f"an upload costs the app {app_upload_mib:.2f} MiB"
+    assert 0 < nginx_upload_kib <= capacity.NGINX_CONNECTION_KIB, (
         f"an upload costs nginx {nginx_upload_kib:.1f} KiB"
     )
 
@@ -286,8 +289,8 @@ def test_a_replica_at_its_memory_limit_stops_says_so_and_is_restarted(
         # The OOM killer takes the likeliest process: this worker, the one holding the upload. Its
         # own user may raise its score (no root on the host needed): exec runs as the image's user.
         compose.docker("exec", replica, "sh", "-c", f"echo 1000 > /proc/{worker}/oom_score_adj")
-        chunks = limit // (16 * lab.MIB) + 1  # 16 MiB at a time, to past the limit: bounded
-        hog = f"c = []\nfor _ in range({chunks}):\n    c.append(b'x' * {16 * lab.MIB})"
+        chunks = limit // (16 * capacity.MIB) + 1  # 16 MiB at a time, to past the limit: bounded
+        hog = f"c = []\nfor _ in range({chunks}):\n    c.append(b'x' * {16 * capacity.MIB})"
         compose.docker("exec", "--detach", replica, "python3", "-c", hog)
 
     hit = hit_a_limit(limited, limited_lab, allocate_past_the_limit)

@@ -48,7 +48,7 @@ def test_no_false_alarm_and_the_app_independent_probes_run(plain_deployment) -> 
     diagnosis = doctor.diagnose(plain_deployment, behaviours.Options())
     report = doctor.report(diagnosis)
     assert not diagnosis.failed, report
-    verdicts = {r.behaviour: r.verdict for r in diagnosis.results}
+    verdicts = {r.behaviour.id: r.verdict for r in diagnosis.results}
     skipped = {b for b in APP_INDEPENDENT if verdicts.get(b) not in (behaviours.OK, behaviours.NOTE)}
     assert skipped == set(), report
     assert verdicts["redirect-port"] == behaviours.NOT_PROBED, report  # no /redirect/external there
@@ -60,7 +60,7 @@ def test_the_app_s_own_redirect_route_is_probed(plain_deployment) -> None:
     diagnosis = doctor.diagnose(plain_deployment, options)
     report = doctor.report(diagnosis)
     assert not diagnosis.failed, report
-    probed = {r.behaviour for r in diagnosis.results if r.verdict == behaviours.OK}
+    probed = {r.behaviour.id for r in diagnosis.results if r.verdict == behaviours.OK}
     assert {"redirect-scheme", "redirect-host", "redirect-port", "forged-host", "forged-proto"} <= probed, (
         report
     )

@@ -7,7 +7,8 @@ import socket
 import pytest
 import requests
 
-from labctl import behaviours, hints
+from labctl import hints
+from labctl.behaviours.host import ABSOLUTE_FORM_HOST, UNKNOWN_HOST
 from support import causes
 from support.lab import access_log_entry
 
@@ -75,7 +76,7 @@ def test_unknown_host_is_refused_and_never_reflected(lab, http, host):
     except requests.ConnectionError:
         return
     assert response.status_code == 421, (
-        f"Host {host!r} was served ({response.status_code}): {behaviours.HINTS['unknown-host']}"
+        f"Host {host!r} was served ({response.status_code}): {UNKNOWN_HOST.hint}"
     )
     assert "Location" not in response.headers
     assert host not in response.text
@@ -93,6 +94,6 @@ def test_a_forged_host_behind_an_absolute_request_line_never_reaches_location(la
         tls.sendall(request.encode())
         head = b"".join(iter(lambda: tls.recv(65536), b"")).split(b"\r\n\r\n", 1)[0].decode()
     assert "evil.example" not in head, (
-        f"the forged Host reached the response: {head!r}. {behaviours.HINTS['absolute-form-host']}"
+        f"the forged Host reached the response: {head!r}. {ABSOLUTE_FORM_HOST.hint}"
     )
     assert f"Location: {lab.url}/landing" in head, head

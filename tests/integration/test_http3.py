@@ -12,7 +12,8 @@ import json
 
 import pytest
 
-from labctl import behaviours, hints, probe
+from labctl import hints, probe
+from labctl.behaviours.http3 import H3_ADVERTISED, H3_HOST
 from support import causes
 from support.lab import MIB, PatternBody, access_log_entry, sha256_of_response
 
@@ -38,7 +39,7 @@ def test_alt_svc_advertises_h3_on_the_https_port(lab, http, http3):
         assert advertised == lab.endpoint.port, (
             f"{path} ({status}) over TCP: Alt-Svc {response.headers.get('Alt-Svc')!r}, want h3 on "
             f":{lab.endpoint.port} (snippets/alt-svc.conf, also in the error locations). "
-            f"{behaviours.HINTS['h3-advertised']}"
+            f"{H3_ADVERTISED.hint}"
         )
 
 
@@ -57,8 +58,7 @@ def test_redirects_keep_scheme_host_and_port_over_h3(lab, http3, path, status, l
     reply = http3.request("GET", path)
     assert reply.status == status, f"{path} over HTTP/3: {reply.describe()} {reply.body[:200]!r}"
     assert reply.location == lab.url + location_path, (
-        f"{path} over HTTP/3: Location {reply.location!r}, want {lab.url + location_path!r}. "
-        f"{behaviours.HINTS['h3-host']}"
+        f"{path} over HTTP/3: Location {reply.location!r}, want {lab.url + location_path!r}. {H3_HOST.hint}"
     )
 
 
@@ -72,8 +72,7 @@ def test_the_app_sees_https_and_the_public_host_over_h3(lab, http3):
     assert reply.status == 200, reply.describe()
     seen = json.loads(reply.body)
     assert (seen["scheme"], seen["host"], seen["url_root"]) == ("https", lab.host, lab.url + "/"), (
-        f"over HTTP/3 the app saw {seen['scheme']}://{seen['host']} ({seen['url_root']}). "
-        f"{behaviours.HINTS['h3-host']}"
+        f"over HTTP/3 the app saw {seen['scheme']}://{seen['host']} ({seen['url_root']}). {H3_HOST.hint}"
     )
     assert seen["headers"].get("Host") == lab.host, seen["headers"]
 

@@ -57,13 +57,16 @@ def _dechunk(data: bytes) -> bytes:
 
 
 def tls_socket(
-    lab: Lab, timeout: float = 10, host: str = "localhost", alpn: str = "http/1.1"
+    lab: Lab, timeout: float = 10, host: str = "localhost", alpn: str = "http/1.1", source: str = ""
 ) -> ssl.SSLSocket:
-    """A TLS connection to nginx's HTTPS port, the certificate verified for ``host``."""
+    """A TLS connection to nginx's HTTPS port, the certificate verified for ``host``; from the
+    loopback address ``source`` (127.0.0.N: another client address to nginx) when given."""
     context = lab.ssl_context()
     context.set_alpn_protocols([alpn])
     port = int(lab.host.rsplit(":", 1)[1])
-    sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    sock = socket.create_connection(
+        ("127.0.0.1", port), timeout=timeout, source_address=(source, 0) if source else None
+    )
     return context.wrap_socket(sock, server_hostname=host)
 
 
@@ -81,9 +84,9 @@ def read_until_close(sock: socket.socket, limit: int = 1 << 20) -> bytes:
     return data
 
 
-def exchange(lab: Lab, request: bytes, timeout: float = 10) -> RawResponse:
+def exchange(lab: Lab, request: bytes, timeout: float = 10, source: str = "") -> RawResponse:
     """Send ``request`` (which should ask for Connection: close) and parse the one answer."""
-    with tls_socket(lab, timeout) as sock:
+    with tls_socket(lab, timeout, source=source) as sock:
         # The server may answer and close before the whole request is sent.
         with suppress(ConnectionError, ssl.SSLError):
             sock.sendall(request)

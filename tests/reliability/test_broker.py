@@ -8,6 +8,7 @@ import contextlib
 import io
 import json
 import os
+import queue
 import select
 import signal
 import subprocess
@@ -18,11 +19,12 @@ from pathlib import Path
 import pytest
 import redis
 import requests
+import socketio
 import websocket
 
 import labsettings
 from labapp import chat as app_chat
-from labctl import broker, native, runstate
+from labctl import broker, native, runstate, sioclient
 from support import chat
 from support.lab import Lab
 
@@ -114,6 +116,58 @@ def test_redis_killed_chat_is_told_the_rest_serves_and_native_up_restarts_only_r
         stackctl.wait_for(chat_works, SETTLE_S, "chat to work on every worker again", interval=0.5)
     except AssertionError as error:
         raise AssertionError(f"{error}; the last tries: {tries[-3:]}") from None
+
+
+def _told(client: sioclient.SioClient, state: str) -> dict:
+    """The client's next ``broker`` event saying ``state`` (a worker that saw the broker come back
+    from an earlier test a moment late may say "ok" first)."""
+    end = time.monotonic() + SETTLE_S
+    while (news := client.broker.get(timeout=max(end - time.monotonic(), 0.1)))["state"] != state:
+        pass
+    return news
+
+
+def _chat_reaches_everyone(clients: list[sioclient.SioClient]) -> bool:
+    """One chat from the first client: whether every other one got it (within a few seconds)."""
+    text = f"back {time.monotonic()}"
+    if clients[0].call("chat", {"msg": text}) != {"ok": True}:
+        return False
+    got = []
+    for client in clients[1:]:
+        with contextlib.suppress(queue.Empty):
+            while client.chat.get(timeout=3)["msg"] != text:
+                pass
+            got.append(client)
+    return len(got) == len(clients) - 1
+
+
+def test_redis_killed_socketio_clients_are_told_and_recover_by_themselves(
+    lab: Lab, http: requests.Session, broker_restored: None
+) -> None:
+    clients = [sioclient.connect(lab.endpoint, "websocket") for _ in range(sioclient.MAX_CLIENTS // 5)]
+    try:
+        assert len(sioclient.workers(clients)) >= 2, f"all Socket.IO clients on {sioclient.workers(clients)}"
+        pid = broker.running()
+        assert pid is not None, "the native stack has no redis-server running"
+        os.kill(pid, signal.SIGKILL)
+        told = [_told(client, "unreachable") for client in clients]
+        assert all(t["msg"] == app_chat.BROKER_DOWN_REASON for t in told), told
+        assert clients[0].call("chat", {"msg": "anyone?"}) == {
+            "ok": False,
+            "error": app_chat.BROKER_DOWN_REASON,
+        }
+        with pytest.raises(socketio.exceptions.ConnectionError, match="broker unreachable"):
+            sioclient.connect(lab.endpoint, "websocket")
+        # Socket.IO itself, and the rest of the app, keep serving.
+        assert all(client.call("echo", "still here") == "still here" for client in clients)
+        assert http.get(lab.url + "/debug/request", timeout=5).status_code == 200
+        broker.start()
+        wait_broker(lab, http, "ok")
+        assert all(_told(client, "ok") for client in clients)
+        # python-socketio's Redis manager reconnects on its own backoff (1 s, doubling).
+        stackctl.wait_for(lambda: _chat_reaches_everyone(clients), 30, "a chat across workers again")
+    finally:
+        sioclient.close_all(clients)
 
 
 def test_a_stalled_redis_stalls_chat_only(lab: Lab, http: requests.Session, broker_restored: None) -> None:

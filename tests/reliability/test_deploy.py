@@ -6,9 +6,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from labctl import native, sioclient
 from support.deploying import assert_dropped_nothing, delete_upload, names_in, run_deploy, temp_file_holder
 
 from . import report, stackctl
+
+# A worker's Socket.IO clients are closed with 1001 when it stops; each reconnects on its backoff.
+SETTLE_S = 30
 
 
 def test_deploy_under_load_replaces_every_worker_and_drops_nothing(lab, upload_dir: Path) -> None:
@@ -32,3 +36,20 @@ def test_deploy_under_load_replaces_every_worker_and_drops_nothing(lab, upload_d
         assert stackctl.gunicorn_master() == master, "a graceful reload keeps the master (and its socket)"
     finally:
         delete_upload(lab, run.upload.name)
+
+
+def test_deploy_sends_socketio_clients_away_and_each_comes_back_by_itself(lab) -> None:
+    transports = [t for t in sioclient.TRANSPORTS for _ in range(3)]
+    clients = [sioclient.connect(lab.endpoint, t, reconnect=True) for t in transports]
+    try:
+        first = [client.connects.get(timeout=1) for client in clients]
+        old = {pid for _, pid in sioclient.workers(clients)}
+        native.deploy(lambda _line: None)
+        again = [client.connects.get(timeout=SETTLE_S) for client in clients]
+        assert all(a != b for a, b in zip(first, again, strict=True)), "a client kept its old session"
+        for client in clients:
+            served = client.info()["served_by"]
+            assert served["pid"] not in old, f"a {client.transport} client is still on an old worker {served}"
+            assert client.call("echo", "after the deploy") == "after the deploy"
+    finally:
+        sioclient.close_all(clients)

@@ -129,7 +129,7 @@ def test_worker_sigkill_gets_retried_posts_fail_and_no_file_is_left(lab: Lab, up
     )
     assert not (upload_dir / "cut-by-sigkill.bin").exists(), "a killed upload appeared under its name"
     assert stackctl.partial_files(upload_dir) == [], (
-        "the killed worker's temp file is still there: gunicorn.conf.py's child_exit should remove it"
+        "the killed worker's temp file is still there: gunicornhooks' child_exit should remove it"
     )
     assert new_workers, "gunicorn's master did not respawn the workers"
 

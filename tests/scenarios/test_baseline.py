@@ -21,7 +21,7 @@ def test_symptom_absent_under_baseline(scenario: Scenario, baseline: Endpoint) -
 
 def test_doctor_passes_under_baseline(baseline: Endpoint) -> None:
     diagnosis = doctor.run(baseline)
-    verdicts = {(r.behaviour, r.verdict) for r in diagnosis.results}
+    verdicts = {(r.behaviour.id, r.verdict) for r in diagnosis.results}
     assert {v for _, v in verdicts} == {behaviours.OK, behaviours.NOT_PROBED}, doctor.report(diagnosis)
     # HTTP/3 only where this stack's nginx has the module (Debian 12's native 1.22 has not).
     no_http3 = {"h3-advertised", "h3-answers", "h3-host"} if stack.nginx_has_http3() is False else set()

@@ -1,6 +1,7 @@
 """What the suite says when a behaviour breaks: the likely cause, told apart from its look-alikes
 (a forged X-Forwarded-Host is not `Host $host`; a refused handshake says which pieces the proxy
-dropped). The wording is labctl's: the doctor and `lab check` name the same lines."""
+dropped). The wording is labctl's: the doctor and `lab check` name the same lines, each hint
+worded once on its behaviour (labctl.behaviours)."""
 
 from __future__ import annotations
 
@@ -8,34 +9,35 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from labctl import behaviours, hints, probe
+from labctl import hints, probe
+from labctl.behaviours import forwarded, request_id, websockets
 
 if TYPE_CHECKING:  # support.lab uses these to word its own failures
     from support.lab import Lab
 
 # A forged request header -> the behaviour it breaks when the proxy lets it through.
 FORGED_BEHAVIOUR = {
-    "x-forwarded-host": "forged-host",
-    "x-forwarded-port": "forged-port",
-    "x-forwarded-proto": "forged-proto",
-    "x-forwarded-for": "forged-for",
-    "forwarded": "forged-forwarded",
+    "x-forwarded-host": forwarded.FORGED_HOST,
+    "x-forwarded-port": forwarded.FORGED_PORT,
+    "x-forwarded-proto": forwarded.FORGED_PROTO,
+    "x-forwarded-for": forwarded.FORGED_FOR,
+    "forwarded": forwarded.FORGED_FORWARDED,
 }
 
 
 def forged_cause(forged: Mapping[str, str]) -> str:
     """For a request that carried forged headers: which one the proxy let through, and the fix."""
-    names = [FORGED_BEHAVIOUR[h.lower()] for h in forged if h.lower() in FORGED_BEHAVIOUR]
-    return "; ".join(f"{b}: {behaviours.HINTS[b]}" for b in names)
+    judged = [FORGED_BEHAVIOUR[h.lower()] for h in forged if h.lower() in FORGED_BEHAVIOUR]
+    return "; ".join(f"{b.id}: {b.hint}" for b in judged)
 
 
 def host_cause(lab: Lab, seen_host: str, forged: Mapping[str, str] | None = None) -> str:
     """Why the app saw (or built a URL with) ``seen_host`` instead of the public host:port."""
     lowered = {k.lower(): v for k, v in (forged or {}).items()}
     if "x-forwarded-host" in lowered and lowered["x-forwarded-host"] in seen_host:
-        return f"a forged X-Forwarded-Host reached the app: {behaviours.HINTS['forged-host']}"
+        return f"a forged X-Forwarded-Host reached the app: {forwarded.FORGED_HOST.hint}"
     if "x-forwarded-port" in lowered and seen_host.endswith(":" + lowered["x-forwarded-port"]):
-        return f"a forged X-Forwarded-Port reached the app: {behaviours.HINTS['forged-port']}"
+        return f"a forged X-Forwarded-Port reached the app: {forwarded.FORGED_PORT.hint}"
     if seen_host == urlsplit(lab.url).hostname:
         return hints.scenario("host-drops-port")
     return hints.scenario("upstream-host")
@@ -50,7 +52,7 @@ def location_cause(lab: Lab, location: str, forged: Mapping[str, str] | None = N
     return host_cause(lab, urlsplit(location).netloc, forged)
 
 
-REQUEST_ID = f"X-Request-ID differs between nginx and the app: {behaviours.HINTS['request-id']}"
+REQUEST_ID = f"X-Request-ID differs between nginx and the app: {request_id.REQUEST_ID.hint}"
 
 
 def handshake_cause(lab: Lab, path: str) -> str:
@@ -63,11 +65,11 @@ def handshake_cause(lab: Lab, path: str) -> str:
     if conn is not None:
         conn.close()
         return "it upgrades when asked by hand: the client's own handshake failed"
-    missing = behaviours.missing_pieces(handshake)
+    missing = websockets.missing_pieces(handshake)
     if handshake.status == 404:
         return f"{path} answered 404: no websocket route there"
-    scenario = behaviours.HANDSHAKE_REFUSALS.get(handshake.status)
+    refusal = websockets.HANDSHAKE_REFUSALS.get(handshake.status)
     told = f"; the proxy dropped: {', '.join(missing)}" if missing else ""
     return f"handshake answered {handshake.status}{told}" + (
-        f". {hints.scenario(scenario)}" if scenario else ""
+        f". {hints.scenario(refusal.scenario)}" if refusal else ""
     )

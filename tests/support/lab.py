@@ -16,7 +16,8 @@ import pytest
 import requests
 import websocket
 
-from labctl import behaviours, endpoints, probe, stack
+from labctl import endpoints, probe, stack
+from labctl.behaviours.http3 import H3_ADVERTISED
 from labctl.endpoints import Endpoint
 from support.causes import handshake_cause
 
@@ -199,7 +200,7 @@ def http3_port_or_skip(lab: Lab) -> int:
     if port is None and built:
         pytest.fail(
             f"this stack's nginx has HTTP/3 (nginx -V) but advertises none (Alt-Svc: {advertised!r}): "
-            f"{behaviours.HINTS['h3-advertised']}"
+            f"{H3_ADVERTISED.hint}"
         )
     if port is None:
         why = (

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -10,7 +9,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from labapp import create_app
-from labapp.settings import LabSettings
+from labsettings import AppSettings
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -19,7 +18,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture
-def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> LabSettings:
+def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AppSettings:
     for name in (
         "LAB_FIX_PROXY",
         "LAB_FIX_DRAIN_BODY",
@@ -31,15 +30,15 @@ def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> LabSettings:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("LAB_UPLOAD_DIR", str(tmp_path / "uploads"))
     monkeypatch.setenv("LAB_MAX_UPLOAD_MB", "4")
-    return LabSettings.from_env()
+    return AppSettings.from_env()
 
 
 @pytest.fixture
-def make_app(settings: LabSettings):
+def make_app(settings: AppSettings):
     """Build an app with some settings changed: ``make_app(fix_proxy=False)``."""
 
     def build(**changes: object) -> Flask:
-        app = create_app(replace(settings, **changes))
+        app = create_app(settings.replace(**changes))
         app.config["TESTING"] = True
         return app
 

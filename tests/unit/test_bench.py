@@ -45,6 +45,8 @@ def test_results_hold_exactly_the_issue_keys_and_none_until_measured():
         "ws.connections_held",
         "ws.kib_per_connection",
         "ws.broadcast_ms",
+        "hostile.kib_per_slow_upload",
+        "hostile.mib_per_unread_websocket",
         "workers.gevent_vs_sync_ratio",
         "loop.native_up_s",
         "loop.integration_s",
@@ -85,7 +87,7 @@ def test_table_has_a_row_per_result_with_its_verdict(tmp_path):
     results = record.empty_results()
     results["proxy"]["tls_vs_direct_rps_ratio"] = 0.5
     lines = record.table(results, {"proxy.tls_vs_direct_rps_ratio": "wrk"}).splitlines()
-    assert len(lines) == 1 + 15
+    assert len(lines) == 1 + 17
     assert next(line for line in lines if line.startswith("proxy.")).split()[1:4] == ["0.5", ">=", "0.85"]
     record.write(tmp_path, results, {"machine": {}})
     assert json.loads((tmp_path / "results.json").read_text()) == results
@@ -185,6 +187,18 @@ def test_h2load_summary_is_its_rate_over_the_measured_time():
     load = parse_h2load(stdout, client_cpu_s=0.5)
     assert (load.requests, load.failed, load.client_cpu_s) == (6140, 0, 0.5)
     assert load.rps == pytest.approx(2046.7, abs=0.1)
+
+
+@pytest.mark.parametrize("protocol", ["h1.1", "h2"])
+def test_h2load_rounds_are_counts_no_connection_outlives_keepalive_requests(protocol):
+    from labctl.bench.protocols import h2load_shape
+    from labctl.bench.settings import BenchSettings
+
+    settings = BenchSettings(protocol_requests=6000, protocol_in_flight=20, protocol_connections=2)
+    shape = dict(arg.lstrip("-").split("=") for arg in h2load_shape(protocol, settings, 1000) if "=" in arg)
+    assert "duration" not in shape, "h2load by duration did not end (h1) or started nothing (h2)"
+    assert int(shape["requests"]) == 6000
+    assert int(shape["requests"]) / int(shape["clients"]) <= 1000, shape
 
 
 def upload(mib_per_s: float, rss: float = 1.0) -> upload_rate.UploadResult:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+import capacity
 import cgrouplimits
-import labsettings
 
 pytestmark = pytest.mark.no_stack
 
@@ -105,16 +105,16 @@ def test_the_cores_a_quota_allows(tmp_path: Path, available: int, quota: str, co
     ("raw", "size"), [("1145m", 1145 * MIB), ("1g", 1024 * MIB), ("512k", 512 * 1024), ("4096", 4096)]
 )
 def test_memory_sizes_as_compose_writes_them(raw: str, size: int) -> None:
-    assert labsettings.byte_size(raw) == size
+    assert capacity.byte_size(raw) == size
 
 
 @pytest.mark.parametrize("raw", ["", "m", "1.5g", "0m", "12x"])
 def test_a_malformed_memory_size_is_refused(raw: str) -> None:
     with pytest.raises(ValueError, match="want a size like"):
-        labsettings.byte_size(raw)
+        capacity.byte_size(raw)
 
 
 def test_cpu_limits_parse_and_zero_is_refused() -> None:
-    assert labsettings.cpu_cores("1.5") == 1.5
+    assert capacity.cpu_cores("1.5") == 1.5
     with pytest.raises(ValueError, match="more than 0 cores"):
-        labsettings.cpu_cores("0")
+        capacity.cpu_cores("0")

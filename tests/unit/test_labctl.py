@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from labctl import behaviours, nginx, probe
+from labctl.behaviours import http3
 from labctl.endpoints import Endpoint
 
 
@@ -67,8 +68,8 @@ def test_http3_is_not_probed_where_it_cannot_be_judged():
     state = behaviours.Probe(
         Endpoint("https://localhost:1", None, None), behaviours.Options(http3_unjudged="why")
     )
-    results = list(behaviours.probe_http3(state))
-    assert [(r.behaviour, r.verdict, r.seen) for r in results] == [
+    results = list(http3.probe_http3(state))
+    assert [(r.behaviour.id, r.verdict, r.seen) for r in results] == [
         (name, behaviours.NOT_PROBED, "why") for name in ("h3-advertised", "h3-answers", "h3-host")
     ]
 

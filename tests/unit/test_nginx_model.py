@@ -1,5 +1,5 @@
-"""The config model of `lab check` (labctl.diagnose.config, explain): nginx's own rules for which
-server and location take a request and what a location inherits. No nginx, no stack."""
+"""The config model of `lab check` (labctl.diagnose.config; the behaviours' rules): nginx's own
+rules for which server and location take a request and what a location inherits. No nginx, no stack."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from labctl.diagnose import config, explain
+from labctl import behaviours
+from labctl.diagnose import config
 
 pytestmark = pytest.mark.no_stack
 
@@ -116,17 +117,19 @@ def test_probe_host(name: str, host: str) -> None:
 
 def test_the_explainer_names_missing_headers_at_the_location(site: config.Config) -> None:
     tls_server = site.servers()[1]
-    found = explain.findings(explain.Site(site, "example.com", tls_server, 443, 80, 443, 80, (1, 22, 1)))
-    by_behaviour = {f.behaviour: f for f in found}
+    found = behaviours.findings(
+        behaviours.Site(site, "example.com", tls_server, 443, 80, 443, 80, (1, 22, 1))
+    )
+    by_behaviour = {f.behaviour.id: f for f in found}
     location_line = config.location_for(tls_server, "/").line
     assert by_behaviour["forged-host"].where[1] == location_line
     assert by_behaviour["forged-host"].directive == "missing: proxy_set_header X-Forwarded-Host"
     assert by_behaviour["upload-limit"].directive == "client_max_body_size 8m;"
     assert "redirect-port" not in by_behaviour  # $host is right on 443
-    behind_8443 = explain.findings(
-        explain.Site(site, "example.com", tls_server, 443, 80, 8443, 80, (1, 22, 1))
+    behind_8443 = behaviours.findings(
+        behaviours.Site(site, "example.com", tls_server, 443, 80, 8443, 80, (1, 22, 1))
     )
-    assert "redirect-port" in {f.behaviour for f in behind_8443}  # and wrong behind a port mapping
+    assert "redirect-port" in {f.behaviour.id for f in behind_8443}  # and wrong behind a port mapping
 
 
 NESTED = """

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+import labsettings
 from labctl import paths
 
 # Every input nginx-ctl.sh requires (it defaults none of them to either mode's topology).
@@ -29,7 +30,12 @@ RENDER_ENV = {
     "LAB_UPLOAD_DIR": "/srv/up",
     "LAB_CERT_DIR": "/lab/certs",
     "LAB_HSTS_MAX_AGE": "0",
+    "LAB_LIMIT_CONN_UPLOAD": "64",
+    "LAB_LIMIT_CONN_WS": "1024",
+    "LAB_LIMIT_WS_HANDSHAKES": "100",
+    "LAB_KEEPALIVE_REQUESTS": "1000",
     "LAB_NGINX_USER": "",
+    "LAB_SOCKETIO_SLOT_RE": r"127\.0\.0\.1:(8124|8125)",
 }
 
 
@@ -160,3 +166,37 @@ def test_the_balancer_is_rendered_beside_the_lab_s_config_and_trusted_alone(tmp_
     trust = (tmp_path / "out" / "snippets" / "balancer-trust.conf").read_text()
     trusted = [line for line in trust.splitlines() if line.startswith("set_real_ip_from")]
     assert trusted == ["set_real_ip_from 127.0.0.2;"], trusted
+
+
+# Socket.IO's timers against nginx's (socketio-ping-timeout), read from the rendered config.
+UNITS = {"": 1, "s": 1, "m": 60, "h": 3600}
+
+
+def location_directives(conf: Path, path: str) -> str:
+    """The text of ``location <path> { ... }`` in the rendered lab.conf, its includes inlined."""
+    text = (conf / "conf.d" / "lab.conf").read_text()
+    found = re.search(rf"location {re.escape(path)} \{{(.*?)\n    \}}", text, re.DOTALL)
+    assert found, f"lab.conf has no location {path}"
+    return re.sub(r"include (\S+);", lambda m: (conf / m.group(1)).read_text(), found.group(1))
+
+
+def seconds(value: str) -> int:
+    number, unit = re.fullmatch(r"(\d+)([smh]?)", value).groups()  # type: ignore[union-attr]
+    return int(number) * UNITS[unit]
+
+
+def test_socketio_read_timeout_stays_above_ping_interval_plus_timeout(tmp_path):
+    # A long-poll is held up to pingInterval, a websocket hears a ping every pingInterval: below
+    # their sum nginx ends them first (504, a cut websocket) and every client reconnects at once.
+    assert render(tmp_path).returncode == 0
+    directives = location_directives(tmp_path, "/socket.io/")
+    timeouts = re.findall(r"^\s*proxy_read_timeout (\S+);", directives, re.MULTILINE)
+    assert timeouts, "the /socket.io/ location sets no proxy_read_timeout of its own"
+    read_timeout = seconds(timeouts[-1])
+    interval = int(labsettings.SOCKETIO_PING_INTERVAL.default)
+    timeout = int(labsettings.SOCKETIO_PING_TIMEOUT.default)
+    assert interval + timeout < read_timeout, (
+        f"pingInterval {interval} s + pingTimeout {timeout} s (LAB_SOCKETIO_PING_*) reach nginx's "
+        f"proxy_read_timeout {read_timeout} s on /socket.io/: nginx would end long-polls and quiet "
+        "websockets before Engine.IO does (socketio-ping-timeout)"
+    )

@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 
 import labsettings
-from labapp.settings import LabSettings
 
 GUNICORN_CONF = Path(__file__).resolve().parents[2] / "services" / "app" / "gunicorn.conf.py"
 
@@ -15,7 +14,7 @@ GUNICORN_CONF = Path(__file__).resolve().parents[2] / "services" / "app" / "guni
 @pytest.mark.parametrize(("raw", "expected"), [("0", False), ("off", False), ("1", True), ("", True)])
 def test_fix_flags(monkeypatch, raw, expected):
     monkeypatch.setenv("LAB_FIX_PROXY", raw)
-    assert LabSettings.from_env().fix_proxy is expected
+    assert labsettings.AppSettings.from_env()[labsettings.FIX_PROXY] is expected
 
 
 def test_gunicorn_defaults_to_the_gevent_websocket_worker(monkeypatch):
@@ -39,7 +38,7 @@ def test_gunicorn_conf_applies_a_scenario_env_file(monkeypatch, tmp_path):
         os, "environ", {**environ, "LAB_SCENARIOS_DIR": str(tmp_path), "LAB_SCENARIO": "demo"}
     )
     assert runpy.run_path(str(GUNICORN_CONF))["worker_class"] == "sync"
-    assert LabSettings.from_env().fix_drain_body is False
+    assert labsettings.AppSettings.from_env()[labsettings.FIX_DRAIN_BODY] is False
 
 
 def test_the_scenario_env_did_not_leak_into_this_process():
@@ -88,3 +87,24 @@ def test_broker_urls_redis_py_reads_are_accepted(url):
 def test_malformed_broker_urls_say_what_is_wrong(url, why):
     with pytest.raises(ValueError, match=why):
         labsettings.broker_url(url)
+
+
+def test_app_settings_are_read_through_their_declarations(monkeypatch):
+    monkeypatch.setenv("LAB_WS_MAX_MESSAGE", "1024")
+    monkeypatch.setenv("LAB_FIX_FORM_MEMORY", "0")
+    settings = labsettings.AppSettings.from_env()
+    assert settings[labsettings.WS_MAX_MESSAGE] == 1024
+    shown = settings.public()
+    assert shown["ws_max_message_bytes"] == 1024  # its field, declared: not "ws_max_message"
+    assert shown["max_form_memory_mb"] is None  # Werkzeug's own limit applies with the fix off
+    assert list(shown) == [s.field_name for s in labsettings.SETTINGS.values() if s.public]
+    assert "upload_dir" not in shown and "broker_url" not in shown
+
+
+def test_an_app_setting_is_replaced_by_its_field_name_and_only_an_app_setting():
+    settings = labsettings.AppSettings.from_env({})
+    assert settings.replace(fix_proxy=False)[labsettings.FIX_PROXY] is False
+    with pytest.raises(TypeError, match="not an app setting: fix_prxy"):
+        settings.replace(fix_prxy=False)
+    with pytest.raises(KeyError):
+        settings[labsettings.GUNICORN_WORKERS]

@@ -9,6 +9,7 @@ import runpy
 
 import pytest
 
+import capacity
 import labsettings
 from labctl import paths
 
@@ -51,7 +52,9 @@ def test_compose_mounts_the_scenarios_where_the_app_looks():
     assert f"./nginx/scenarios:{labsettings.SCENARIOS_DIR.default}:ro" in COMPOSE
 
 
-@pytest.mark.parametrize("source", ["labapp", "gunicorn.conf.py", "healthcheck.py"])
+@pytest.mark.parametrize(
+    "source", ["labapp", "gunicorn.conf.py", "gunicornhooks.py", "capacity.py", "healthcheck.py"]
+)
 def test_the_app_reads_no_setting_around_the_declarations(source):
     path = paths.APP_DIR / source
     files = sorted(path.rglob("*.py")) if path.is_dir() else [path]
@@ -96,11 +99,11 @@ def test_gunicorn_refuses_a_graceful_timeout_that_cuts_the_longest_request(monke
 
 def test_nginx_memory_counts_the_connections_nginx_conf_allows_a_worker():
     """worker_connections counts both sides of a proxied connection: the limit's figure
-    (labsettings.NGINX_PROXIED_PER_WORKER) is half of it."""
+    (capacity.NGINX_PROXIED_PER_WORKER) is half of it."""
     nginx_conf = (paths.NGINX_SRC / "nginx.conf").read_text()
     found = re.search(r"^\s*worker_connections (\d+);", nginx_conf, re.MULTILINE)
     assert found, "nginx.conf sets no worker_connections"
-    assert int(found.group(1)) // 2 == labsettings.NGINX_PROXIED_PER_WORKER
+    assert int(found.group(1)) // 2 == capacity.NGINX_PROXIED_PER_WORKER
 
 
 def test_the_app_memory_figure_counts_gunicorns_own_cap_per_worker():
@@ -108,8 +111,8 @@ def test_the_app_memory_figure_counts_gunicorns_own_cap_per_worker():
     the first cap (a cap nobody sees is the bug worker_connections had)."""
     workers = max(2, math.ceil(float(labsettings.APP_CPUS.default)))  # GUNICORN_WORKERS=auto in that quota
     pool = int(labsettings.GUNICORN_WORKER_CONNECTIONS.default)
-    held = workers * pool * labsettings.APP_WEBSOCKET_KIB * labsettings.KIB
-    assert labsettings.byte_size(labsettings.APP_MEMORY.default) > held, (
+    held = workers * pool * capacity.APP_WEBSOCKET_KIB * capacity.KIB
+    assert capacity.byte_size(labsettings.APP_MEMORY.default) > held, (
         f"LAB_APP_MEMORY {labsettings.APP_MEMORY.default} is below {workers} full gevent pools of "
         f"{pool} websockets: the memory limit would be hit before gunicorn's own cap"
     )

@@ -9,14 +9,16 @@ import gevent
 import pytest
 from gevent import pywsgi
 
+import labsettings as lab
 from labapp import inputfix
-from labapp.storage import CHUNK, PendingUpload
+from labapp.body import CHUNK, Body
+from labapp.storage import PendingUpload
 
 PAYLOAD = b"0123456789abcdef" * 4096  # 64 KiB
 
 
 def files_in(app) -> list[str]:
-    directory = app.config["LAB"].upload_dir
+    directory = app.config["LAB"][lab.UPLOAD_DIR]
     return sorted(p.name for p in directory.iterdir()) if directory.exists() else []
 
 
@@ -29,7 +31,7 @@ def test_multipart_upload_streams_to_disk(app, client):
         "sha256": hashlib.sha256(PAYLOAD).hexdigest(),
     }
     assert files_in(app) == ["report.bin"]
-    assert (app.config["LAB"].upload_dir / "report.bin").read_bytes() == PAYLOAD
+    assert (app.config["LAB"][lab.UPLOAD_DIR] / "report.bin").read_bytes() == PAYLOAD
 
 
 def test_raw_put(app, client):
@@ -178,7 +180,8 @@ def test_gevent_input_body_shorter_than_declared_is_an_error():
 
 def test_receive_stores_every_chunk_in_order(tmp_path):
     part = PendingUpload(tmp_path)
-    part.receive(io.BytesIO(BIG).readinto)
+    source = io.BytesIO(BIG)
+    part.receive(Body({"wsgi.input": source}, source, deadline_s=60))
     assert part.commit("big.bin") == {
         "name": "big.bin",
         "size": len(BIG),
@@ -188,16 +191,16 @@ def test_receive_stores_every_chunk_in_order(tmp_path):
 
 
 def test_a_reader_error_mid_body_leaves_nothing_and_closes_the_file(tmp_path):
-    source = io.BytesIO(BIG)
+    class FailsThirdTime(io.BytesIO):
+        def readinto(self, view) -> int:  # type: ignore[override]
+            if self.tell() >= 2 * CHUNK:
+                raise OSError("client went away")
+            return super().readinto(view)
 
-    def fails_third_time(view: memoryview) -> int:
-        if source.tell() >= 2 * CHUNK:
-            raise OSError("client went away")
-        return source.readinto(view)
-
+    source = FailsThirdTime(BIG)
     part = PendingUpload(tmp_path)
     with pytest.raises(OSError, match="went away"):
-        part.receive(fails_third_time)
+        part.receive(Body({"wsgi.input": source}, source, deadline_s=60))
     part.discard()
     assert list(tmp_path.iterdir()) == []
     gevent.sleep(0.1)  # the chunk still being written finishes, then the file is closed

@@ -77,6 +77,11 @@ def native_stack(worker_class: str = BASELINE_WORKER, workers: int | None = 1) -
         GUNICORN_WORKERS=None if workers is None else str(workers),
         LAB_NGINX_OVERLAY=str(render_overlay()),
         LAB_SCENARIO="",
+        # The bench's thousands of clients all come from 127.0.0.1: the per-address limits are
+        # for hostile clients, not for its load.
+        LAB_LIMIT_CONN_UPLOAD="65535",  # nginx's largest
+        LAB_LIMIT_CONN_WS="65535",
+        LAB_LIMIT_WS_HANDSHAKES="100000",
     ):
         quiet = contextlib.redirect_stdout(io.StringIO())  # the up/down banners, once per restart
         with quiet:

@@ -17,6 +17,7 @@ RESULT_KEYS: dict[str, tuple[str, ...]] = {
     "proxy": ("tls_vs_direct_rps_ratio",),
     "upload": ("app_vs_ideal_ratio", "unbuffered_vs_discard_ratio", "app_rss_growth_mib"),
     "ws": ("connections_held", "kib_per_connection", "broadcast_ms"),
+    "hostile": ("kib_per_slow_upload", "mib_per_unread_websocket"),
     "workers": ("gevent_vs_sync_ratio",),
     "loop": ("native_up_s", "integration_s"),
     "deploy": ("failed_requests", "seconds"),

@@ -10,7 +10,19 @@ from typing import Any
 
 from .. import endpoints, native, paths, stack, traffic
 from ..venv import reexec_in_venv
-from . import bench_stack, chart, loop, nginxlog, protocols, proxy, record, upload_rate, workers, wsload
+from . import (
+    bench_stack,
+    chart,
+    hostile,
+    loop,
+    nginxlog,
+    protocols,
+    proxy,
+    record,
+    upload_rate,
+    workers,
+    wsload,
+)
 from .settings import SECTIONS, BenchSettings, env_help
 
 OUT = paths.LAB / "bench"
@@ -137,6 +149,25 @@ class Run:
             f"CPU ms each: {result.broadcast_cpu_ms}"
         )
 
+    def measure_hostile(self) -> None:
+        # On a stack of its own with the default workers, straight to gunicorn (bench/hostile.py).
+        with bench_stack.native_stack(workers=None):
+            result = hostile.run(self.settings)
+        self.details["hostile"] = asdict(result)
+        self.results["hostile"].update(
+            kib_per_slow_upload=result.kib_per_slow_upload,
+            mib_per_unread_websocket=result.mib_per_unread_websocket,
+        )
+        self.notes["hostile.kib_per_slow_upload"] = (
+            f"workers' VmRSS growth at the peak / {result.slow_uploads} PUTs trickling a byte a second "
+            f"for {hostile.TRICKLE_S}s, straight to gunicorn"
+        )
+        self.notes["hostile.mib_per_unread_websocket"] = (
+            f"workers' VmRSS growth at the peak / {result.unread_websockets} /ws/echo clients that sent "
+            f"{hostile.UNREAD_MESSAGE // hostile.MIB} MiB and do not read the echo (closed 1008 after "
+            "LAB_WS_SEND_TIMEOUT_S)"
+        )
+
     def measure_deploy(self) -> None:
         s = self.settings
         load = traffic.Load(
@@ -190,11 +221,14 @@ class Run:
             h3_vs_h2_nginx_cpu_ratio=record.ratio(nginx_cpu["h3"], nginx_cpu["h2"]),
         )
         cpu = {name: summary[name]["cpu_ms_per_request"] for name in protocols.PROTOCOLS}
+        failed = {name: summary[name]["failed_rounds"] for name in protocols.PROTOCOLS}
         self.notes["protocols.h2_vs_h11_rps_ratio"] = (
-            f"GET {protocols.PATH} via nginx, {s.protocol_in_flight} in flight, {s.protocol_rounds}x"
-            f"{s.protocol_seconds:g}s each, {summary['stack']}: req/s "
+            f"GET {protocols.PATH} via nginx, {s.protocol_in_flight} in flight, {s.protocol_rounds} rounds "
+            f"(h2load {s.protocol_requests} requests each for h1.1 and h2, h3 {s.protocol_seconds:g}s), "
+            f"{summary['stack']}: req/s "
             + ", ".join(f"{name} {value:.0f}" for name, value in rps.items())
-            + " (h2load for h1.1 and h2)"
+            + "; rounds failed (errored requests, not counted): "
+            + ", ".join(f"{name} {count}" for name, count in failed.items())
         )
         self.notes["protocols.h3_vs_h2_rps_ratio"] = (
             f"h3 with the aioquic client, its CPU {cpu['h3']['client']} ms/request vs h2load's "
@@ -219,6 +253,8 @@ class Run:
                     self.details["errors"].update(dict.fromkeys(stacked, str(error)))
             if "ws" in sections:
                 self._section("ws")  # on a stack of its own: the default workers
+            if "hostile" in sections:
+                self._section("hostile")  # the same
             if "workers" in sections:
                 self._section("workers")
             if "protocols" in sections:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, fields, replace
 
-SECTIONS = ("loop", "proxy", "upload", "ws", "deploy", "workers", "protocols")
+SECTIONS = ("loop", "proxy", "upload", "ws", "hostile", "deploy", "workers", "protocols")
 
 
 @dataclass(frozen=True)
@@ -34,8 +34,13 @@ class BenchSettings:
     # `make deploy` (gunicorn's graceful reload) under this load: GET threads and websockets.
     deploy_threads: int = 16
     deploy_websockets: int = 16
+    # What one trickling upload and one websocket client that never reads cost the workers.
+    hostile_slow_uploads: int = 200
+    hostile_unread_websockets: int = 4
     # HTTP/1.1 vs HTTP/2 vs HTTP/3 small GETs: each run, alternated protocol_rounds times; requests
     # in flight, over protocol_connections connections (HTTP/1.1: one connection per request).
+    # h2load runs protocol_requests a round (it completes by count), the aioquic client protocol_seconds.
+    protocol_requests: int = 6000
     protocol_seconds: float = 3.0
     protocol_rounds: int = 3
     protocol_in_flight: int = 20
@@ -71,6 +76,9 @@ QUICK = BenchSettings(
     integration=False,
     deploy_threads=4,
     deploy_websockets=4,
+    hostile_slow_uploads=50,
+    hostile_unread_websockets=2,
+    protocol_requests=1000,
     protocol_seconds=1.0,
     protocol_rounds=1,
 )

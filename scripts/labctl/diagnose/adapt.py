@@ -18,12 +18,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import crossplane
-
 from ..nginx import ipv6_loopback, nginx_has_http3
 from .config import (
     Config,
     Directive,
+    line_of,
     listens,
     literal_names,
     parse_listen,
@@ -108,12 +107,6 @@ class Where:
     @property
     def tmp(self) -> Path:
         return self.base / "tmp"
-
-
-def line_of(directive: Directive) -> str:
-    """One directive as nginx reads it, quoted where its arguments need it (crossplane's own rules)."""
-    built: str = crossplane.build([{"directive": directive.name, "args": directive.args, "line": 1}])
-    return built.rstrip()
 
 
 class Adapter:

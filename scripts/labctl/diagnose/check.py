@@ -15,16 +15,20 @@ import os
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 import labsettings
 
 from .. import behaviours, catalogue, paths
-from ..behaviours import BROKEN, NOT_PROBED, NOTE, OK
+from ..behaviours import BROKEN, NOT_PROBED, NOTE, OK, Behaviour, Finding, Site
+from ..behaviours.body import body_limit_mib
+from ..behaviours.errors import ERROR_FORMAT
+from ..behaviours.redirects import REDIRECT_PORT
+from ..behaviours.websockets import ALL as WEBSOCKET_BEHAVIOURS
 from ..endpoints import Endpoint
 from ..nginx import nginx_has_http3, nginx_version
-from . import sandbox
+from . import gunicornconf, sandbox
 from .adapt import Plan, adapt
 from .config import (
     Config,
@@ -37,20 +41,23 @@ from .config import (
     tls_listens,
     usable_name,
 )
-from .explain import Finding, Site, body_limit_mib, findings
 
 STATIC = "static"  # broken by the config's text, no probe could confirm it
 
 
 @dataclass(frozen=True)
 class Row:
-    behaviour: str
+    behaviour: Behaviour
     verdict: str  # ok, broken, static, note, not probed
     seen: str
     file: str = ""  # where in the user's own files (an include line for a system file's directive)
     line: int = 0
     directive: str = ""
     fix: str = ""
+
+    def as_json(self) -> dict[str, object]:
+        """The row for --json: the behaviour by its id."""
+        return {f.name: getattr(self, f.name) for f in fields(self)} | {"behaviour": self.behaviour.id}
 
 
 @dataclass
@@ -68,8 +75,11 @@ def _proxies(server: Directive) -> bool:
     return any(d.name == "proxy_pass" for d in server.walk())
 
 
-def site_for(config: Config, public_https: int | None, public_http: int | None) -> Site:
-    """The site the probes ask for: the TLS server that proxies (else a plain one), its name."""
+def site_for(
+    config: Config, public_https: int | None, public_http: int | None, version: tuple[int, ...] | None = None
+) -> Site:
+    """The site the probes ask for: the TLS server that proxies (else a plain one), its name;
+    judged as ``version`` of nginx (this machine's when not given)."""
     proxying = [s for s in config.servers() if _proxies(s)]
     main = ([s for s in proxying if tls_listens(s)] or proxying)[0]
     host = probe_host(usable_name(main) or "localhost")
@@ -82,7 +92,7 @@ def site_for(config: Config, public_https: int | None, public_http: int | None) 
         (http_port := _http_port(config, main, tls_port)),
         public_https or tls_port or 443,
         public_http or http_port or 80,
-        nginx_version(),
+        version or nginx_version(),
     )
 
 
@@ -141,10 +151,10 @@ def _row(result: behaviours.Result, found: list[Finding]) -> list[Row]:
 def merge(results: list[behaviours.Result], found: list[Finding]) -> list[Row]:
     """The probes' results in order, each behaviour's findings attached to the result that
     decides it: its first broken one, else its first not probed one, else its first."""
-    by_behaviour: dict[str, list[Finding]] = {}
+    by_behaviour: dict[Behaviour, list[Finding]] = {}
     for finding in found:
         by_behaviour.setdefault(finding.behaviour, []).append(finding)
-    deciding: dict[str, behaviours.Result] = {}
+    deciding: dict[Behaviour, behaviours.Result] = {}
     for verdict in (BROKEN, NOT_PROBED, NOTE, OK):
         for result in results:
             if result.verdict == verdict:
@@ -168,16 +178,13 @@ def port_notes(site: Site, rows: list[Row]) -> list[str]:
     if (
         site.tls
         and site.public_https_port == 443
-        and not any(r.behaviour == "redirect-port" for r in rows if r.verdict != OK)
+        and not any(r.behaviour is REDIRECT_PORT for r in rows if r.verdict != OK)
     ):
         notes.append(
             "the public HTTPS port is 443, where URLs carry no port: behind a port mapping or a balancer "
             "on another port, run again with --public-https-port to see whether the app's URLs keep it"
         )
     return notes
-
-
-WEBSOCKET_BEHAVIOURS = ("ws-upgrade", "ws-open", "ws-idle", "ws-scheme")
 
 
 def judged_where_probed(site: Site, results: list[behaviours.Result]) -> list[behaviours.Result]:
@@ -236,8 +243,8 @@ def run(path: Path, args: argparse.Namespace, in_namespace: bool) -> tuple[Outco
     with sandbox.running(plan, place):
         results = judged_where_probed(site, behaviours.run(endpoint, options))
         matches = scenario_matches(endpoint)
-    answered = next((r.status for r in results if r.behaviour == "error-format" and r.status), None)
-    rows = merge(results, findings(site, answered))
+    answered = next((r.status for r in results if r.behaviour is ERROR_FORMAT and r.status), None)
+    rows = merge(results, behaviours.findings(replace(site, bad_gateway_answered=answered)))
     return Outcome(rows, matches, port_notes(site, rows)), plan, site, warnings
 
 
@@ -259,12 +266,14 @@ def report(
             )
     lines.extend(f"  nginx -t: {warning}" for warning in warnings)
     lines.append("")
-    width = max(len(r.behaviour) for r in outcome.rows)
+    width = max(len(r.behaviour.id) for r in outcome.rows)
     marks = {OK: "ok", BROKEN: "BROKEN", STATIC: "broken*", NOTE: "note", NOT_PROBED: "-"}
     previous: Row | None = None
     for row in outcome.rows:
         again = previous is not None and (previous.behaviour, previous.seen) == (row.behaviour, row.seen)
-        lines.append(f"  {row.behaviour:<{width}}  {marks[row.verdict]:<8} {'(same)' if again else row.seen}")
+        lines.append(
+            f"  {row.behaviour.id:<{width}}  {marks[row.verdict]:<8} {'(same)' if again else row.seen}"
+        )
         previous = row
         if row.file:
             lines.append(f"  {'':<{width}}  {'':<8} {_short(row.file, path)}:{row.line}  {row.directive}")
@@ -300,6 +309,7 @@ def main(args: argparse.Namespace, argv: list[str]) -> int:
         "judged as your public ports"
     )
     try:
+        layers = gunicornconf.judge(args.conf, args.gunicorn) if args.gunicorn else []
         outcome, plan, site, warnings = run(args.conf, args, in_namespace)
     except ConfigError as error:
         print(f"lab check: {error}", file=sys.stderr)
@@ -313,13 +323,16 @@ def main(args: argparse.Namespace, argv: list[str]) -> int:
         print(
             json.dumps(
                 {
-                    "rows": [asdict(r) for r in outcome.rows],
+                    "rows": [r.as_json() for r in outcome.rows],
                     "matches": outcome.matches,
                     "changes": [asdict(c) for c in plan.changes],
+                    "gunicorn": [asdict(f) for f in layers],
                 },
                 indent=1,
             )
         )
     else:
         print(report(args.conf, outcome, plan, site, warnings, mode, time.monotonic() - started))
-    return 1 if outcome.broken else 0
+        if layers:
+            print(gunicornconf.report(layers))
+    return 1 if outcome.broken or any(f.verdict == BROKEN for f in layers) else 0

@@ -17,8 +17,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import crossplane
-
 SYSTEM_CONF_DIR = Path("/etc/nginx")
 # Where Certbot keeps what it writes for a site: present only on a machine that got certificates.
 CERTBOT_DIR = "/etc/letsencrypt/"
@@ -310,7 +308,17 @@ def proxy_headers(location: Directive) -> dict[str, Directive]:
     return {d.args[0].lower(): d for d in effective(location, "proxy_set_header") if d.args}
 
 
+def line_of(directive: Directive) -> str:
+    """One directive as nginx reads it, quoted where its arguments need it (crossplane's own rules)."""
+    import crossplane  # .venv only: the doctor imports this model (the rules' types) without it
+
+    built: str = crossplane.build([{"directive": directive.name, "args": directive.args, "line": 1}])
+    return built.rstrip()
+
+
 def _crossplane(path: Path) -> list[dict[str, object]]:
+    import crossplane  # .venv only: the doctor imports this model (the rules' types) without it
+
     payload = crossplane.parse(str(path), single=True, check_ctx=False, check_args=False, comments=False)
     for entry in payload["config"]:
         for error in entry["errors"]:
@@ -383,6 +391,8 @@ def _build(
 
 def load(path: Path) -> Config:
     """Parse ``path`` (a whole nginx.conf or a file of server blocks) and everything it includes."""
+    import crossplane  # .venv only: the doctor imports this model (the rules' types) without it
+
     path = path.resolve()
     if not path.is_file():
         raise ConfigError(f"{path}: no such file")

@@ -1,5 +1,6 @@
-"""`scripts/lab check`'s options, apart from the check itself: the CLI is built with the standard
-library before the virtualenv exists; the check (crossplane, the lab's app) runs inside it."""
+"""`scripts/lab check`'s and `scripts/lab diagnose-score`'s options, apart from the check itself: the
+CLI is built with the standard library before the virtualenv exists; the check (crossplane, the lab's
+app) runs inside it."""
 
 from __future__ import annotations
 
@@ -22,5 +23,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--json", action="store_true", help="the rows as JSON on stdout")
     parser.add_argument(
+        "--gunicorn",
+        type=Path,
+        metavar="GUNICORN_CONF",
+        help="your gunicorn.conf.py (or a file with the gunicorn command line), judged with the nginx config",
+    )
+    parser.add_argument(
         "--no-namespace", action="store_true", help="remap ports instead of a network namespace"
+    )
+
+
+def add_score_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--corpus", choices=["corpus", "holdout", "all", "none"], default="all", help="which corpus to score"
+    )
+    parser.add_argument(
+        "--mutations",
+        choices=["static", "full", "none"],
+        default="static",
+        help="mutation score by the static rules (every mutant), the full lab check (slow), or none",
     )

@@ -184,7 +184,7 @@ class RedisRoom:
         self._relay: gevent.Greenlet | None = None
 
     def start(self) -> None:
-        """The relay greenlet (gunicorn.conf.py's post_worker_init, once per worker)."""
+        """The relay greenlet (gunicornhooks' post_worker_init, once per worker)."""
         if self._relay is None:
             self._relay = gevent.spawn(self._relay_forever)
 

@@ -1,5 +1,8 @@
-"""WSGI layers around the Flask app: request id and request log, body draining, a bounded body
-behind a constant Connection: upgrade, ProxyFix.
+"""WSGI layers around the Flask app, outermost first: the request log (adopting nginx's
+X-Request-ID or making one), body draining (LAB_FIX_DRAIN_BODY), ProxyFix for one hop
+(LAB_FIX_PROXY); and CloseWhenStopping, which closes each keep-alive connection after its
+response once the worker is told to stop. (The bounded body behind a constant Connection:
+upgrade is labapp.wsfix's: a patch of gevent-websocket's handler, not a layer.)
 
 gevent-websocket's worker bypasses gunicorn's HTTP layer (no forwarded-header handling, no
 access log), so these live in the app where every worker class gets them.
@@ -18,7 +21,8 @@ from typing import Any
 from flask import Flask, Response, g, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from .settings import LabSettings
+import labsettings as lab
+from labsettings import AppSettings
 
 Environ = dict[str, Any]
 StartResponse = Callable[..., Any]
@@ -188,7 +192,7 @@ class CloseWhenStopping:
     pooled keep-alive connections until graceful_timeout, then kills whatever is in flight:
     GETs under load got 500s across a reload (tests/reliability/test_faults.py). Closing each
     connection after its current response hands new requests to the new workers.
-    gunicorn.conf.py's post_worker_init calls ``stop()`` from the worker's SIGTERM handler.
+    gunicornhooks' post_worker_init calls ``stop()`` from the worker's SIGTERM handler.
     """
 
     stopping = False
@@ -204,7 +208,7 @@ class CloseWhenStopping:
         return response
 
 
-def install(app: Flask, settings: LabSettings) -> None:
+def install(app: Flask, settings: AppSettings) -> None:
     @app.before_request
     def _adopt_request_id() -> None:
         g.request_id = request.environ.get(REQUEST_ID_KEY, "")
@@ -217,14 +221,14 @@ def install(app: Flask, settings: LabSettings) -> None:
     # copies that C stack out for every parked greenlet. With three object layers an idle websocket
     # cost the worker 37 KiB, as functions 29.6 (make bench: ws.kib_per_connection).
     wsgi: WSGIApp = app.wsgi_app
-    if settings.fix_proxy:
+    if settings[lab.FIX_PROXY]:
         # Exactly one trusted hop (nginx): the last X-Forwarded-For value is the one nginx added.
         # x_prefix: nginx serves the app under /sub/ too and names the prefix it stripped.
         wsgi = ProxyFix(wsgi, x_for=1, x_proto=1, x_host=1, x_port=1, x_prefix=1).__call__
-    if settings.fix_drain_body:
+    if settings[lab.FIX_DRAIN_BODY]:
         wsgi = drain_body(wsgi, settings.max_upload_bytes + 1024 * 1024)
-    if settings.fix_json_errors:
-        wsgi = bounded_response_head(wsgi, settings.max_header_kib * 1024 - HEAD_ADDED_BY_SERVER)
+    if settings[lab.FIX_JSON_ERRORS]:
+        wsgi = bounded_response_head(wsgi, settings[lab.MAX_HEADER_KIB] * 1024 - HEAD_ADDED_BY_SERVER)
     app.wsgi_app = request_log(wsgi)  # type: ignore[method-assign,assignment]
     _configure_logging()
 

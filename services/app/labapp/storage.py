@@ -2,11 +2,12 @@
 name only when complete, so an aborted, over-limit or malformed upload never leaves a partial
 file under a real name. ``StreamingRequest`` lets a view send multipart file parts there.
 
-A raw body (``PendingUpload.receive``) is read into two reused buffers: while the worker
-receives into one, a thread of gevent's pool hashes and writes the other (hashlib and os.write
-release the GIL), so receiving, hashing and writing overlap instead of taking turns on the
-worker's one Python thread. Memory stays at two chunks whatever the size (make bench:
-upload.app_vs_ideal_ratio, upload.app_rss_growth_mib).
+A raw body (``PendingUpload.receive``) is read as it arrives (labapp.body): while the worker
+receives one chunk, a thread of gevent's pool hashes and writes the one before (hashlib and
+os.write release the GIL), so receiving, hashing and writing overlap instead of taking turns on
+the worker's one Python thread. The chunks lie in buffers lent by the worker's pool only while
+their bytes are there: a fast upload holds two, a slow one none while it waits (make bench:
+upload.app_vs_ideal_ratio, upload.app_rss_growth_mib, upload.kib_per_slow_upload).
 """
 
 from __future__ import annotations
@@ -24,13 +25,13 @@ from flask import Request
 
 import labsettings
 
-CHUNK = 1024 * 1024
+from .body import POOL, Body
+
 # Each os.write at most this much. The kernel's copy into the page cache is most of an upload's
 # cost, and on the lab's VMs it is cheaper in small pieces: 1 GiB written in 16 KiB pieces cost
 # 0.5-0.85 s of system time, in 1 MiB pieces 1.8-2.2 s (32 KiB: 1.2, 256 KiB: 1.7), the pages
 # coming back from the hypervisor each time (docs/BENCHMARKS.md, "Upload").
 WRITE_PIECE = 16 * 1024
-Readinto = Callable[[memoryview], int | None]
 
 
 class PendingUpload:
@@ -60,25 +61,26 @@ class PendingUpload:
         self.size += len(data)
         return len(data)
 
-    def receive(self, readinto: Readinto) -> None:
-        """Everything ``readinto`` gives until it returns 0: each chunk is hashed and written by a
-        pool thread while the next one is received into the other buffer. An error from either
-        side propagates; the chunk in flight still finishes before the file is closed."""
-        pool = gevent.get_hub().threadpool
-        buffers = (memoryview(bytearray(CHUNK)), memoryview(bytearray(CHUNK)))
-        turn = 0
+    def receive(self, body: Body) -> None:
+        """The whole of ``body``: each chunk is hashed and written by a pool thread while the
+        next one is received. An error from either side propagates; the chunk in flight still
+        finishes before the file is closed."""
+        threads = gevent.get_hub().threadpool
         while True:
-            # The buffer the thread used two chunks ago: it finished when its result was taken.
-            got = readinto(buffers[turn]) or 0
+            size = body.ready()  # waits with no buffer held
+            data, buffer = body.take(size, POOL) if size else (memoryview(b""), None)
             if self._storing is not None:
                 # Raises the thread's error (a full disk) here. Cleared only after: a greenlet
                 # killed while waiting leaves it set, so discard() waits for the thread.
                 self._storing.get()
                 self._storing = None
-            if not got:
+            if not data:
                 return
-            self._storing = pool.spawn(self.write, buffers[turn][:got])
-            turn ^= 1
+            self._storing = threads.spawn(self.write, data)
+            if buffer is not None:
+                # Back to the pool once stored, not when the next bytes come: a client that
+                # sends a burst and stalls must not keep it.
+                self._storing.rawlink(lambda _stored, lent=buffer: POOL.give(lent))
 
     def seek(self, *_args: Any) -> int:
         # Werkzeug rewinds a finished part before wrapping it; the bytes are already on disk.

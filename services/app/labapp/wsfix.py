@@ -45,12 +45,14 @@ from geventwebsocket.handler import WebSocketHandler
 from geventwebsocket.websocket import Header, WebSocket
 from werkzeug.exceptions import HTTPException
 
+import labsettings
+
 _stock_upgrade = WebSocketHandler.upgrade_websocket
 _stock_get_environ = WebSocketHandler.get_environ
 
 _LOCK = "_lab_send_lock"
 # One frame to one peer: a peer that does not take it in this time is cut (its session ends).
-SEND_TIMEOUT_S = 5.0
+SEND_TIMEOUT_S = labsettings.WS_SEND_TIMEOUT_S.value()
 _original_send_frame = WebSocket.send_frame
 
 
@@ -102,6 +104,11 @@ def _send_lock(handler: Any) -> Semaphore:
         lock = Semaphore()
         setattr(handler, _LOCK, lock)
     return lock
+
+
+def send_lock(ws: Any) -> Semaphore:
+    """The lock a sender holds for a whole frame (or a fragmented message: labapp.wssend)."""
+    return _send_lock(ws.handler)
 
 
 def _send_whole_frame(self: WebSocket, message: Any, opcode: int) -> None:

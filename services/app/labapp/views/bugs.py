@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
+import labsettings as lab
+
 from ..errors import error_response
 from ..middleware import UNBOUNDED_HEAD
 from .websockets import echo_loop
@@ -28,7 +30,7 @@ def big_header() -> Response:
     # nginx: "upstream sent too big header" -> 502, a gateway error on demand (html-errors scenario):
     # a header as large as nginx's proxy_buffer_size (LAB_MAX_HEADER_KIB), the head larger still,
     # sent past the app's own bound on heads (labapp.middleware.bounded_response_head).
-    padding = current_app.config["LAB"].max_header_kib * 1024
+    padding = current_app.config["LAB"][lab.MAX_HEADER_KIB] * 1024
     request.environ[UNBOUNDED_HEAD] = True
     response = jsonify(padding_bytes=padding)
     response.headers["X-Lab-Padding"] = "x" * padding

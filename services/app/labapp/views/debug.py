@@ -12,6 +12,8 @@ import urllib3.util.ssl_
 from flask import Blueprint, Response, abort, current_app, g, jsonify, request
 from werkzeug.http import dump_cookie
 
+import labsettings as lab
+
 from .. import chat
 
 bp = Blueprint("debug", __name__)
@@ -85,7 +87,7 @@ def outbound() -> Response:
     patched = context_class is ssl.SSLContext and module.startswith("gevent")
     started = time.perf_counter()
     try:
-        answer = requests.get(url, verify=str(settings.self_ca), timeout=OUTBOUND_TIMEOUT_S)
+        answer = requests.get(url, verify=str(settings[lab.SELF_CA]), timeout=OUTBOUND_TIMEOUT_S)
     except (requests.RequestException, RecursionError) as error:
         abort(502, f"the app's outbound HTTPS request to {url} failed: {type(error).__name__}: "
                    f"{str(error)[:200]} (urllib3's SSLContext is {module}'s)")  # fmt: skip

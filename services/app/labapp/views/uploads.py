@@ -17,7 +17,10 @@ from urllib.parse import quote
 from flask import Blueprint, Response, abort, current_app, jsonify, request, send_file
 from werkzeug.utils import secure_filename
 
-from ..settings import LabSettings
+import labsettings as lab
+from labsettings import AppSettings
+
+from ..body import Body
 from ..storage import PendingUpload, StreamingRequest
 
 X_ACCEL_PREFIX = "/_lab_files/"
@@ -25,7 +28,7 @@ X_ACCEL_PREFIX = "/_lab_files/"
 bp = Blueprint("uploads", __name__)
 
 
-def _settings() -> LabSettings:
+def _settings() -> AppSettings:
     return current_app.config["LAB"]
 
 
@@ -49,13 +52,15 @@ def upload_multipart() -> Response:
     pending: list[PendingUpload] = []
 
     def sink() -> PendingUpload:
-        part = PendingUpload(_settings().upload_dir)
+        part = PendingUpload(_settings()[lab.UPLOAD_DIR])
         pending.append(part)
         return part
 
     cast(StreamingRequest, request).file_sink = sink
+    body = Body(request.environ, cast(io.RawIOBase, request.stream), _settings()[lab.UPLOAD_BODY_S])
     try:
-        field = request.files.get("file")
+        with body.within_deadline():  # Werkzeug's parser reads the body here
+            field = request.files.get("file")
         if field is None or not field.filename:
             abort(400, "multipart upload needs a file in the field 'file'")
         name = safe_name(field.filename)
@@ -72,11 +77,12 @@ def upload_multipart() -> Response:
 def upload_raw(name: str) -> Response:
     name = safe_name(name)
     stream = cast(io.RawIOBase, request.stream)  # 413 here when Content-Length is over the limit
-    part = PendingUpload(_settings().upload_dir)
+    part = PendingUpload(_settings()[lab.UPLOAD_DIR])
     try:
-        # readinto: the body lands in the upload's own buffers, with no copy in between
-        # (labapp.inputfix gives gevent's wsgi.input the readinto Werkzeug's stream uses).
-        part.receive(stream.readinto)
+        # Read as it arrives, into the worker's pooled buffers with no copy in between
+        # (labapp.inputfix gives gevent's wsgi.input the readinto Werkzeug's stream uses), the
+        # whole body within LAB_UPLOAD_BODY_S (labapp.body).
+        part.receive(Body(request.environ, stream, _settings()[lab.UPLOAD_BODY_S]))
         if request.content_length is not None and part.size != request.content_length:
             abort(400, f"body ended after {part.size} of {request.content_length} bytes")
         return _created(part.commit(name))
@@ -87,7 +93,7 @@ def upload_raw(name: str) -> Response:
 
 def _stored(name: str) -> tuple[str, Path]:
     name = safe_name(name)
-    path = _settings().upload_dir / name
+    path = _settings()[lab.UPLOAD_DIR] / name
     if not path.is_file():
         abort(404, f"no uploaded file named {name!r}")
     return name, path
@@ -96,7 +102,7 @@ def _stored(name: str) -> tuple[str, Path]:
 @bp.get("/files/<name>")
 def download(name: str) -> Response:
     name, path = _stored(name)
-    if not _settings().x_accel:
+    if not _settings()[lab.X_ACCEL]:
         return send_file(path, mimetype="application/octet-stream", conditional=True)
     # nginx serves the bytes (sendfile, Content-Length, ranges) from its internal location.
     response = Response(status=200, mimetype="application/octet-stream")

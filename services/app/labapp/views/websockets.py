@@ -10,9 +10,13 @@ from typing import Any
 import gevent
 from flask import Blueprint, Response, abort, current_app, g, request
 from gevent import GreenletExit
+from gevent.lock import BoundedSemaphore
 from geventwebsocket.exceptions import ProtocolError, WebSocketError
 
-from .. import chat, wsfix
+import labsettings as lab
+from labsettings import AppSettings
+
+from .. import chat, wsfix, wssend
 from ..middleware import CloseWhenStopping
 from .debug import served_by
 
@@ -22,6 +26,13 @@ GOING_AWAY_REASON = "server restarting: reconnect"
 CLOSE_PROTOCOL_ERROR = 1002
 CLOSE_INVALID_PAYLOAD = 1007
 CLOSE_MESSAGE_TOO_BIG = 1009
+# One large payload unmasked at a time per worker. gevent-websocket 0.10.1 unmasks in a per-byte
+# Python loop (issue 26) that holds the worker's loop: a burst of 200 x 1 MiB had every ready
+# greenlet unmask in one turn of the loop, /healthz waited, and gunicorn's heartbeat (30 s)
+# killed both workers. Taken in turns, with a turn of the loop between two payloads, the work one
+# burst queues waits here, not in the loop.
+LARGE_PAYLOAD = 64 * 1024
+UNMASKING = BoundedSemaphore(1)
 # How much of a refused over-limit frame is read and thrown away before closing, at most.
 DISCARD_CHUNK = 64 * 1024
 DISCARD_MAX_BYTES = 4 * 1024 * 1024
@@ -53,6 +64,7 @@ class BoundedReceiver:
         self.max_bytes = max_bytes
         self._left = max_bytes
         self._exceeded = False
+        self._unmasking = False  # holds UNMASKING until this message is returned
         self._read = ws.raw_read
         ws.raw_read = self._bounded_read  # the payload reader; frame headers use ws.stream
 
@@ -61,7 +73,15 @@ class BoundedReceiver:
             self._exceeded = True
             return b""  # a short read: read_frame raises WebSocketError without reading on
         self._left -= size
-        return self._read(size)
+        payload = self._read(size)
+        if size >= LARGE_PAYLOAD and not self._unmasking:
+            # The payload is here; its unmasking (next, in read_frame) holds the worker's loop.
+            UNMASKING.acquire()
+            self._unmasking = True
+            # A timer, not sleep(0): a turn of the loop itself (IO, timers: /healthz, the heartbeat),
+            # which gevent's callbacks (the semaphore's hand-over is one) yield to only every 50.
+            gevent.sleep(0.001)
+        return payload
 
     def _discard_unread(self) -> None:
         """Read (a bounded part of) the refused payload before the handler closes the socket:
@@ -96,11 +116,22 @@ class BoundedReceiver:
             # stream and reader its close() cleared. Anything else is a bug, and says so.
             if not self.ws.closed:
                 raise
+        finally:
+            if self._unmasking:
+                self._unmasking = False
+                UNMASKING.release()
         return None
 
 
+def send(ws: Any, message: str | bytes) -> bool:
+    """``message`` within the app's send deadline and cap (labapp.wssend)."""
+    settings: AppSettings = current_app.config["LAB"]
+    return wssend.send_message(ws, message, settings[lab.WS_SEND_TIMEOUT_S], settings[lab.WS_SEND_MAX_BYTES])
+
+
 def bounded_receiver(ws: Any) -> BoundedReceiver:
-    return BoundedReceiver(ws, current_app.config["LAB"].ws_max_message_bytes)
+    settings: AppSettings = current_app.config["LAB"]
+    return BoundedReceiver(ws, settings[lab.WS_MAX_MESSAGE])
 
 
 # The worker's open websockets, for the graceful stop to close.
@@ -143,11 +174,9 @@ def echo_loop() -> Response:
     ws = _socket()
     receiver = bounded_receiver(ws)
     with going_away_on_shutdown(ws):
-        while (message := receiver.receive()) is not None:
-            try:
-                ws.send(message, binary=not isinstance(message, str))
-            except WebSocketError:
-                break  # closed meanwhile: the peer left, or the worker is stopping
+        # False: the peer left, the worker is stopping, or it did not read in time (closed 1008)
+        while (message := receiver.receive()) is not None and send(ws, message):
+            pass
     return Response(status=204)
 
 
@@ -194,7 +223,8 @@ def make_blueprint(websocket_flag: bool) -> Blueprint:
     @bp.route("/ws/info", websocket=websocket_flag)
     def info() -> Response:
         ws = _socket()
-        ws.send(
+        send(
+            ws,
             json.dumps(
                 {
                     "scheme": "wss" if request.scheme == "https" else "ws",
@@ -203,9 +233,9 @@ def make_blueprint(websocket_flag: bool) -> Blueprint:
                     "request_id": g.get("request_id", ""),
                     "served_by": served_by(),
                 }
-            )
+            ),
         )
-        ws.close(1000, "info sent")
+        wsfix.close_within(ws, 1000, "info sent")
         return Response(status=204)
 
     return bp

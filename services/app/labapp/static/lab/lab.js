@@ -8,6 +8,7 @@ const lab = (window.lab = {
   request: null,
   chat: { url: "", events: [], received: [] },
   upload: null,
+  stream: null,
   // crypto.subtle.digest() needs the whole file in memory: above this, hash in slices (sha256.js).
   webcryptoMaxBytes: 256 * MIB,
 });
@@ -76,11 +77,11 @@ function reconnectDelayMs(attempt) {
   return ceiling / 2 + Math.random() * (ceiling / 2);
 }
 
-function chatLine(text, who) {
+function chatLine(text, who, log = "chat-log") {
   const item = document.createElement("li");
   item.className = who;
   item.textContent = text;
-  $("chat-log").append(item);
+  $(log).append(item);
   item.scrollIntoView({ block: "nearest" });
 }
 
@@ -223,8 +224,62 @@ async function upload(event) {
   );
 }
 
+// --- a stream: when each event arrives ---------------------------------------------------
+const STREAM_EVENTS = 5;
+const STREAM_INTERVAL_S = 0.5;
+// A stream cut short (the browser's network changed, the stack restarted) is timed again from
+// its start, this many times: an EventSource's own reconnect would resume it mid-way.
+const STREAM_ATTEMPTS = 3;
+
+function startStream(attempt = 1) {
+  const started = performance.now();
+  const stream = (lab.stream = { events: [], done: false, asWritten: null, attempt });
+  $("stream-interval").textContent = STREAM_INTERVAL_S;
+  $("stream-log").replaceChildren();
+  $("stream-verdict").textContent = "";
+  const source = new EventSource(`stream/events?count=${STREAM_EVENTS}&interval=${STREAM_INTERVAL_S}`);
+  source.addEventListener("tick", (message) => {
+    const data = JSON.parse(message.data);
+    const arrivedS = (performance.now() - started) / 1000;
+    stream.events.push({ id: message.lastEventId, n: data.n, sentS: data.elapsed_s, arrivedS });
+    const item = document.createElement("li");
+    item.textContent = `event ${message.lastEventId}: written at ${data.elapsed_s.toFixed(2)} s, arrived at ${arrivedS.toFixed(2)} s`;
+    $("stream-log").append(item);
+    if (data.n === data.of) {
+      source.close(); // the stream is over: EventSource would otherwise reconnect and start again
+      finishStream(stream);
+    }
+  });
+  source.onerror = () => {
+    source.close();
+    if (attempt < STREAM_ATTEMPTS) {
+      startStream(attempt + 1);
+      return;
+    }
+    stream.done = true;
+    setVerdict($("stream-verdict"), false, `the stream failed after ${stream.events.length} events`);
+  };
+}
+
+function finishStream(stream) {
+  const first = stream.events[0].arrivedS;
+  const spread = stream.events[stream.events.length - 1].arrivedS - first;
+  // Written over (count - 1) intervals: arriving as written spreads them over about as long.
+  stream.asWritten = spread >= (STREAM_EVENTS - 1) * STREAM_INTERVAL_S * 0.8;
+  stream.done = true;
+  setVerdict(
+    $("stream-verdict"),
+    stream.asWritten,
+    stream.asWritten
+      ? `Each event arrived as it was written (over ${spread.toFixed(2)} s).`
+      : `All events arrived together, ${first.toFixed(2)} s in: the proxy buffers this stream (proxy_buffering off on its location, or X-Accel-Buffering: no).`,
+  );
+}
+
+$("stream-start").addEventListener("click", () => startStream());
 $("chat-connect").addEventListener("click", () => connectChat());
 $("chat-form").addEventListener("submit", sendChat);
 $("upload-form").addEventListener("submit", upload);
 showRequest();
 connectChat();
+startStream();

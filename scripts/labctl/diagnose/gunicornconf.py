@@ -1,0 +1,527 @@
+"""`lab check FILE --gunicorn GUNICORN_CONF`: the app server's settings judged with the nginx
+config in front of it, for what neither file shows alone (each finding names both file:line).
+
+The gunicorn side is read the way gunicorn reads it: a ``gunicorn.conf.py`` through gunicorn's
+own file loading (``Application.load_config_from_module_name_or_filename``: the file runs, the
+names that are settings are set through ``Config.set``, which validates them), or a file holding
+the command line (a shell line, a Procfile, a Dockerfile CMD) through gunicorn's own argument
+parser (``Config.parser``). A config that raises, a value gunicorn refuses, an unknown option,
+or a top-level name one typo away from a setting (gunicorn ignores it silently) is one line and
+exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import contextlib
+import difflib
+import io
+import json
+import os
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gunicorn.app.base import Application
+from gunicorn.config import Config as GunicornConfig
+
+from ..behaviours import BROKEN, NOTE, OK
+from .config import Config, ConfigError, Directive, effective, load, proxy_headers, seconds
+
+NGINX_UPSTREAM_KEEPALIVE_TIMEOUT_S = 60.0  # the upstream module's default keepalive_timeout
+NGINX_PROXY_READ_TIMEOUT_S = 60.0
+NGINX_WORKER_CONNECTIONS = 512
+NGINX_HEADER_BUFFER = "8k"  # large_client_header_buffers 4 8k
+# Worker classes by what they do with an idle kept-alive connection and with a websocket.
+SYNC = {"sync", "gunicorn.workers.sync.SyncWorker"}
+THREADED = {"gthread", "gunicorn.workers.gthread.ThreadWorker"}
+# gevent's pywsgi server (gunicorn's gevent_pywsgi and gevent-websocket's worker) never closes an
+# idle connection, and bypasses gunicorn's HTTP parser: its limits, forwarded_allow_ips and
+# secure_scheme_headers do not apply.
+PYWSGI = {
+    "gevent_wsgi",
+    "gevent_pywsgi",
+    "gunicorn.workers.ggevent.GeventPyWSGIWorker",
+    "geventwebsocket.gunicorn.workers.GeventWebSocketWorker",
+}
+SECURE_HEADERS_DEFAULT = "gunicorn's default"
+
+
+class GunicornConfigError(ConfigError):
+    """The gunicorn config cannot be read as gunicorn reads it: one line, exit 2."""
+
+
+@dataclass(frozen=True)
+class Gunicorn:
+    path: Path
+    cfg: GunicornConfig
+    lines: dict[str, tuple[str, int]]  # setting -> the user's file and line that set it
+
+    def value(self, name: str) -> Any:
+        return self.cfg.settings[name].get()
+
+    def where(self, name: str) -> str:
+        file, line = self.lines.get(name, (self.path.name, 0))
+        return f"{file}:{line}" if line else f"{file}: (gunicorn's default)"
+
+    @property
+    def worker_class(self) -> str:
+        """As gunicorn names it: ``sync`` with threads above 1 runs ``gthread``."""
+        return str(self.cfg.worker_class_str)
+
+    def where_worker_class(self) -> str:
+        threaded = self.worker_class == "gthread" and "worker_class" not in self.lines
+        return self.where("threads" if threaded else "worker_class")
+
+
+class _Reader(Application):
+    """gunicorn's Application, for its config loading only: no command line, no app."""
+
+    def init(self, parser: argparse.ArgumentParser, opts: argparse.Namespace, args: list[str]) -> None:
+        return None
+
+    def load_config(self) -> None:
+        return None  # gunicorn's reads sys.argv: the caller loads what it was given
+
+    def load(self) -> None:
+        raise NotImplementedError
+
+
+def _quietly(what: str, call: Any, *args: Any) -> Any:
+    """``call(*args)`` with gunicorn's own printing captured; what it said, as one line, on failure."""
+    said = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(said), contextlib.redirect_stdout(said):
+            return call(*args)
+    except (Exception, SystemExit) as error:  # noqa: BLE001 (a user's config may raise anything)
+        lines = [line.strip() for line in said.getvalue().splitlines() if line.strip()]
+        detail = lines[-1] if lines else f"{type(error).__name__}: {error}"
+        raise GunicornConfigError(f"{what}: {detail}") from None
+
+
+def _assignment_lines(path: Path) -> dict[str, int]:
+    lines: dict[str, int] = {}
+    for node in ast.parse(path.read_text(), str(path)).body:
+        targets = node.targets if isinstance(node, ast.Assign) else []
+        if isinstance(node, ast.AnnAssign | ast.AugAssign):
+            targets = [node.target]
+        if isinstance(node, ast.FunctionDef):
+            lines[node.name] = node.lineno
+        for target in targets:
+            if isinstance(target, ast.Name):
+                lines[target.id] = node.lineno
+    return lines
+
+
+def _load_python(path: Path, reader: _Reader) -> dict[str, tuple[str, int]]:
+    names = _quietly(str(path), reader.load_config_from_module_name_or_filename, str(path))
+    settings = reader.cfg.settings
+    for name, value in names.items():
+        if name in settings or name.startswith("_") or callable(value) or isinstance(value, type(os)):
+            continue
+        near = difflib.get_close_matches(name, settings, n=1, cutoff=0.6)
+        if near:
+            raise GunicornConfigError(
+                f"{path}: {name!r} is not a gunicorn setting (gunicorn ignores it silently); {near[0]!r}?"
+            )
+    lines = _assignment_lines(path)
+    return {name: (path.name, line) for name, line in lines.items() if name in settings}
+
+
+def _is_gunicorn(word: str) -> bool:
+    return Path(word).name == "gunicorn"  # also a path to it, and systemd's ExecStart=/.../gunicorn
+
+
+def _words(text: str) -> list[str]:
+    if text.split()[:1] and text.split()[0].upper() in {"CMD", "ENTRYPOINT"} and "[" in text:
+        return [str(word) for word in json.loads(text[text.index("[") :])]  # a Dockerfile's exec form
+    return shlex.split(text.partition(":")[2] if text.startswith("web:") else text, comments=True)
+
+
+def _command_tokens(path: Path) -> list[tuple[str, int]]:
+    """The words after ``gunicorn`` on the first command line running it (continued lines
+    joined), each with its line."""
+    command: list[tuple[str, int]] = []
+    for number, raw in enumerate(path.read_text().splitlines(), start=1):
+        try:
+            command.extend((word, number) for word in _words(raw.strip().removesuffix("\\")))
+        except ValueError as error:  # unbalanced quotes, a CMD that is not JSON
+            raise GunicornConfigError(f"{path}:{number}: {error}") from None
+        if raw.rstrip().endswith("\\"):
+            continue  # the command goes on
+        if any(_is_gunicorn(word) for word, _ in command):
+            break
+        command = []
+    start = next((i for i, (word, _) in enumerate(command) if _is_gunicorn(word)), None)
+    if start is None:
+        raise GunicornConfigError(f"{path}: neither a gunicorn.conf.py nor a line running gunicorn")
+    return command[start + 1 :]
+
+
+def _load_command(path: Path, reader: _Reader) -> dict[str, tuple[str, int]]:
+    tokens = _command_tokens(path)
+    parser = reader.cfg.parser()
+    options, unknown = _quietly(str(path), parser.parse_known_args, [word for word, _ in tokens])
+    if unknown:
+        raise GunicornConfigError(f"{path}: gunicorn has no option {unknown[0]!r}")
+    lines: dict[str, tuple[str, int]] = {}
+    if options.config:  # -c FILE: read first, the command line's options then override it
+        lines = _load_python((path.parent / options.config).resolve(), reader)
+    for name, value in vars(options).items():
+        if value is None or name == "args":
+            continue
+        _quietly(f"{path}: {name}", reader.cfg.set, name.lower(), value)
+    for word, line in tokens:
+        action = parser._option_string_actions.get(word.split("=", 1)[0])
+        if action is not None:
+            lines[action.dest] = (path.name, line)
+    return lines
+
+
+def load_gunicorn(path: Path) -> Gunicorn:
+    if not path.is_file():
+        raise GunicornConfigError(f"{path}: no such file")
+    reader = _Reader(prog="gunicorn")
+    if path.suffix == ".py":
+        lines = _load_python(path.resolve(), reader)
+    else:
+        lines = _load_command(path.resolve(), reader)
+    return Gunicorn(path, reader.cfg, lines)
+
+
+@dataclass(frozen=True)
+class Finding:
+    behaviour: str
+    verdict: str  # broken, note or ok
+    seen: str
+    nginx: str  # file:line (or what nginx uses when the file does not say)
+    gunicorn: str
+    fix: str = ""
+
+
+def _at(directive: Directive | None, default: str) -> str:
+    if directive is None:
+        return default
+    file, line = directive.where
+    return f"{Path(file).name}:{line}"
+
+
+def _proxied(config: Config) -> list[Directive]:
+    return [d.parent for d in config.root.walk() if d.name == "proxy_pass" and d.parent is not None]
+
+
+def _is_websocket(location: Directive) -> bool:
+    path = " ".join(location.args).lower()
+    return "upgrade" in proxy_headers(location) or "socket.io" in path or "/ws" in path
+
+
+def _upstream(config: Config, location: Directive) -> Directive | None:
+    target = next(iter(location.children("proxy_pass")), None)
+    if target is None or not target.args:
+        return None
+    name = target.args[0].split("://", 1)[-1].split("/", 1)[0]
+    return config.upstreams().get(name)
+
+
+def _keepalive(config: Config, gunicorn: Gunicorn, locations: list[Directive]) -> list[Finding]:
+    pooled = [
+        u for u in {_upstream(config, loc) for loc in locations} if u is not None and u.children("keepalive")
+    ]
+    if not pooled:
+        return []
+    upstream = pooled[0]
+    timeout_directive = next(iter(upstream.children("keepalive_timeout")), None)
+    nginx_s = seconds(timeout_directive.args[0]) if timeout_directive else NGINX_UPSTREAM_KEEPALIVE_TIMEOUT_S
+    nginx_at = _at(
+        timeout_directive,
+        f"{_at(upstream.children('keepalive')[0], '')} (keepalive_timeout 60s, the default)",
+    )
+    worker = gunicorn.worker_class
+    if worker in SYNC or worker in PYWSGI:
+        why = (
+            "closes each connection after its response"
+            if worker in SYNC
+            else "never closes an idle connection"
+        )
+        return [
+            Finding(
+                "keepalive-race",
+                OK,
+                f"{worker} {why}: nginx's pool meets no close",
+                nginx_at,
+                gunicorn.where_worker_class(),
+            )
+        ]
+    app_s = float(gunicorn.value("keepalive"))
+    if app_s > nginx_s:
+        return [
+            Finding(
+                "keepalive-race",
+                OK,
+                f"gunicorn keepalive {app_s:g}s above nginx's upstream keepalive_timeout {nginx_s:g}s",
+                nginx_at,
+                gunicorn.where("keepalive"),
+            )
+        ]
+    return [
+        Finding(
+            "keepalive-race",
+            BROKEN,
+            f"gunicorn closes idle connections after keepalive {app_s:g}s, nginx reuses them for "
+            f"{nginx_s:g}s: "
+            "now and then a POST gets 502 (upstream-keepalive-race)",
+            nginx_at,
+            gunicorn.where("keepalive"),
+            f"keepalive above {nginx_s:g} in gunicorn (e.g. {nginx_s + 15:g}), or nginx's "
+            f"upstream keepalive_timeout below {app_s:g}s",
+        )
+    ]
+
+
+def _timeouts(gunicorn: Gunicorn, locations: list[Directive]) -> list[Finding]:
+    found: list[Finding] = []
+    plain = [loc for loc in locations if not _is_websocket(loc)] or locations
+    location = plain[0]
+    directive = next(iter(effective(location, "proxy_read_timeout")), None)
+    read_s = seconds(directive.args[0]) if directive else NGINX_PROXY_READ_TIMEOUT_S
+    nginx_at = _at(directive, f"{_at(location, '')} (proxy_read_timeout 60s, the default)")
+    timeout = float(gunicorn.value("timeout"))
+    worker = gunicorn.worker_class
+    if worker in SYNC and timeout and timeout < read_s:
+        found.append(
+            Finding(
+                "worker-timeout",
+                BROKEN,
+                f"a request longer than gunicorn's timeout {timeout:g}s kills its {worker} "
+                "worker (WORKER TIMEOUT, "
+                f"502) while nginx would wait {read_s:g}s: what should be a 504 is a 502 and a lost worker",
+                nginx_at,
+                gunicorn.where("timeout"),
+                f"timeout above proxy_read_timeout ({read_s:g}s), or move long work out of the request",
+            )
+        )
+    elif timeout and worker not in THREADED:  # gthread's heartbeat runs beside its request threads
+        found.append(
+            Finding(
+                "worker-timeout",
+                NOTE,
+                f"{worker}: timeout {timeout:g}s is a heartbeat deadline; code that holds the "
+                "loop longer gets the worker killed "
+                "with every request on it (event-loop-blocked)",
+                nginx_at,
+                gunicorn.where("timeout"),
+            )
+        )
+    graceful = float(gunicorn.value("graceful_timeout"))
+    if graceful < read_s:
+        found.append(
+            Finding(
+                "graceful-timeout",
+                NOTE,
+                "a reload or stop cuts requests still running after graceful_timeout "
+                f"{graceful:g}s; nginx lets them run "
+                f"{read_s:g}s: during a deploy they end in 502",
+                nginx_at,
+                gunicorn.where("graceful_timeout"),
+                "graceful_timeout above your longest request",
+            )
+        )
+    return found
+
+
+def _capacity(config: Config, gunicorn: Gunicorn, locations: list[Directive]) -> list[Finding]:
+    events = next(iter(config.root.children("events")), None)
+    connections = next(iter(events.children("worker_connections")), None) if events else None
+    per_worker = int(connections.args[0]) if connections else NGINX_WORKER_CONNECTIONS
+    processes = next(iter(config.root.children("worker_processes")), None)
+    auto = processes is not None and processes.args[0] == "auto"
+    nginx_workers = (os.cpu_count() or 1) if auto else int(processes.args[0]) if processes else 1
+    nginx_sockets = nginx_workers * per_worker // 2
+    worker = gunicorn.worker_class
+    workers = int(gunicorn.value("workers"))
+    per_app_worker = (
+        1
+        if worker in SYNC
+        else int(gunicorn.value("threads"))
+        if worker in THREADED
+        else int(gunicorn.value("worker_connections"))
+    )
+    app_sockets = workers * per_app_worker
+    websockets = [loc for loc in locations if _is_websocket(loc)]
+    seen = (
+        f"nginx holds {nginx_sockets} proxied connections ({nginx_workers} workers x "
+        f"{per_worker} worker_connections / 2: "
+        f"a websocket takes two); gunicorn {app_sockets} ({workers} workers x {per_app_worker}); "
+        "past the lower, new requests hang while the CPU idles (connection-capacity)"
+    )
+    nginx_at = _at(
+        connections,
+        f"{config.path.name}: (worker_connections {NGINX_WORKER_CONNECTIONS}, the default, "
+        "unless your nginx.conf sets it)",
+    )
+    verdict = BROKEN if websockets and min(nginx_sockets, app_sockets) < 100 else NOTE
+    where = (
+        "worker_connections"
+        if worker not in SYNC | THREADED
+        else "threads"
+        if worker in THREADED
+        else "workers"
+    )
+    return [
+        Finding(
+            "capacity",
+            verdict,
+            seen,
+            nginx_at,
+            gunicorn.where(where),
+            "size both above the websockets and streams you hold open",
+        )
+    ]
+
+
+def _forwarded(config: Config, gunicorn: Gunicorn, locations: list[Directive]) -> list[Finding]:
+    location = locations[0]
+    headers = proxy_headers(location)
+    proto = headers.get("x-forwarded-proto")
+    worker = gunicorn.worker_class
+    gunicorn_at = gunicorn.where("forwarded_allow_ips")
+    nginx_at = _at(proto, f"{_at(location, '')} (no X-Forwarded-Proto)")
+    if worker in PYWSGI:
+        return [
+            Finding(
+                "forwarded-trust",
+                NOTE,
+                f"{worker} bypasses gunicorn's HTTP layer: forwarded_allow_ips and "
+                "secure_scheme_headers are ignored, "
+                "the app sees http:// and nginx's address unless it applies ProxyFix (one trusted hop)",
+                nginx_at,
+                gunicorn_at,
+                "werkzeug.middleware.proxy_fix.ProxyFix(app, x_for=1, x_proto=1, x_host=1) in the app",
+            )
+        ]
+    secure = {name.lower() for name in gunicorn.value("secure_scheme_headers")}
+    if proto is None or "x-forwarded-proto" not in secure:
+        return [
+            Finding(
+                "forwarded-trust",
+                BROKEN,
+                "nginx sends no X-Forwarded-Proto that gunicorn's secure_scheme_headers know: "
+                "the app builds http:// URLs",
+                nginx_at,
+                gunicorn.where("secure_scheme_headers"),
+                "proxy_set_header X-Forwarded-Proto $scheme; (gunicorn's default "
+                "secure_scheme_headers read it)",
+            )
+        ]
+    allowed = gunicorn.value("forwarded_allow_ips")
+    target = next(iter(location.children("proxy_pass"))).args[0].split("://", 1)[-1]
+    upstream = _upstream(config, location)
+    servers = [s.args[0] for s in upstream.children("server")] if upstream else [target]
+    local = all(s.startswith(("unix:", "127.", "localhost", "[::1]")) for s in servers)
+    if "*" in allowed or local:
+        return [
+            Finding(
+                "forwarded-trust",
+                OK,
+                f"gunicorn trusts nginx's X-Forwarded-Proto (forwarded_allow_ips {','.join(allowed)})",
+                nginx_at,
+                gunicorn_at,
+            )
+        ]
+    return [
+        Finding(
+            "forwarded-trust",
+            BROKEN,
+            f"nginx reaches gunicorn at {', '.join(servers)}, from an address outside forwarded_allow_ips "
+            f"({','.join(allowed)}): gunicorn ignores X-Forwarded-Proto and the app builds "
+            "http:// URLs (scheme-lost)",
+            nginx_at,
+            gunicorn_at,
+            "forwarded_allow_ips = nginx's address as gunicorn sees it",
+        )
+    ]
+
+
+def _size_bytes(value: str) -> int:
+    number, unit = value[:-1] if value[-1:].isalpha() else value, value[-1:].lower()
+    return int(number) * {"k": 1024, "m": 1024 * 1024}.get(unit, 1)
+
+
+def _limits(gunicorn: Gunicorn, locations: list[Directive]) -> list[Finding]:
+    directive = next(iter(effective(locations[0], "large_client_header_buffers")), None)
+    size = _size_bytes(directive.args[1] if directive and len(directive.args) > 1 else NGINX_HEADER_BUFFER)
+    nginx_at = _at(directive, f"{_at(locations[0], '')} (large_client_header_buffers 4 8k, the default)")
+    if gunicorn.worker_class in PYWSGI:
+        return []  # gevent's pywsgi has its own limits, not gunicorn's settings
+    found = []
+    for name, what in (("limit_request_line", "request line"), ("limit_request_field_size", "header field")):
+        limit = int(gunicorn.value(name))
+        if limit and limit < size - 2:
+            found.append(
+                Finding(
+                    "header-limits",
+                    BROKEN,
+                    f"a {what} of {limit + 1} to {size} bytes passes nginx and gunicorn answers "
+                    f"400 (its {name} {limit}), "
+                    "not in your error format",
+                    nginx_at,
+                    gunicorn.where(name),
+                    f"{name} = {size} in gunicorn (or the same bound in nginx)",
+                )
+            )
+    return found
+
+
+def _websocket_worker(gunicorn: Gunicorn, locations: list[Directive]) -> list[Finding]:
+    websockets = [loc for loc in locations if _is_websocket(loc)]
+    worker = gunicorn.worker_class
+    if not websockets or not (worker in SYNC or worker in THREADED):
+        return []
+    holds = (
+        f"a whole worker (of {gunicorn.value('workers')}), and timeout kills it"
+        if worker in SYNC
+        else f"a thread (of {gunicorn.value('threads')} per worker)"
+    )
+    return [
+        Finding(
+            "ws-worker",
+            BROKEN,
+            f"location {' '.join(websockets[0].args)} upgrades websockets, but gunicorn's "
+            f"{worker} worker cannot hold them: each "
+            f"takes {holds} for its whole life",
+            _at(websockets[0], ""),
+            gunicorn.where_worker_class(),
+            "an async worker: geventwebsocket.gunicorn.workers.GeventWebSocketWorker, or "
+            "eventlet (Flask-SocketIO)",
+        )
+    ]
+
+
+def judge(nginx_conf: Path, gunicorn_conf: Path) -> list[Finding]:
+    """The findings of the two configs together. Raises ConfigError (exit 2) on either."""
+    gunicorn = load_gunicorn(gunicorn_conf)
+    config = load(nginx_conf)
+    locations = _proxied(config)
+    return [
+        *_keepalive(config, gunicorn, locations),
+        *_timeouts(gunicorn, locations),
+        *_capacity(config, gunicorn, locations),
+        *_forwarded(config, gunicorn, locations),
+        *_limits(gunicorn, locations),
+        *_websocket_worker(gunicorn, locations),
+    ]
+
+
+def report(found: list[Finding]) -> str:
+    lines = ["", "between nginx and gunicorn (--gunicorn):"]
+    for finding in found:
+        lines.append(
+            f"  {finding.behaviour:<17} "
+            f"{finding.verdict.upper() if finding.verdict == BROKEN else finding.verdict:<8} {finding.seen}"
+        )
+        lines.append(f"  {'':<26} nginx {finding.nginx}; gunicorn {finding.gunicorn}")
+        if finding.fix and finding.verdict == BROKEN:
+            lines.append(f"  {'':<26}   fix: {finding.fix}")
+    return "\n".join(lines)

@@ -1,0 +1,89 @@
+"""`lab check --gunicorn` on gunicorn configs from public sources beside their nginx configs
+(tests/diagnose/gunicorn_corpus/): every expected finding with its verdict and both lines, no
+other broken one; and bad gunicorn configs are one line and exit 2. No stack: the cross-layer
+judgement reads both files."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from labctl import paths
+from labctl.diagnose import gunicornconf
+
+pytestmark = pytest.mark.no_stack
+
+HERE = Path(__file__).parent
+CORPUS = HERE / "gunicorn_corpus"
+CASES = sorted(p.name for p in CORPUS.iterdir() if (p / "expected.toml").is_file())
+
+
+def _line(where: str) -> int:
+    found = re.match(r"[^:]+:(\d+)", where)
+    return int(found.group(1)) if found else 0
+
+
+def _case(name: str) -> tuple[dict, Path, Path]:
+    expected = tomllib.loads((CORPUS / name / "expected.toml").read_text())
+    return expected, HERE / "corpus" / expected["nginx"] / "site.conf", CORPUS / name / expected["gunicorn"]
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_findings_between_nginx_and_gunicorn(name: str) -> None:
+    expected, nginx, gunicorn = _case(name)
+    assert expected["source"].startswith("https://"), f"{name}: cite the public source"
+    found = {
+        (f.behaviour, f.verdict, _line(f.nginx), _line(f.gunicorn))
+        for f in gunicornconf.judge(nginx, gunicorn)
+    }
+    wanted = {
+        (f["behaviour"], f["verdict"], f["nginx_line"], f["gunicorn_line"]) for f in expected["finding"]
+    }
+    assert wanted <= found, f"{name}: missing {sorted(wanted - found)}; reported {sorted(found)}"
+    extra_broken = {f for f in found - wanted if f[1] == "broken"}
+    assert not extra_broken, f"{name}: broken findings not expected: {sorted(extra_broken)}"
+
+
+def _lab_check(tmp_path: Path, gunicorn_text: str, name: str) -> subprocess.CompletedProcess[str]:
+    conf = tmp_path / name
+    conf.write_text(gunicorn_text)
+    nginx = HERE / "corpus" / "gunicorn-docs-example" / "site.conf"
+    return subprocess.run(
+        [
+            sys.executable,
+            str(paths.SCRIPTS / "lab"),
+            "check",
+            str(nginx),
+            "--gunicorn",
+            str(conf),
+            "--no-namespace",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "said"),
+    [
+        ("raises.py", "import no_such_module_here\n", "ModuleNotFoundError"),
+        ("typo.py", "workers = 2\nkeepalive_timeout = 75\n", "'keepalive_timeout' is not a gunicorn setting"),
+        ("value.py", "workers = 'many'\n", "workers"),
+        ("command.txt", "gunicorn --wrokers 2 app:app\n", "no option '--wrokers'"),
+        ("value.txt", "gunicorn -w abc app:app\n", "invalid int value"),
+        ("nothing.txt", "echo hello\n", "neither a gunicorn.conf.py nor a line running gunicorn"),
+        ("quote.txt", "gunicorn --bind 'oops app:app\n", "quote.txt:1: No closing quotation"),
+    ],
+)
+def test_bad_gunicorn_config_is_one_line_and_exit_2(tmp_path: Path, name: str, text: str, said: str) -> None:
+    result = _lab_check(tmp_path, text, name)
+    assert result.returncode == 2, result
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("lab check: ") and said in lines[0], result.stderr
+    assert result.stdout == "", result.stdout
