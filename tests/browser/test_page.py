@@ -42,8 +42,9 @@ def test_a_browser_without_the_lab_ca_refuses_the_page(
 
 
 def test_the_page_under_the_prefix_stays_under_it(lab: Lab, new_page: Callable[[], Page]):
-    # nginx serves the app under /sub/ too (snippets/prefix.conf): the page's fetches, upload and
-    # chat socket are relative to it, so they stay under /sub/ (prefix-lost).
+    # nginx serves the app under /sub/ too (snippets/prefix.conf): the page's fetches, upload,
+    # chat socket and Socket.IO client are relative to it, so they stay under /sub/ (prefix-lost),
+    # and the Socket.IO session's routing cookie comes back there (socketio-map.conf's Path).
     if not lab.endpoint.is_local_lab or lab.endpoint.prefix:
         pytest.skip(f"/sub/ is the lab baseline's mount; {lab.url} is another deployment")
     root = f"https://{lab.host}"
@@ -53,6 +54,10 @@ def test_the_page_under_the_prefix_stays_under_it(lab: Lab, new_page: Callable[[
     wait_for(page, "lab.chat.events.some(e => e.state === 'open')", what="the chat under /sub/ to open")
     assert page.evaluate("lab.request.url_root") == root + "/sub/"
     assert page.evaluate("lab.chat.url") == f"wss://{lab.host}/sub/ws/chat?whoami=1"
+    wait_for(page, "lab.sio && lab.sio.info", what="the Socket.IO client under /sub/ to connect and get info")
+    assert page.evaluate("lab.sio.path") == "/sub/socket.io/"
+    routing = [c for c in page.context.cookies() if c["name"] == "lab_sio"]
+    assert [c["path"] for c in routing] == ["/sub/socket.io/"], routing
     assert page.evaluate("document.querySelector('a[href=\"redirect/external\"]').href") == (
         root + "/sub/redirect/external"
     )
