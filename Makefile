@@ -1,7 +1,7 @@
 # proxylab: every target is a thin call into scripts/lab (see `scripts/lab --help`).
 LAB := sh scripts/with-python3 scripts/lab
 
-.PHONY: up down native-up native-down integration-test unit-test test reload dump certs lint
+.PHONY: up down native-up native-down balancer-up balancer-down integration-test unit-test test reload dump certs lint
 .PHONY: browser-test logs upload scenario scenarios doctor reliability-test bench bench-quick conformance
 .PHONY: offline-images compose-test test-compose check diagnose-test setup setup-docker watch deploy
 .PHONY: swarm-up swarm-deploy swarm-down swarm-test test-swarm vendor-socketio
@@ -37,6 +37,10 @@ native-up:        ## nginx + gunicorn natively, no Docker (LAB_SCENARIO=name to 
 	$(LAB) native-up
 native-down:
 	$(LAB) native-down
+balancer-up:      ## a TLS-ending balancer (second nginx) in front of the native stack, on LAB_BALANCER_PORT
+	$(LAB) balancer-up
+balancer-down:
+	$(LAB) balancer-down
 integration-test: ## the integration suite against the running stack (LAB_URL / LAB_CA override)
 	$(LAB) integration-test
 unit-test:

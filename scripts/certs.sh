@@ -1,5 +1,6 @@
 #!/bin/sh
-# Makes the lab's CA and a server certificate for localhost, 127.0.0.1 and ::1, once.
+# Makes the lab's CA and a server certificate for localhost, 127.0.0.1 and ::1 (and nginx, the
+# name compose's app calls the lab's nginx by: /debug/outbound), once.
 # Used natively (scripts/lab certs) and by compose's one-shot certs service; needs only openssl.
 #   certs.sh DIR    -> DIR/ca.pem (trust this), DIR/ca-key.pem, DIR/server.pem, DIR/server-key.pem
 set -eu
@@ -9,7 +10,8 @@ cd "$dir"
 
 if [ -s ca.pem ] && [ -s server.pem ] && [ -s server-key.pem ] &&
     openssl verify -CAfile ca.pem server.pem >/dev/null 2>&1 &&
-    openssl x509 -checkend 86400 -noout -in server.pem >/dev/null 2>&1; then
+    openssl x509 -checkend 86400 -noout -in server.pem >/dev/null 2>&1 &&
+    openssl x509 -noout -ext subjectAltName -in server.pem 2>/dev/null | grep -q "DNS:nginx,"; then
     exit 0
 fi
 
@@ -38,7 +40,7 @@ cat >"$work/server.ext" <<EXT
 basicConstraints=critical,CA:FALSE
 keyUsage=critical,digitalSignature
 extendedKeyUsage=serverAuth
-subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1
+subjectAltName=DNS:localhost,DNS:nginx,IP:127.0.0.1,IP:::1
 EXT
 # 397 days: the longest validity browsers accept for a server certificate.
 openssl x509 -req -in "$work/server.csr" -CA "$work/ca.pem" -CAkey "$work/ca-key.pem" \

@@ -18,6 +18,10 @@
 #   LAB_NGINX_TEMP=DIR               the prefix's tmp/ (request bodies nginx buffers, up to the
 #                                    upload limit) is DIR: compose's prefix is a tmpfs, which is
 #                                    memory, so that goes to a volume on disk
+#
+# Either mode, optional:
+#   LAB_NGINX_MAIN=FILE              the main file of the rendered tree (default nginx.conf): the
+#                                    balancer in front runs balancer.conf (labctl.balancer)
 set -eu
 
 # Inputs: every value comes from the caller, nothing is defaulted to one mode's topology here.
@@ -29,6 +33,10 @@ set -eu
 : "${LAB_HTTPS_PORT:?the public HTTPS port}"
 : "${LAB_HTTP_PORT:?the public HTTP port}"
 : "${LAB_MAX_UPLOAD_MB:?the upload limit (client_max_body_size), in MiB}"
+: "${LAB_MAX_HEADER_KIB:?the largest request header line and response head (large_client_header_buffers, proxy_buffer_size), in KiB}"
+: "${LAB_BEHIND_BALANCER_PORT:?the plain-HTTP port on 127.0.0.1 only the balancer connects to}"
+: "${LAB_BALANCER_PORT:?the balancer's public HTTPS port (nginx/balancer.conf)}"
+: "${LAB_BALANCER_HTTP_PORT:?the balancer's public HTTP port}"
 : "${LAB_UPLOAD_DIR:?where the app stores uploads (served by X-Accel-Redirect)}"
 : "${LAB_CERT_DIR:?the directory holding server.pem and server-key.pem}"
 : "${LAB_HSTS_MAX_AGE:?Strict-Transport-Security max-age in seconds; 0 sends no HSTS header}"
@@ -51,6 +59,7 @@ set -eu
 : "${LAB_NGINX_OVERLAY:=}"
 NGINX=${LAB_NGINX_BIN:-nginx}
 CONF="$LAB_NGINX_PREFIX/conf"
+MAIN="${LAB_NGINX_MAIN:-nginx.conf}"
 
 # HTTP/3: QUIC on the HTTPS port(s) over UDP, advertised with Alt-Svc, only where this nginx was
 # built with the module: a `listen ... quic` line fails nginx -t everywhere else (Debian 12's 1.22).
@@ -156,6 +165,10 @@ render() {
             -e "s|{{LAB_PUBLIC_HTTPS_PORT}}|$LAB_PUBLIC_HTTPS_PORT|g" \
             -e "s|{{LAB_SERVER_NAMES}}|$LAB_SERVER_NAMES|g" \
             -e "s|{{LAB_MAX_UPLOAD_MB}}|$LAB_MAX_UPLOAD_MB|g" \
+            -e "s|{{LAB_MAX_HEADER_KIB}}|$LAB_MAX_HEADER_KIB|g" \
+            -e "s|{{LAB_BEHIND_BALANCER_PORT}}|$LAB_BEHIND_BALANCER_PORT|g" \
+            -e "s|{{LAB_BALANCER_PORT}}|$LAB_BALANCER_PORT|g" \
+            -e "s|{{LAB_BALANCER_HTTP_PORT}}|$LAB_BALANCER_HTTP_PORT|g" \
             -e "s|{{LAB_UPLOAD_DIR}}|$LAB_UPLOAD_DIR|g" \
             -e "s|{{LAB_CERT_DIR}}|$LAB_CERT_DIR|g" \
             -e "s|{{LAB_USER_DIRECTIVE}}|$user_directive|g" \
@@ -215,15 +228,15 @@ case "${1:-}" in
         prepare_prefix
         render "$CONF"
         globals=$(start_globals)
-        nginx_cmd -t -q -c "$CONF/nginx.conf" ${globals:+-g "$globals"}
+        nginx_cmd -t -q -c "$CONF/$MAIN" ${globals:+-g "$globals"}
         if [ "${LAB_NGINX_FOREGROUND:-0}" = 1 ]; then
-            exec "$NGINX" -p "$LAB_NGINX_PREFIX/" -e logs/error.log -c "$CONF/nginx.conf" -g "${globals}daemon off;"
+            exec "$NGINX" -p "$LAB_NGINX_PREFIX/" -e logs/error.log -c "$CONF/$MAIN" -g "${globals}daemon off;"
         fi
-        nginx_cmd -c "$CONF/nginx.conf" ${globals:+-g "$globals"}
+        nginx_cmd -c "$CONF/$MAIN" ${globals:+-g "$globals"}
         ;;
     reload)
         render "$CONF.next"
-        if ! nginx_cmd -t -q -c "$CONF.next/nginx.conf"; then
+        if ! nginx_cmd -t -q -c "$CONF.next/$MAIN"; then
             rm -rf "$CONF.next"
             echo "nginx-ctl: the edited config is refused (nginx's message above); the running config is unchanged" >&2
             exit 1
@@ -231,11 +244,11 @@ case "${1:-}" in
         rm -rf "$CONF.prev"
         mv "$CONF" "$CONF.prev"
         mv "$CONF.next" "$CONF"
-        nginx_cmd -c "$CONF/nginx.conf" -s reload
+        nginx_cmd -c "$CONF/$MAIN" -s reload
         echo "nginx-ctl: config reloaded"
         ;;
     dump)
-        nginx_cmd -T -q -c "$CONF/nginx.conf"
+        nginx_cmd -T -q -c "$CONF/$MAIN"
         ;;
     *)
         echo "usage: nginx-ctl.sh render DIR | start | reload | dump" >&2

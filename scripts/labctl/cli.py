@@ -12,6 +12,7 @@ from collections.abc import Callable
 import labsettings
 
 from . import (
+    balancer,
     compose,
     conformance,
     deploy,
@@ -47,6 +48,16 @@ def cmd_native_up(_args: argparse.Namespace) -> int:
 
 def cmd_native_down(_args: argparse.Namespace) -> int:
     native.down()
+    return 0
+
+
+def cmd_balancer_up(_args: argparse.Namespace) -> int:
+    print(f"lab: balancer up: {balancer.up()} -> the lab's nginx (CA: {paths.CA.relative_to(paths.ROOT)})")
+    return 0
+
+
+def cmd_balancer_down(_args: argparse.Namespace) -> int:
+    balancer.down()
     return 0
 
 
@@ -253,6 +264,8 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "certs": (cmd_certs, "generate the lab CA and server certificate under .lab/certs (once)"),
     "native-up": (cmd_native_up, "start nginx + gunicorn natively (LAB_SCENARIO honoured)"),
     "native-down": (cmd_native_down, "stop the native stack"),
+    "balancer-up": (cmd_balancer_up, "a TLS-ending balancer (a second nginx) in front of the native stack"),
+    "balancer-down": (cmd_balancer_down, "stop the balancer"),
     "reload": (cmd_reload, "nginx -t the edited config, then reload it in the running stack"),
     "deploy": (deploy.main, "replace every app process under a bounded load; print and plot the timeline"),
     "dump": (cmd_dump, "nginx -T of the running stack"),

@@ -308,7 +308,8 @@ def down(volumes: bool = False) -> None:
     require_engine()
     if other := runstate.other_than(MODE):
         print(f"lab: note: the running stack is a {other} one (`make {other}-down` stops it)")
-    run("down", "--remove-orphans", *(["--volumes"] if volumes else []))
+    # The balancer's profile too: `down` leaves a profile's running containers alone otherwise.
+    run("--profile", "balancer", "down", "--remove-orphans", *(["--volumes"] if volumes else []))
     runstate.clear(MODE)
 
 

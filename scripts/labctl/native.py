@@ -60,6 +60,7 @@ def app_env() -> dict[str, str]:
         "LAB_SCENARIOS_DIR": str(paths.SCENARIOS),
         "LAB_SCENARIO": labsettings.SCENARIO.value(),
         "LAB_BROKER_URL": broker.url(),
+        "LAB_SELF_CA": str(paths.CA),
         "PYTHONUNBUFFERED": "1",
     }
 

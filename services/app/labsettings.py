@@ -136,6 +136,35 @@ HTTPS_PORT = Setting(
 )
 HTTP_PORT = Setting("LAB_HTTP_PORT", "8080", int, "public HTTP port: only redirects to HTTPS", "stack")
 APP_PORT = Setting("LAB_APP_PORT", "8000", int, "gunicorn's loopback port in native mode", "stack")
+# The balancer in front of the lab's nginx (`make balancer-up`; compose: profile "balancer").
+BALANCER_PORT = Setting(
+    "LAB_BALANCER_PORT", "9443", int, "the balancer's public HTTPS port (TLS ends there)", "stack"
+)
+BALANCER_HTTP_PORT = Setting(
+    "LAB_BALANCER_HTTP_PORT", "9080", int, "the balancer's public HTTP port: only redirects to HTTPS", "stack"
+)
+
+
+def port_or_auto(raw: str) -> int:
+    """A port number, or ``auto`` (0): derived by whoever reads it."""
+    return 0 if raw.strip().lower() == "auto" else int(raw)
+
+
+BEHIND_BALANCER_PORT = Setting(
+    "LAB_BEHIND_BALANCER_PORT",
+    "auto",
+    port_or_auto,
+    "the lab nginx's plain-HTTP port on 127.0.0.1 for the balancer alone, never published; auto: "
+    "LAB_HTTPS_PORT + 2 natively (stacks with their own ports never share it), 8081 in compose",
+    "stack",
+)
+
+
+def behind_balancer_port() -> int:
+    """LAB_BEHIND_BALANCER_PORT as a native stack listens on it (``auto``: LAB_HTTPS_PORT + 2)."""
+    return BEHIND_BALANCER_PORT.value() or HTTPS_PORT.value() + 2
+
+
 SCENARIO = Setting(
     "LAB_SCENARIO", "", str, "a folder of nginx/scenarios/ to run instead of the baseline", "stack"
 )
@@ -193,6 +222,15 @@ VERDICT_FILE = Setting(
     "the doctor's verdict on the running stack, written by `make reload` / `make watch` and shown on the "
     "lab page from /lab/verdict (native mode: .lab/run/verdict.json; empty: the page says there is none)",
     "app",
+)
+MAX_HEADER_KIB = Setting(
+    "LAB_MAX_HEADER_KIB",
+    "32",
+    int,
+    "largest request header line and response head in KiB: nginx's large_client_header_buffers and "
+    "proxy_buffer_size, the app's own bound on what it sends (defaults: 8k in, 4k out; 400 and 502)",
+    "app",
+    public=True,
 )
 UPLOAD_DIR = Setting(
     "LAB_UPLOAD_DIR", "/srv/uploads", Path, "where uploads land (native mode: .lab/uploads)", "app"
@@ -356,6 +394,21 @@ BROKER_URL = Setting(
     "the chat's Redis (compose's redis service; native mode: .lab/run/redis.sock)",
     "app",
 )
+SELF_URL = Setting(
+    "LAB_SELF_URL",
+    "",
+    str,
+    "the lab's own HTTPS URL as the app reaches it, for /debug/outbound (default "
+    "https://localhost:$LAB_HTTPS_PORT; compose: nginx by its service name)",
+    "app",
+)
+SELF_CA = Setting(
+    "LAB_SELF_CA",
+    "/lab/certs/ca.pem",
+    Path,
+    "the CA the app verifies its outbound HTTPS against (native mode: .lab/certs/ca.pem)",
+    "app",
+)
 FIX_CPU_OFFLOAD = Setting(
     "LAB_FIX_CPU_OFFLOAD",
     "1",
@@ -445,6 +498,15 @@ GUNICORN_WORKER_CLASS = Setting(
     "gevent-websocket's worker: websockets and thousands of idle connections per process",
     "gunicorn",
     gunicorn="worker_class",
+)
+GUNICORN_PRELOAD = Setting(
+    "GUNICORN_PRELOAD",
+    "0",
+    flag,
+    "load the app in the master before forking (on: it imports requests/ssl before the worker's "
+    "gevent patches them, MonkeyPatchWarning, outbound HTTPS fails: patch-order)",
+    "gunicorn",
+    gunicorn="preload_app",
 )
 GUNICORN_WORKER_CONNECTIONS = Setting(
     "GUNICORN_WORKER_CONNECTIONS",
@@ -757,6 +819,11 @@ class AppSettings:
     @property
     def max_upload_bytes(self) -> int:
         return self[MAX_UPLOAD_MB] * capacity.MIB
+
+    @property
+    def self_url(self) -> str:
+        """The lab's own HTTPS URL for /debug/outbound: LAB_SELF_URL, else this host's HTTPS port."""
+        return (self[SELF_URL] or f"https://localhost:{HTTPS_PORT.value()}").rstrip("/")
 
     def public(self) -> dict[str, object]:
         """What ``/debug/settings`` shows: the settings declared public, by field name; the form

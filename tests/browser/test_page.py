@@ -7,7 +7,7 @@ from collections.abc import Callable
 import pytest
 from playwright.sync_api import Page, Playwright
 
-from browser.browsing import goto, launch
+from browser.browsing import goto, launch, wait_for
 from support.lab import Lab
 
 
@@ -39,3 +39,25 @@ def test_a_browser_without_the_lab_ca_refuses_the_page(
             goto(untrusting.new_page(), lab.url + "/")
     finally:
         untrusting.close()
+
+
+def test_the_page_under_the_prefix_stays_under_it(lab: Lab, new_page: Callable[[], Page]):
+    # nginx serves the app under /sub/ too (snippets/prefix.conf): the page's fetches, upload,
+    # chat socket and Socket.IO client are relative to it, so they stay under /sub/ (prefix-lost),
+    # and the Socket.IO session's routing cookie comes back there (socketio-map.conf's Path).
+    if not lab.endpoint.is_local_lab or lab.endpoint.prefix:
+        pytest.skip(f"/sub/ is the lab baseline's mount; {lab.url} is another deployment")
+    root = f"https://{lab.host}"
+    page = new_page()
+    goto(page, root + "/sub/")
+    wait_for(page, "window.lab && lab.request !== null", what="the page under /sub/ to fetch debug/request")
+    wait_for(page, "lab.chat.events.some(e => e.state === 'open')", what="the chat under /sub/ to open")
+    assert page.evaluate("lab.request.url_root") == root + "/sub/"
+    assert page.evaluate("lab.chat.url") == f"wss://{lab.host}/sub/ws/chat?whoami=1"
+    wait_for(page, "lab.sio && lab.sio.info", what="the Socket.IO client under /sub/ to connect and get info")
+    assert page.evaluate("lab.sio.path") == "/sub/socket.io/"
+    routing = [c for c in page.context.cookies() if c["name"] == "lab_sio"]
+    assert [c["path"] for c in routing] == ["/sub/socket.io/"], routing
+    assert page.evaluate("document.querySelector('a[href=\"redirect/external\"]').href") == (
+        root + "/sub/redirect/external"
+    )

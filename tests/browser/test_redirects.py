@@ -11,12 +11,12 @@ from playwright.sync_api import Page
 from browser.browsing import wait_for
 from support.lab import Lab
 
-# href on the page -> where the browser must end up
+# href on the page (relative: the page works under /sub/ too) -> where the browser must end up
 LINKS = [
-    ("/redirect/external", "/landing"),
-    ("/redirect/relative", "/landing"),
-    *[(f"/redirect/status/{code}", "/landing") for code in (301, 302, 303, 307, 308)],
-    ("/dir", "/dir/"),
+    ("redirect/external", "/landing"),
+    ("redirect/relative", "/landing"),
+    *[(f"redirect/status/{code}", "/landing") for code in (301, 302, 303, 307, 308)],
+    ("dir", "/dir/"),
 ]
 
 

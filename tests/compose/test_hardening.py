@@ -47,7 +47,7 @@ def expected(env: dict[str, str]) -> dict[str, Expected]:
     return {
         "certs": Expected(
             user="",
-            writable=frozenset({"/lab/state", "/lab/tls", "/tmp"}),
+            writable=frozenset({"/lab/state", "/lab/tls", "/lab/ca", "/tmp"}),
             cpus=1.0,
             memory=64 * capacity.MIB,
             pids=16,

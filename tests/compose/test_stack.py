@@ -35,13 +35,17 @@ def test_only_nginx_publishes_ports_and_only_on_loopback(stack):
             assert published(info) == [], f"{service} publishes {published(info)}: only nginx may"
     settings = compose.nginx_env(stack.project)
     https, http = settings["LAB_HTTPS_PORT"], settings["LAB_HTTP_PORT"]
+    # The balancer's (profile "balancer") too: it runs in nginx's network namespace.
+    balancer, balancer_http = settings["LAB_BALANCER_PORT"], settings["LAB_BALANCER_HTTP_PORT"]
     assert sorted(published(containers["nginx"])) == sorted(
         [
             (f"{https}/tcp", "127.0.0.1", str(https)),
             (f"{https}/udp", "127.0.0.1", str(https)),  # HTTP/3 (QUIC)
             (f"{http}/tcp", "127.0.0.1", str(http)),
+            (f"{balancer}/tcp", "127.0.0.1", str(balancer)),
+            (f"{balancer_http}/tcp", "127.0.0.1", str(balancer_http)),
         ]
-    ), "nginx must publish exactly the HTTPS (TCP and UDP) and HTTP ports, on 127.0.0.1 only"
+    ), "nginx must publish exactly the HTTPS (TCP and UDP), HTTP and balancer ports, on 127.0.0.1 only"
     # The same, as `docker ps` shows it to a user: "127.0.0.1:8443->8443/tcp, 80/tcp" (the
     # image's EXPOSE 80 is listed but not published).
     nginx_name = containers["nginx"]["Name"].lstrip("/")

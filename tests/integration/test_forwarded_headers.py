@@ -64,7 +64,7 @@ def test_request_id_is_one_id_for_client_app_and_nginx_log(lab, http):
     assert echoed == response.json()["request_id"], causes.REQUEST_ID
     assert len(echoed) == 32
     entry = access_log_entry(echoed)
-    assert entry["uri"] == "/debug/request" and entry["status"] == 200
+    assert entry["uri"] == lab.endpoint.prefix + "/debug/request" and entry["status"] == 200
     assert entry["upstream_status"] == "200"
 
 

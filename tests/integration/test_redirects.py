@@ -38,7 +38,7 @@ def test_absolute_location_keeps_scheme_host_and_port(lab, http, path, status, l
 def test_relative_redirect_stays_relative(lab, http):
     response = http.get(lab.url + "/redirect/relative", allow_redirects=False)
     assert response.status_code == 302
-    assert response.headers["Location"] == "/landing"
+    assert response.headers["Location"] == lab.endpoint.prefix + "/landing"
     assert http.get(lab.url + "/redirect/relative").url == lab.url + "/landing"
 
 
@@ -60,7 +60,7 @@ def test_each_code_keeps_its_method_semantics(lab, http, code, method_after):
 
 @pytest.mark.parametrize("path", ["/landing", "/debug/request?a=1&b=two", "/dir/?x=%2F"])
 def test_http_redirects_to_https_keeping_port_path_and_query(lab, http, path):
-    response = http.get(lab.http_url + path, allow_redirects=False)
+    response = http.get(lab.http_url + lab.endpoint.prefix + path, allow_redirects=False)
     assert response.status_code == 301
     location = response.headers["Location"]
     assert location == lab.url + path, f"{location!r}: {hints.scenario('https-redirect-drops-port')}"

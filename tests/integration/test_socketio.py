@@ -97,7 +97,7 @@ def test_chat_reaches_every_other_client_on_every_worker(lab, every_worker):
 def test_origin_of_the_public_url_is_accepted_a_foreign_one_refused(lab):
     # websocket-client sends the public URL's Origin on every upgrade of this suite; polling
     # sends none unless asked, as here.
-    client = sio.connect(lab.endpoint, "polling", headers={"Origin": lab.url})
+    client = sio.connect(lab.endpoint, "polling", headers={"Origin": lab.origin})
     client.close()
     with pytest.raises(socketio.exceptions.ConnectionError):
         sio.connect(lab.endpoint, "polling", headers={"Origin": "https://evil.example"})

@@ -102,11 +102,15 @@ def side_stack(name: str, offset: int, overrides: tuple[Path, ...] = (), **env: 
     ports are the main stack's + ``offset``, distinct per side stack: one may still be up (the
     session's) while another starts."""
     main = compose.nginx_env()
-    https, http = int(main["LAB_HTTPS_PORT"]) + offset, int(main["LAB_HTTP_PORT"]) + offset
+    # nginx publishes the balancer's ports too (it runs in nginx's network namespace): offset alike.
+    ports = {
+        key: str(int(main[key]) + offset)
+        for key in ("LAB_HTTPS_PORT", "LAB_HTTP_PORT", "LAB_BALANCER_PORT", "LAB_BALANCER_HTTP_PORT")
+    }
     stack = Stack(
         project=f"{compose.project()}-{name}",
-        url=f"https://localhost:{https}",
-        env={**compose.started_env(), "LAB_HTTPS_PORT": str(https), "LAB_HTTP_PORT": str(http), **env},
+        url=f"https://localhost:{ports['LAB_HTTPS_PORT']}",
+        env={**compose.started_env(), **ports, **env},
         overrides=overrides,
     )
     stack.compose("down", "--volumes", "--remove-orphans", check=False)

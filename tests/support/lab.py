@@ -42,8 +42,15 @@ class Lab:
         return urlsplit(self.url).netloc
 
     @property
+    def origin(self) -> str:
+        """scheme://host[:port], as a browser sends Origin: never the path (LAB_URL=.../sub)."""
+        parts = urlsplit(self.url)
+        return f"{parts.scheme}://{parts.netloc}"
+
+    @property
     def ws_url(self) -> str:
-        return "wss://" + self.host
+        """wss://host[:port][/prefix]: a lab mounted under a path (LAB_URL=.../sub) keeps it."""
+        return "wss://" + self.host + self.endpoint.prefix
 
     def session(self) -> requests.Session:
         session = requests.Session()

@@ -30,7 +30,7 @@ LAYERS: list[set[str]] = [
     {"checks", "behaviours"},  # checks declared as data; the behaviours: probes and static rules
     {"catalogue"},  # the scenario folders
     {"hints"},
-    {"native", "compose"},  # one mode each; never each other
+    {"native", "compose", "balancer"},  # one mode each, never each other; the balancer in front
     {"swarm"},  # the third mode: compose's file and image, deployed as a Swarm stack
     {"stack"},  # the only module that branches on the mode
     # the commands

@@ -23,6 +23,10 @@ RENDER_ENV = {
     "LAB_HTTPS_PORT": "9443",
     "LAB_HTTP_PORT": "9080",
     "LAB_MAX_UPLOAD_MB": "64",
+    "LAB_MAX_HEADER_KIB": "24",
+    "LAB_BEHIND_BALANCER_PORT": "9081",
+    "LAB_BALANCER_PORT": "9444",
+    "LAB_BALANCER_HTTP_PORT": "9082",
     "LAB_UPLOAD_DIR": "/srv/up",
     "LAB_CERT_DIR": "/lab/certs",
     "LAB_HSTS_MAX_AGE": "0",
@@ -56,6 +60,7 @@ def test_every_placeholder_is_rendered(tmp_path):
     assert "listen 9443 ssl http2" in text
     assert "https://$host:9443$request_uri" in text
     assert "alias /srv/up/;" in text
+    assert "large_client_header_buffers 4 24k;" in text and "proxy_buffer_size 24k;" in text
     assert not (tmp_path / "out" / "scenarios").exists()
 
 
@@ -149,6 +154,18 @@ def test_http3_is_left_out_in_one_line_where_nginx_lacks_the_module(tmp_path):
     text = conf_text(tmp_path / "out")
     assert "quic" not in text.replace("QUIC", "")
     assert "add_header Alt-Svc '' always;" in text  # an empty value: nginx sends no header
+
+
+def test_the_balancer_is_rendered_beside_the_lab_s_config_and_trusted_alone(tmp_path):
+    assert render(tmp_path / "out").returncode == 0
+    balancer = (tmp_path / "out" / "balancer.conf").read_text()
+    assert "listen 9444 ssl http2;" in balancer and "return 301 https://$host:9444$request_uri;" in balancer
+    assert "proxy_pass http://127.0.0.1:9081;" in balancer and "proxy_bind 127.0.0.2;" in balancer
+    lab = conf_text(tmp_path / "out" / "conf.d")
+    assert "listen 127.0.0.1:9081;" in lab and "listen 127.0.0.1:9081 default_server;" in lab
+    trust = (tmp_path / "out" / "snippets" / "balancer-trust.conf").read_text()
+    trusted = [line for line in trust.splitlines() if line.startswith("set_real_ip_from")]
+    assert trusted == ["set_real_ip_from 127.0.0.2;"], trusted
 
 
 # Socket.IO's timers against nginx's (socketio-ping-timeout), read from the rendered config.

@@ -29,6 +29,10 @@ StartResponse = Callable[..., Any]
 WSGIApp = Callable[[Environ, StartResponse], Iterable[bytes]]
 
 REQUEST_ID_KEY = "lab.request_id"
+# What gevent adds to the head the app hands it (Date, Connection, Transfer-Encoding), with room.
+HEAD_ADDED_BY_SERVER = 256
+# Set in the environ by a view that sends an oversized head on purpose (/bugs/big-header).
+UNBOUNDED_HEAD = "lab.unbounded_head"
 DRAIN_CHUNK = 256 * 1024
 
 access_log = logging.getLogger("labapp.access")
@@ -134,6 +138,53 @@ def drain_body(app: WSGIApp, limit_bytes: int) -> WSGIApp:
     return wsgi
 
 
+def head_size(status: str, headers: list[tuple[str, str]]) -> int:
+    """The bytes of a response head as HTTP/1.1 writes it (status line, "Name: value" lines, end)."""
+    return len(f"HTTP/1.1 {status}\r\n") + sum(len(n) + len(v) + 4 for n, v in headers) + 2
+
+
+def bounded_response_head(app: WSGIApp, limit_bytes: int) -> WSGIApp:
+    """Answers 500 JSON, naming the app, instead of sending a head over nginx's proxy_buffer_size.
+
+    nginx reads the upstream's whole head into that one buffer: a larger one (a session cookie
+    grown past it) is "upstream sent too big header" and a 502 that blames nobody
+    (header-size-layers). Both limits are LAB_MAX_HEADER_KIB.
+    """
+
+    def wsgi(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        over: list[int] = []
+
+        def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            size = head_size(status, headers)
+            if size <= limit_bytes or environ.get(UNBOUNDED_HEAD):
+                return start_response(status, headers, exc_info)
+            over.append(size)
+            return lambda data: None  # write() of a refused response goes nowhere
+
+        body = app(environ, start)
+        if not over:
+            return body
+        close = getattr(body, "close", None)
+        if close is not None:
+            close()
+        error = json.dumps(
+            {
+                "code": 500,
+                "msg": f"the app refused to send a response head of {over[0]} bytes: over "
+                f"{limit_bytes} bytes (LAB_MAX_HEADER_KIB, nginx's proxy_buffer_size, less what the "
+                "app server adds)",
+                "request_id": environ.get(REQUEST_ID_KEY, ""),
+            }
+        ).encode()
+        start_response(
+            "500 INTERNAL SERVER ERROR",
+            [("Content-Type", "application/json"), ("Content-Length", str(len(error)))],
+        )
+        return [error]
+
+    return wsgi
+
+
 class CloseWhenStopping:
     """Answers with ``Connection: close`` once the worker has been told to stop.
 
@@ -172,9 +223,12 @@ def install(app: Flask, settings: AppSettings) -> None:
     wsgi: WSGIApp = app.wsgi_app
     if settings[lab.FIX_PROXY]:
         # Exactly one trusted hop (nginx): the last X-Forwarded-For value is the one nginx added.
-        wsgi = ProxyFix(wsgi, x_for=1, x_proto=1, x_host=1, x_port=1).__call__
+        # x_prefix: nginx serves the app under /sub/ too and names the prefix it stripped.
+        wsgi = ProxyFix(wsgi, x_for=1, x_proto=1, x_host=1, x_port=1, x_prefix=1).__call__
     if settings[lab.FIX_DRAIN_BODY]:
         wsgi = drain_body(wsgi, settings.max_upload_bytes + 1024 * 1024)
+    if settings[lab.FIX_JSON_ERRORS]:
+        wsgi = bounded_response_head(wsgi, settings[lab.MAX_HEADER_KIB] * 1024 - HEAD_ADDED_BY_SERVER)
     app.wsgi_app = request_log(wsgi)  # type: ignore[method-assign,assignment]
     _configure_logging()
 

@@ -145,6 +145,13 @@ def install(patches: tuple[Patch, ...]) -> None:
 
 
 def all_patches() -> tuple[Patch, ...]:
-    from . import pywsgi, wsclose, wsread, wssend, wsupgrade
+    from . import clienterrors, pywsgi, wsclose, wsread, wssend, wsupgrade
 
-    return pywsgi.PATCHES + wsread.PATCHES + wssend.PATCHES + wsclose.PATCHES + wsupgrade.PATCHES
+    return (
+        pywsgi.PATCHES
+        + wsread.PATCHES
+        + wssend.PATCHES
+        + wsclose.PATCHES
+        + wsupgrade.PATCHES
+        + clienterrors.PATCHES
+    )

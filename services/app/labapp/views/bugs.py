@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint, Response, current_app, jsonify, request
+
+import labsettings as lab
 
 from ..errors import error_response
+from ..middleware import UNBOUNDED_HEAD
 from .websockets import echo_loop
 
 bp = Blueprint("bugs", __name__, url_prefix="/bugs")
-
-# Larger than nginx's proxy_buffer_size (4k/8k): a real-world 502 (huge cookies, JWTs in headers).
-BIG_HEADER_BYTES = 32 * 1024
 
 
 @bp.post("/early-reject")
@@ -27,7 +27,11 @@ def ws_no_flag() -> Response:
 
 @bp.get("/big-header")
 def big_header() -> Response:
-    # nginx: "upstream sent too big header" -> 502, a gateway error on demand (html-errors scenario).
-    response = jsonify(padding_bytes=BIG_HEADER_BYTES)
-    response.headers["X-Lab-Padding"] = "x" * BIG_HEADER_BYTES
+    # nginx: "upstream sent too big header" -> 502, a gateway error on demand (html-errors scenario):
+    # a header as large as nginx's proxy_buffer_size (LAB_MAX_HEADER_KIB), the head larger still,
+    # sent past the app's own bound on heads (labapp.middleware.bounded_response_head).
+    padding = current_app.config["LAB"][lab.MAX_HEADER_KIB] * 1024
+    request.environ[UNBOUNDED_HEAD] = True
+    response = jsonify(padding_bytes=padding)
+    response.headers["X-Lab-Padding"] = "x" * padding
     return response

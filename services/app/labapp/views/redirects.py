@@ -20,7 +20,8 @@ def external() -> BaseResponse:
 
 @bp.get("/redirect/relative")
 def relative() -> BaseResponse:
-    return redirect("/landing", code=302)
+    # A path, not a URL; under /sub/ (X-Forwarded-Prefix) the prefix is its first part.
+    return redirect(request.script_root + "/landing", code=302)
 
 
 @bp.route("/redirect/status/<int:code>", methods=["GET", "POST"])

@@ -34,7 +34,7 @@ async function showRequest() {
   $("page-origin").textContent = page;
   $("redirect-expect").textContent = page;
   try {
-    const response = await fetch("/debug/request", { cache: "no-store" });
+    const response = await fetch("debug/request", { cache: "no-store" });
     lab.request = await response.json();
   } catch (error) {
     setVerdict($("request-verdict"), false, `GET /debug/request failed: ${error}`);
@@ -98,11 +98,13 @@ function connectChat(byHand = true) {
     chat = null; // its own close event is then ignored: no reconnect for a socket closed here
     replaced.close();
   }
-  const url = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws/chat?whoami=1`;
+  // Relative to the page, like every URL here: under /sub/ the socket is /sub/ws/chat.
+  const url = new URL("ws/chat?whoami=1", document.baseURI);
+  url.protocol = location.protocol === "https:" ? "wss:" : "ws:";
   const socket = new WebSocket(url);
   chat = socket;
-  lab.chat.url = url;
-  $("chat-url").textContent = url;
+  lab.chat.url = url.href;
+  $("chat-url").textContent = url.href;
   let openedAt = null;
   const mark = (state, text, extra = {}) => {
     if (socket !== chat) return; // a replaced socket's late events
@@ -180,7 +182,7 @@ function postFile(file) {
   // XMLHttpRequest, not fetch: only it reports upload progress.
   return new Promise((resolve) => {
     const xhr = new XMLHttpRequest();
-    xhr.open("POST", "/upload");
+    xhr.open("POST", "upload");
     xhr.upload.onprogress = (event) => showProgress(event.loaded, event.total);
     xhr.onload = () => {
       let body = null;
@@ -235,7 +237,7 @@ function startStream(attempt = 1) {
   $("stream-interval").textContent = STREAM_INTERVAL_S;
   $("stream-log").replaceChildren();
   $("stream-verdict").textContent = "";
-  const source = new EventSource(`/stream/events?count=${STREAM_EVENTS}&interval=${STREAM_INTERVAL_S}`);
+  const source = new EventSource(`stream/events?count=${STREAM_EVENTS}&interval=${STREAM_INTERVAL_S}`);
   source.addEventListener("tick", (message) => {
     const data = JSON.parse(message.data);
     const arrivedS = (performance.now() - started) / 1000;

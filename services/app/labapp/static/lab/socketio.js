@@ -6,7 +6,10 @@
 (() => {
   const pollingOnly = new URLSearchParams(location.search).get("sio") === "polling";
   const state = (lab.sio = { transports: [], events: [], received: [], info: null, forcedPolling: pollingOnly });
-  const socket = io({ transports: pollingOnly ? ["polling"] : ["polling", "websocket"] });
+  // The client's path relative to the page, like every URL here: under /sub/ it is /sub/socket.io/.
+  const path = new URL("socket.io/", document.baseURI).pathname;
+  state.path = path;
+  const socket = io({ path, transports: pollingOnly ? ["polling"] : ["polling", "websocket"] });
   const show = (id, text) => ($(id).textContent = text);
 
   const line = (text, who) => chatLine(text, who, "sio-log");

@@ -50,7 +50,7 @@ function draw(verdict) {
 async function ask() {
   let answer;
   try {
-    const response = await fetch("/lab/verdict", { cache: "no-store" });
+    const response = await fetch("lab/verdict", { cache: "no-store" });
     answer = await response.json();
     if (!response.ok) throw new Error(answer.msg || response.status);
   } catch (error) {
