@@ -3,8 +3,8 @@ checklist where each failure names its likely cause.
 
 The probes are labctl.behaviours'. Against the lab's app (this checkout's stack, or the lab's
 app behind your own nginx) every one runs; against any other app the probes that need a lab
-route report "not probed", never a failure, and `--redirect-path`, `--ws-url`, `--upload-url`
-point them at your app's own routes. Where the lab's app answers, the scenario catalogue's
+route report "not probed", never a failure, and `--redirect-path`, `--ws-url`, `--upload-url`,
+`--stream-url` point them at your app's own routes. Where the lab's app answers, the scenario catalogue's
 checks run too and a symptom they see names its scenario. Hints speak of nginx and the app;
 the lab's own knobs are added only for this checkout's stack.
 
@@ -69,7 +69,7 @@ def _path(value: str | None) -> str | None:
 
 
 def options_from(args: argparse.Namespace, endpoint: Endpoint) -> behaviours.Options:
-    own = [args.redirect_path, args.ws_url, args.upload_url]
+    own = [args.redirect_path, args.ws_url, args.upload_url, args.stream_url]
     routes = behaviours.Routes.for_app(*(_path(v) for v in own)) if any(own) else behaviours.Routes()
     return behaviours.Options(
         routes=routes,
@@ -159,6 +159,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--upload-url",
         default=env.DOCTOR_UPLOAD_URL.value() or None,
         help="a route of your app that takes a PUT body (LAB_DOCTOR_UPLOAD_URL)",
+    )
+    parser.add_argument(
+        "--stream-url",
+        default=env.DOCTOR_STREAM_URL.value() or None,
+        help="a route of your app that streams Server-Sent Events: are they held to the end? (LAB_DOCTOR_STREAM_URL)",
     )
     parser.add_argument(
         "--idle",

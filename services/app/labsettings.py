@@ -149,6 +149,9 @@ DOCTOR_WS_URL = Setting(
 DOCTOR_UPLOAD_URL = Setting(
     "LAB_DOCTOR_UPLOAD_URL", "", str, "a route of your app that stores a PUT body, for the doctor", "tools"
 )
+DOCTOR_STREAM_URL = Setting(
+    "LAB_DOCTOR_STREAM_URL", "", str, "a Server-Sent Events route of your app, for the doctor", "tools"
+)
 DOCTOR_IDLE_S = Setting(
     "LAB_DOCTOR_IDLE_S", "0", float, "hold a websocket idle this long (65: past nginx's 60s default)", "tools"
 )

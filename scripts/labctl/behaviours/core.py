@@ -114,12 +114,22 @@ class Routes:
     upload: str | None = "/upload/lab-doctor-probe.bin"  # PUT stores the body and answers its size
     body: str | None = "/landing"  # POST reads the body and answers its size
     bad_gateway: str | None = "/bugs/big-header"  # a route whose answer makes nginx say 502
+    stream: str | None = "/stream/events?count=4&interval=0.5"  # Server-Sent Events, one every 0.5 s
 
     @classmethod
-    def for_app(cls, redirect: str | None, ws: str | None, upload: str | None) -> Routes:
-        """A real app's routes (--redirect-path, --ws-url, --upload-url), none of the lab's."""
+    def for_app(
+        cls, redirect: str | None, ws: str | None, upload: str | None, stream: str | None = None
+    ) -> Routes:
+        """A real app's routes (--redirect-path, --ws-url, --upload-url, --stream-url), none of the lab's."""
         return cls(
-            redirect=redirect, debug=None, ws=ws, ws_info=None, upload=upload, body=None, bad_gateway=None
+            redirect=redirect,
+            debug=None,
+            ws=ws,
+            ws_info=None,
+            upload=upload,
+            body=None,
+            bad_gateway=None,
+            stream=stream,
         )
 
 

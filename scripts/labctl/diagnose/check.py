@@ -204,11 +204,15 @@ def judged_where_probed(site: Site, results: list[behaviours.Result]) -> list[be
     ]
 
 
-def scenario_matches(endpoint: Endpoint) -> list[tuple[str, str]]:
+def scenario_matches(endpoint: Endpoint, results: list[behaviours.Result]) -> list[tuple[str, str]]:
     """The catalogue's symptoms the run shows; not the scenarios whose check reads this
-    checkout's own stack (early-reject counts its kernel's resets)."""
+    checkout's own stack (early-reject counts its kernel's resets), nor those whose behaviour a
+    probe already found broken (its row says it, with the line)."""
+    shown = {r.behaviour for r in results if r.verdict == BROKEN}
     candidates = [
-        s for s in catalogue.scenarios() if s.checked and not s.compose_only and not s.lab_stack_only
+        s
+        for s in catalogue.scenarios()
+        if s.checked and not s.compose_only and not s.lab_stack_only and s.behaviour not in shown
     ]
     return [(scenario.name, seen.seen) for scenario, seen in catalogue.matching(candidates, endpoint)]
 
@@ -242,7 +246,7 @@ def run(path: Path, args: argparse.Namespace, in_namespace: bool) -> tuple[Outco
     )
     with sandbox.running(plan, place):
         results = judged_where_probed(site, behaviours.run(endpoint, options))
-        matches = scenario_matches(endpoint)
+        matches = scenario_matches(endpoint, results)
     answered = next((r.status for r in results if r.behaviour is ERROR_FORMAT and r.status), None)
     rows = merge(results, behaviours.findings(replace(site, bad_gateway_answered=answered)))
     return Outcome(rows, matches, port_notes(site, rows)), plan, site, warnings
