@@ -25,6 +25,7 @@ import labsettings
 
 from . import behaviours, catalogue, endpoints, probe, stack, venv
 from .behaviours import BROKEN, NOT_PROBED, NOTE, OK, Result
+from .behaviours.capacity import BUDGET_S, MAX_SOCKETS
 from .behaviours.forwarded import CLIENT_ADDR
 from .catalogue import Scenario
 from .endpoints import Endpoint
@@ -74,6 +75,7 @@ def options_from(args: argparse.Namespace, endpoint: Endpoint) -> behaviours.Opt
     return behaviours.Options(
         routes=routes,
         idle_s=args.idle,
+        hold_websockets=args.hold_websockets,
         declared_limit_mib=args.max_body_mib,
         lab_contract=endpoint.is_local_lab,
     )
@@ -163,7 +165,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--stream-url",
         default=env.DOCTOR_STREAM_URL.value() or None,
-        help="a route of your app that streams Server-Sent Events: are they held to the end? (LAB_DOCTOR_STREAM_URL)",
+        help="a Server-Sent Events route of your app: are its events held? (LAB_DOCTOR_STREAM_URL)",
     )
     parser.add_argument(
         "--idle",
@@ -171,6 +173,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=env.DOCTOR_IDLE_S.value(),
         metavar="SECONDS",
         help="hold a websocket idle this long, e.g. 65 (past nginx's 60s default) (LAB_DOCTOR_IDLE_S)",
+    )
+    parser.add_argument(
+        "--hold-websockets",
+        type=int,
+        default=0,
+        metavar="N",
+        help=f"open up to N websockets (at most {MAX_SOCKETS}, {BUDGET_S:g} s), then a request: does it hang",
     )
     parser.add_argument(
         "--max-body-mib", type=float, default=None, help="the upload limit you declared: check that it holds"

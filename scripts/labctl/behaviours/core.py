@@ -137,6 +137,7 @@ class Routes:
 class Options:
     routes: Routes = Routes()
     idle_s: float = 0  # hold a websocket idle this long (0: not probed)
+    hold_websockets: int = 0  # open up to this many websockets, then a request (0: not probed)
     declared_limit_mib: float | None = None  # the body limit the deployment declares
     # The lab's whole contract (its own stack): nginx's errors as the JSON envelope, the request
     # id. For anyone else's deployment these are notes, not failures.

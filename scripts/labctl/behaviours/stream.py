@@ -36,7 +36,8 @@ STREAM = Behaviour(
     "stream",
     "a stream's events arrive as the app writes them",
     "a stream's events arrive all at once at its end: nginx buffers proxied responses by default; turn "
-    "proxy_buffering off on the stream's location (or send X-Accel-Buffering: no from the app), and no gzip there",
+    "proxy_buffering off on the stream's location (or send X-Accel-Buffering: no from the app), and no "
+    "gzip there",
     MEDIUM,
     ("stream-buffered",),
 )

@@ -288,6 +288,22 @@ def ws_idle(clean: Clean, site: Site) -> Iterator[Mutant]:
             )
 
 
+@operator("delete proxy_buffering off", "scenario stream-buffered; stream/default_buffering.conf")
+def stream_buffered(clean: Clean, site: Site) -> Iterator[Mutant]:
+    location = site.location(site.routes.stream)
+    if location is None or location.parent is None or config.effective(location.parent, "proxy_buffering"):
+        return  # nothing to delete, or an enclosing level's proxy_buffering would take over
+    for buffering in location.children("proxy_buffering"):
+        if _own_line(buffering):
+            yield _mutant(
+                clean,
+                "delete proxy_buffering off",
+                "scenario stream-buffered",
+                [_delete(buffering)],
+                [_key("stream", location.where, "missing: proxy_buffering off")],
+            )
+
+
 @operator(
     "websocket location without X-Forwarded-Proto", "scenario location-drops-headers; ws-scheme fixtures"
 )
