@@ -20,9 +20,11 @@ from pathlib import Path
 
 import labsettings
 
-from .. import behaviours, catalogue, paths
+from .. import behaviours, catalogue, native, paths
+from .. import probe as http_probe
 from ..behaviours import BROKEN, NOT_PROBED, NOTE, OK, Behaviour, Finding, Site
 from ..behaviours.body import body_limit_mib
+from ..behaviours.capacity import CAPACITY, MAX_SOCKETS, probe_capacity
 from ..behaviours.errors import ERROR_FORMAT
 from ..behaviours.redirects import REDIRECT_PORT
 from ..behaviours.websockets import ALL as WEBSOCKET_BEHAVIOURS
@@ -65,6 +67,8 @@ class Outcome:
     rows: list[Row]
     matches: list[tuple[str, str]]  # (scenario, what its check saw)
     notes: list[str]
+    # With --gunicorn, what the capacity probe saw holding one websocket past the worker's slots.
+    slots: behaviours.Result | None = None
 
     @property
     def broken(self) -> list[Row]:
@@ -217,7 +221,35 @@ def scenario_matches(endpoint: Endpoint, results: list[behaviours.Result]) -> li
     return [(scenario.name, seen.seen) for scenario, seen in catalogue.matching(candidates, endpoint)]
 
 
-def run(path: Path, args: argparse.Namespace, in_namespace: bool) -> tuple[Outcome, Plan, Site, list[str]]:
+# The lab's websocket routes, for the location a config upgrades in.
+WEBSOCKET_ROUTES = ("/ws/echo", "/socket.io/?EIO=4&transport=websocket")
+
+
+def hold_slots(site: Site, endpoint: Endpoint, slots: int) -> behaviours.Result | None:
+    """One websocket more than ``slots`` through the config's websocket location (a lab route that
+    lands there), then a request: the capacity probe's verdict, or None where no route lands."""
+    dedicated = site.websocket_locations()
+    route = next((r for r in WEBSOCKET_ROUTES if site.location(r) in dedicated), None)
+    if route is None or slots >= MAX_SOCKETS:
+        return None
+    handshake, conn = http_probe.websocket(endpoint, route)
+    if conn is None:  # the lab's app upgrades only under an async worker (gevent-websocket)
+        seen = f"{route}: the handshake answered {handshake.status} under your worker class"
+        return behaviours.Result(CAPACITY, BROKEN if handshake.status != 404 else NOT_PROBED, seen)
+    conn.close()
+    options = behaviours.Options(behaviours.Routes(ws=route), hold_websockets=slots + 1)
+    return next(iter(probe_capacity(behaviours.Probe(endpoint, options))), None)
+
+
+def run(
+    path: Path,
+    args: argparse.Namespace,
+    in_namespace: bool,
+    app_command: list[str] | None = None,
+    slots: int | None = None,
+) -> tuple[Outcome, Plan, Site, list[str]]:
+    """``app_command``: the lab's app under the user's gunicorn settings (--gunicorn), else the
+    lab's; ``slots``: the websockets its workers hold at most (sync, gthread), probed."""
     config = load(path)
     site = site_for(config, args.public_https_port, args.public_http_port)
     place = sandbox.where(
@@ -244,12 +276,13 @@ def run(path: Path, args: argparse.Namespace, in_namespace: bool) -> tuple[Outco
         if nginx_has_http3()
         else "this machine's nginx has no HTTP/3 module: quic listens left out",
     )
-    with sandbox.running(plan, place):
+    with sandbox.running(plan, place, app_command):
         results = judged_where_probed(site, behaviours.run(endpoint, options))
         matches = scenario_matches(endpoint, results)
+        held = hold_slots(site, endpoint, slots) if slots else None
     answered = next((r.status for r in results if r.behaviour is ERROR_FORMAT and r.status), None)
     rows = merge(results, behaviours.findings(replace(site, bad_gateway_answered=answered)))
-    return Outcome(rows, matches, port_notes(site, rows)), plan, site, warnings
+    return Outcome(rows, matches, port_notes(site, rows), held), plan, site, warnings
 
 
 def _short(file: str, path: Path) -> str:
@@ -314,7 +347,17 @@ def main(args: argparse.Namespace, argv: list[str]) -> int:
     )
     try:
         layers = gunicornconf.judge(args.conf, args.gunicorn) if args.gunicorn else []
-        outcome, plan, site, warnings = run(args.conf, args, in_namespace)
+        users = gunicornconf.load_gunicorn(args.gunicorn) if args.gunicorn else None
+        flags = gunicornconf.applied_flags(users) if users else []
+        app_command = [*native.gunicorn_command(), *flags] if users else None
+        slots = gunicornconf.websocket_slots(users) if users else None
+        outcome, plan, site, warnings = run(args.conf, args, in_namespace, app_command, slots)
+        broken = {r.behaviour.id: r.seen for r in outcome.rows if r.verdict == BROKEN}
+        if outcome.slots is not None and outcome.slots.verdict == BROKEN:
+            broken[outcome.slots.behaviour.id] = outcome.slots.seen
+        layers = gunicornconf.confirm(layers, broken)
+        if flags:
+            mode += f"; the lab's app ran with your gunicorn settings: {' '.join(flags)}"
     except ConfigError as error:
         print(f"lab check: {error}", file=sys.stderr)
         return 2
