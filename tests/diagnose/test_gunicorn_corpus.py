@@ -5,6 +5,7 @@ judgement reads both files."""
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -87,3 +88,32 @@ def test_bad_gunicorn_config_is_one_line_and_exit_2(tmp_path: Path, name: str, t
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("lab check: ") and said in lines[0], result.stderr
     assert result.stdout == "", result.stdout
+
+
+def test_lab_check_runs_the_users_worker_and_confirms_the_websocket_worker_finding() -> None:
+    """flask-socketio-docs-threads (gthread, 100 threads) in front of the lab's app: the handshake
+    through /socket.io fails under that worker (the row says confirmed), where the same config
+    with the gevent-websocket worker has no such finding."""
+    _, nginx, threads = _case("flask-socketio-docs-threads")
+    _, _, gevent = _case("flask-socketio-docs-gevent-websocket")
+    reports = {}
+    for name, gunicorn in (("threads", threads), ("gevent", gevent)):
+        ran = subprocess.run(
+            [
+                sys.executable,
+                str(paths.SCRIPTS / "lab"),
+                "check",
+                str(nginx),
+                "--gunicorn",
+                str(gunicorn),
+                "--json",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        assert ran.returncode in (0, 1), ran.stderr[-2000:]
+        reports[name] = {f["behaviour"]: f for f in json.loads(ran.stdout)["gunicorn"]}
+    worker = reports["threads"]["ws-worker"]
+    assert worker["verdict"] == "broken" and "handshake answered 500" in worker["confirmed"], worker
+    assert "ws-worker" not in reports["gevent"], reports["gevent"]
