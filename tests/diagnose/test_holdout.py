@@ -18,6 +18,8 @@ from labctl.diagnose.score import CORPORA, Score, score
 # false alarm. Measured (after merging arch-behaviours): recall 214/242 = 88.4%, precision 214/221 =
 # 96.8% (a broken row without a line of the user's file counts as a false alarm), 2 configs not run,
 # 0/1 refusal with its fix (printed, not asserted: uvicorn-docs-deployment gets nginx's bare message).
+# The stream behaviour (issue 23) added 18 findings to the expectations, each seen by its probe
+# (the lab's events held to the end): recall 232/260, the same 7 false alarms.
 FLOOR_RECALL = 0.87
 MAX_FALSE_ALARMS = 7
 MAX_COULD_NOT_RUN = 2
