@@ -23,6 +23,7 @@ CAPACITY = Behaviour(
     "server's worker_connections x workers, or nginx's worker_connections (2 per proxied socket), is the "
     "cap; raise it above the sockets you hold",
     MEDIUM,
+    ("connection-capacity",),
 )
 
 
