@@ -10,17 +10,18 @@ writes is under .lab/check/.
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import os
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import labsettings
 
-from .. import behaviours, catalogue, native, paths
+from .. import behaviours, catalogue, keepalive, native, paths
 from .. import probe as http_probe
 from ..behaviours import BROKEN, NOT_PROBED, NOTE, OK, Behaviour, Finding, Site
 from ..behaviours.body import body_limit_mib
@@ -67,12 +68,21 @@ class Outcome:
     rows: list[Row]
     matches: list[tuple[str, str]]  # (scenario, what its check saw)
     notes: list[str]
-    # With --gunicorn, what the capacity probe saw holding one websocket past the worker's slots.
-    slots: behaviours.Result | None = None
+    # With --gunicorn: what the probes between the layers saw broken (a probe's id -> what it saw).
+    between: dict[str, str] = field(default_factory=dict)
 
     @property
     def broken(self) -> list[Row]:
         return [r for r in self.rows if r.verdict in (BROKEN, STATIC)]
+
+
+@dataclass(frozen=True)
+class Layered:
+    """With --gunicorn: the lab's app under the user's settings, and what to probe between the layers."""
+
+    app_command: list[str]
+    slots: int | None  # the websockets its workers hold at most (sync, gthread)
+    keepalive_s: float | None  # gunicorn's keepalive, where nginx's pool outlives it (keepalive-race)
 
 
 def _proxies(server: Directive) -> bool:
@@ -223,6 +233,7 @@ def scenario_matches(endpoint: Endpoint, results: list[behaviours.Result]) -> li
 
 # The lab's websocket routes, for the location a config upgrades in.
 WEBSOCKET_ROUTES = ("/ws/echo", "/socket.io/?EIO=4&transport=websocket")
+RACE_MAX_S = 10.0  # the keep-alive race is probed only this far (it waits about 1.5 x keepalive)
 
 
 def hold_slots(site: Site, endpoint: Endpoint, slots: int) -> behaviours.Result | None:
@@ -241,15 +252,30 @@ def hold_slots(site: Site, endpoint: Endpoint, slots: int) -> behaviours.Result 
     return next(iter(probe_capacity(behaviours.Probe(endpoint, options))), None)
 
 
+def between_layers(site: Site, endpoint: Endpoint, layered: Layered, nginx_master: int) -> dict[str, str]:
+    """The --gunicorn findings a probe can confirm, probed: the worker's websocket slots held
+    (ws-worker), a POST on a pooled connection across gunicorn's keepalive (keepalive-race)."""
+    seen: dict[str, str] = {}
+    held = hold_slots(site, endpoint, layered.slots) if layered.slots else None
+    if held is not None and held.verdict == BROKEN:
+        seen[held.behaviour.id] = held.seen
+    if layered.keepalive_s is not None and layered.keepalive_s <= RACE_MAX_S:
+        try:
+            post = keepalive.paused(endpoint, nginx_master, layered.keepalive_s, "POST")
+        except (OSError, http.client.HTTPException):
+            return seen
+        if post == 502:
+            seen["keepalive-race"] = (
+                f"POST {keepalive.PATH} on a connection nginx pooled, held in nginx (paused) across "
+                f"gunicorn's keepalive {layered.keepalive_s:g} s: 502"
+            )
+    return seen
+
+
 def run(
-    path: Path,
-    args: argparse.Namespace,
-    in_namespace: bool,
-    app_command: list[str] | None = None,
-    slots: int | None = None,
+    path: Path, args: argparse.Namespace, in_namespace: bool, layered: Layered | None = None
 ) -> tuple[Outcome, Plan, Site, list[str]]:
-    """``app_command``: the lab's app under the user's gunicorn settings (--gunicorn), else the
-    lab's; ``slots``: the websockets its workers hold at most (sync, gthread), probed."""
+    """``layered``: the lab's app under the user's gunicorn settings (--gunicorn), else the lab's."""
     config = load(path)
     site = site_for(config, args.public_https_port, args.public_http_port)
     place = sandbox.where(
@@ -276,13 +302,13 @@ def run(
         if nginx_has_http3()
         else "this machine's nginx has no HTTP/3 module: quic listens left out",
     )
-    with sandbox.running(plan, place, app_command):
+    with sandbox.running(plan, place, layered.app_command if layered else None) as server:
         results = judged_where_probed(site, behaviours.run(endpoint, options))
         matches = scenario_matches(endpoint, results)
-        held = hold_slots(site, endpoint, slots) if slots else None
+        between = between_layers(site, endpoint, layered, server.pid) if layered else {}
     answered = next((r.status for r in results if r.behaviour is ERROR_FORMAT and r.status), None)
     rows = merge(results, behaviours.findings(replace(site, bad_gateway_answered=answered)))
-    return Outcome(rows, matches, port_notes(site, rows), held), plan, site, warnings
+    return Outcome(rows, matches, port_notes(site, rows), between), plan, site, warnings
 
 
 def _short(file: str, path: Path) -> str:
@@ -349,13 +375,16 @@ def main(args: argparse.Namespace, argv: list[str]) -> int:
         layers = gunicornconf.judge(args.conf, args.gunicorn) if args.gunicorn else []
         users = gunicornconf.load_gunicorn(args.gunicorn) if args.gunicorn else None
         flags = gunicornconf.applied_flags(users) if users else []
-        app_command = [*native.gunicorn_command(), *flags] if users else None
-        slots = gunicornconf.websocket_slots(users) if users else None
-        outcome, plan, site, warnings = run(args.conf, args, in_namespace, app_command, slots)
+        layered = None
+        if users is not None:
+            race = any(f.behaviour == "keepalive-race" and f.verdict == BROKEN for f in layers)
+            keepalive_s = float(users.value("keepalive")) if race else None
+            layered = Layered(
+                [*native.gunicorn_command(), *flags], gunicornconf.websocket_slots(users), keepalive_s
+            )
+        outcome, plan, site, warnings = run(args.conf, args, in_namespace, layered)
         broken = {r.behaviour.id: r.seen for r in outcome.rows if r.verdict == BROKEN}
-        if outcome.slots is not None and outcome.slots.verdict == BROKEN:
-            broken[outcome.slots.behaviour.id] = outcome.slots.seen
-        layers = gunicornconf.confirm(layers, broken)
+        layers = gunicornconf.confirm(layers, {**broken, **outcome.between})
         if flags:
             mode += f"; the lab's app ran with your gunicorn settings: {' '.join(flags)}"
     except ConfigError as error:

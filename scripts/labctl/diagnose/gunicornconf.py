@@ -241,7 +241,7 @@ def websocket_slots(gunicorn: Gunicorn) -> int | None:
 
 # The probes (labctl.behaviours' ids) whose broken result confirms a finding here: a websocket
 # refused, or the slots held (`lab check` holds one more websocket than the workers have slots).
-CONFIRMED_BY = {"ws-worker": ("ws-upgrade", "ws-open", "capacity")}
+CONFIRMED_BY = {"ws-worker": ("ws-upgrade", "ws-open", "capacity"), "keepalive-race": ("keepalive-race",)}
 
 
 def confirm(found: list[Finding], broken: dict[str, str]) -> list[Finding]:
