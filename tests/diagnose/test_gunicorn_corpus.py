@@ -90,6 +90,26 @@ def test_bad_gunicorn_config_is_one_line_and_exit_2(tmp_path: Path, name: str, t
     assert result.stdout == "", result.stdout
 
 
+def _layers(nginx: Path, gunicorn: Path) -> dict[str, dict[str, str]]:
+    """`lab check --gunicorn --json`'s findings between the layers, by behaviour."""
+    ran = subprocess.run(
+        [
+            sys.executable,
+            str(paths.SCRIPTS / "lab"),
+            "check",
+            str(nginx),
+            "--gunicorn",
+            str(gunicorn),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert ran.returncode in (0, 1), ran.stderr[-2000:]
+    return {f["behaviour"]: f for f in json.loads(ran.stdout)["gunicorn"]}
+
+
 def test_lab_check_runs_the_users_worker_and_confirms_the_websocket_worker_finding() -> None:
     """flask-socketio-docs-threads (gthread, 100 threads) in front of the lab's app: the handshake
     through /socket.io fails under that worker (the row says confirmed), where the same config
@@ -98,22 +118,7 @@ def test_lab_check_runs_the_users_worker_and_confirms_the_websocket_worker_findi
     _, _, gevent = _case("flask-socketio-docs-gevent-websocket")
     reports = {}
     for name, gunicorn in (("threads", threads), ("gevent", gevent)):
-        ran = subprocess.run(
-            [
-                sys.executable,
-                str(paths.SCRIPTS / "lab"),
-                "check",
-                str(nginx),
-                "--gunicorn",
-                str(gunicorn),
-                "--json",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=180,
-        )
-        assert ran.returncode in (0, 1), ran.stderr[-2000:]
-        reports[name] = {f["behaviour"]: f for f in json.loads(ran.stdout)["gunicorn"]}
+        reports[name] = _layers(nginx, gunicorn)
     worker = reports["threads"]["ws-worker"]
     assert worker["verdict"] == "broken" and "handshake answered 500" in worker["confirmed"], worker
     assert "ws-worker" not in reports["gevent"], reports["gevent"]
@@ -144,22 +149,7 @@ def test_lab_check_confirms_the_keepalive_race_by_a_probe(tmp_path: Path, keepal
     nginx, gunicorn = tmp_path / "site.conf", tmp_path / "gunicorn.conf.py"
     nginx.write_text(POOLED_NGINX)
     gunicorn.write_text(f'worker_class = "gevent"\nworkers = 1\nkeepalive = {keepalive}\n')
-    ran = subprocess.run(
-        [
-            sys.executable,
-            str(paths.SCRIPTS / "lab"),
-            "check",
-            str(nginx),
-            "--gunicorn",
-            str(gunicorn),
-            "--json",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
-    assert ran.returncode in (0, 1), ran.stderr[-2000:]
-    found = {f["behaviour"]: f for f in json.loads(ran.stdout)["gunicorn"]}["keepalive-race"]
+    found = _layers(nginx, gunicorn)["keepalive-race"]
     if race:
         assert found["verdict"] == "broken" and found["confirmed"].endswith(": 502"), found
     else:
