@@ -3,8 +3,8 @@ checklist where each failure names its likely cause.
 
 The probes are labctl.behaviours'. Against the lab's app (this checkout's stack, or the lab's
 app behind your own nginx) every one runs; against any other app the probes that need a lab
-route report "not probed", never a failure, and `--redirect-path`, `--ws-url`, `--upload-url`
-point them at your app's own routes. Where the lab's app answers, the scenario catalogue's
+route report "not probed", never a failure, and `--redirect-path`, `--ws-url`, `--upload-url`,
+`--stream-url` point them at your app's own routes. Where the lab's app answers, the scenario catalogue's
 checks run too and a symptom they see names its scenario. Hints speak of nginx and the app;
 the lab's own knobs are added only for this checkout's stack.
 
@@ -25,6 +25,7 @@ import labsettings
 
 from . import behaviours, catalogue, endpoints, probe, stack, venv
 from .behaviours import BROKEN, NOT_PROBED, NOTE, OK, Result
+from .behaviours.capacity import BUDGET_S, MAX_SOCKETS
 from .behaviours.forwarded import CLIENT_ADDR
 from .catalogue import Scenario
 from .endpoints import Endpoint
@@ -69,11 +70,12 @@ def _path(value: str | None) -> str | None:
 
 
 def options_from(args: argparse.Namespace, endpoint: Endpoint) -> behaviours.Options:
-    own = [args.redirect_path, args.ws_url, args.upload_url]
+    own = [args.redirect_path, args.ws_url, args.upload_url, args.stream_url]
     routes = behaviours.Routes.for_app(*(_path(v) for v in own)) if any(own) else behaviours.Routes()
     return behaviours.Options(
         routes=replace(routes, socketio=_path(args.socketio_path)),
         idle_s=args.idle,
+        hold_websockets=args.hold_websockets,
         declared_limit_mib=args.max_body_mib,
         lab_contract=endpoint.is_local_lab,
     )
@@ -166,12 +168,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="where your app answers Socket.IO (LAB_DOCTOR_SOCKETIO_PATH; '' for none)",
     )
     parser.add_argument(
+        "--stream-url",
+        default=env.DOCTOR_STREAM_URL.value() or None,
+        help="a Server-Sent Events route of your app: are its events held? (LAB_DOCTOR_STREAM_URL)",
+    )
+    parser.add_argument(
         "--idle",
         type=float,
         default=env.DOCTOR_IDLE_S.value(),
         metavar="SECONDS",
         help="hold a websocket (and a quiet Socket.IO client) idle this long, e.g. 65 (past nginx's 60s "
         "default) (LAB_DOCTOR_IDLE_S)",
+    )
+    parser.add_argument(
+        "--hold-websockets",
+        type=int,
+        default=0,
+        metavar="N",
+        help=f"open up to N websockets (at most {MAX_SOCKETS}, {BUDGET_S:g} s), then a request: does it hang",
     )
     parser.add_argument(
         "--max-body-mib", type=float, default=None, help="the upload limit you declared: check that it holds"

@@ -192,6 +192,9 @@ DOCTOR_SOCKETIO_PATH = Setting(
     "where your app answers Socket.IO, for the doctor",
     "tools",
 )
+DOCTOR_STREAM_URL = Setting(
+    "LAB_DOCTOR_STREAM_URL", "", str, "a Server-Sent Events route of your app, for the doctor", "tools"
+)
 DOCTOR_IDLE_S = Setting(
     "LAB_DOCTOR_IDLE_S", "0", float, "hold a websocket idle this long (65: past nginx's 60s default)", "tools"
 )

@@ -5,6 +5,7 @@ judgement reads both files."""
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -87,3 +88,69 @@ def test_bad_gunicorn_config_is_one_line_and_exit_2(tmp_path: Path, name: str, t
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("lab check: ") and said in lines[0], result.stderr
     assert result.stdout == "", result.stdout
+
+
+def _layers(nginx: Path, gunicorn: Path) -> dict[str, dict[str, str]]:
+    """`lab check --gunicorn --json`'s findings between the layers, by behaviour."""
+    ran = subprocess.run(
+        [
+            sys.executable,
+            str(paths.SCRIPTS / "lab"),
+            "check",
+            str(nginx),
+            "--gunicorn",
+            str(gunicorn),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert ran.returncode in (0, 1), ran.stderr[-2000:]
+    return {f["behaviour"]: f for f in json.loads(ran.stdout)["gunicorn"]}
+
+
+def test_lab_check_runs_the_users_worker_and_confirms_the_websocket_worker_finding() -> None:
+    """flask-socketio-docs-threads (gthread, 100 threads) in front of the lab's app: the handshake
+    through /socket.io fails under that worker (the row says confirmed), where the same config
+    with the gevent-websocket worker has no such finding."""
+    _, nginx, threads = _case("flask-socketio-docs-threads")
+    _, _, gevent = _case("flask-socketio-docs-gevent-websocket")
+    reports = {}
+    for name, gunicorn in (("threads", threads), ("gevent", gevent)):
+        reports[name] = _layers(nginx, gunicorn)
+    worker = reports["threads"]["ws-worker"]
+    assert worker["verdict"] == "broken" and "handshake answered 500" in worker["confirmed"], worker
+    assert "ws-worker" not in reports["gevent"], reports["gevent"]
+
+
+POOLED_NGINX = """upstream app {
+    server 127.0.0.1:8000;
+    keepalive 16;
+}
+server {
+    listen 80;
+    server_name example.com;
+    location / {
+        proxy_pass http://app;
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
+        proxy_set_header Host $host;
+    }
+}
+"""
+
+
+@pytest.mark.parametrize(("keepalive", "race"), [(2, True), (75, False)])
+def test_lab_check_confirms_the_keepalive_race_by_a_probe(tmp_path: Path, keepalive: int, race: bool) -> None:
+    """nginx pools upstream connections for 60 s; gunicorn's gevent worker closes them after its
+    keepalive: with 2 s a POST held in nginx across the close gets 502 (confirmed); with 75 s the
+    finding is ok."""
+    nginx, gunicorn = tmp_path / "site.conf", tmp_path / "gunicorn.conf.py"
+    nginx.write_text(POOLED_NGINX)
+    gunicorn.write_text(f'worker_class = "gevent"\nworkers = 1\nkeepalive = {keepalive}\n')
+    found = _layers(nginx, gunicorn)["keepalive-race"]
+    if race:
+        assert found["verdict"] == "broken" and found["confirmed"].endswith(": 502"), found
+    else:
+        assert found["verdict"] == "ok" and found["confirmed"] == "", found

@@ -18,8 +18,10 @@ from labctl.diagnose.score import CORPORA, Score, score
 # false alarm. Measured (after merging arch-behaviours): recall 214/242 = 88.4%, precision 214/221 =
 # 96.8% (a broken row without a line of the user's file counts as a false alarm), 2 configs not run,
 # 0/1 refusal with its fix (printed, not asserted: uvicorn-docs-deployment gets nginx's bare message).
-# Raised after issue 25's classes were fixed and Socket.IO probed (main, 2026-12-06): recall 227/242 =
-# 93.8%, precision 227/230 = 98.7%, 0 configs not run, 1/1 refusal with its fix.
+# The stream behaviour (issue 23) added 18 findings to the expectations, each seen by its probe
+# (the lab's events held to the end). Raised after issue 25's classes were fixed and Socket.IO
+# probed (main, 2026-12-06, before the stream findings): recall 227/242 = 93.8%, precision 227/230 =
+# 98.7%, 0 configs not run, 1/1 refusal with its fix.
 FLOOR_RECALL = 0.938
 MAX_FALSE_ALARMS = 3
 MAX_COULD_NOT_RUN = 0

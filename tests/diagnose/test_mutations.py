@@ -14,7 +14,7 @@ import pytest
 
 from labctl.diagnose import mutate
 
-# Measured on 2026-12-06: 33/33 killed by the static rules. Raise, never lower.
+# Measured on 2026-12-06: 35/35 killed by the static rules. Raise, never lower.
 FLOOR_STATIC_SCORE = 1.0
 
 

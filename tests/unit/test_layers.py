@@ -24,7 +24,7 @@ LAYERS: list[set[str]] = [
     {"runstate", "venv", "nginx", "broker"},  # the running stack's record, the venv, nginx, redis-server
     {"endpoints"},  # LAB_URL, LAB_CA, LAB_HTTP_URL
     {"probe", "traffic"},  # HTTP the way the diagnostics make it; a bounded load, timed
-    {"sse"},  # Server-Sent Events over probe's connections
+    {"sse", "keepalive"},  # Server-Sent Events; the keep-alive race's mechanism: over probe's connections
     {"h3", "sioclient"},  # HTTP/3 (aioquic), Socket.IO (python-socketio): .venv only
     {"diagnose.config"},  # a user's nginx config as nginx reads it: the model the behaviours' rules read
     {"checks", "behaviours"},  # checks declared as data; the behaviours: probes and static rules

@@ -13,17 +13,13 @@ closed, and answers what it answers when the race is lost (its error log says wh
 
 from __future__ import annotations
 
-import contextlib
 import http.client
-import os
-import signal
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import labsettings
-from labctl import native, paths, probe, procs, stack
+from labctl import keepalive, native, paths, probe, procs, stack
 from labctl.checks import Observation, classify
 from labctl.endpoints import Endpoint
 
@@ -33,39 +29,12 @@ KEEPALIVE_S = float(labsettings.read_env_file(Path(__file__).with_name("app.env"
 CLIENTS = 16
 SWEEP_OFFSETS_S = (-0.003, -0.002, -0.001, 0.0, 0.001)  # idle past the keepalive, per round
 ROUNDS_PER_OFFSET = 2
-PAUSED_BEFORE_S = KEEPALIVE_S / 2  # idle before nginx is paused: the app still holds the connection
-PAUSED_FOR_S = KEEPALIVE_S  # the POST waits in nginx's socket while the app's keepalive runs out
-BODY = b"x" * 1024
 NGINX_SAYS = ("upstream prematurely closed connection", "recv() failed (104", "writev() failed (32", "(104: ")
 
 
-def _send(conn: http.client.HTTPConnection, method: str) -> None:
-    body = BODY if method == "POST" else None
-    conn.request(method, "/landing", body=body, headers={"Content-Type": "application/octet-stream"})
-
-
-def _status(conn: http.client.HTTPConnection) -> int:
-    response = conn.getresponse()
-    response.read()
-    return response.status
-
-
 def _post(conn: http.client.HTTPConnection) -> int:
-    _send(conn, "POST")
-    return _status(conn)
-
-
-@contextlib.contextmanager
-def _nginx_paused() -> Iterator[None]:
-    master = procs.pid_from_file(native.NGINX_PID, str(paths.NGINX_PREFIX))
-    workers = procs.children(master) if master else set()
-    for pid in workers:
-        os.kill(pid, signal.SIGSTOP)
-    try:
-        yield
-    finally:
-        for pid in workers:
-            os.kill(pid, signal.SIGCONT)
+    keepalive.send(conn, "POST")
+    return keepalive.status(conn)
 
 
 def _post_or_error(conn: http.client.HTTPConnection) -> int | str:
@@ -94,29 +63,15 @@ def _sweep(endpoint: Endpoint) -> list[int | str]:
     return statuses
 
 
-def _paused(endpoint: Endpoint, method: str) -> int:
-    """``method`` sent while nginx's workers are paused across the app's close of the pooled
-    connection nginx will take for it."""
-    conn = probe.connection(endpoint, endpoint.url, probe.TIMEOUT + PAUSED_FOR_S)
-    try:
-        _post(conn)  # nginx now pools an upstream connection
-        time.sleep(PAUSED_BEFORE_S)
-        with _nginx_paused():
-            _send(conn, method)
-            time.sleep(PAUSED_FOR_S)
-        return _status(conn)
-    finally:
-        conn.close()
-
-
 def observe(endpoint: Endpoint) -> Observation:
     if stack.running_mode() != "native":
         return Observation(None, "pausing nginx's workers and reading its error log needs the native stack")
     offset = native.NGINX_ERROR_LOG.stat().st_size
     swept = _sweep(endpoint)
-    paused = _paused(endpoint, "POST")
+    master = procs.pid_from_file(native.NGINX_PID, str(paths.NGINX_PREFIX))
+    paused = keepalive.paused(endpoint, master, KEEPALIVE_S, "POST")
     # The same for a GET: nginx retries an idempotent request that failed on a pooled connection.
-    paused_get = _paused(endpoint, "GET")
+    paused_get = keepalive.paused(endpoint, master, KEEPALIVE_S, "GET")
     with native.NGINX_ERROR_LOG.open("rb") as log:
         log.seek(offset)
         said = [

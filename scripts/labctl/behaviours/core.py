@@ -122,12 +122,22 @@ class Routes:
     body: str | None = "/landing"  # POST reads the body and answers its size
     bad_gateway: str | None = "/bugs/big-header"  # a route whose answer makes nginx say 502
     socketio: str | None = "/socket.io/"  # where Socket.IO answers (None: not probed)
+    stream: str | None = "/stream/events?count=4&interval=0.5"  # Server-Sent Events, one every 0.5 s
 
     @classmethod
-    def for_app(cls, redirect: str | None, ws: str | None, upload: str | None) -> Routes:
-        """A real app's routes (--redirect-path, --ws-url, --upload-url), none of the lab's."""
+    def for_app(
+        cls, redirect: str | None, ws: str | None, upload: str | None, stream: str | None = None
+    ) -> Routes:
+        """A real app's routes (--redirect-path, --ws-url, --upload-url, --stream-url), none of the lab's."""
         return cls(
-            redirect=redirect, debug=None, ws=ws, ws_info=None, upload=upload, body=None, bad_gateway=None
+            redirect=redirect,
+            debug=None,
+            ws=ws,
+            ws_info=None,
+            upload=upload,
+            body=None,
+            bad_gateway=None,
+            stream=stream,
         )
 
 
@@ -135,6 +145,7 @@ class Routes:
 class Options:
     routes: Routes = Routes()
     idle_s: float = 0  # hold a websocket idle this long (0: not probed)
+    hold_websockets: int = 0  # open up to this many websockets, then a request (0: not probed)
     declared_limit_mib: float | None = None  # the body limit the deployment declares
     # The lab's whole contract (its own stack): nginx's errors as the JSON envelope, the request
     # id. For anyone else's deployment these are notes, not failures.

@@ -10,20 +10,23 @@ writes is under .lab/check/.
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import os
 import re
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import labsettings
 
-from .. import behaviours, catalogue, paths
+from .. import behaviours, catalogue, keepalive, native, paths
+from .. import probe as http_probe
 from ..behaviours import BROKEN, NOT_PROBED, NOTE, OK, Behaviour, Finding, Site
 from ..behaviours.body import REQUEST_BODY, body_limit_mib
+from ..behaviours.capacity import CAPACITY, MAX_SOCKETS, probe_capacity
 from ..behaviours.core import EVIL_HOST
 from ..behaviours.errors import ERROR_FORMAT
 from ..behaviours.redirects import REDIRECT_PORT
@@ -71,10 +74,21 @@ class Outcome:
     rows: list[Row]
     matches: list[tuple[str, str]]  # (scenario, what its check saw)
     notes: list[str]
+    # With --gunicorn: what the probes between the layers saw broken (a probe's id -> what it saw).
+    between: dict[str, str] = field(default_factory=dict)
 
     @property
     def broken(self) -> list[Row]:
         return [r for r in self.rows if r.verdict in (BROKEN, STATIC)]
+
+
+@dataclass(frozen=True)
+class Layered:
+    """With --gunicorn: the lab's app under the user's settings, and what to probe between the layers."""
+
+    app_command: list[str]
+    slots: int | None  # the websockets its workers hold at most (sync, gthread)
+    keepalive_s: float | None  # gunicorn's keepalive, where nginx's pool outlives it (keepalive-race)
 
 
 def _proxies(server: Directive) -> bool:
@@ -251,21 +265,24 @@ def sticky_from_text(results: list[behaviours.Result]) -> list[behaviours.Result
 
 
 def scenario_matches(
-    endpoint: Endpoint, routes: behaviours.Routes, bodies_hang: bool = False
+    endpoint: Endpoint, routes: behaviours.Routes, results: list[behaviours.Result], bodies_hang: bool = False
 ) -> list[tuple[str, str]]:
     """The catalogue's symptoms the run shows; not the scenarios whose check reads this
-    checkout's own stack (early-reject counts its kernel's resets), nor the websocket ones when
-    the probes went to the config's own websocket location (their checks ask the lab's /ws/*,
-    which such a config does not serve as websockets), nor, where the probes saw a request body
-    go unanswered, those that would wait out their upload's deadline for "no answer" (neither
+    checkout's own stack (early-reject counts its kernel's resets), nor those whose behaviour a
+    probe already found broken (its row says it, with the line), nor the websocket ones when the
+    probes went to the config's own websocket location (their checks ask the lab's /ws/*, which
+    such a config does not serve as websockets), nor, where the probes saw a request body go
+    unanswered, those that would wait out their upload's deadline for "no answer" (neither
     symptom nor health: never a match)."""
     own_websocket = routes.ws != behaviours.Routes().ws
+    shown = {r.behaviour for r in results if r.verdict == BROKEN}
     candidates = [
         s
         for s in catalogue.scenarios()
         if s.checked
         and not s.compose_only
         and not s.lab_stack_only
+        and s.behaviour not in shown
         and not (own_websocket and s.behaviour in WEBSOCKET_BEHAVIOURS)
         and not (bodies_hang and _waits_on_a_body(s))
     ]
@@ -300,7 +317,51 @@ def routes_for(site: Site) -> behaviours.Routes:
     return routes
 
 
-def run(path: Path, args: argparse.Namespace, in_namespace: bool) -> tuple[Outcome, Plan, Site, list[str]]:
+# The lab's websocket routes, for the location a config upgrades in.
+WEBSOCKET_ROUTES = ("/ws/echo", "/socket.io/?EIO=4&transport=websocket")
+RACE_MAX_S = 10.0  # the keep-alive race is probed only this far (it waits about 1.5 x keepalive)
+
+
+def hold_slots(site: Site, endpoint: Endpoint, slots: int) -> behaviours.Result | None:
+    """One websocket more than ``slots`` through the config's websocket location (a lab route that
+    lands there), then a request: the capacity probe's verdict, or None where no route lands."""
+    dedicated = site.websocket_locations()
+    route = next((r for r in WEBSOCKET_ROUTES if site.location(r) in dedicated), None)
+    if route is None or slots >= MAX_SOCKETS:
+        return None
+    handshake, conn = http_probe.websocket(endpoint, route)
+    if conn is None:  # the lab's app upgrades only under an async worker (gevent-websocket)
+        seen = f"{route}: the handshake answered {handshake.status} under your worker class"
+        return behaviours.Result(CAPACITY, BROKEN if handshake.status != 404 else NOT_PROBED, seen)
+    conn.close()
+    options = behaviours.Options(behaviours.Routes(ws=route), hold_websockets=slots + 1)
+    return next(iter(probe_capacity(behaviours.Probe(endpoint, options))), None)
+
+
+def between_layers(site: Site, endpoint: Endpoint, layered: Layered, nginx_master: int) -> dict[str, str]:
+    """The --gunicorn findings a probe can confirm, probed: the worker's websocket slots held
+    (ws-worker), a POST on a pooled connection across gunicorn's keepalive (keepalive-race)."""
+    seen: dict[str, str] = {}
+    held = hold_slots(site, endpoint, layered.slots) if layered.slots else None
+    if held is not None and held.verdict == BROKEN:
+        seen[held.behaviour.id] = held.seen
+    if layered.keepalive_s is not None and layered.keepalive_s <= RACE_MAX_S:
+        try:
+            post = keepalive.paused(endpoint, nginx_master, layered.keepalive_s, "POST")
+        except (OSError, http.client.HTTPException):
+            return seen
+        if post == 502:
+            seen["keepalive-race"] = (
+                f"POST {keepalive.PATH} on a connection nginx pooled, held in nginx (paused) across "
+                f"gunicorn's keepalive {layered.keepalive_s:g} s: 502"
+            )
+    return seen
+
+
+def run(
+    path: Path, args: argparse.Namespace, in_namespace: bool, layered: Layered | None = None
+) -> tuple[Outcome, Plan, Site, list[str]]:
+    """``layered``: the lab's app under the user's gunicorn settings (--gunicorn), else the lab's."""
     config = load(path)
     site = site_for(config, args.public_https_port, args.public_http_port)
     site = replace(site, routes=replace(routes_for(site), socketio=args.socketio_path or SOCKETIO_PATH))
@@ -332,13 +393,16 @@ def run(path: Path, args: argparse.Namespace, in_namespace: bool) -> tuple[Outco
         else "this machine's nginx has no HTTP/3 module: quic listens left out",
         socketio_read_timeout_s=read_timeout_s(sio_location) if sio_location is not None else None,
     )
-    with sandbox.running(plan, place, socketio_path=site.routes.socketio):
+    with sandbox.running(
+        plan, place, layered.app_command if layered else None, socketio_path=site.routes.socketio
+    ) as server:
         results = sticky_from_text(judged_where_probed(site, behaviours.run(endpoint, options)))
         hang = any(r.behaviour is REQUEST_BODY and "no answer" in r.seen for r in results)
-        matches = scenario_matches(endpoint, site.routes, bodies_hang=hang)
+        matches = scenario_matches(endpoint, site.routes, results, bodies_hang=hang)
+        between = between_layers(site, endpoint, layered, server.pid) if layered else {}
     answered = next((r.status for r in results if r.behaviour is ERROR_FORMAT and r.status), None)
     rows = merge(results, behaviours.findings(replace(site, bad_gateway_answered=answered)))
-    return Outcome(rows, matches, port_notes(site, rows)), plan, site, warnings
+    return Outcome(rows, matches, port_notes(site, rows), between), plan, site, warnings
 
 
 def _short(file: str, path: Path) -> str:
@@ -406,7 +470,20 @@ def main(args: argparse.Namespace, argv: list[str]) -> int:
     )
     try:
         layers = gunicornconf.judge(args.conf, args.gunicorn) if args.gunicorn else []
-        outcome, plan, site, warnings = run(args.conf, args, in_namespace)
+        users = gunicornconf.load_gunicorn(args.gunicorn) if args.gunicorn else None
+        flags = gunicornconf.applied_flags(users) if users else []
+        layered = None
+        if users is not None:
+            race = any(f.behaviour == "keepalive-race" and f.verdict == BROKEN for f in layers)
+            keepalive_s = float(users.value("keepalive")) if race else None
+            layered = Layered(
+                [*native.gunicorn_command(), *flags], gunicornconf.websocket_slots(users), keepalive_s
+            )
+        outcome, plan, site, warnings = run(args.conf, args, in_namespace, layered)
+        broken = {r.behaviour.id: r.seen for r in outcome.rows if r.verdict == BROKEN}
+        layers = gunicornconf.confirm(layers, {**broken, **outcome.between})
+        if flags:
+            mode += f"; the lab's app ran with your gunicorn settings: {' '.join(flags)}"
     except ConfigError as error:
         print(f"lab check: {error}", file=sys.stderr)
         return 2

@@ -20,7 +20,7 @@ import io
 import json
 import os
 import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -199,6 +199,58 @@ class Finding:
     nginx: str  # file:line (or what nginx uses when the file does not say)
     gunicorn: str
     fix: str = ""
+    confirmed: str = ""  # what a probe saw of it, with the user's settings in front of the lab's app
+
+
+# The user's settings `lab check` runs the lab's app with (where they apply: how gunicorn serves,
+# not what it serves), passed as gunicorn's own flags after the lab's config file.
+APPLIED = (
+    "worker_class",
+    "workers",
+    "threads",
+    "worker_connections",
+    "keepalive",
+    "timeout",
+    "graceful_timeout",
+    "limit_request_line",
+    "limit_request_fields",
+    "limit_request_field_size",
+)
+
+
+def applied_flags(gunicorn: Gunicorn) -> list[str]:
+    """The command-line flags that set the user's APPLIED settings (those the file sets)."""
+    flags: list[str] = []
+    for name in APPLIED:
+        if name in gunicorn.lines or (name == "worker_class" and "threads" in gunicorn.lines):
+            value = gunicorn.worker_class if name == "worker_class" else gunicorn.value(name)
+            flags += [gunicorn.cfg.settings[name].cli[0], str(value)]
+    return flags
+
+
+def websocket_slots(gunicorn: Gunicorn) -> int | None:
+    """How many websockets the user's workers hold at most when each holds a worker (sync) or a
+    thread (gthread) for its whole life; None for an async worker."""
+    workers = int(gunicorn.value("workers"))
+    if gunicorn.worker_class in SYNC:
+        return workers
+    if gunicorn.worker_class in THREADED:
+        return workers * int(gunicorn.value("threads"))
+    return None
+
+
+# The probes (labctl.behaviours' ids) whose broken result confirms a finding here: a websocket
+# refused, or the slots held (`lab check` holds one more websocket than the workers have slots).
+CONFIRMED_BY = {"ws-worker": ("ws-upgrade", "ws-open", "capacity"), "keepalive-race": ("keepalive-race",)}
+
+
+def confirm(found: list[Finding], broken: dict[str, str]) -> list[Finding]:
+    """Each finding a probe confirmed (``broken``: a broken behaviour's id -> what it saw) says so."""
+    confirmed = []
+    for finding in found:
+        seen = next((broken[b] for b in CONFIRMED_BY.get(finding.behaviour, ()) if b in broken), "")
+        confirmed.append(replace(finding, confirmed=seen) if seen and finding.verdict == BROKEN else finding)
+    return confirmed
 
 
 def _at(directive: Directive | None, default: str) -> str:
@@ -522,6 +574,9 @@ def report(found: list[Finding]) -> str:
             f"{finding.verdict.upper() if finding.verdict == BROKEN else finding.verdict:<8} {finding.seen}"
         )
         lines.append(f"  {'':<26} nginx {finding.nginx}; gunicorn {finding.gunicorn}")
+        if finding.verdict == BROKEN:
+            how = f"confirmed: {finding.confirmed}" if finding.confirmed else "read from the configs"
+            lines.append(f"  {'':<26}   {how}")
         if finding.fix and finding.verdict == BROKEN:
             lines.append(f"  {'':<26}   fix: {finding.fix}")
     return "\n".join(lines)

@@ -244,6 +244,21 @@ def connection_upgrade_always(clean: Clean, site: Site) -> Iterator[Mutant]:
     )
 
 
+def _deleting_in_location(
+    clean: Clean, location: Directive | None, name: str, source: str, behaviour: str, missing: str
+) -> Iterator[Mutant]:
+    """A location's own ``name`` deleted (operator "delete <name>"): found ``missing`` at the location."""
+    for directive in location.children(name) if location else []:
+        if location is not None and _own_line(directive):
+            yield _mutant(
+                clean,
+                f"delete {name}",
+                source,
+                [_delete(directive)],
+                [_key(behaviour, location.where, f"missing: {missing}")],
+            )
+
+
 def _ws(site: Site) -> Directive | None:
     return site.location(WS)
 
@@ -260,18 +275,15 @@ def ws_no_upgrade(clean: Clean, site: Site) -> Iterator[Mutant]:
 
 @operator("delete proxy_http_version", "scenario ws-http10")
 def ws_http10(clean: Clean, site: Site) -> Iterator[Mutant]:
-    location = _ws(site)
-    if location is None or site.nginx_version >= HTTP11_DEFAULT:
-        return
-    for version in location.children("proxy_http_version"):
-        if _own_line(version):
-            yield _mutant(
-                clean,
-                "delete proxy_http_version",
-                "scenario ws-http10",
-                [_delete(version)],
-                [_key("ws-upgrade", location.where, "missing: proxy_http_version 1.1")],
-            )
+    if site.nginx_version < HTTP11_DEFAULT:
+        yield from _deleting_in_location(
+            clean,
+            _ws(site),
+            "proxy_http_version",
+            "scenario ws-http10",
+            "ws-upgrade",
+            "proxy_http_version 1.1",
+        )
 
 
 @operator("proxy_read_timeout 2s", "scenario ws-idle-timeout")
@@ -286,6 +298,25 @@ def ws_idle(clean: Clean, site: Site) -> Iterator[Mutant]:
                 [_replace(timeout, "proxy_read_timeout 2s;")],
                 [_key("ws-idle", timeout.where, "proxy_read_timeout")],
             )
+
+
+@operator("delete proxy_buffering", "scenario stream-buffered; stream/default_buffering.conf")
+def stream_buffered(clean: Clean, site: Site) -> Iterator[Mutant]:
+    location = site.location(site.routes.stream)
+    # Only where no enclosing level sets proxy_buffering (it would take over once deleted).
+    if (
+        location is not None
+        and location.parent is not None
+        and not config.effective(location.parent, "proxy_buffering")
+    ):
+        yield from _deleting_in_location(
+            clean,
+            location,
+            "proxy_buffering",
+            "scenario stream-buffered",
+            "stream",
+            "proxy_buffering off",
+        )
 
 
 @operator(

@@ -194,10 +194,10 @@ def _stop(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
 @contextlib.contextmanager
 def running(
     plan: Plan, place: Where, app_command: list[str] | None = None, socketio_path: str | None = None
-) -> Iterator[None]:
+) -> Iterator[subprocess.Popen[bytes]]:
     """The lab's app (or ``app_command``, a gunicorn command given a --bind per address) on every
     address the config proxies to, Socket.IO at ``socketio_path`` (the config's), nginx with the
-    config; both stopped (process groups, even after a failure)."""
+    config (given to the block: its master); both stopped (process groups, even after a failure)."""
     app_env = {
         **native.app_env(),
         "GUNICORN_BIND": ",".join(plan.app_binds),
@@ -247,7 +247,7 @@ def running(
             lambda: all(_listening(p) for p in ports),
             lambda: server is not None and server.poll() is None,
         )
-        yield
+        yield server
     finally:
         if server is not None:
             _stop(server, signal.SIGTERM)
