@@ -16,6 +16,7 @@ import queue
 import threading
 import time
 from collections.abc import Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -145,15 +146,36 @@ def workers(clients: list[SioClient]) -> set[tuple[str, int]]:
     return {client.worker for client in clients}
 
 
+# Clients connected at once: one after another, an idle machine's first worker accepts them all
+# (its accept loop is back first); connections in flight together reach the others too.
+BATCH = 4
+
+
+def connect_batch(endpoint: Endpoint, transport: str, count: int = BATCH) -> list[SioClient]:
+    """``count`` clients connected at the same time (all of them, or none: the first error raised)."""
+    with ThreadPoolExecutor(count) as pool:
+        futures = [pool.submit(connect, endpoint, transport) for _ in range(count)]
+    clients, errors = [], []
+    for future in futures:
+        try:
+            clients.append(future.result())
+        except BaseException as error:  # noqa: BLE001 (raised below, once the others are closed)
+            errors.append(error)
+    if errors:
+        close_all(clients)
+        raise errors[0]
+    return clients
+
+
 def spread(
     endpoint: Endpoint, transport: str, over: set[tuple[str, int]], at_least: int = 2
 ) -> list[SioClient]:
     """Clients of ``transport`` until they sit on every worker of ``over`` (and at least
-    ``at_least`` clients), MAX_CLIENTS at most."""
+    ``at_least`` clients), MAX_CLIENTS at most, BATCH at a time."""
     clients: list[SioClient] = []
     try:
         while len(clients) < at_least or (not over <= workers(clients) and len(clients) < MAX_CLIENTS):
-            clients.append(connect(endpoint, transport))
+            clients.extend(connect_batch(endpoint, transport))
     except BaseException:
         close_all(clients)
         raise

@@ -25,8 +25,9 @@ def test_doctor_passes_under_baseline(baseline: Endpoint) -> None:
     assert {v for _, v in verdicts} == {behaviours.OK, behaviours.NOT_PROBED}, doctor.report(diagnosis)
     # HTTP/3 only where this stack's nginx has the module (Debian 12's native 1.22 has not).
     no_http3 = {"h3-advertised", "h3-answers", "h3-host"} if stack.nginx_has_http3() is False else set()
-    # Not asked: an idle websocket (--idle), websockets held open (--hold-websockets).
-    not_asked = {"ws-idle", "capacity"}
+    # Not asked: an idle websocket and a quiet Socket.IO client (--idle), websockets held open
+    # (--hold-websockets).
+    not_asked = {"ws-idle", "socketio-ping", "capacity"}
     not_probed = {b for b, v in verdicts if v == behaviours.NOT_PROBED}
     assert not_probed == {*not_asked, *no_http3}, doctor.report(diagnosis)
     assert diagnosis.matches == [], doctor.report(diagnosis)

@@ -22,7 +22,7 @@ def observe(endpoint: Endpoint) -> Observation:
         while len(clients) < sioclient.MAX_CLIENTS and (
             len(clients) < 6 or len(sioclient.workers(clients)) < 2
         ):
-            clients.append(sioclient.connect(endpoint, "websocket"))
+            clients.extend(sioclient.connect_batch(endpoint, "websocket"))
         if len(sioclient.workers(clients)) < 2:
             return Observation(None, f"all {len(clients)} Socket.IO clients landed on one worker")
         sender, others = clients[0], clients[1:]

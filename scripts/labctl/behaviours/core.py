@@ -19,6 +19,7 @@ crossplane only where a config is read.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -250,6 +251,39 @@ def header_value(headers: dict[str, Directive], name: str) -> str | None:
     """What a proxy_set_header in force sets ``name`` to (None: not set)."""
     directive = headers.get(name)
     return " ".join(directive.args[1:]) if directive is not None else None
+
+
+# The variables nginx fills from the peer's address: a geo or map keyed on one of them answers
+# one peer (a trusted balancer: set_real_ip_from) otherwise than every other client.
+PEER_VARIABLES = {"remote_addr", "realip_remote_addr", "binary_remote_addr"}
+
+
+def _peer_keyed_defaults(config: Config) -> dict[str, str]:
+    """Variable -> its default, for each geo or map keyed (directly or through another such
+    variable) on the peer's address."""
+    keyed: dict[str, str] = {}
+    tables = [d for d in config.root.walk() if d.name in ("geo", "map") and d.args]
+    for _ in range(len(tables)):  # a map keyed on a geo's output comes out once that geo has
+        for table in tables:
+            source, output = ("$remote_addr", table.args[0]) if len(table.args) == 1 else table.args[:2]
+            sources = set(re.findall(r"\$\{?(\w+)", source))
+            name = output.lstrip("$").strip("{}")
+            if name in keyed or not sources & (PEER_VARIABLES | set(keyed)):
+                continue
+            # A table's entries read as directives: `default $scheme;` is "default" with ["$scheme"].
+            default = next((e.args[0] for e in table.block or [] if e.name == "default" and e.args), "")
+            keyed[name] = default
+    return keyed
+
+
+def for_any_client(site: Site, value: str | None) -> str | None:
+    """``value`` as nginx fills it for any client but a trusted peer: a variable that a geo or map
+    keys on the peer's address (``$lab_forwarded_proto``: the balancer's X-Forwarded-Proto from
+    127.0.0.2, else $scheme) is that table's default."""
+    if value is None or "$" not in value:
+        return value
+    defaults = _peer_keyed_defaults(site.config)
+    return re.sub(r"\$\{?(\w+)\}?", lambda m: defaults.get(m.group(1), m.group(0)), value)
 
 
 def header_names(view: dict[str, object]) -> set[str]:

@@ -22,6 +22,7 @@ from .core import (
     Result,
     Site,
     at,
+    for_any_client,
     header_value,
     missing,
     probe,
@@ -147,9 +148,11 @@ def rule_redirects(site: Site) -> Iterator[Finding]:
     if location is None:
         return
     headers = proxy_headers(location)
-    host, forwarded_host = header_value(headers, "host"), header_value(headers, "x-forwarded-host")
+    # Judged as nginx fills them for any client (not a trusted balancer's own values).
+    host = for_any_client(site, header_value(headers, "host"))
+    forwarded_host = for_any_client(site, header_value(headers, "x-forwarded-host"))
     source = forwarded_host if forwarded_host is not None else host
-    proto = header_value(headers, "x-forwarded-proto")
+    proto = for_any_client(site, header_value(headers, "x-forwarded-proto"))
     if site.tls and proto is None:
         yield missing(
             location,
@@ -185,7 +188,7 @@ def rule_redirects(site: Site) -> Iterator[Finding]:
             "send the public name: `$host`",
         )
     # With X-Forwarded-Port set, the app (ProxyFix x_port) takes its port from it, whatever the Host says.
-    port_header = header_value(headers, "x-forwarded-port")
+    port_header = for_any_client(site, header_value(headers, "x-forwarded-port"))
     port_kept = _port_value_right(port_header, site) if port_header is not None else _has_port(source)
     if public_port != default_port and not port_kept:
         blamed = (

@@ -117,13 +117,15 @@ def site_for(
 
 
 def _http_port(config: Config, main: Directive, tls_port: int | None) -> int | None:
-    """The plain-HTTP port of the site: the main server's own, else (for a TLS site) the port
-    other servers listen on in plain HTTP, 80 first; None when there is none."""
+    """The plain-HTTP port of the site: for a TLS site the port other servers listen on in plain
+    HTTP (80 first: where clients are sent on to HTTPS), else the main server's own (one server
+    for both, or a plain site); None when there is none. A TLS server's own plain listen beside a
+    redirecting server is a hop behind the site (a balancer's), not its HTTP entry."""
     own = [lst.port for lst in plain_listens(main)]
-    if own or tls_port is None:
-        return own[0] if own else None
-    plain = sorted({lst.port for server in config.servers() for lst in plain_listens(server)})
-    return 80 if 80 in plain else (plain[0] if plain else None)
+    others = sorted({lst.port for s in config.servers() if s is not main for lst in plain_listens(s)})
+    if tls_port is not None and others:
+        return 80 if 80 in others else others[0]
+    return own[0] if own else None
 
 
 def _loopback(server: Directive, port: int) -> str:
