@@ -9,6 +9,7 @@ anywhere else in labctl.
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
@@ -106,9 +107,25 @@ def start(driver: Stack) -> None:
         raise SystemExit(f"lab: the {driver.MODE} stack failed to start: {failed}\n  {failed.left}") from None
 
 
+# nginx starts the new config's workers within milliseconds of the signal: a bound, not a wait.
+RELOAD_APPLIED_S = 10.0
+# The master tells the old workers to stop accepting right after their replacements start.
+RELOAD_SETTLE_S = 0.2
+
+
 def reload() -> int:
-    """nginx -t the re-rendered config, then reload it, in the running stack."""
-    return require().reload()
+    """nginx -t the re-rendered config, then reload it, in the running stack. Returns once nginx
+    runs the new config (workers it did not have before), so that what probes the stack next (the
+    lab page's verdict) sees it: `nginx -s reload` only signals the master."""
+    driver = require()
+    before = set(driver.process_groups()["nginx"])
+    code = driver.reload()
+    if code == 0:
+        deadline = time.monotonic() + RELOAD_APPLIED_S
+        while not set(driver.process_groups()["nginx"]) - before and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(RELOAD_SETTLE_S)
+    return code
 
 
 def nginx_source() -> Path:
