@@ -22,8 +22,10 @@ from labctl.diagnose.score import CORPORA, Score, score
 # (the lab's events held to the end). Raised after issue 25's classes were fixed and Socket.IO
 # probed (main, 2026-12-06, before the stream findings): recall 227/242 = 93.8%, precision 227/230 =
 # 98.7%, 0 configs not run, 1/1 refusal with its fix.
-FLOOR_RECALL = 0.938
-MAX_FALSE_ALARMS = 3
+# With the stream findings (main, the same day, measured twice): recall 245/260 = 94.2%, precision
+# 245/249 = 98.4%; the fourth false alarm is the stream rule's at a config's own websocket location.
+FLOOR_RECALL = 0.942
+MAX_FALSE_ALARMS = 4
 MAX_COULD_NOT_RUN = 0
 
 
