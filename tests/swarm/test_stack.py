@@ -80,7 +80,8 @@ def test_uploads_are_on_the_stacks_volume_read_only_for_nginx():
 
     app, nginx = volumes("app"), volumes("nginx")
     volume = f"{swarm.stack_name()}_{{}}".format
-    assert app == {volume("uploads"): False}, app
+    # The app writes uploads and reads the lab's CA (its outbound HTTPS call, /debug/outbound).
+    assert app == {volume("uploads"): False, volume("ca"): True}, app
     assert nginx == {volume("uploads"): True, volume("tls"): True, volume("nginx-temp"): False}, (
         "nginx reads uploads and its own copy of the key (written by the certs one-shot swarm-up "
         f"runs), and buffers request bodies in its temp volume: {nginx}"
