@@ -126,11 +126,13 @@ def _pieces(message: Any, opcode: int, pacer: Pacer) -> list[bytes | memoryview]
     return [data[at : at + CHUNK] for at in range(0, len(data), CHUNK)]
 
 
-def _frames(ws: WebSocket, pieces: Sequence[bytes | memoryview], opcode: int) -> list[bytes]:
-    """The message's frames: a control frame whole; a text or binary message in fragments of at
-    most FRAGMENT bytes (compressed first when permessage-deflate was agreed: RSV1 on the first)."""
+def _frames(ws: WebSocket, pieces: Sequence[bytes | memoryview], opcode: int) -> Iterator[bytes]:
+    """The message's frames, one at a time (a copy of one fragment at most): a control frame
+    whole; a text or binary message in fragments of at most FRAGMENT bytes (compressed first when
+    permessage-deflate was agreed: RSV1 on the first)."""
     if opcode not in _DATA:
-        return [frame(True, opcode, b"".join(pieces))]
+        yield frame(True, opcode, b"".join(pieces))
+        return
     flags = 0
     deflate = wsdeflate.of(ws.handler)
     if deflate is not None:  # under the lock: the compressor's stream runs in the order sent
@@ -139,10 +141,10 @@ def _frames(ws: WebSocket, pieces: Sequence[bytes | memoryview], opcode: int) ->
     fragments = [view[at : at + FRAGMENT] for view in views for at in range(0, len(view), FRAGMENT)]
     fragments = fragments or [memoryview(b"")]
     last = len(fragments) - 1
-    return [
-        frame(index == last, WebSocket.OPCODE_CONTINUATION if index else opcode, piece, 0 if index else flags)
-        for index, piece in enumerate(fragments)
-    ]
+    for index, piece in enumerate(fragments):
+        yield frame(
+            index == last, WebSocket.OPCODE_CONTINUATION if index else opcode, piece, 0 if index else flags
+        )
 
 
 def send_frame(self: WebSocket, message: Any, opcode: int) -> None:
