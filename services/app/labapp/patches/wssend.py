@@ -86,10 +86,13 @@ def cut(ws: Any) -> None:
 
 
 def send_by(sock: Any, data: bytes | memoryview, deadline: float) -> int:
-    """Sends ``data`` until the deadline (time.monotonic); how much the socket took. A timeout
-    fires only while waiting for room, so the count is exact."""
+    """Sends ``data`` until the deadline (time.monotonic); how much the socket took. No timer
+    unless the socket is full (most sends: one non-blocking send); a timeout fires only while
+    waiting for room, so the count is exact."""
     view = memoryview(data)
     sent = 0
+    with contextlib.suppress(BlockingIOError):  # full: wait for room below
+        sent = sock.send(view, 0, 0.0)  # timeout 0.0: never waits
     try:
         while sent < len(view):
             with gevent.Timeout(max(0.0, deadline - time.monotonic()), TimeoutError):
