@@ -333,7 +333,7 @@ def reload(nginx: str | None = None) -> int:
     nginx's message and the old config serves. The scenario stays the container's own: switching
     one means the app too (`make up`)."""
     running = (container_env(nginx) if nginx else nginx_env()).get("LAB_SCENARIO", "")
-    wanted = os.environ.get("LAB_SCENARIO", running).strip()
+    wanted = labsettings.SCENARIO.value() if labsettings.SCENARIO.is_set() else running
     if wanted != running:
         print(
             f"lab: the compose stack runs config {running or 'baseline'!r}; a reload cannot switch it "
@@ -453,8 +453,8 @@ def deploy(
     require_engine()
     name = project_name or project()
     env = env if env is not None else started_env()
-    if "LAB_FIX_ROLLING_DEPLOY" in os.environ:  # `LAB_FIX_ROLLING_DEPLOY=0 make deploy`
-        env = {**env, "LAB_FIX_ROLLING_DEPLOY": os.environ["LAB_FIX_ROLLING_DEPLOY"]}
+    # `LAB_FIX_ROLLING_DEPLOY=0 make deploy`, else as the stack was started
+    rolling = labsettings.FIX_ROLLING_DEPLOY.value(None if labsettings.FIX_ROLLING_DEPLOY.is_set() else env)
     old = containers("app", name)
     if not old or not nginx_env(name):
         raise SystemExit("lab: no compose stack with an app is running here: `make up` first")
@@ -466,7 +466,7 @@ def deploy(
 
     note("building the app image")
     build_app(merged, name)
-    if not labsettings.FIX_ROLLING_DEPLOY.value(merged):
+    if not rolling:
         note(f"recreating {replicas} app container(s) in place (LAB_FIX_ROLLING_DEPLOY=0)")
         compose("up", "-d", "--no-deps", "--force-recreate", "--scale", f"app={replicas}", "app")
         wait_containers_healthy(containers("app", name))
