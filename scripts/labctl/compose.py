@@ -8,6 +8,7 @@ round trip.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -16,7 +17,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import labsettings
@@ -384,10 +385,24 @@ def dump_config(nginx: str | None = None) -> str:
 
 def log_tail(lines: int = 60, project_name: str | None = None) -> dict[str, str]:
     """nginx's access log (its stdout), error log (stderr) and the app's output."""
+    return _logs(["--tail", str(lines)], project_name)
+
+
+@contextlib.contextmanager
+def logs_written(project_name: str | None = None) -> Iterator[dict[str, str]]:
+    """What each log got during the block, by name as log_tail (filled when it ends)."""
+    since = f"{time.time():.6f}"  # `docker logs --since` takes a Unix timestamp
+    written: dict[str, str] = {}
+    yield written
+    written.update(_logs(["--since", since], project_name))
+
+
+def _logs(which: list[str], project_name: str | None) -> dict[str, str]:
+    """The logs (nginx access, nginx error, app) as `docker logs` with ``which`` selects them."""
     tails: dict[str, str] = {}
     nginx = container_id("nginx", project_name)
     if nginx:
-        result = docker("logs", "--tail", str(lines), nginx, check=False)
+        result = docker("logs", *which, nginx, check=False)
         tails["nginx access"] = result.stdout
         tails["nginx error"] = result.stderr
     else:
@@ -397,14 +412,15 @@ def log_tail(lines: int = 60, project_name: str | None = None) -> dict[str, str]
     tails["app"] = (
         "".join(
             subprocess.run(
-                ["docker", "logs", "--tail", str(lines), app],
+                ["docker", "logs", *which, app],
                 text=True,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
             ).stdout
             for app in apps
         )
-        or "(no app container)"
+        if apps
+        else "(no app container)"
     )
     return tails
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import labsettings
 
-from .. import behaviours, catalogue, keepalive, native, paths
+from .. import behaviours, catalogue, keepalive, native, paths, procs
 from .. import probe as http_probe
 from ..behaviours import BROKEN, NOT_PROBED, NOTE, OK, Behaviour, Finding, Site
 from ..behaviours.body import REQUEST_BODY, body_limit_mib
@@ -349,7 +349,8 @@ def between_layers(site: Site, endpoint: Endpoint, layered: Layered, nginx_maste
         seen[held.behaviour.id] = held.seen
     if layered.keepalive_s is not None and layered.keepalive_s <= RACE_MAX_S:
         try:
-            post = keepalive.paused(endpoint, nginx_master, layered.keepalive_s, "POST")
+            workers = sorted(procs.children(nginx_master))
+            post = keepalive.paused(endpoint, workers, layered.keepalive_s, "POST")
         except (OSError, http.client.HTTPException):
             return seen
         if post == 502:
