@@ -24,8 +24,7 @@ import requests
 import websocket
 
 import labsettings
-from labctl.bench.bench_stack import rss_kib
-from labctl.procs import environment
+from labctl.procs import environment, rss_kib
 from support.lab import Lab
 
 from . import report, stackctl

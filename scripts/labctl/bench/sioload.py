@@ -16,7 +16,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
-from .. import endpoints, wsclient
+from .. import endpoints, procs, wsclient
 from . import bench_stack
 from .settings import BenchSettings
 from .wsfleet import CONNECT_TIMEOUT_S, Fleet, Member
@@ -75,7 +75,7 @@ def open_sio_client(context: ssl.SSLContext) -> Member:
 
 
 def _rss(pids: list[int]) -> dict[str, int]:
-    return {str(pid): bench_stack.rss_kib(pid) for pid in pids}
+    return {str(pid): procs.rss_kib(pid) for pid in pids}
 
 
 def _measure(settings: BenchSettings, fleet: Fleet, result: SioResult) -> None:

@@ -10,6 +10,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
+from .. import procs
 from . import bench_stack
 from .settings import BenchSettings
 from .wsfleet import Fleet
@@ -47,7 +48,7 @@ def percentile(values: list[float], share: float) -> float:
 
 
 def _cpu_now(groups: dict[str, list[int]]) -> dict[str, float]:
-    used = {name: bench_stack.cpu_seconds(pids) for name, pids in groups.items()}
+    used = {name: procs.cpu_seconds(pids) for name, pids in groups.items()}
     used["client"] = time.process_time()
     return used
 
@@ -70,7 +71,7 @@ def _measure(settings: BenchSettings, fleet: Fleet, result: WsResult) -> None:
     # Warm the code paths first, so their one-off allocations are not charged to connections.
     _echo_round_trips(BenchSettings(ws_echo_clients=4, ws_echo_messages=2))
     time.sleep(0.5)
-    result.rss_before_kib = {str(pid): bench_stack.rss_kib(pid) for pid in workers}
+    result.rss_before_kib = {str(pid): procs.rss_kib(pid) for pid in workers}
     ramp = fleet.open(
         "/ws/chat?whoami=1",
         settings.ws_max_connections,
@@ -82,7 +83,7 @@ def _measure(settings: BenchSettings, fleet: Fleet, result: WsResult) -> None:
     result.attempted, result.failures, result.first_error = ramp.attempted, ramp.failures, ramp.first_error
     result.ramp_s = ramp.seconds
     time.sleep(1.0)
-    result.rss_after_kib = {str(pid): bench_stack.rss_kib(pid) for pid in workers}
+    result.rss_after_kib = {str(pid): procs.rss_kib(pid) for pid in workers}
     result.clients_per_worker = dict(Counter(member.worker for member in fleet.members))
     if len(fleet.members) < 2:
         return
