@@ -21,7 +21,7 @@ import websocket
 
 import labsettings
 from labctl import nginx
-from labctl.bench.bench_stack import rss_kib
+from labctl.procs import rss_kib
 from support.lab import Lab
 
 from . import report
