@@ -1,43 +1,119 @@
-"""gevent-websocket's frame writer: whole frames for a socket several greenlets share, and large
-frames in pieces that let the worker's other clients run.
+"""gevent-websocket's frame writer: whole frames for a socket several greenlets share, large
+messages in pieces that let the worker's other clients run, and every send bounded in time and
+size (issue 28). Every frame the app sends goes through it: Socket.IO's websocket transport
+(Engine.IO's writer calls ``ws.send``), the echo and info routes, pongs and close frames; the chat
+relay's frames encoded once for many sockets (labapp/wssend.py) take the same lock and deadline.
 
-1. Whole frames. ``send_frame`` writes header and payload with one ``sendall``, which a gevent
+1. Whole frames. gevent-websocket writes header and payload with one ``sendall``, which a gevent
    socket may do in several writes, yielding in between: a frame another greenlet sends meanwhile
    (the chat relay, a close from the broker watcher or the graceful stop) would land inside it and
-   corrupt the stream. Each socket gets a lock, taken per frame (kept on its handler: WebSocket
+   corrupt the stream. Each socket gets a lock, taken per message (kept on its handler: WebSocket
    has __slots__).
-2. Large frames in pieces. The stock writer encodes the whole payload, copies it once more behind
-   the header and hands it to one ``sendall``, which yields only when the kernel's buffer is full:
-   over loopback 16 MiB went out in one go, the worker's other clients waiting 200-340 ms. Here the
-   payload is encoded and sent ``CHUNK`` at a time, yielding to the hub whenever the writer has
-   run ``wsread.YIELD_EVERY_S`` (the lock keeps the frame whole).
+2. Large messages in pieces. The stock writer encodes the whole payload, copies it once more
+   behind the header and hands it to one ``sendall``, which yields only when the kernel's buffer
+   is full: over loopback 16 MiB went out in one go, the worker's other clients waiting 200-340 ms.
+   Here a text or binary message is encoded ``CHUNK`` at a time and sent in fragments (RFC 6455
+   5.4) of ``FRAGMENT`` bytes, each as the socket takes it, yielding to the hub whenever the writer
+   has run ``wsread.YIELD_EVERY_S``; the lock is held for the whole message (nothing lands between
+   its fragments), and a message of at most FRAGMENT bytes is the stock writer's one frame.
+3. A deadline (LAB_WS_SEND_TIMEOUT_S). ``sendall`` waits for as long as the peer does not read: 10
+   clients that sent a 16 MiB message to /ws/echo and never read the echo pinned 48 MiB of the
+   worker each, for as long as they stayed, and a Socket.IO client that stops reading holds its
+   session's writer and every packet queued behind it. Here each message must be taken within
+   SEND_TIMEOUT_S of its send (waiting for the lock included). Past it no further fragment is
+   started, the one in flight is finished and a close frame follows, 1008 and the reason, within
+   the same time again; then the connection is ended (what the kernel still holds for the client
+   goes out before the FIN, and the session's pending read ends with it). A peer that takes
+   neither in time, or a control frame (a pong, a close) not taken in time, is cut (``cut``).
+4. A cap (LAB_WS_SEND_MAX_BYTES). A text or binary message over SEND_MAX_BYTES is not sent: close
+   1009 and the reason.
 
-``encode`` (the payload in pieces, compressed when permessage-deflate was agreed) and ``send_lock``
-are also the frames of the app's bounded send (labapp/wssend.py ``send_message``: a deadline and a
-cap, the message in fragments under the same lock).
+A message that was not sent whole raises WebSocketError, as the stock writer does for a dead peer
+(``WebSocket.send`` then raises its own, which Engine.IO's writer and labapp's routes take as the
+end of the session).
 """
 
 from __future__ import annotations
 
+import contextlib
+import socket
+import time
+from collections.abc import Iterator, Sequence
 from typing import Any
 
+import gevent
 from gevent.lock import Semaphore
 from geventwebsocket.exceptions import WebSocketError
 from geventwebsocket.websocket import MSG_ALREADY_CLOSED, MSG_SOCKET_DEAD, Header, WebSocket
 
+import labsettings
+
 from . import Patch, wsdeflate
+from .wsclose import Close, payload
 from .wsread import CHUNK, Pacer
 
+FRAGMENT = 64 * 1024
+# Read once per process, as the patches are installed once.
+SEND_TIMEOUT_S = labsettings.WS_SEND_TIMEOUT_S.value()
+SEND_MAX_BYTES = labsettings.WS_SEND_MAX_BYTES.value()
+_DATA = (WebSocket.OPCODE_TEXT, WebSocket.OPCODE_BINARY)
 _LOCK = "_lab_send_lock"
 
 
 def send_lock(handler: Any) -> Semaphore:
-    """The lock a frame to ``handler``'s socket is sent under."""
+    """The lock a message to ``handler``'s socket is sent under."""
     lock = getattr(handler, _LOCK, None)
     if lock is None:  # no greenlet switch between this look and the assignment
         lock = Semaphore()
         setattr(handler, _LOCK, lock)
     return lock
+
+
+def frame(fin: bool, opcode: int, data: bytes | memoryview, flags: int = 0) -> bytes:
+    """One unmasked (server-to-client) frame."""
+    return bytes(Header.encode_header(fin, opcode, b"", len(data), flags)) + data
+
+
+def cut(ws: Any) -> None:
+    """End the TCP connection under ``ws`` with no further frame (one may be half written): what
+    the kernel holds for the peer still goes out before the FIN, and the session's pending read
+    ends (EOF), and with it the session."""
+    ws.closed = True
+    sock = getattr(getattr(ws, "handler", None), "socket", None)
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+
+
+def send_by(sock: Any, data: bytes | memoryview, deadline: float) -> int:
+    """Sends ``data`` until the deadline (time.monotonic); how much the socket took. No timer
+    unless the socket is full (most sends: one non-blocking send); a timeout fires only while
+    waiting for room, so the count is exact."""
+    view = memoryview(data)
+    sent = 0
+    with contextlib.suppress(BlockingIOError):  # full: wait for room below
+        sent = sock.send(view, 0, 0.0)  # timeout 0.0: never waits
+    try:
+        while sent < len(view):
+            with gevent.Timeout(max(0.0, deadline - time.monotonic()), TimeoutError):
+                sent += sock.send(view[sent:])
+    except TimeoutError:
+        pass
+    return sent
+
+
+@contextlib.contextmanager
+def holding_lock(ws: Any, deadline: float) -> Iterator[None]:
+    """The socket's send lock, waited for until ``deadline``; past it the connection is cut
+    (WebSocketError): the greenlet holding it is stuck on a peer that does not read."""
+    lock = send_lock(ws.handler)
+    if not lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
+        cut(ws)
+        raise WebSocketError(f"the socket was not free to send within {SEND_TIMEOUT_S:g} s")
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def _pieces(message: Any, opcode: int, pacer: Pacer) -> list[bytes | memoryview]:
@@ -53,38 +129,63 @@ def _pieces(message: Any, opcode: int, pacer: Pacer) -> list[bytes | memoryview]
     return [data[at : at + CHUNK] for at in range(0, len(data), CHUNK)]
 
 
-def encode(
-    ws: WebSocket, message: Any, opcode: int, pacer: Pacer
-) -> tuple[list[bytes | memoryview], int, int]:
-    """The payload of one message to ``ws`` in pieces, the frame's flags (RSV1: compressed, when
-    permessage-deflate was agreed for a text or binary message) and the message's size before
-    compression."""
-    pieces = _pieces(message, opcode, pacer)
-    size = sum(len(piece) for piece in pieces)
+def _frames(ws: WebSocket, pieces: Sequence[bytes | memoryview], opcode: int) -> Iterator[bytes]:
+    """The message's frames, one at a time (a copy of one fragment at most): a control frame
+    whole; a text or binary message in fragments of at most FRAGMENT bytes (compressed first when
+    permessage-deflate was agreed: RSV1 on the first)."""
+    if opcode not in _DATA:
+        yield frame(True, opcode, b"".join(pieces))
+        return
+    flags = 0
     deflate = wsdeflate.of(ws.handler)
-    if deflate is not None and opcode in (WebSocket.OPCODE_TEXT, WebSocket.OPCODE_BINARY):
-        return deflate.compress(pieces), wsdeflate.RSV1, size  # type: ignore[return-value]
-    return pieces, 0, size
+    if deflate is not None:  # under the lock: the compressor's stream runs in the order sent
+        pieces, flags = deflate.compress(pieces), wsdeflate.RSV1
+    views = [memoryview(piece).cast("B") for piece in pieces]
+    fragments = [view[at : at + FRAGMENT] for view in views for at in range(0, len(view), FRAGMENT)]
+    fragments = fragments or [memoryview(b"")]
+    last = len(fragments) - 1
+    for index, piece in enumerate(fragments):
+        yield frame(
+            index == last, WebSocket.OPCODE_CONTINUATION if index else opcode, piece, 0 if index else flags
+        )
 
 
 def send_frame(self: WebSocket, message: Any, opcode: int) -> None:
     if self.closed:
         self.current_app.on_close(MSG_ALREADY_CLOSED)
         raise WebSocketError(MSG_ALREADY_CLOSED)
+    deadline = time.monotonic() + SEND_TIMEOUT_S
     pacer = Pacer()
-    pieces, flags, _ = encode(self, message, opcode, pacer)
-    header = bytes(Header.encode_header(True, opcode, b"", sum(len(piece) for piece in pieces), flags))
-    with send_lock(self.handler):
-        try:
-            if len(pieces) <= 1:
-                self.raw_write(header + b"".join(pieces))
-                return
-            self.raw_write(header)
-            for piece in pieces:
-                self.raw_write(piece)
+    pieces = _pieces(message, opcode, pacer)
+    size = sum(len(piece) for piece in pieces)
+    if opcode in _DATA and size > SEND_MAX_BYTES:
+        reason = f"a message of {size} bytes is over the send cap (LAB_WS_SEND_MAX_BYTES)"
+        self.close(Close.MESSAGE_TOO_BIG, reason)
+        raise WebSocketError(reason)
+    sock = self.handler.socket
+    try:
+        with holding_lock(self, deadline):
+            for data in _frames(self, pieces, opcode):
+                sent = send_by(sock, data, deadline)
+                if sent < len(data):
+                    raise WebSocketError(_late(self, sock, data[sent:], opcode))
                 pacer.tick()
-        except OSError:
-            raise WebSocketError(MSG_SOCKET_DEAD) from None
+    except WebSocketError:  # an OSError too
+        raise
+    except OSError:
+        raise WebSocketError(MSG_SOCKET_DEAD) from None
+
+
+def _late(ws: WebSocket, sock: Any, rest: bytes, opcode: int) -> str:
+    """A message not taken by its deadline: the fragment in flight finished and 1008 with the
+    reason, within SEND_TIMEOUT_S more, then the connection ended (a control frame: cut at once).
+    Called holding the send lock; the reason returned."""
+    reason = f"the client did not read a message within {SEND_TIMEOUT_S:g} s (LAB_WS_SEND_TIMEOUT_S)"
+    if opcode in _DATA:
+        data = rest + frame(True, WebSocket.OPCODE_CLOSE, payload(Close.POLICY_VIOLATION, reason))
+        send_by(sock, data, time.monotonic() + SEND_TIMEOUT_S)
+    cut(ws)
+    return reason
 
 
 PATCHES = (
@@ -92,9 +193,10 @@ PATCHES = (
         target="geventwebsocket.websocket:WebSocket.send_frame",
         replacement=send_frame,
         why="frames from two greenlets interleaved on one socket (corrupt stream); a large frame "
-        "sent in one go stalled the worker's other clients",
-        upstream="gevent-websocket (jgelens/gevent-websocket): a per-socket write lock and "
-        "chunked sends; unreleased since 0.10.1",
+        "sent in one go stalled the worker's other clients; a peer that does not read held the "
+        "sender, and all it had to send, for as long as it stayed",
+        upstream="gevent-websocket (jgelens/gevent-websocket): a per-socket write lock, chunked "
+        "sends and a send timeout; unreleased since 0.10.1",
         distribution="gevent-websocket",
         version="0.10.1",
         digest="b2937fb4e8f7",
