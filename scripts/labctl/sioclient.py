@@ -193,18 +193,14 @@ def connect_batch(
 
 
 def spread(
-    endpoint: Endpoint,
-    transport: str,
-    over: set[tuple[str, int]],
-    at_least: int = 2,
-    reconnect: bool = False,
+    endpoint: Endpoint, transport: str, over: set[tuple[str, int]], at_least: int = 2
 ) -> list[SioClient]:
     """Clients of ``transport`` until they sit on every worker of ``over`` (and at least
     ``at_least`` clients), MAX_CLIENTS at most, BATCH at a time."""
     clients: list[SioClient] = []
     try:
         while len(clients) < at_least or (not over <= workers(clients) and len(clients) < MAX_CLIENTS):
-            clients.extend(connect_batch(endpoint, transport, reconnect=reconnect))
+            clients.extend(connect_batch(endpoint, transport))
     except BaseException:
         close_all(clients)
         raise

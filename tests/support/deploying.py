@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -188,11 +189,13 @@ def names_in(directory: Path) -> Callable[[], list[str]]:
     return lambda: sorted(p.name for p in directory.iterdir()) if directory.is_dir() else []
 
 
-# Socket.IO clients held across a deploy: websocket ones first (one connection holds the session,
-# no routing needed), which find the processes nginx hands sessions to; then polling and the
-# default (polling, then the upgrade) clients until they sit on every one of those.
+# Socket.IO clients held across a deploy, connected BATCH at a time (sioclient.connect_batch: the
+# kernel spreads connections in flight together over the workers): websocket ones first (one
+# connection holds the session, no routing needed), which find the processes nginx hands sessions
+# to; then polling and default (polling, then the upgrade) ones, SIO_PER_PROCESS per process found
+# (6 in compose and on Swarm: 16 + 12 + 12 clients).
 SIO_WEBSOCKETS = 16
-SIO_PER_PROCESS = 2  # polling and default clients, at least, per process found
+SIO_PER_PROCESS = 2
 # Each client reconnects on its own backoff (python-socketio: 1 s doubling to 5 s, jittered), also
 # again when its first try met a process that was stopping too.
 SIO_SETTLE_S = 30
@@ -203,8 +206,10 @@ class HeldSocketio:
     clients: list[sioclient.SioClient]
     before: set[tuple[str, int]]  # the processes (host, pid) holding their sessions before
 
-    def per_transport(self) -> dict[str, int]:
-        return {t: sum(c.transport == t for c in self.clients) for t in sioclient.TRANSPORTS}
+    def spread(self) -> str:
+        """How many clients of each transport, on how many processes."""
+        of = {t: [c for c in self.clients if c.transport == t] for t in sioclient.TRANSPORTS}
+        return ", ".join(f"{t} {len(cs)} on {len(sioclient.workers(cs))}" for t, cs in of.items())
 
     def _back(self, client: sioclient.SioClient) -> bool:
         kinds = [kind for _, kind in client.history]
@@ -233,7 +238,7 @@ class HeldSocketio:
         gaps = [gap for c in self.clients for gap in c.reconnect_seconds()]
         twice = sum(len(c.reconnect_seconds()) > 1 for c in self.clients)
         return (
-            f"{len(self.clients)} Socket.IO clients {self.per_transport()} on {len(self.before)} "
+            f"{len(self.clients)} Socket.IO clients ({self.spread()}) on {len(self.before)} "
             f"processes, each reconnected by itself to {len(after)} new ones, echo ok; reconnect "
             f"{min(gaps):.2f}-{max(gaps):.2f} s (median {statistics.median(gaps):.2f} s), "
             f"{twice} of them twice or more"
@@ -251,9 +256,8 @@ def socketio_held(lab: Lab) -> Iterator[HeldSocketio]:
         found = sioclient.workers(clients)
         assert len(found) >= 2, f"{len(clients)} Socket.IO websocket clients all sat on {found}"
         for transport in ("polling", "default"):
-            clients.extend(
-                sioclient.spread(lab.endpoint, transport, found, SIO_PER_PROCESS * len(found), reconnect=True)
-            )
+            for _ in range(math.ceil(SIO_PER_PROCESS * len(found) / sioclient.BATCH)):
+                clients.extend(sioclient.connect_batch(lab.endpoint, transport, reconnect=True))
         yield HeldSocketio(clients, sioclient.workers(clients))
     finally:
         sioclient.close_all(clients)
