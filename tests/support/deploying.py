@@ -221,7 +221,7 @@ class HeldSocketio:
         deadline = time.monotonic() + SIO_SETTLE_S
         while not all(self._back(c) for c in self.clients) and time.monotonic() < deadline:
             time.sleep(0.2)
-        away = [(c.transport, c.worker, c.history[-3:]) for c in self.clients if not self._back(c)]
+        away = [(c.transport, c.worker, [k for _, k in c.history]) for c in self.clients if not self._back(c)]
         assert not away, (
             f"{len(away)} of {len(self.clients)} Socket.IO clients were not connected again "
             f"{SIO_SETTLE_S} s after the deploy (or the deploy never sent them away): {away[:5]}"
