@@ -239,8 +239,8 @@ class HeldSocketio:
         twice = sum(len(c.reconnect_seconds()) > 1 for c in self.clients)
         return (
             f"{len(self.clients)} Socket.IO clients ({self.spread()}) on {len(self.before)} "
-            f"processes, each reconnected by itself to {len(after)} new ones, echo ok; reconnect "
-            f"{min(gaps):.2f}-{max(gaps):.2f} s (median {statistics.median(gaps):.2f} s), "
+            f"processes, each reconnected by itself (now on {len(after)} new process(es)), echo ok; "
+            f"reconnect {min(gaps):.2f}-{max(gaps):.2f} s (median {statistics.median(gaps):.2f} s), "
             f"{twice} of them twice or more"
         )
 
