@@ -10,13 +10,16 @@ from __future__ import annotations
 import array
 import contextlib
 import fcntl
+import multiprocessing
 import os
+import resource
 import socket
 import ssl
 import termios
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from multiprocessing.connection import Connection
 from pathlib import Path
 
 import pytest
@@ -308,56 +311,81 @@ def test_uploads_over_the_per_address_limit_get_429_json(lab: Lab) -> None:
 
 BURST_CLIENTS = 200
 BURST_MESSAGE = 1 * MIB
-# What holds: /healthz answers within 5 s. Measured with labapp/patches/wsread.py's reader (issue 26)
-# at a load average of 7 (2 cores shared by other work): 0.68-2.28 s over five runs, the
-# burst echoed in 1.9-3.6 s. Before, gevent-websocket unmasked in a per-byte Python loop holding the
-# worker's loop: 6.9 s, and gunicorn's heartbeat killed both workers. The issue's 1 s does not hold
-# reliably on this loaded machine.
-HEALTHZ_BOUND_S = 5.0
-# All 200 echoes (1.9-3.6 s here; 20-45 s with the per-byte unmasking).
-BURST_DEADLINE_S = 120.0
+# /healthz answers within 1 s throughout the burst. The stack's own part, measured: with the
+# burst client in this process and at this process's priority the slowest /healthz was 0.9-2.5 s,
+# and its time went to the probe's own TLS handshake (up to 1.97 s: the probe's thread waits for
+# the GIL behind 200 client threads) and to the stack's processes waiting for a CPU (each worker
+# 0.56 s on a CPU, 5.2 s runnable waiting for one, over a 6.6 s burst: /proc/PID/schedstat), while
+# the client took 4.7-6.0 CPU seconds of the 2 cores. The client is not the stack: here it runs in
+# a process of its own, at the lowest priority (_lowest_priority), as clients on other machines
+# would; the slowest /healthz was then 0.08-0.16 s (0.02-0.22 s straight to gunicorn).
+HEALTHZ_BOUND_S = 1.0
+# All 200 echoes. The client gets the CPU the stack and the machine's other work leave it: 23 s
+# here on a machine at a load average of 10, 80-87 s at 80.
+BURST_DEADLINE_S = 150.0
+
+
+def _lowest_priority() -> None:
+    """This process at the lowest CPU priority: nice 19, in a session of its own whose autogroup
+    is niced too (with the kernel's autogroups, CFS shares the CPU between sessions first, and a
+    nice value counts only inside its own session)."""
+    os.setsid()
+    with contextlib.suppress(OSError):  # a kernel without autogroups: nice alone does it
+        Path("/proc/self/autogroup").write_text("19")
+    os.nice(19)
+
+
+def _burst(lab: Lab, pipe: Connection) -> None:
+    """The burst's clients (in a process of their own): each connects, waits for "go" on
+    ``pipe``, sends one message and reads its echo; sends back how many came back intact and
+    the CPU seconds this process took."""
+    _lowest_priority()
+    payloads = [os.urandom(BURST_MESSAGE) for _ in range(4)]  # distinct, without 200 MiB of urandom
+    conns = [lab.ws("/ws/echo", timeout=BURST_DEADLINE_S) for _ in range(BURST_CLIENTS)]
+    pipe.send("ready")
+    pipe.recv()
+
+    def client(n: int) -> bool:
+        try:
+            conns[n].send_binary(payloads[n % len(payloads)])
+            return conns[n].recv() == payloads[n % len(payloads)]
+        finally:
+            conns[n].close()
+
+    with ThreadPoolExecutor(BURST_CLIENTS) as pool:
+        intact = sum(pool.map(client, range(BURST_CLIENTS)))
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    pipe.send((intact, usage.ru_utime + usage.ru_stime))
 
 
 def test_a_burst_of_large_messages_is_echoed_intact_and_healthz_answers(lab: Lab) -> None:
-    payloads = [os.urandom(BURST_MESSAGE) for _ in range(4)]  # distinct, without 200 MiB of urandom
-    start = threading.Barrier(BURST_CLIENTS + 1)
-    done = threading.Event()
-
-    def client(n: int) -> bool:
-        payload = payloads[n % len(payloads)]
-        conn = lab.ws("/ws/echo", timeout=BURST_DEADLINE_S)
-        try:
-            start.wait(60)
-            conn.send_binary(payload)
-            return conn.recv() == payload
-        finally:
-            conn.close()
-
-    def healthz_worst() -> float:
-        worst = 0.0
-        while not done.is_set():
+    ours, theirs = multiprocessing.Pipe()
+    # Forked before this process starts any thread; the child sets its own priority.
+    burst = multiprocessing.get_context("fork").Process(target=_burst, args=(lab, theirs), daemon=True)
+    burst.start()
+    slowest = 0.0
+    probes = 0
+    try:
+        assert ours.poll(60) and ours.recv() == "ready", "the burst's clients did not connect within 60 s"
+        ours.send("go")
+        began = time.monotonic()
+        while not ours.poll(0.1):
+            assert time.monotonic() - began < BURST_DEADLINE_S, f"the burst took over {BURST_DEADLINE_S:g} s"
             started = time.monotonic()
             response = requests.get(lab.url + "/healthz", verify=str(lab.ca), timeout=HEALTHZ_BOUND_S)
             assert response.status_code == 200, f"/healthz answered {response.status_code} during the burst"
-            worst = max(worst, time.monotonic() - started)
-            time.sleep(0.1)
-        return worst
-
-    with ThreadPoolExecutor(BURST_CLIENTS + 1) as pool:
-        echoes = [pool.submit(client, n) for n in range(BURST_CLIENTS)]
-        start.wait(60)
-        began = time.monotonic()
-        probe = pool.submit(healthz_worst)
-        try:
-            intact = sum(future.result() for future in echoes)
-        finally:
-            done.set()
+            slowest = max(slowest, time.monotonic() - started)
+            probes += 1
         took = time.monotonic() - began
-        worst = probe.result()
+        intact, client_cpu_s = ours.recv()
+    finally:
+        burst.kill()
+        burst.join(10)
     report.note(
         "websocket burst",
-        f"{BURST_CLIENTS} x {BURST_MESSAGE // MIB} MiB at once: {intact} echoed intact in {took:.1f}s; "
-        f"slowest /healthz {worst:.2f}s (bound {HEALTHZ_BOUND_S:g}s)",
+        f"{BURST_CLIENTS} x {BURST_MESSAGE // MIB} MiB at once: {intact} echoed intact in {took:.1f}s "
+        f"(the client at the lowest priority took {client_cpu_s:.1f} CPU s); slowest of {probes} "
+        f"/healthz {slowest:.2f}s (bound {HEALTHZ_BOUND_S:g}s)",
     )
     assert intact == BURST_CLIENTS, f"{BURST_CLIENTS - intact} of {BURST_CLIENTS} echoes came back altered"
-    assert worst < HEALTHZ_BOUND_S
+    assert slowest < HEALTHZ_BOUND_S, f"/healthz took {slowest:.2f}s during the burst"
