@@ -224,27 +224,48 @@ _PART = (
     '--lab-slow\r\nContent-Disposition: form-data; name="file"; filename="slow-body.bin"\r\n'
     "Content-Type: application/octet-stream\r\n\r\n"
 )
+# The head, and whether it goes straight to gunicorn. nginx sends an upload's body on as it
+# arrives (proxy_request_buffering off); any other route's it reads whole first (its
+# client_body_timeout, per read, the only bound there): a slow form reaches the app slowly when
+# nothing buffers in front of it (`lab check`'s configs, a client of the app's port).
 SLOW_BODIES = {
-    "raw": "PUT /upload/slow-body.bin HTTP/1.1\r\nHost: {host}\r\nContent-Length: 100\r\n\r\n",
+    "raw upload": (
+        "PUT /upload/slow-body.bin HTTP/1.1\r\nHost: {host}\r\nContent-Length: 100\r\n\r\n",
+        False,
+    ),
     # Werkzeug's multipart parser reads this one, within the same deadline.
-    "multipart": (
+    "multipart upload": (
         "POST /upload HTTP/1.1\r\nHost: {host}\r\nContent-Type: multipart/form-data; boundary=lab-slow\r\n"
-        f"Content-Length: {len(_PART) + 100}\r\n\r\n{_PART}"
+        f"Content-Length: {len(_PART) + 100}\r\n\r\n{_PART}",
+        False,
+    ),
+    "form": (
+        "POST /landing HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+        "Content-Length: 100\r\n\r\n",
+        True,
     ),
 }
 
 
-@pytest.mark.parametrize("head", SLOW_BODIES.values(), ids=SLOW_BODIES.keys())
+def _connect(lab: Lab, direct: bool) -> socket.socket:
+    if not direct:
+        return tls_socket(lab, timeout=BODY_DEADLINE_S * 4)
+    assert lab.direct_url, "this case needs the native stack's gunicorn port"
+    host, port = lab.direct_url.removeprefix("http://").rsplit(":", 1)
+    return socket.create_connection((host, int(port)), timeout=BODY_DEADLINE_S * 4)
+
+
+@pytest.mark.parametrize("head, direct", SLOW_BODIES.values(), ids=SLOW_BODIES.keys())
 def test_a_slow_body_is_cut_at_its_whole_body_deadline_with_408_json(
-    lab: Lab, upload_dir: Path, head: str
+    lab: Lab, upload_dir: Path, head: str, direct: bool
 ) -> None:
     """A byte a second never trips nginx's client_body_timeout (10 s between two reads); the
-    app's whole-body deadline (labapp.body) does."""
+    app's whole-body deadline (labapp.body, on every route that reads a body) does."""
     stackctl.stop_gunicorn()
     try:
         with environment(LAB_UPLOAD_BODY_S=str(BODY_DEADLINE_S)):
             stackctl.start_gunicorn()
-        with tls_socket(lab, timeout=BODY_DEADLINE_S * 4) as sock:
+        with _connect(lab, direct) as sock:
             sock.sendall(head.replace("{host}", lab.host).encode())
             started = time.monotonic()
             sock.settimeout(1.0)
@@ -265,7 +286,8 @@ def test_a_slow_body_is_cut_at_its_whole_body_deadline_with_408_json(
         answer = parse_response(received)
         report.note(
             "slow body",
-            f"cut after {seconds:.1f}s with {answer.status} (LAB_UPLOAD_BODY_S={BODY_DEADLINE_S:g})",
+            f"{'straight to gunicorn' if direct else 'through nginx'}: cut after {seconds:.1f}s with "
+            f"{answer.status} (LAB_UPLOAD_BODY_S={BODY_DEADLINE_S:g})",
         )
         assert answer.status == 408 and answer.is_json, f"expected a 408 JSON answer, got {answer.describe()}"
         assert "LAB_UPLOAD_BODY_S" in answer.json()["msg"] and answer.json()["request_id"]
