@@ -225,8 +225,9 @@ UPLOAD_BODY_S = Setting(
     "LAB_UPLOAD_BODY_S",
     "600",
     seconds,
-    "the whole of one upload's body, however it trickles (nginx's client_body_timeout is per read: "
-    "a byte every 59 s held a worker's connection for ever); past it 408, nothing stored",
+    "the whole of one request's body (an upload, a form, JSON: every route, labapp.body), however it "
+    "trickles (nginx's client_body_timeout is per read: a byte every 59 s held a worker's connection "
+    "for ever); past it 408, nothing stored",
     "app",
     public=True,
 )

@@ -8,20 +8,25 @@ addresses (127.0.0.N), as clients behind different addresses would: nginx's per-
 from __future__ import annotations
 
 import array
+import asyncio
 import contextlib
 import fcntl
+import multiprocessing
 import os
+import resource
 import socket
 import ssl
 import termios
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from multiprocessing.connection import Connection
 from pathlib import Path
 
 import pytest
 import requests
 import websocket
+from websockets.asyncio.client import ClientConnection, connect
 
 import labsettings
 from labctl.procs import environment, rss_kib
@@ -42,14 +47,15 @@ def growth_mib(before: dict[int, float], now: dict[int, float]) -> float:
     return sum(rss - before.get(pid, 0.0) for pid, rss in now.items())
 
 
-def healthz_seconds(lab: Lab) -> float:
-    """Seconds /healthz took on a fresh connection; fails the test if it did not answer 200."""
+def healthz_seconds(lab: Lab, timeout: float = 5) -> float:
+    """Seconds /healthz took on a fresh connection; fails the test if it did not answer 200
+    within ``timeout``."""
     started = time.monotonic()
     try:
-        response = requests.get(lab.url + "/healthz", verify=str(lab.ca), timeout=5)
+        response = requests.get(lab.url + "/healthz", verify=str(lab.ca), timeout=timeout)
     except requests.RequestException as error:
         raise AssertionError(
-            f"/healthz did not answer within 5 s under the hostile clients: {error}"
+            f"/healthz did not answer within {timeout:g} s under the hostile clients: {error}"
         ) from None
     assert response.status_code == 200, f"/healthz answered {response.status_code} under the hostile clients"
     return time.monotonic() - started
@@ -220,27 +226,48 @@ _PART = (
     '--lab-slow\r\nContent-Disposition: form-data; name="file"; filename="slow-body.bin"\r\n'
     "Content-Type: application/octet-stream\r\n\r\n"
 )
+# The head, and whether it goes straight to gunicorn. nginx sends an upload's body on as it
+# arrives (proxy_request_buffering off); any other route's it reads whole first (its
+# client_body_timeout, per read, the only bound there): a slow form reaches the app slowly when
+# nothing buffers in front of it (`lab check`'s configs, a client of the app's port).
 SLOW_BODIES = {
-    "raw": "PUT /upload/slow-body.bin HTTP/1.1\r\nHost: {host}\r\nContent-Length: 100\r\n\r\n",
+    "raw upload": (
+        "PUT /upload/slow-body.bin HTTP/1.1\r\nHost: {host}\r\nContent-Length: 100\r\n\r\n",
+        False,
+    ),
     # Werkzeug's multipart parser reads this one, within the same deadline.
-    "multipart": (
+    "multipart upload": (
         "POST /upload HTTP/1.1\r\nHost: {host}\r\nContent-Type: multipart/form-data; boundary=lab-slow\r\n"
-        f"Content-Length: {len(_PART) + 100}\r\n\r\n{_PART}"
+        f"Content-Length: {len(_PART) + 100}\r\n\r\n{_PART}",
+        False,
+    ),
+    "form": (
+        "POST /landing HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+        "Content-Length: 100\r\n\r\n",
+        True,
     ),
 }
 
 
-@pytest.mark.parametrize("head", SLOW_BODIES.values(), ids=SLOW_BODIES.keys())
+def _connect(lab: Lab, direct: bool) -> socket.socket:
+    if not direct:
+        return tls_socket(lab, timeout=BODY_DEADLINE_S * 4)
+    assert lab.direct_url, "this case needs the native stack's gunicorn port"
+    host, port = lab.direct_url.removeprefix("http://").rsplit(":", 1)
+    return socket.create_connection((host, int(port)), timeout=BODY_DEADLINE_S * 4)
+
+
+@pytest.mark.parametrize("head, direct", SLOW_BODIES.values(), ids=SLOW_BODIES.keys())
 def test_a_slow_body_is_cut_at_its_whole_body_deadline_with_408_json(
-    lab: Lab, upload_dir: Path, head: str
+    lab: Lab, upload_dir: Path, head: str, direct: bool
 ) -> None:
     """A byte a second never trips nginx's client_body_timeout (10 s between two reads); the
-    app's whole-body deadline (labapp.body) does."""
+    app's whole-body deadline (labapp.body, on every route that reads a body) does."""
     stackctl.stop_gunicorn()
     try:
         with environment(LAB_UPLOAD_BODY_S=str(BODY_DEADLINE_S)):
             stackctl.start_gunicorn()
-        with tls_socket(lab, timeout=BODY_DEADLINE_S * 4) as sock:
+        with _connect(lab, direct) as sock:
             sock.sendall(head.replace("{host}", lab.host).encode())
             started = time.monotonic()
             sock.settimeout(1.0)
@@ -261,7 +288,8 @@ def test_a_slow_body_is_cut_at_its_whole_body_deadline_with_408_json(
         answer = parse_response(received)
         report.note(
             "slow body",
-            f"cut after {seconds:.1f}s with {answer.status} (LAB_UPLOAD_BODY_S={BODY_DEADLINE_S:g})",
+            f"{'straight to gunicorn' if direct else 'through nginx'}: cut after {seconds:.1f}s with "
+            f"{answer.status} (LAB_UPLOAD_BODY_S={BODY_DEADLINE_S:g})",
         )
         assert answer.status == 408 and answer.is_json, f"expected a 408 JSON answer, got {answer.describe()}"
         assert "LAB_UPLOAD_BODY_S" in answer.json()["msg"] and answer.json()["request_id"]
@@ -307,56 +335,96 @@ def test_uploads_over_the_per_address_limit_get_429_json(lab: Lab) -> None:
 
 BURST_CLIENTS = 200
 BURST_MESSAGE = 1 * MIB
-# What holds: /healthz answers within 5 s. Measured with labapp/patches/wsread.py's reader (issue 26)
-# at a load average of 7 (2 cores shared by other work): 0.68-2.28 s over five runs, the
-# burst echoed in 1.9-3.6 s. Before, gevent-websocket unmasked in a per-byte Python loop holding the
-# worker's loop: 6.9 s, and gunicorn's heartbeat killed both workers. The issue's 1 s does not hold
-# reliably on this loaded machine.
-HEALTHZ_BOUND_S = 5.0
-# All 200 echoes (1.9-3.6 s here; 20-45 s with the per-byte unmasking).
-BURST_DEADLINE_S = 120.0
+# /healthz answers within 1 s throughout the burst. Measured before, with 200 threads of
+# websocket-client in this process at its priority: 0.9-2.5 s, and the time went to the probe's
+# own TLS handshake (up to 1.97 s: its thread waited for the GIL behind the 200 client threads)
+# and to the stack's processes waiting for a CPU (each worker 0.56 s on a CPU and 5.2 s runnable
+# waiting for one over a 6.6 s burst, /proc/PID/schedstat), while the client took 4.7-6.0 CPU
+# seconds of the 2 cores. The client is not the stack: here it runs in a process of its own at
+# the lowest priority (_lowest_priority), as clients on other machines would, and costs 1.8-2.0
+# CPU seconds (_burst). Then: 0.03-0.22 s, the burst echoed in 4.3-19.0 s, at load averages of
+# 10-13, and 0.91 s once at 20 (the workers wait for a CPU behind the machine's other work: the
+# margin left on a shared 2-core machine); with LAB_FIX_WS_READ=0 (gevent-websocket's per-byte
+# unmasking) /healthz times out.
+HEALTHZ_BOUND_S = 1.0
+# All 200 echoes; the client gets the CPU the stack and the machine's other work leave it.
+BURST_DEADLINE_S = 150.0
+BURST_CONNECT_AT_ONCE = 20  # handshakes in flight: 200 at once, a starved client's timed out at nginx
+
+
+def _lowest_priority() -> None:
+    """This process at the lowest CPU priority: nice 19, in a session of its own whose autogroup
+    is niced too (with the kernel's autogroups, CFS shares the CPU between sessions first, and a
+    nice value counts only inside its own session)."""
+    os.setsid()
+    with contextlib.suppress(OSError):  # a kernel without autogroups: nice alone does it
+        Path("/proc/self/autogroup").write_text("19")
+    os.nice(19)
+
+
+def _burst(lab: Lab, pipe: Connection) -> None:
+    """The burst's clients (in a process of their own): each connects, waits for "go" on
+    ``pipe``, sends one message and reads its echo; sends back how many came back intact and
+    the CPU seconds this process took. asyncio's ``websockets`` (C masking, one thread): 1.6-1.8
+    CPU seconds for the burst, where 200 threads of websocket-client took 4.7-6.0."""
+    _lowest_priority()
+    asyncio.run(_burst_clients(lab, pipe))
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    pipe.send(usage.ru_utime + usage.ru_stime)
+
+
+async def _burst_clients(lab: Lab, pipe: Connection) -> None:
+    payloads = [os.urandom(BURST_MESSAGE) for _ in range(4)]  # distinct, without 200 MiB of urandom
+    context = lab.ssl_context()
+    conns: list[ClientConnection] = []
+    for _ in range(0, BURST_CLIENTS, BURST_CONNECT_AT_ONCE):
+        conns += await asyncio.gather(
+            *(
+                connect(
+                    lab.ws_url + "/ws/echo", ssl=context, max_size=None, compression=None, open_timeout=60
+                )
+                for _ in range(BURST_CONNECT_AT_ONCE)
+            )
+        )
+    pipe.send("ready")
+    await asyncio.get_running_loop().run_in_executor(None, pipe.recv)
+
+    async def client(n: int, conn: ClientConnection) -> bool:
+        async with conn:
+            await conn.send(payloads[n % len(payloads)])
+            return await conn.recv() == payloads[n % len(payloads)]
+
+    pipe.send(sum(await asyncio.gather(*(client(n, conn) for n, conn in enumerate(conns)))))
 
 
 def test_a_burst_of_large_messages_is_echoed_intact_and_healthz_answers(lab: Lab) -> None:
-    payloads = [os.urandom(BURST_MESSAGE) for _ in range(4)]  # distinct, without 200 MiB of urandom
-    start = threading.Barrier(BURST_CLIENTS + 1)
-    done = threading.Event()
-
-    def client(n: int) -> bool:
-        payload = payloads[n % len(payloads)]
-        conn = lab.ws("/ws/echo", timeout=BURST_DEADLINE_S)
-        try:
-            start.wait(60)
-            conn.send_binary(payload)
-            return conn.recv() == payload
-        finally:
-            conn.close()
-
-    def healthz_worst() -> float:
-        worst = 0.0
-        while not done.is_set():
-            started = time.monotonic()
-            response = requests.get(lab.url + "/healthz", verify=str(lab.ca), timeout=HEALTHZ_BOUND_S)
-            assert response.status_code == 200, f"/healthz answered {response.status_code} during the burst"
-            worst = max(worst, time.monotonic() - started)
-            time.sleep(0.1)
-        return worst
-
-    with ThreadPoolExecutor(BURST_CLIENTS + 1) as pool:
-        echoes = [pool.submit(client, n) for n in range(BURST_CLIENTS)]
-        start.wait(60)
+    ours, theirs = multiprocessing.Pipe()
+    # Forked before this process starts any thread; the child sets its own priority.
+    burst = multiprocessing.get_context("fork").Process(target=_burst, args=(lab, theirs), daemon=True)
+    burst.start()
+    theirs.close()  # the child's end: a child that dies is then an EOFError here, not a wait
+    slowest = 0.0
+    probes = 0
+    try:
+        assert ours.poll(BURST_DEADLINE_S) and ours.recv() == "ready", "the burst's clients did not connect"
+        ours.send("go")
         began = time.monotonic()
-        probe = pool.submit(healthz_worst)
-        try:
-            intact = sum(future.result() for future in echoes)
-        finally:
-            done.set()
+        while not ours.poll(0.1):
+            assert time.monotonic() - began < BURST_DEADLINE_S, f"the burst took over {BURST_DEADLINE_S:g} s"
+            slowest = max(slowest, healthz_seconds(lab, HEALTHZ_BOUND_S))
+            probes += 1
         took = time.monotonic() - began
-        worst = probe.result()
+        intact = ours.recv()
+        assert ours.poll(10), "the burst's process did not end"
+        client_cpu_s = ours.recv()
+    finally:
+        burst.kill()
+        burst.join(10)
     report.note(
         "websocket burst",
-        f"{BURST_CLIENTS} x {BURST_MESSAGE // MIB} MiB at once: {intact} echoed intact in {took:.1f}s; "
-        f"slowest /healthz {worst:.2f}s (bound {HEALTHZ_BOUND_S:g}s)",
+        f"{BURST_CLIENTS} x {BURST_MESSAGE // MIB} MiB at once: {intact} echoed intact in {took:.1f}s "
+        f"(the client at the lowest priority took {client_cpu_s:.1f} CPU s); slowest of {probes} "
+        f"/healthz {slowest:.2f}s (bound {HEALTHZ_BOUND_S:g}s)",
     )
     assert intact == BURST_CLIENTS, f"{BURST_CLIENTS - intact} of {BURST_CLIENTS} echoes came back altered"
-    assert worst < HEALTHZ_BOUND_S
+    assert slowest < HEALTHZ_BOUND_S, f"/healthz took {slowest:.2f}s during the burst"

@@ -11,7 +11,7 @@ from gevent import pywsgi
 
 import labsettings as lab
 from labapp import patches
-from labapp.body import CHUNK, Body
+from labapp.body import CHUNK, Body, TimedInput
 from labapp.patches import pywsgi as gevent_patches
 from labapp.storage import PendingUpload
 
@@ -182,7 +182,7 @@ def test_gevent_input_body_shorter_than_declared_is_an_error():
 def test_receive_stores_every_chunk_in_order(tmp_path):
     part = PendingUpload(tmp_path)
     source = io.BytesIO(BIG)
-    part.receive(Body({"wsgi.input": source}, source, deadline_s=60))
+    part.receive(Body({"wsgi.input": TimedInput(source, 60)}, source))
     assert part.commit("big.bin") == {
         "name": "big.bin",
         "size": len(BIG),
@@ -201,7 +201,7 @@ def test_a_reader_error_mid_body_leaves_nothing_and_closes_the_file(tmp_path):
     source = FailsThirdTime(BIG)
     part = PendingUpload(tmp_path)
     with pytest.raises(OSError, match="went away"):
-        part.receive(Body({"wsgi.input": source}, source, deadline_s=60))
+        part.receive(Body({"wsgi.input": TimedInput(source, 60)}, source))
     part.discard()
     assert list(tmp_path.iterdir()) == []
     gevent.sleep(0.1)  # the chunk still being written finishes, then the file is closed

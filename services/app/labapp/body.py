@@ -4,33 +4,34 @@ body has a deadline.
 An upload used to receive into 1 MiB buffers of its own, allocated when it started and held while
 it waited for bytes: 300 clients trickling 2 B/s pinned 600 MiB of the workers (issue 28). Here
 the wait (``ready``) costs only the connection's 1 KiB read buffer (labapp.patches.pywsgi): it peeks
-until a byte is there, then asks the kernel how many more wait on the socket (FIONREAD), and only
-what is already there is read into a buffer lent by the worker's pool (``BufferPool``), which
-gets it back once the chunk is hashed and written. A fast upload still gets 1 MiB chunks: the
-kernel holds that much when the sender is faster than the worker, which is when chunk size counts.
+until a byte is there, then asks the kernel how many more wait on the socket (FIONREAD;
+labapp.patches.bodyinput), and only what is already there is read into a buffer lent by the
+worker's pool (``BufferPool``), which gets it back once the chunk is hashed and written. A fast
+upload still gets 1 MiB chunks: the kernel holds that much when the sender is faster than the
+worker, which is when chunk size counts.
 
 nginx's ``client_body_timeout`` is per read, so a byte every 59 s holds a connection for ever.
-``Body`` gives the whole body ``LAB_UPLOAD_BODY_S`` (labsettings): past it the view answers 408
-and the rest of the body is left unread (the connection closes).
+Every request's body, whichever view reads it (an upload, a form, JSON, the drain after an early
+answer), is read within ``LAB_UPLOAD_BODY_S`` (labsettings) of the request's start:
+``labapp.middleware.body_deadline`` puts a ``TimedInput`` in front of wsgi.input. Past it the read raises 408
+(in the JSON envelope, with ``Connection: close``) and the rest of the body is left unread.
 """
 
 from __future__ import annotations
 
-import array
 import contextlib
-import fcntl
 import io
-import termios
 import time
 from collections.abc import Iterator
-from typing import Any, cast
+from typing import Any
 
 import gevent
 from gevent import pywsgi
 from gevent.socket import wait_read
 from werkzeug.exceptions import RequestTimeout
 
-CHUNK = 1024 * 1024
+from .patches.bodyinput import CHUNK, waiting_on_socket
+
 # A chunk keeps filling, past what the kernel had, only for a sender that gave this much at once,
 # and only while the next bytes come within FILL_WAIT_S: a trickling client never holds a buffer
 # while it waits, one that sends a burst and stalls holds it FILL_WAIT_S.
@@ -43,6 +44,45 @@ class BodyTimeout(RequestTimeout):
 
     def get_headers(self, *args: Any, **kwargs: Any) -> list[tuple[str, str]]:
         return [*super().get_headers(*args, **kwargs), ("Connection", "close")]
+
+
+class TimedInput:
+    """wsgi.input (``raw``) read within what is left of the whole body's deadline: a read past it
+    raises ``BodyTimeout`` (408) and leaves the rest of the body unread (``Input.abandon``)."""
+
+    def __init__(self, raw: Any, deadline_s: float) -> None:
+        self.raw = raw
+        self.deadline_s = deadline_s
+        self._deadline = time.monotonic() + deadline_s
+
+    @contextlib.contextmanager
+    def within_deadline(self) -> Iterator[None]:
+        """The block (a wait for bytes, a read) within what is left of the deadline."""
+        try:
+            with gevent.Timeout(max(0.0, self._deadline - time.monotonic()), BodyTimeout):
+                yield
+        except BodyTimeout:
+            if isinstance(self.raw, pywsgi.Input):
+                self.raw.abandon()  # labapp.patches.bodyinput
+            raise BodyTimeout(
+                f"the request body took longer than {self.deadline_s:g} s (LAB_UPLOAD_BODY_S)"
+            ) from None
+
+    def read(self, size: int | None = -1) -> bytes:
+        with self.within_deadline():
+            return self.raw.read(size)
+
+    def readline(self, size: int | None = -1) -> bytes:
+        with self.within_deadline():
+            return self.raw.readline(size)
+
+    def readinto(self, buffer: Any) -> int:
+        with self.within_deadline():
+            return self.raw.readinto(buffer)
+
+    def __iter__(self) -> Iterator[bytes]:
+        while line := self.readline():
+            yield line
 
 
 class BufferPool:
@@ -70,22 +110,15 @@ class BufferPool:
 POOL = BufferPool(keep=4)
 
 
-def _waiting_on_socket(rfile: Any) -> int:
-    """Bytes the kernel holds for this connection (Linux FIONREAD), read without waiting."""
-    count = array.array("i", [0])
-    fcntl.ioctl(rfile.fileno(), termios.FIONREAD, count)
-    return count[0]
-
-
 class Body:
     """``stream`` (Werkzeug's request.stream: limits and 413 stay its own) over ``environ``'s
-    wsgi.input. ``ready`` waits for bytes with no buffer held; ``take`` reads what is there."""
+    wsgi.input (a ``TimedInput``: labapp.middleware.body_deadline). ``ready`` waits for bytes with
+    no buffer held; ``take`` reads what is there."""
 
-    def __init__(self, environ: dict[str, Any], stream: io.RawIOBase, deadline_s: float) -> None:
-        self._input = environ["wsgi.input"]
+    def __init__(self, environ: dict[str, Any], stream: io.RawIOBase) -> None:
+        self._timed: TimedInput = environ["wsgi.input"]
+        self._input = self._timed.raw
         self._stream = stream
-        self._deadline = time.monotonic() + deadline_s
-        self._deadline_s = deadline_s
         # Werkzeug's test client and other servers: the body is in memory, read it in chunks.
         self._arriving = isinstance(self._input, pywsgi.Input)
         self.chunked = self._arriving and self._input.chunked_input
@@ -96,35 +129,8 @@ class Body:
         body is over). Raises 408 once the whole body took longer than its deadline."""
         if not self._arriving:
             return CHUNK
-        body = self._input
-        if self.chunked:
-            if body.chunk_length == 0:
-                return 0
-            # Inside a chunk: its rest; between chunks: 1, which reads the size line as well.
-            in_chunk = max(1, body.chunk_length - body.position)
-        else:
-            in_chunk = (body.content_length or 0) - body.position
-            if in_chunk <= 0:
-                return 0
-        body._send_100_continue()  # a client that sent Expect: 100-continue waits for it
-        with self.within_deadline():
-            buffered = len(body.rfile.peek(1))
-        if not buffered:
-            return 1  # end of file: the read says so (400, body ended early)
-        return min(in_chunk, CHUNK, buffered + _waiting_on_socket(body.rfile))
-
-    @contextlib.contextmanager
-    def within_deadline(self) -> Iterator[None]:
-        """The block (a wait for bytes, or Werkzeug parsing a multipart body) within what is left
-        of the whole body's deadline; past it 408, and the rest of the body is left unread."""
-        try:
-            with gevent.Timeout(max(0.0, self._deadline - time.monotonic()), BodyTimeout):
-                yield
-        except BodyTimeout:
-            self.abandon()
-            raise BodyTimeout(
-                f"the request body took longer than {self._deadline_s:g} s (LAB_UPLOAD_BODY_S)"
-            ) from None
+        with self._timed.within_deadline():
+            return self._input.bytes_ready()  # labapp.patches.bodyinput
 
     def take(self, size: int, pool: BufferPool) -> tuple[memoryview, memoryview | None]:
         """Up to ``size`` bytes (what ``ready`` said), and more while the kernel has them, up to
@@ -161,19 +167,10 @@ class Body:
         left = min(CHUNK - got, (body.content_length or 0) - body.position)
         if left <= 0:
             return 0
-        if not (waiting := _waiting_on_socket(body.rfile)) and (self._fast or got >= FAST_BYTES):
+        if not (waiting := waiting_on_socket(body.rfile)) and (self._fast or got >= FAST_BYTES):
             try:
                 wait_read(body.rfile.fileno(), FILL_WAIT_S)
             except TimeoutError:
                 return 0
-            waiting = _waiting_on_socket(body.rfile)
+            waiting = waiting_on_socket(body.rfile)
         return min(left, waiting)
-
-    def abandon(self) -> None:
-        """Leave the rest of the body unread: gevent's discard and the drain middleware would
-        wait for it, for as long as the client cares to trickle (the response says close)."""
-        if self._arriving:
-            body = cast(Any, self._input)
-            body._chunked_input_error = True  # gevent's _discard: nothing left to read
-            body.content_length = body.position
-            body.chunk_length = 0

@@ -1,8 +1,9 @@
 """WSGI layers around the Flask app, outermost first: the request log (adopting nginx's
-X-Request-ID or making one), body draining (LAB_FIX_DRAIN_BODY), ProxyFix for one hop
-(LAB_FIX_PROXY); and CloseWhenStopping, which closes each keep-alive connection after its
-response once the worker is told to stop. (The bounded body behind a constant Connection:
-upgrade is labapp/patches/wsupgrade.py's: a patch of gevent-websocket's handler, not a layer.)
+X-Request-ID or making one), body draining (LAB_FIX_DRAIN_BODY), the whole body's deadline
+(LAB_UPLOAD_BODY_S), ProxyFix for one hop (LAB_FIX_PROXY); and CloseWhenStopping, which closes
+each keep-alive connection after its response once the worker is told to stop. (The bounded
+body behind a constant Connection: upgrade is labapp/patches/wsupgrade.py's: a patch of
+gevent-websocket's handler, not a layer.)
 
 gevent-websocket's worker bypasses gunicorn's HTTP layer (no forwarded-header handling, no
 access log), so these live in the app where every worker class gets them.
@@ -23,6 +24,8 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 import labsettings as lab
 from labsettings import AppSettings
+
+from .body import TimedInput
 
 Environ = dict[str, Any]
 StartResponse = Callable[..., Any]
@@ -138,6 +141,18 @@ def drain_body(app: WSGIApp, limit_bytes: int) -> WSGIApp:
     return wsgi
 
 
+def body_deadline(app: WSGIApp, deadline_s: float) -> WSGIApp:
+    """Every request's wsgi.input read within ``deadline_s`` of the request's start, whichever
+    view (or the drain above) reads it: past it 408 (labapp.body.TimedInput)."""
+
+    def wsgi(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        if "wsgi.websocket" not in environ and _has_body(environ):
+            environ["wsgi.input"] = TimedInput(environ["wsgi.input"], deadline_s)
+        return app(environ, start_response)
+
+    return wsgi
+
+
 def head_size(status: str, headers: list[tuple[str, str]]) -> int:
     """The bytes of a response head as HTTP/1.1 writes it (status line, "Name: value" lines, end)."""
     return len(f"HTTP/1.1 {status}\r\n") + sum(len(n) + len(v) + 4 for n, v in headers) + 2
@@ -225,6 +240,8 @@ def install(app: Flask, settings: AppSettings) -> None:
         # Exactly one trusted hop (nginx): the last X-Forwarded-For value is the one nginx added.
         # x_prefix: nginx serves the app under /sub/ too and names the prefix it stripped.
         wsgi = ProxyFix(wsgi, x_for=1, x_proto=1, x_host=1, x_port=1, x_prefix=1).__call__
+    # Inside the drain: its reads (after the view's answer) get the deadline too.
+    wsgi = body_deadline(wsgi, settings[lab.UPLOAD_BODY_S])
     if settings[lab.FIX_DRAIN_BODY]:
         wsgi = drain_body(wsgi, settings.max_upload_bytes + 1024 * 1024)
     if settings[lab.FIX_JSON_ERRORS]:

@@ -145,10 +145,11 @@ def install(patches: tuple[Patch, ...]) -> None:
 
 
 def all_patches() -> tuple[Patch, ...]:
-    from . import clienterrors, pywsgi, wsclose, wsdeflate, wsread, wssend, wsupgrade
+    from . import bodyinput, clienterrors, pywsgi, wsclose, wsdeflate, wsread, wssend, wsupgrade
 
     return (
         pywsgi.PATCHES
+        + bodyinput.PATCHES
         + wsread.PATCHES
         + wssend.PATCHES
         + wsclose.PATCHES

@@ -57,10 +57,8 @@ def upload_multipart() -> Response:
         return part
 
     cast(StreamingRequest, request).file_sink = sink
-    body = Body(request.environ, cast(io.RawIOBase, request.stream), _settings()[lab.UPLOAD_BODY_S])
     try:
-        with body.within_deadline():  # Werkzeug's parser reads the body here
-            field = request.files.get("file")
+        field = request.files.get("file")  # Werkzeug's parser reads the body (within its deadline)
         if field is None or not field.filename:
             abort(400, "multipart upload needs a file in the field 'file'")
         name = safe_name(field.filename)
@@ -82,7 +80,7 @@ def upload_raw(name: str) -> Response:
         # Read as it arrives, into the worker's pooled buffers with no copy in between
         # (labapp.patches.pywsgi gives gevent's wsgi.input the readinto Werkzeug's stream uses), the
         # whole body within LAB_UPLOAD_BODY_S (labapp.body).
-        part.receive(Body(request.environ, stream, _settings()[lab.UPLOAD_BODY_S]))
+        part.receive(Body(request.environ, stream))
         if request.content_length is not None and part.size != request.content_length:
             abort(400, f"body ended after {part.size} of {request.content_length} bytes")
         return _created(part.commit(name))
