@@ -54,7 +54,7 @@ REQUEST_HEADER = Behaviour(
     "header-size",
     "request headers up to the app's limit pass every layer",
     "a request header line outgrew one layer: nginx refuses a line over large_client_header_buffers (default "
-    "4 8k) with 400 \"Request Header Or Cookie Too Large\", the app server its own (gunicorn's "
+    '4 8k) with 400 "Request Header Or Cookie Too Large", the app server its own (gunicorn\'s '
     "limit_request_field_size, 8190): raise nginx's to what the app takes, e.g. "
     "`large_client_header_buffers 4 16k;`, and the app server's to match",
     MEDIUM,
@@ -65,7 +65,7 @@ RESPONSE_HEAD = Behaviour(
     "response-head-size",
     "response heads up to the app's limit pass nginx (no 502)",
     "nginx reads the app's whole response head into proxy_buffer_size (default 4k): a larger one (a "
-    "session cookie after a login) is \"upstream sent too big header\" and 502; raise it, e.g. "
+    'session cookie after a login) is "upstream sent too big header" and 502; raise it, e.g. '
     "`proxy_buffer_size 16k; proxy_buffers 4 16k; proxy_busy_buffers_size 16k;`",
     LOW,
     route="debug",
@@ -171,7 +171,11 @@ def probe_header_sizes(p: Probe) -> Iterator[Result]:
         RESPONSE_HEAD,
         OK if reply.status == 200 else BROKEN,
         f"a {cookie}-byte Set-Cookie (GET {path}): {reply.status}"
-        + ("" if reply.status == 200 else f" from {refused_by(reply.status, reply.json(), reply.body[:2048], '')}"),
+        + (
+            ""
+            if reply.status == 200
+            else f" from {refused_by(reply.status, reply.json(), reply.body[:2048], '')}"
+        ),
     )
 
 
@@ -202,5 +206,5 @@ def rule_header_sizes(site: Site) -> Iterator[Finding]:
                 directive,
                 RESPONSE_HEAD,
                 f"a response head over {size:g}k (a login's Set-Cookie) is 502 \"upstream sent too big "
-                f"header\": `proxy_buffer_size {NGINX_RESPONSE_BUFFER_KIB}k;` at least, more for large cookies",
+                f'header": `proxy_buffer_size {NGINX_RESPONSE_BUFFER_KIB}k;` at least, more for big cookies',
             )

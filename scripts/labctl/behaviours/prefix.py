@@ -71,10 +71,14 @@ def stripped_prefix(location: Directive) -> tuple[str, Directive] | None:
 
 
 def stripping_locations(site: Site) -> list[tuple[str, Directive, Directive]]:
-    """(prefix, location, the directive that strips it) for every such location of the app server."""
+    """(prefix, location, the directive that strips it) for every such location of the app server
+    but its websocket ones (a websocket service mounted at its root builds no URLs to lose)."""
     found = []
+    websockets = site.websocket_locations()
     for location in site.app_server.walk():
-        if location.name == "location" and (stripped := stripped_prefix(location)) is not None:
+        if location.name != "location" or location in websockets:
+            continue
+        if (stripped := stripped_prefix(location)) is not None:
             found.append((stripped[0], location, stripped[1]))
     return found
 
@@ -95,7 +99,9 @@ def probe_prefix(p: Probe) -> Iterator[Result]:
     path = prefix.rstrip("/") + route
     reply = p.get(path)
     if reply.status not in REDIRECT_STATUSES or not reply.location:
-        yield result(PREFIX, NOT_PROBED, f"{path}: {reply.status}, no redirect (the prefix does not reach the app)")
+        yield result(
+            PREFIX, NOT_PROBED, f"{path}: {reply.status}, no redirect (the prefix does not reach the app)"
+        )
         return
     kept = urlsplit(reply.location).path.startswith(prefix.rstrip("/") + "/")
     yield result(PREFIX, OK if kept else BROKEN, f"GET {path} -> Location: {reply.location}")

@@ -14,7 +14,6 @@ from ..probe import FORGED_ADDR
 from .core import (
     BROKEN,
     HIGH,
-    MEDIUM,
     NOT_PROBED,
     OK,
     Behaviour,
@@ -54,6 +53,7 @@ CHAIN_PROTO = Behaviour(
     HIGH,
     ("proxy-chain-scheme",),
     route="debug",
+    # The probes reach nginx directly, not through the config's balancer: its text is what tells.
     config_decides=True,
 )
 ALL = (REAL_IP, CHAIN_PROTO)
@@ -61,8 +61,8 @@ ALL = (REAL_IP, CHAIN_PROTO)
 
 @probe(REAL_IP, CHAIN_PROTO)
 def probe_chain(p: Probe) -> Iterator[Result]:
-    """A forged client address in the headers realip modules read; the scheme the app saw
-    against the one the client used (through a balancer, nginx's own would be http)."""
+    """A forged client address in the headers realip modules read; the X-Forwarded-Proto the app
+    got against the scheme the client used (through a balancer, nginx's own $scheme is http)."""
     route, plain = p.options.routes.debug, p.seen_by_app
     if route is None or plain is None:
         for behaviour in ALL:
@@ -75,13 +75,23 @@ def probe_chain(p: Probe) -> Iterator[Result]:
         BROKEN if seen_addr == FORGED_ADDR else OK,
         f"{', '.join(CLIENT_ADDRESS_HEADERS)}: {FORGED_ADDR} -> remote_addr {seen_addr}",
     )
+    # nginx's own X-Forwarded-Proto said another scheme than the client's: $scheme on a plain hop
+    # behind a balancer. No header at all is redirect-scheme's (scheme-lost), not a chain's.
     used = urlsplit(p.endpoint.url).scheme
-    app_scheme = urlsplit(str(plain.get("url", ""))).scheme
-    yield result(
-        CHAIN_PROTO,
-        OK if app_scheme == used else BROKEN,
-        f"the client used {used}, the app saw {app_scheme or 'no URL'}",
-    )
+    sent = _header(plain, "x-forwarded-proto")
+    seen = f"the client used {used}; X-Forwarded-Proto reaching the app: {sent or 'none'}"
+    if sent is None:
+        yield result(CHAIN_PROTO, NOT_PROBED, seen + " (no header: see redirect-scheme)")
+    else:
+        yield result(CHAIN_PROTO, OK if sent.split(",")[-1].strip() == used else BROKEN, seen)
+
+
+def _header(view: dict[str, object], name: str) -> str | None:
+    """A request header's value as the app saw it (the lab's /debug/request), by lower-case name."""
+    headers = view.get("headers")
+    if not isinstance(headers, dict):
+        return None
+    return next((str(v) for k, v in headers.items() if str(k).lower() == name), None)
 
 
 @rule(REAL_IP, CHAIN_PROTO)
