@@ -89,6 +89,10 @@ def refused_by(status: int, body: object, html: bytes, server: str) -> str:
     nginx pages say "nginx refused", the app server's patch "the app server"); nginx's own
     HTML page or 494; else the status as it came."""
     msg = str(body.get("msg", "")) if isinstance(body, dict) else ""
+    if status == 502:  # nginx's own, whatever its page says: the app's head or the app itself
+        return (
+            f"nginx (502: a response head over proxy_buffer_size, or the app failed: {msg[:60] or 'no JSON'})"
+        )
     if msg.startswith("nginx"):
         return f"nginx ({status}: {msg[:80]})"
     if msg.startswith("the app server"):
