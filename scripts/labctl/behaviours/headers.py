@@ -14,7 +14,7 @@ import http.client
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from ..diagnose.config import Directive, effective, size_mib
+from ..diagnose.config import effective, size_mib
 from .core import (
     BROKEN,
     LOW,
@@ -183,32 +183,22 @@ def probe_header_sizes(p: Probe) -> Iterator[Result]:
     )
 
 
-def _size_kib(directive: Directive, index: int) -> float | None:
-    return size_mib(directive.args[index]) * 1024 if len(directive.args) > index else None
-
-
 @rule(REQUEST_HEADER, RESPONSE_HEAD)
 def rule_header_sizes(site: Site) -> Iterator[Finding]:
     """Buffers set below nginx's own defaults: what apps send (a cookie, a login's Set-Cookie) no
     longer fits. The defaults themselves are judged by the probes against what the app declares."""
-    for directive in effective(site.app_server, "large_client_header_buffers")[-1:]:
-        size = _size_kib(directive, 1)
-        if size is not None and size < NGINX_REQUEST_BUFFER_KIB:
-            yield at(
-                directive,
-                REQUEST_HEADER,
-                f"a header line over {size:g}k (a cookie, a token) gets 400: `large_client_header_buffers 4 "
-                f"{NGINX_REQUEST_BUFFER_KIB}k;` at least, up to what the app takes",
-            )
     location = site.location(site.routes.debug)
-    if location is None:
-        return
-    for directive in effective(location, "proxy_buffer_size")[-1:]:
-        size = _size_kib(directive, 0)
-        if size is not None and size < NGINX_RESPONSE_BUFFER_KIB:
-            yield at(
-                directive,
-                RESPONSE_HEAD,
-                f"a response head over {size:g}k (a login's Set-Cookie) is 502 \"upstream sent too big "
-                f'header": `proxy_buffer_size {NGINX_RESPONSE_BUFFER_KIB}k;` at least, more for big cookies',
-            )
+    # (where it is in force, the directive, which argument is the size, nginx's default, why, the fix)
+    limits = (
+        (site.app_server, "large_client_header_buffers", 1, NGINX_REQUEST_BUFFER_KIB, REQUEST_HEADER,
+         "a header line over {size:g}k (a cookie, a token) gets 400: `large_client_header_buffers 4 "
+         "{default}k;` at least, up to what the app takes"),
+        (location, "proxy_buffer_size", 0, NGINX_RESPONSE_BUFFER_KIB, RESPONSE_HEAD,
+         "a response head over {size:g}k (a login's Set-Cookie) is 502 \"upstream sent too big header\": "
+         "`proxy_buffer_size {default}k;` at least, more for big cookies"),
+    )  # fmt: skip
+    for block, name, index, default, behaviour, fix in limits:
+        for directive in effective(block, name)[-1:] if block is not None else []:
+            size = size_mib(directive.args[index]) * 1024 if len(directive.args) > index else None
+            if size is not None and size < default:
+                yield at(directive, behaviour, fix.format(size=size, default=default))
