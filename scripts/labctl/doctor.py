@@ -81,14 +81,15 @@ def options_from(args: argparse.Namespace, endpoint: Endpoint) -> behaviours.Opt
     )
 
 
-def lab_app_declared_limit(endpoint: Endpoint) -> float | None:
-    """The upload limit the lab's app declares (/debug/settings), when it is the lab's app."""
+def lab_app_declared(endpoint: Endpoint, name: str) -> float | None:
+    """A limit the lab's app declares (/debug/settings: ``max_upload_mb``, ``max_header_kib``),
+    when it is the lab's app."""
     try:
         reply = probe.request(endpoint, "GET", "/debug/settings")
     except OSError:
         return None
     settings = reply.json()
-    limit = settings.get("max_upload_mb") if isinstance(settings, dict) else None
+    limit = settings.get(name) if isinstance(settings, dict) else None
     return float(limit) if reply.status == 200 and isinstance(limit, int | float) else None
 
 
@@ -107,7 +108,10 @@ def http3_unjudged(endpoint: Endpoint) -> str:
 
 def diagnose(endpoint: Endpoint, options: behaviours.Options) -> Diagnosis:
     if options.declared_limit_mib is None and options.routes.debug:
-        options = replace(options, declared_limit_mib=lab_app_declared_limit(endpoint))
+        options = replace(options, declared_limit_mib=lab_app_declared(endpoint, "max_upload_mb"))
+    if options.declared_header_kib is None and options.routes.debug:
+        header_kib = lab_app_declared(endpoint, "max_header_kib")
+        options = replace(options, declared_header_kib=int(header_kib) if header_kib else None)
     if not options.http3_unjudged:
         options = replace(options, http3_unjudged=http3_unjudged(endpoint))
     results = behaviours.run(endpoint, options)

@@ -124,6 +124,7 @@ class Routes:
     bad_gateway: str | None = "/bugs/big-header"  # a route whose answer makes nginx say 502
     socketio: str | None = "/socket.io/"  # where Socket.IO answers (None: not probed)
     stream: str | None = "/stream/events?count=4&interval=0.5"  # Server-Sent Events, one every 0.5 s
+    prefix: str | None = "/sub/"  # a path prefix nginx strips before the app (behaviours.prefix)
 
     @classmethod
     def for_app(
@@ -139,6 +140,7 @@ class Routes:
             body=None,
             bad_gateway=None,
             stream=stream,
+            prefix=None,
         )
 
 
@@ -148,6 +150,7 @@ class Options:
     idle_s: float = 0  # hold a websocket idle this long (0: not probed)
     hold_websockets: int = 0  # open up to this many websockets, then a request (0: not probed)
     declared_limit_mib: float | None = None  # the body limit the deployment declares
+    declared_header_kib: int | None = None  # the header line / response head the app declares
     # The lab's whole contract (its own stack): nginx's errors as the JSON envelope, the request
     # id. For anyone else's deployment these are notes, not failures.
     lab_contract: bool = False

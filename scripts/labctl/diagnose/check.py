@@ -29,6 +29,7 @@ from ..behaviours.body import REQUEST_BODY, body_limit_mib
 from ..behaviours.capacity import CAPACITY, MAX_SOCKETS, probe_capacity
 from ..behaviours.core import EVIL_HOST
 from ..behaviours.errors import ERROR_FORMAT
+from ..behaviours.prefix import probe_path as prefix_probe_path
 from ..behaviours.redirects import REDIRECT_PORT
 from ..behaviours.socketio import DEFAULT_PATH as SOCKETIO_PATH
 from ..behaviours.socketio import SIO_STICKY, read_timeout_s, socketio_location
@@ -309,8 +310,9 @@ def websocket_probe_path(site: Site, location: Directive) -> str | None:
 
 def routes_for(site: Site) -> behaviours.Routes:
     """The lab's routes, with the websocket probes sent to the config's own websocket location
-    when the lab's /ws/* would land elsewhere (the app runs with LAB_WS_ANY_PATH: an echo there)."""
-    routes = behaviours.Routes()
+    when the lab's /ws/* would land elsewhere (the app runs with LAB_WS_ANY_PATH: an echo there);
+    the prefix probed is the one the config strips before the app (none: not probed)."""
+    routes = behaviours.Routes(prefix=prefix_probe_path(site))
     if not site.probes_miss_the_websocket_location():
         return routes
     for location in site.websocket_locations():
