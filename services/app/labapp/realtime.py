@@ -69,6 +69,7 @@ class BoundedSocket:
 
     def __init__(self, ws: Any, max_bytes: int) -> None:
         self.version, self.path, self.origin, self.protocol = ws.version, ws.path, ws.origin, ws.protocol
+        self.websocket = ws  # the socket itself: patches/eiows.py sends frames to it directly
         self.receive = BoundedReceiver(ws, max_bytes).receive
         self.send = ws.send
         self.close = ws.close

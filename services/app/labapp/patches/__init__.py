@@ -145,7 +145,7 @@ def install(patches: tuple[Patch, ...]) -> None:
 
 
 def all_patches() -> tuple[Patch, ...]:
-    from . import clienterrors, pywsgi, wsclose, wsread, wssend, wsupgrade
+    from . import clienterrors, eiows, pywsgi, wsclose, wsread, wssend, wsupgrade
 
     return (
         pywsgi.PATCHES
@@ -154,4 +154,5 @@ def all_patches() -> tuple[Patch, ...]:
         + wsclose.PATCHES
         + wsupgrade.PATCHES
         + clienterrors.PATCHES
+        + eiows.PATCHES
     )
