@@ -158,6 +158,16 @@ def rss_kib(pid: int) -> int:
     return int(match.group(1))
 
 
+def rss_by_pid(pids: list[int]) -> dict[str, int]:
+    """VmRSS in KiB of each process, by pid (as details.json keeps them)."""
+    return {str(pid): rss_kib(pid) for pid in pids}
+
+
+def kib_each(before: dict[str, int], after: dict[str, int], count: int) -> float:
+    """The processes' summed RSS growth, in KiB per one of ``count`` (connections)."""
+    return round((sum(after.values()) - sum(before.values())) / count, 1)
+
+
 def open_files_limit(pid: int) -> int:
     """The soft RLIMIT_NOFILE a running process got (what caps its sockets)."""
     match = re.search(r"^Max open files\s+(\d+)", Path(f"/proc/{pid}/limits").read_text(), re.MULTILINE)

@@ -38,7 +38,11 @@ class SioResult:
     app_pids: list[str] = field(default_factory=list)  # which of the pids below are the app's workers
     rss_before_kib: dict[str, int] = field(default_factory=dict)  # app workers and nginx workers
     rss_after_kib: dict[str, int] = field(default_factory=dict)
-    kib_per_connection: float | None = None
+    kib_per_connection: float | None = None  # both
+    # Each share alone: the app's is what ws.kib_per_connection counts, nginx's what ws's
+    # nginx_kib_per_connection does.
+    app_kib_per_connection: float | None = None
+    nginx_kib_per_connection: float | None = None
     broadcast_ms: float | None = None
     broadcast_runs_ms: list[float] = field(default_factory=list)
 
@@ -74,10 +78,6 @@ def open_sio_client(context: ssl.SSLContext) -> Member:
     return Member(ws, f"{info['served_by']['host']}/{info['served_by']['pid']}")
 
 
-def _rss(pids: list[int]) -> dict[str, int]:
-    return {str(pid): bench_stack.rss_kib(pid) for pid in pids}
-
-
 def _measure(settings: BenchSettings, fleet: Fleet, result: SioResult) -> None:
     app = bench_stack.app_worker_pids()
     result.app_pids = [str(pid) for pid in app]
@@ -87,7 +87,7 @@ def _measure(settings: BenchSettings, fleet: Fleet, result: SioResult) -> None:
         warm.open(PATH, 4, 4, 30, 1, hello=False, opener=open_sio_client)
         warm.broadcast("bench warm-up", RECEIVE_TIMEOUT_S, '42["chat",{"msg":"bench warm-up"}]')
     time.sleep(0.5)
-    result.rss_before_kib = _rss(pids)
+    result.rss_before_kib = bench_stack.rss_by_pid(pids)
     started = time.monotonic()
     while result.attempted < settings.socketio_max_connections and result.failures < MAX_FAILURES:
         left = settings.socketio_ramp_timeout_s - (time.monotonic() - started)
@@ -111,7 +111,7 @@ def _measure(settings: BenchSettings, fleet: Fleet, result: SioResult) -> None:
     result.ramp_s = round(time.monotonic() - started, 2)
     time.sleep(1.0)
     result.pings_answered += fleet.answer(b"2", "3")
-    result.rss_after_kib = _rss(pids)
+    result.rss_after_kib = bench_stack.rss_by_pid(pids)
     result.clients_per_worker = dict(Counter(member.worker for member in fleet.members))
     if len(fleet.members) < 2:
         return
@@ -124,8 +124,14 @@ def _measure(settings: BenchSettings, fleet: Fleet, result: SioResult) -> None:
         result.pings_answered += fleet.answer(b"2", "3")
     result.held = 1 + reached
     result.broadcast_ms = statistics.median(result.broadcast_runs_ms)
-    growth = sum(result.rss_after_kib.values()) - sum(result.rss_before_kib.values())
-    result.kib_per_connection = round(growth / len(fleet.members), 1)
+    count = len(fleet.members)
+    result.kib_per_connection = bench_stack.kib_each(result.rss_before_kib, result.rss_after_kib, count)
+    shares = {}
+    for name, pids in (("app", set(result.app_pids)), ("nginx", set(result.rss_before_kib) - set(result.app_pids))):
+        before = {pid: kib for pid, kib in result.rss_before_kib.items() if pid in pids}
+        after = {pid: kib for pid, kib in result.rss_after_kib.items() if pid in pids}
+        shares[name] = bench_stack.kib_each(before, after, count)
+    result.app_kib_per_connection, result.nginx_kib_per_connection = shares["app"], shares["nginx"]
 
 
 def run(settings: BenchSettings) -> SioResult:

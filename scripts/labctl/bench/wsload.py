@@ -30,6 +30,11 @@ class WsResult:
     rss_before_kib: dict[str, int] = field(default_factory=dict)  # per worker pid, summed below
     rss_after_kib: dict[str, int] = field(default_factory=dict)
     kib_per_connection: float | None = None
+    # nginx's workers, the same way: not in kib_per_connection (the app's), beside socketio's, which
+    # counts both (same TLS server, the same websocket buffers: the two nginx shares compare).
+    nginx_rss_before_kib: dict[str, int] = field(default_factory=dict)
+    nginx_rss_after_kib: dict[str, int] = field(default_factory=dict)
+    nginx_kib_per_connection: float | None = None
     echo_p50_ms: float | None = None
     echo_p99_ms: float | None = None
     reached: int = 0  # the fewest other clients any one broadcast reached
@@ -70,7 +75,9 @@ def _measure(settings: BenchSettings, fleet: Fleet, result: WsResult) -> None:
     # Warm the code paths first, so their one-off allocations are not charged to connections.
     _echo_round_trips(BenchSettings(ws_echo_clients=4, ws_echo_messages=2))
     time.sleep(0.5)
-    result.rss_before_kib = {str(pid): bench_stack.rss_kib(pid) for pid in workers}
+    nginx = bench_stack.nginx_worker_pids()
+    result.rss_before_kib = bench_stack.rss_by_pid(workers)
+    result.nginx_rss_before_kib = bench_stack.rss_by_pid(nginx)
     ramp = fleet.open(
         "/ws/chat?whoami=1",
         settings.ws_max_connections,
@@ -82,11 +89,12 @@ def _measure(settings: BenchSettings, fleet: Fleet, result: WsResult) -> None:
     result.attempted, result.failures, result.first_error = ramp.attempted, ramp.failures, ramp.first_error
     result.ramp_s = ramp.seconds
     time.sleep(1.0)
-    result.rss_after_kib = {str(pid): bench_stack.rss_kib(pid) for pid in workers}
+    result.rss_after_kib = bench_stack.rss_by_pid(workers)
+    result.nginx_rss_after_kib = bench_stack.rss_by_pid(nginx)
     result.clients_per_worker = dict(Counter(member.worker for member in fleet.members))
     if len(fleet.members) < 2:
         return
-    groups = {"app": workers, "nginx": bench_stack.nginx_worker_pids(), "redis": bench_stack.broker_pids()}
+    groups = {"app": workers, "nginx": nginx, "redis": bench_stack.broker_pids()}
     before = _cpu_now(groups)
     reached = len(fleet.members) - 1
     for run in range(settings.ws_broadcasts):
@@ -100,8 +108,10 @@ def _measure(settings: BenchSettings, fleet: Fleet, result: WsResult) -> None:
     result.reached = reached
     result.held = 1 + reached
     result.broadcast_ms = statistics.median(result.broadcast_runs_ms)
-    growth = sum(result.rss_after_kib.values()) - sum(result.rss_before_kib.values())
-    result.kib_per_connection = round(growth / len(fleet.members), 1)
+    result.kib_per_connection = bench_stack.kib_each(result.rss_before_kib, result.rss_after_kib, len(fleet.members))
+    result.nginx_kib_per_connection = bench_stack.kib_each(
+        result.nginx_rss_before_kib, result.nginx_rss_after_kib, len(fleet.members)
+    )
     samples = _echo_round_trips(settings)
     result.echo_p50_ms = round(percentile(samples, 0.50), 2)
     result.echo_p99_ms = round(percentile(samples, 0.99), 2)
