@@ -73,17 +73,17 @@ def send_frame_within(ws: Any, frame: bytes) -> bool:
     sock = getattr(handler, "socket", None)
     if ws.closed or sock is None:
         return False
-    lock = wssend.send_lock(handler)
+    made = wssend.made_lock(handler)  # made only when needed: a Semaphore is 1.5 KiB a socket
     try:
         sent = 0
-        if not lock.locked():
+        if made is None or not made.locked():
             # No other greenlet is inside a frame: a send that takes it all is atomic (no switch).
             with contextlib.suppress(BlockingIOError):  # full: wait for room below
                 sent = sock.send(frame, 0, 0.0)  # timeout 0.0: never waits
             if sent == len(frame):
                 return True
         # The lock first, before any switch: the rest of a frame goes out before anyone else's.
-        with gevent.Timeout(SEND_TIMEOUT_S), lock:
+        with gevent.Timeout(SEND_TIMEOUT_S), wssend.send_lock(handler):
             sock.sendall(frame[sent:])
         return True
     except (gevent.Timeout, OSError):

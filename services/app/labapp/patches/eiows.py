@@ -12,7 +12,8 @@ the raw chat's time per client.
 1. ``_websocket_handler``: the stock handler (the probe/upgrade exchange and the reader loop
    unchanged), with the writer greenlet replaced by direct sends. Once the session is on the
    websocket, what was queued before (the open packet, a poll's leftovers) is sent in order,
-   then the session sends each packet as it is sent (``send``). Sessions on another websocket
+   then the session sends each packet as it is sent (``send``), and its queue is dropped (a
+   shared no-op stands in for what close still puts there). Sessions on another websocket
    implementation than gevent-websocket keep the stock handler.
 2. ``send``: on such a session, the packet goes out at once as one frame through
    ``labapp.wssend.send_frame_within`` (one non-blocking ``send`` while the socket has room; the
@@ -76,6 +77,23 @@ def _send_packet(websocket: Any, pkt: packet.Packet) -> None:
     wssend.send_frame_within(websocket, frame)
 
 
+class _Sent:
+    """The queue of a session that sends directly: what Engine.IO still does with one (close's
+    None for a writer that is not there; a poll on an upgraded session never reads it) is a no-op."""
+
+    def put(self, _item: Any) -> None:
+        pass
+
+    def join(self) -> None:
+        pass
+
+    def qsize(self) -> int:
+        return 0
+
+
+_SENT = _Sent()
+
+
 def _go_direct(self: Socket, websocket: Any) -> bool:
     """What the session queued before the websocket, sent in order; then every packet is sent as
     it comes (False: the session closed meanwhile, and the websocket was closed)."""
@@ -91,6 +109,7 @@ def _go_direct(self: Socket, websocket: Any) -> bool:
             return False
         _send_packet(websocket, pkt)
     setattr(self, _DIRECT, websocket)  # the queue was empty, with no switch since the last look
+    self.queue = _SENT  # nothing is queued any more: 2.5 KiB a client less (tracemalloc)
     return True
 
 

@@ -40,6 +40,11 @@ def send_lock(handler: Any) -> Semaphore:
     return lock
 
 
+def made_lock(handler: Any) -> Semaphore | None:
+    """``handler``'s send lock if a frame ever needed it (None: no greenlet can be inside a frame)."""
+    return getattr(handler, _LOCK, None)  # type: ignore[no-any-return]
+
+
 def _pieces(message: Any, opcode: int, pacer: Pacer) -> list[bytes | memoryview]:
     """The payload as the stock writer encodes it, in pieces of about CHUNK bytes."""
     if opcode in (WebSocket.OPCODE_TEXT, WebSocket.OPCODE_PING):
