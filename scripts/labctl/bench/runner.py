@@ -217,7 +217,8 @@ class Run:
         )
         self.notes["socketio.broadcast_vs_ws_ratio"] = (
             f"ms per client of one chat event via the Redis manager to {result.held - 1} clients "
-            f"(median of {result.broadcast_runs_ms}) / the raw chat's to {ws.get('held', 0) - 1} (same run)"
+            f"(median of {result.broadcast_runs_ms}; CPU ms each: {result.broadcast_cpu_ms}) / the raw "
+            f"chat's to {ws.get('held', 0) - 1} (same run; CPU ms each: {ws.get('broadcast_cpu_ms')})"
         )
 
     def measure_hostile(self) -> None:

@@ -20,7 +20,7 @@ from .. import endpoints, wsclient
 from . import bench_stack
 from .settings import BenchSettings
 from .wsfleet import CONNECT_TIMEOUT_S, Fleet, Member
-from .wsload import MAX_FAILURES, RECEIVE_TIMEOUT_S
+from .wsload import MAX_FAILURES, RECEIVE_TIMEOUT_S, cpu_ms_each, cpu_now
 
 PATH = "/socket.io/?EIO=4&transport=websocket"
 BATCH = 500  # clients opened between two rounds of answering pings
@@ -45,6 +45,8 @@ class SioResult:
     nginx_kib_per_connection: float | None = None
     broadcast_ms: float | None = None
     broadcast_runs_ms: list[float] = field(default_factory=list)
+    # CPU milliseconds per broadcast (mean), as ws.broadcast_cpu_ms: app workers, nginx, Redis, client.
+    broadcast_cpu_ms: dict[str, float] = field(default_factory=dict)
 
 
 def _packet(ws: wsclient.WebSocket, prefix: bytes) -> bytes:
@@ -116,12 +118,16 @@ def _measure(settings: BenchSettings, fleet: Fleet, result: SioResult) -> None:
     if len(fleet.members) < 2:
         return
     reached = len(fleet.members) - 1
+    groups = {"app": app, "nginx": bench_stack.nginx_worker_pids(), "redis": bench_stack.broker_pids()}
+    before = cpu_now(groups)
     for run in range(settings.ws_broadcasts):
         token = f"bench sio broadcast {run}"
         elapsed, got = fleet.broadcast(token, RECEIVE_TIMEOUT_S, f'42["chat",{{"msg":"{token}"}}]')
         result.broadcast_runs_ms.append(elapsed)
         reached = min(reached, got)
         result.pings_answered += fleet.answer(b"2", "3")
+    after = cpu_now(groups)
+    result.broadcast_cpu_ms = cpu_ms_each(before, after, settings.ws_broadcasts)
     result.held = 1 + reached
     result.broadcast_ms = statistics.median(result.broadcast_runs_ms)
     count = len(fleet.members)

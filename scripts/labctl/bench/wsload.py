@@ -51,10 +51,16 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(share * len(ordered)) - 1))]
 
 
-def _cpu_now(groups: dict[str, list[int]]) -> dict[str, float]:
+def cpu_now(groups: dict[str, list[int]]) -> dict[str, float]:
+    """CPU seconds used so far by each group of processes, and by this client (``client``)."""
     used = {name: bench_stack.cpu_seconds(pids) for name, pids in groups.items()}
     used["client"] = time.process_time()
     return used
+
+
+def cpu_ms_each(before: dict[str, float], after: dict[str, float], runs: int) -> dict[str, float]:
+    """CPU milliseconds per run of each group between two ``cpu_now``."""
+    return {name: round((after[name] - before[name]) * 1000 / runs, 1) for name in after}
 
 
 def _echo_round_trips(settings: BenchSettings) -> list[float]:
@@ -95,16 +101,14 @@ def _measure(settings: BenchSettings, fleet: Fleet, result: WsResult) -> None:
     if len(fleet.members) < 2:
         return
     groups = {"app": workers, "nginx": nginx, "redis": bench_stack.broker_pids()}
-    before = _cpu_now(groups)
+    before = cpu_now(groups)
     reached = len(fleet.members) - 1
     for run in range(settings.ws_broadcasts):
         elapsed, got = fleet.broadcast(f"bench broadcast {run}", RECEIVE_TIMEOUT_S)
         result.broadcast_runs_ms.append(elapsed)
         reached = min(reached, got)
-    after = _cpu_now(groups)
-    result.broadcast_cpu_ms = {
-        name: round((after[name] - before[name]) * 1000 / settings.ws_broadcasts, 1) for name in after
-    }
+    after = cpu_now(groups)
+    result.broadcast_cpu_ms = cpu_ms_each(before, after, settings.ws_broadcasts)
     result.reached = reached
     result.held = 1 + reached
     result.broadcast_ms = statistics.median(result.broadcast_runs_ms)
