@@ -132,12 +132,14 @@ def _measure(settings: BenchSettings, fleet: Fleet, result: SioResult) -> None:
     result.broadcast_ms = statistics.median(result.broadcast_runs_ms)
     count = len(fleet.members)
     result.kib_per_connection = bench_stack.kib_each(result.rss_before_kib, result.rss_after_kib, count)
-    shares = {}
-    for name, pids in (("app", set(result.app_pids)), ("nginx", set(result.rss_before_kib) - set(result.app_pids))):
-        before = {pid: kib for pid, kib in result.rss_before_kib.items() if pid in pids}
-        after = {pid: kib for pid, kib in result.rss_after_kib.items() if pid in pids}
-        shares[name] = bench_stack.kib_each(before, after, count)
-    result.app_kib_per_connection, result.nginx_kib_per_connection = shares["app"], shares["nginx"]
+    app_pids = set(result.app_pids)
+
+    def share(of_app: bool) -> float:
+        before = {pid: kib for pid, kib in result.rss_before_kib.items() if (pid in app_pids) == of_app}
+        after = {pid: kib for pid, kib in result.rss_after_kib.items() if (pid in app_pids) == of_app}
+        return bench_stack.kib_each(before, after, count)
+
+    result.app_kib_per_connection, result.nginx_kib_per_connection = share(True), share(False)
 
 
 def run(settings: BenchSettings) -> SioResult:

@@ -112,9 +112,10 @@ def _measure(settings: BenchSettings, fleet: Fleet, result: WsResult) -> None:
     result.reached = reached
     result.held = 1 + reached
     result.broadcast_ms = statistics.median(result.broadcast_runs_ms)
-    result.kib_per_connection = bench_stack.kib_each(result.rss_before_kib, result.rss_after_kib, len(fleet.members))
+    count = len(fleet.members)
+    result.kib_per_connection = bench_stack.kib_each(result.rss_before_kib, result.rss_after_kib, count)
     result.nginx_kib_per_connection = bench_stack.kib_each(
-        result.nginx_rss_before_kib, result.nginx_rss_after_kib, len(fleet.members)
+        result.nginx_rss_before_kib, result.nginx_rss_after_kib, count
     )
     samples = _echo_round_trips(settings)
     result.echo_p50_ms = round(percentile(samples, 0.50), 2)

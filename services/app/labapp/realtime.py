@@ -146,7 +146,7 @@ def install(app: Flask, settings: AppSettings) -> SocketIO:
 
     def sio_app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         environ["flask.app"] = app
-        return eio.handle_request(environ, start_response)  # type: ignore[no-any-return]
+        return eio.handle_request(environ, start_response)
 
     sio_wsgi: WSGIApp = sio_app
     if settings[lab.FIX_JSON_ERRORS]:

@@ -117,7 +117,7 @@ def _websocket_handler(self: Socket, ws: Any) -> list[Any]:
     """Engine.IO handler for websocket transport (stock, less the writer greenlet)."""
     websocket = _websocket_of(ws)
     if websocket is None:
-        return _stock("_websocket_handler")(self, ws)  # type: ignore[no-any-return]
+        return _stock("_websocket_handler")(self, ws)
 
     def websocket_wait() -> Any:
         data = ws.wait()
@@ -166,7 +166,7 @@ def _websocket_handler(self: Socket, ws: Any) -> list[Any]:
         p = None
         try:
             p = websocket_wait()
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 (the stock handler's: any error ends the session)
             # if the socket is already closed, we can assume this is a downstream error of that
             if not self.closed:
                 self.server.logger.info('%s: Unexpected error "%s", closing connection', self.sid, str(e))
@@ -182,7 +182,7 @@ def _websocket_handler(self: Socket, ws: Any) -> list[Any]:
         except exceptions.SocketIsClosedError:
             self.server.logger.info("Receive error -- socket is closed")
             break
-        except Exception:
+        except Exception:  # the stock handler's: logged, and the session ends
             # if we get an unexpected exception we log the error and exit the connection properly
             self.server.logger.exception("Unknown receive error")
             break
@@ -252,7 +252,7 @@ def _patch(name: str, replacement: Any, digest: str, why: str) -> Patch:
 
 PATCHES = (
     _patch("_websocket_handler", _websocket_handler, "58afe1227192", _WHY),
-    _patch("send", send, "f8b2738ee5d4", _WHY + "; a broadcast woke each client's writer to encode the same packet"),
+    _patch("send", send, "f8b2738ee5d4", _WHY + "; a broadcast woke each client's writer to encode it"),
     _patch("close", close, "05fac5583199", "close(wait=True) would join a queue no writer reads"),
     _patch("schedule_ping", schedule_ping, "fe316639159c", _WHY),
 )

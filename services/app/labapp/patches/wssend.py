@@ -42,7 +42,7 @@ def send_lock(handler: Any) -> Semaphore:
 
 def made_lock(handler: Any) -> Semaphore | None:
     """``handler``'s send lock if a frame ever needed it (None: no greenlet can be inside a frame)."""
-    return getattr(handler, _LOCK, None)  # type: ignore[no-any-return]
+    return getattr(handler, _LOCK, None)
 
 
 def _pieces(message: Any, opcode: int, pacer: Pacer) -> list[bytes | memoryview]:
