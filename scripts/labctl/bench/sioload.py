@@ -130,7 +130,11 @@ def _measure(settings: BenchSettings, fleet: Fleet, result: SioResult) -> None:
     result.broadcast_cpu_ms = cpu_ms_each(before, after, settings.ws_broadcasts)
     result.held = 1 + reached
     result.broadcast_ms = statistics.median(result.broadcast_runs_ms)
-    count = len(fleet.members)
+    count_shares(result, len(fleet.members))
+
+
+def count_shares(result: SioResult, count: int) -> None:
+    """The RSS growth per one of ``count`` clients: app and nginx together, and each alone."""
     result.kib_per_connection = bench_stack.kib_each(result.rss_before_kib, result.rss_after_kib, count)
     app_pids = set(result.app_pids)
 
