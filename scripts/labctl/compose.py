@@ -8,6 +8,7 @@ round trip.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -16,7 +17,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import labsettings
@@ -333,7 +334,7 @@ def reload(nginx: str | None = None) -> int:
     nginx's message and the old config serves. The scenario stays the container's own: switching
     one means the app too (`make up`)."""
     running = (container_env(nginx) if nginx else nginx_env()).get("LAB_SCENARIO", "")
-    wanted = os.environ.get("LAB_SCENARIO", running).strip()
+    wanted = labsettings.SCENARIO.value() if labsettings.SCENARIO.is_set() else running
     if wanted != running:
         print(
             f"lab: the compose stack runs config {running or 'baseline'!r}; a reload cannot switch it "
@@ -384,10 +385,24 @@ def dump_config(nginx: str | None = None) -> str:
 
 def log_tail(lines: int = 60, project_name: str | None = None) -> dict[str, str]:
     """nginx's access log (its stdout), error log (stderr) and the app's output."""
+    return _logs(["--tail", str(lines)], project_name)
+
+
+@contextlib.contextmanager
+def logs_written(project_name: str | None = None) -> Iterator[dict[str, str]]:
+    """What each log got during the block, by name as log_tail (filled when it ends)."""
+    since = f"{time.time():.6f}"  # `docker logs --since` takes a Unix timestamp
+    written: dict[str, str] = {}
+    yield written
+    written.update(_logs(["--since", since], project_name))
+
+
+def _logs(which: list[str], project_name: str | None) -> dict[str, str]:
+    """The logs (nginx access, nginx error, app) as `docker logs` with ``which`` selects them."""
     tails: dict[str, str] = {}
     nginx = container_id("nginx", project_name)
     if nginx:
-        result = docker("logs", "--tail", str(lines), nginx, check=False)
+        result = docker("logs", *which, nginx, check=False)
         tails["nginx access"] = result.stdout
         tails["nginx error"] = result.stderr
     else:
@@ -397,14 +412,15 @@ def log_tail(lines: int = 60, project_name: str | None = None) -> dict[str, str]
     tails["app"] = (
         "".join(
             subprocess.run(
-                ["docker", "logs", "--tail", str(lines), app],
+                ["docker", "logs", *which, app],
                 text=True,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
             ).stdout
             for app in apps
         )
-        or "(no app container)"
+        if apps
+        else "(no app container)"
     )
     return tails
 
@@ -453,8 +469,8 @@ def deploy(
     require_engine()
     name = project_name or project()
     env = env if env is not None else started_env()
-    if "LAB_FIX_ROLLING_DEPLOY" in os.environ:  # `LAB_FIX_ROLLING_DEPLOY=0 make deploy`
-        env = {**env, "LAB_FIX_ROLLING_DEPLOY": os.environ["LAB_FIX_ROLLING_DEPLOY"]}
+    # `LAB_FIX_ROLLING_DEPLOY=0 make deploy`, else as the stack was started
+    rolling = labsettings.FIX_ROLLING_DEPLOY.value(None if labsettings.FIX_ROLLING_DEPLOY.is_set() else env)
     old = containers("app", name)
     if not old or not nginx_env(name):
         raise SystemExit("lab: no compose stack with an app is running here: `make up` first")
@@ -466,7 +482,7 @@ def deploy(
 
     note("building the app image")
     build_app(merged, name)
-    if not labsettings.FIX_ROLLING_DEPLOY.value(merged):
+    if not rolling:
         note(f"recreating {replicas} app container(s) in place (LAB_FIX_ROLLING_DEPLOY=0)")
         compose("up", "-d", "--no-deps", "--force-recreate", "--scale", f"app={replicas}", "app")
         wait_containers_healthy(containers("app", name))

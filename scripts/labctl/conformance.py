@@ -24,6 +24,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import labsettings
+
 from . import endpoints, native, paths
 from .venv import ensure_venv
 
@@ -104,7 +106,7 @@ def _python2_from_debian() -> None:
     for folder in (apt / "lists" / "partial", apt / "cache" / "archives" / "partial", DOWNLOADS):
         folder.mkdir(parents=True, exist_ok=True)
     (apt / "sources.list").write_text(
-        DEBIAN_SOURCE.format(mirror=os.environ.get("LAB_DEBIAN_MIRROR", DEBIAN_MIRROR))
+        DEBIAN_SOURCE.format(mirror=labsettings.DEBIAN_MIRROR.value() or DEBIAN_MIRROR)
     )
     private = [
         f"-oDir::Etc::SourceList={apt / 'sources.list'}",

@@ -7,7 +7,6 @@ running stack was started with (runstate), else the declared defaults.
 
 from __future__ import annotations
 
-import os
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,22 +19,16 @@ from . import paths, runstate
 LOOPBACK = {"localhost", "127.0.0.1", "::1"}
 
 
-def _port(setting: labsettings.Setting[int]) -> int:
-    if setting.name in os.environ:
-        return setting.value()
-    return setting.value(runstate.read())
-
-
 def https_port() -> int:
-    return _port(labsettings.HTTPS_PORT)
+    return runstate.value(labsettings.HTTPS_PORT)
 
 
 def http_port() -> int:
-    return _port(labsettings.HTTP_PORT)
+    return runstate.value(labsettings.HTTP_PORT)
 
 
 def app_port() -> int:
-    return _port(labsettings.APP_PORT)
+    return runstate.value(labsettings.APP_PORT)
 
 
 @dataclass(frozen=True)

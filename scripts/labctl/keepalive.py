@@ -11,9 +11,9 @@ import http.client
 import os
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
-from . import probe, procs
+from . import probe
 from .endpoints import Endpoint
 
 PATH = "/landing"  # the lab's app answers a GET and a POST there
@@ -32,9 +32,8 @@ def status(conn: http.client.HTTPConnection) -> int:
 
 
 @contextlib.contextmanager
-def nginx_paused(master: int | None) -> Iterator[None]:
-    """nginx's workers (the children of ``master``) stopped for the block."""
-    workers = procs.children(master) if master else set()
+def nginx_paused(workers: Sequence[int]) -> Iterator[None]:
+    """nginx's ``workers`` stopped for the block."""
     for pid in workers:
         os.kill(pid, signal.SIGSTOP)
     try:
@@ -44,15 +43,15 @@ def nginx_paused(master: int | None) -> Iterator[None]:
             os.kill(pid, signal.SIGCONT)
 
 
-def paused(endpoint: Endpoint, master: int | None, keepalive_s: float, method: str) -> int:
-    """``method`` sent while nginx's workers are paused across the app's close (after its
+def paused(endpoint: Endpoint, nginx_workers: Sequence[int], keepalive_s: float, method: str) -> int:
+    """``method`` sent while ``nginx_workers`` are paused across the app's close (after its
     ``keepalive_s``) of the pooled connection nginx will take for it: the status nginx answers."""
     conn = probe.connection(endpoint, endpoint.url, probe.TIMEOUT + keepalive_s)
     try:
         send(conn, "POST")
         status(conn)  # nginx now pools an upstream connection
         time.sleep(keepalive_s / 2)  # the app still holds it
-        with nginx_paused(master):
+        with nginx_paused(nginx_workers):
             send(conn, method)
             time.sleep(keepalive_s)  # the request waits in nginx's socket while the keepalive runs out
         return status(conn)

@@ -4,6 +4,7 @@ Same nginx files and same URLs as compose mode; starts in seconds."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import resource
 import signal
@@ -11,7 +12,7 @@ import socket
 import subprocess
 import time
 from collections import deque
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 
 import labsettings
@@ -247,6 +248,22 @@ def log_tail(lines: int = 60) -> dict[str, str]:
         except OSError as error:
             tails[name] = f"({error})"
     return tails
+
+
+@contextlib.contextmanager
+def logs_written() -> Iterator[dict[str, str]]:
+    """What each log file got during the block, by name (filled when it ends)."""
+    files = log_files()
+    start = {name: path.stat().st_size if path.exists() else 0 for name, path in files.items()}
+    written: dict[str, str] = {}
+    yield written
+    for name, path in files.items():
+        try:
+            with path.open("rb") as handle:
+                handle.seek(start[name])
+                written[name] = handle.read().decode(errors="replace")
+        except OSError as error:
+            written[name] = f"({error})"
 
 
 def nginx_container() -> None:

@@ -121,8 +121,8 @@ def reload_env(environ: Mapping[str, str], started: Mapping[str, str]) -> dict[s
     """The started stack's values (ports, upstream, upload limit...), so a reload from another
     shell cannot move them; only the nginx source dir and an explicit LAB_SCENARIO are taken now."""
     env = {**environ, **started, "LAB_NGINX_SRC": str(paths.NGINX_SRC)}
-    if "LAB_SCENARIO" in environ:
-        env["LAB_SCENARIO"] = environ["LAB_SCENARIO"].strip()
+    if labsettings.SCENARIO.is_set(environ):
+        env[labsettings.SCENARIO.name] = labsettings.SCENARIO.value(environ)
     return env
 
 

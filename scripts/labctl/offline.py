@@ -29,6 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import labsettings
+
 from . import compose, paths
 from .venv import ensure_venv
 
@@ -154,7 +156,7 @@ def download_wheelhouse() -> subprocess.Popen[str]:
 
 def debootstrap(standin: StandIn, rootfs: Path, log: Path) -> subprocess.Popen[bytes]:
     # Without a mirror argument debootstrap uses Debian's default one; LAB_DEBIAN_MIRROR overrides it.
-    mirror = os.environ.get("LAB_DEBIAN_MIRROR", "").strip()
+    mirror = labsettings.DEBIAN_MIRROR.value()
     command = [
         "debootstrap", "--variant=minbase", f"--include={','.join(standin.packages)}",
         SUITE, str(rootfs), *([mirror] if mirror else []),

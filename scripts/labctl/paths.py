@@ -3,8 +3,9 @@ the running stack's state is runstate's, the endpoints a client uses are endpoin
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
+
+import labsettings
 
 ROOT = Path(__file__).resolve().parents[2]
 LAB = ROOT / ".lab"
@@ -15,7 +16,7 @@ RUN = LAB / "run"
 UPLOADS = LAB / "uploads"
 NGINX_PREFIX = LAB / "nginx"
 # Overridable so a test (or a user) can render an edited copy without touching nginx/.
-NGINX_SRC = Path(os.environ.get("LAB_NGINX_SRC", str(ROOT / "nginx")))
+NGINX_SRC = Path(labsettings.NGINX_SRC.value() or ROOT / "nginx")
 SCENARIOS = NGINX_SRC / "scenarios"
 APP_DIR = ROOT / "services" / "app"
 VENV = ROOT / ".venv"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import time
 from collections.abc import Iterator
@@ -14,6 +15,35 @@ def stat_fields(pid: int) -> list[str]:
     """/proc/PID/stat after the command name, from its state on: stat(5)'s field N is [N - 3].
     ("pid (comm) state ppid ..."; comm may hold spaces and parentheses.)"""
     return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+
+
+def cpu_times(pids: list[int]) -> tuple[float, float]:
+    """User and system CPU seconds the processes (all their threads) have used so far
+    (/proc/PID/stat utime, stime)."""
+    user = system = 0
+    for pid in pids:
+        fields = stat_fields(pid)
+        user += int(fields[11])  # fields 14 and 15 of stat(5)
+        system += int(fields[12])
+    ticks = os.sysconf("SC_CLK_TCK")
+    return user / ticks, system / ticks
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU the processes have used so far."""
+    return sum(cpu_times(pids))
+
+
+def rss_kib(pid: int) -> int:
+    match = re.search(r"^VmRSS:\s+(\d+) kB", Path(f"/proc/{pid}/status").read_text(), re.MULTILINE)
+    if match is None:
+        raise RuntimeError(f"no VmRSS for pid {pid}")
+    return int(match.group(1))
+
+
+def rss_by_pid(pids: list[int]) -> dict[str, int]:
+    """VmRSS in KiB of each process, by pid (as the bench's details.json keeps them)."""
+    return {str(pid): rss_kib(pid) for pid in pids}
 
 
 def is_zombie(pid: int) -> bool:

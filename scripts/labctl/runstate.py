@@ -9,6 +9,7 @@ recreate a container use the same values. `down` of the same mode removes it.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TypeVar
 
 import labsettings
 
@@ -17,6 +18,7 @@ from . import paths
 STATE = paths.RUN / "stack.env"
 MODE_KEY = "LAB_MODE"
 PREFIXES = ("LAB_", "GUNICORN_")
+T = TypeVar("T")
 
 
 def _kept(mode: str, values: Mapping[str, str]) -> dict[str, str]:
@@ -39,6 +41,12 @@ def started_with(mode: str, values: Mapping[str, str]) -> bool:
 def read() -> dict[str, str]:
     """What the running stack was started with ({} when no stack was started from here)."""
     return labsettings.read_env_file(STATE) if STATE.is_file() else {}
+
+
+def value(setting: labsettings.Setting[T]) -> T:
+    """``setting`` as the environment gives it where it is set there (a port from another shell),
+    else as the running stack was started with."""
+    return setting.value(None if setting.is_set() else read())
 
 
 def mode() -> str | None:

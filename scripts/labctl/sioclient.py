@@ -53,6 +53,8 @@ class SioClient:
     broker: queue.Queue[dict[str, Any]] = field(default_factory=queue.Queue)
     disconnects: queue.Queue[str] = field(default_factory=queue.Queue)
     connects: queue.Queue[str] = field(default_factory=queue.Queue)  # a sid per (re)connection
+    # Each connect and disconnect as it came: (time.monotonic(), "connect" or "disconnect").
+    history: list[tuple[float, str]] = field(default_factory=list)
 
     def call(self, event: str, data: Any = None) -> Any:
         return _run(self.sio.call(event, data, timeout=TIMEOUT_S))
@@ -71,6 +73,26 @@ class SioClient:
     def sid(self) -> str | None:
         return self.sio.get_sid()
 
+    def on_connect(self) -> None:
+        self.history.append((time.monotonic(), "connect"))
+        self.connects.put(self.sio.get_sid())
+
+    def on_disconnect(self, reason: str = "") -> None:
+        self.history.append((time.monotonic(), "disconnect"))
+        self.disconnects.put(str(reason))
+
+    def reconnect_seconds(self) -> list[float]:
+        """How long each disconnect lasted: from it to the next connect (the client's own backoff
+        included); a disconnect not followed by a connect is left out."""
+        gaps, down = [], None
+        for at, kind in self.history:
+            if kind == "disconnect" and down is None:
+                down = at
+            elif kind == "connect" and down is not None:
+                gaps.append(at - down)
+                down = None
+        return gaps
+
     def info(self) -> dict[str, Any]:
         info: dict[str, Any] = self.call("info")
         return info
@@ -79,7 +101,8 @@ class SioClient:
         _run(self._close())
 
     async def _close(self) -> None:
-        await self.sio.disconnect()
+        # shutdown, not disconnect: it also stops a reconnection under way (``reconnect``).
+        await self.sio.shutdown()
         await self.sio.eio.http.close()
 
 
@@ -89,8 +112,8 @@ async def _connect(endpoint: Endpoint, transport: str, headers: dict[str, str], 
     client = SioClient(sio, transport)
     sio.on("chat", client.chat.put)
     sio.on("broker", client.broker.put)
-    sio.on("disconnect", lambda reason="": client.disconnects.put(str(reason)))
-    sio.on("connect", lambda: client.connects.put(sio.get_sid()))
+    sio.on("disconnect", client.on_disconnect)
+    sio.on("connect", client.on_connect)
     refusals: list[object] = []
     sio.on("connect_error", refusals.append)
     try:
@@ -151,10 +174,12 @@ def workers(clients: list[SioClient]) -> set[tuple[str, int]]:
 BATCH = 4
 
 
-def connect_batch(endpoint: Endpoint, transport: str, count: int = BATCH) -> list[SioClient]:
+def connect_batch(
+    endpoint: Endpoint, transport: str, count: int = BATCH, reconnect: bool = False
+) -> list[SioClient]:
     """``count`` clients connected at the same time (all of them, or none: the first error raised)."""
     with ThreadPoolExecutor(count) as pool:
-        futures = [pool.submit(connect, endpoint, transport) for _ in range(count)]
+        futures = [pool.submit(connect, endpoint, transport, reconnect=reconnect) for _ in range(count)]
     clients, errors = [], []
     for future in futures:
         try:

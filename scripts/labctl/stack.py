@@ -11,6 +11,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Protocol
 
@@ -43,6 +44,9 @@ class Stack(Protocol):
 
     def log_tail(self, lines: int = 60) -> dict[str, str]:
         """The last lines of each log, by name ("nginx access", "nginx error", "app", ...)."""
+
+    def logs_written(self) -> AbstractContextManager[dict[str, str]]:
+        """For a block: what each log got meanwhile, by name as log_tail (filled when it ends)."""
 
     def nginx_container(self) -> str | None:
         """nginx's container (on this node); None when nginx runs on the host."""

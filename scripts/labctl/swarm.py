@@ -15,11 +15,12 @@ pulls it. Reload, dump and logs reach the nginx task's container on this node.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import subprocess
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -506,23 +507,39 @@ def log_tail(lines: int = 60) -> dict[str, str]:
     """nginx's access log (its stdout), error log (stderr), the app's output (every task's, the
     exited ones too), from the containers on this node. Not `docker service logs`, which would
     gather them from every node but was seen to hang here (for 10 minutes, until killed)."""
+    return _logs(["--tail", str(lines)])
+
+
+@contextlib.contextmanager
+def logs_written() -> Iterator[dict[str, str]]:
+    """What each log got during the block, by name as log_tail (filled when it ends)."""
+    since = f"{time.time():.6f}"  # `docker logs --since` takes a Unix timestamp
+    written: dict[str, str] = {}
+    yield written
+    written.update(_logs(["--since", since]))
+
+
+def _logs(which: list[str]) -> dict[str, str]:
+    """The logs of the tasks on this node as `docker logs` with ``which`` selects them."""
     nginx = containers("nginx")
     if not nginx:
         return {"nginx": "(no running nginx task on this node)"}
-    tail = ["logs", "--tail", str(lines)]
-    logs = subprocess.run(["docker", *tail, nginx[0]], text=True, capture_output=True, timeout=LOGS_TIMEOUT_S)
+    logs = subprocess.run(
+        ["docker", "logs", *which, nginx[0]], text=True, capture_output=True, timeout=LOGS_TIMEOUT_S
+    )
+    apps = containers("app", running=False)
     app = "".join(
         subprocess.run(
-            ["docker", *tail, cid],
+            ["docker", "logs", *which, cid],
             text=True,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             timeout=LOGS_TIMEOUT_S,
         ).stdout
-        for cid in containers("app", running=False)
+        for cid in apps
     )
     return {
         "nginx access": logs.stdout,
         "nginx error": logs.stderr,
-        "app": app or "(no app task on this node)",
+        "app": app if apps else "(no app task on this node)",
     }

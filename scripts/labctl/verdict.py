@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import ssl
 import time
 
-from . import catalogue, checks, doctor, endpoints, nginx, paths, runstate
+import labsettings
+
+from . import catalogue, checks, doctor, endpoints, paths, runstate
 from .behaviours import BROKEN
 from .catalogue import CatalogueError
 
@@ -24,7 +25,7 @@ FILE = paths.RUN / "verdict.json"
 
 def scenario_now() -> str:
     """The scenario the last reload rendered: the started stack's, or an explicit LAB_SCENARIO."""
-    return nginx.reload_env(os.environ, runstate.read()).get("LAB_SCENARIO", "").strip()
+    return runstate.value(labsettings.SCENARIO)
 
 
 def as_json(diagnosis: doctor.Diagnosis, scenario: str) -> dict[str, object]:

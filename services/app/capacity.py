@@ -25,7 +25,8 @@ APP_UPLOADS_PER_WORKER = 16  # budgeted in flight at once; beyond them the memor
 # An upload waiting for bytes holds no chunk (labapp.body): 31 KiB each, measured for 300 trickling,
 # within the websockets' budget per connection above.
 # A websocket message is read whole (LAB_WS_MAX_MESSAGE) and sent from that one copy in fragments
-# (labapp.wssend, at most LAB_WS_SEND_MAX_BYTES; a text one encoded once more): one in, one out.
+# (labapp/patches/wssend.py, at most LAB_WS_SEND_MAX_BYTES; a text one encoded once more): one in,
+# one out.
 # Held at most 2 x LAB_WS_SEND_TIMEOUT_S by a client that does not read (measured 12.8-17.6 MiB for
 # a 16 MiB binary echo; 48.4 before the sends were fragmented).
 NGINX_MASTER_MIB = 4  # measured 2.0

@@ -120,6 +120,11 @@ class Setting(Generic[T]):
     def field_name(self) -> str:
         return self.field or self.name.removeprefix("LAB_").lower()
 
+    def is_set(self, environ: Mapping[str, str] | None = None) -> bool:
+        """Whether the environment names it at all (set empty too: an explicit "the default",
+        where a tool would otherwise take what the running stack was started with)."""
+        return self.name in (os.environ if environ is None else environ)
+
     def value(self, environ: Mapping[str, str] | None = None) -> T:
         """The value from the environment; the default when unset or empty. A value that does
         not parse raises ValueError naming the setting."""
@@ -167,6 +172,13 @@ def behind_balancer_port() -> int:
 
 SCENARIO = Setting(
     "LAB_SCENARIO", "", str, "a folder of nginx/scenarios/ to run instead of the baseline", "stack"
+)
+NGINX_SRC = Setting(
+    "LAB_NGINX_SRC",
+    "",
+    str,
+    "the nginx/ directory rendered natively (default: the checkout's; tests: a copy)",
+    "stack",
 )
 # Where the tools and the suites point (any deployment, not only this checkout's).
 URL = Setting("LAB_URL", "", str, "the HTTPS URL probed (default https://localhost:$LAB_HTTPS_PORT)", "stack")

@@ -1,6 +1,7 @@
-"""`make deploy` on the compose stack under load: new replicas start beside the old ones, the old
-ones stop gracefully and go; no request fails, websockets are closed with 1001/1012 and come
-back, an upload in flight on a replica being stopped finishes, nothing partial is left."""
+"""`make deploy` on the compose stack under load, Socket.IO clients connected: new replicas start
+beside the old ones, the old ones stop gracefully and go; no request fails, websockets are closed
+with 1001/1012 and come back, an upload in flight on a replica being stopped finishes, nothing
+partial is left, every Socket.IO client reconnects by itself to a new replica."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from support.composectl import upload_dir_names
 from support.deploying import assert_dropped_nothing, delete_upload, run_deploy, temp_file_holder
 
 
-def test_deploy_under_load_replaces_every_replica_and_drops_nothing(stack, lab):
+def test_deploy_under_load_replaces_every_replica_and_drops_nothing(stack, lab, held_socketio):
     before = set(stack.containers("app"))
     run = run_deploy(
         lab,
@@ -24,5 +25,6 @@ def test_deploy_under_load_replaces_every_replica_and_drops_nothing(stack, lab):
         assert len(after) == len(before) and not after & before, (
             f"the deploy should replace all {len(before)} replicas: {sorted(before)} -> {sorted(after)}"
         )
+        print(f"make deploy (compose), Socket.IO: {held_socketio.assert_every_client_came_back()}")
     finally:
         delete_upload(lab, run.upload.name)

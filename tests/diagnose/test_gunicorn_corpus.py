@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from labctl import paths
-from labctl.diagnose import gunicornconf
+from labctl.diagnose import check, gunicornconf
+from labctl.diagnose.config import load
 
 pytestmark = pytest.mark.no_stack
 
@@ -38,9 +39,10 @@ def _case(name: str) -> tuple[dict, Path, Path]:
 def test_findings_between_nginx_and_gunicorn(name: str) -> None:
     expected, nginx, gunicorn = _case(name)
     assert expected["source"].startswith("https://"), f"{name}: cite the public source"
+    site = check.site_for(load(nginx), None, None)
     found = {
-        (f.behaviour, f.verdict, _line(f.nginx), _line(f.gunicorn))
-        for f in gunicornconf.judge(nginx, gunicorn)
+        (f.behaviour.id, f.verdict, _line(f.nginx), _line(f.gunicorn))
+        for f in gunicornconf.judge(site, gunicornconf.load_gunicorn(gunicorn))
     }
     wanted = {
         (f["behaviour"], f["verdict"], f["nginx_line"], f["gunicorn_line"]) for f in expected["finding"]

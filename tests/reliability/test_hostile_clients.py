@@ -24,8 +24,7 @@ import requests
 import websocket
 
 import labsettings
-from labctl.bench.bench_stack import rss_kib
-from labctl.procs import environment
+from labctl.procs import environment, rss_kib
 from support.lab import Lab
 
 from . import report, stackctl
@@ -186,7 +185,7 @@ def test_websocket_clients_that_never_read_are_closed_with_a_reason(lab: Lab) ->
     for code, reason, echoed, seconds in outcomes:
         assert code == 1008 and "did not read" in reason, (
             f"a client that did not read its echo got close {code} {reason!r} (expected 1008 and why): "
-            "labapp.wssend, LAB_WS_SEND_TIMEOUT_S"
+            "labapp/patches/wssend.py, LAB_WS_SEND_TIMEOUT_S"
         )
         assert echoed < UNREAD_MESSAGE, "the whole echo was taken: this client did not hold it up"
         assert seconds < 2 * SEND_TIMEOUT_S + LATE_S, f"closed {seconds:.1f}s after the echo started"

@@ -11,10 +11,11 @@ from dataclasses import dataclass
 import websocket
 
 from labapp import chat as app_chat
+from labapp.patches.wsclose import Close
 from support.lab import Lab
 
 # What a chat client is told when the broker is unreachable: its close code and reason.
-BROKER_DOWN = (app_chat.CLOSE_TRY_AGAIN_LATER, app_chat.BROKER_DOWN_REASON)
+BROKER_DOWN = (Close.TRY_AGAIN_LATER, app_chat.BROKER_DOWN_REASON)
 
 # Clients to open at least, and at most while they all land on one worker: which worker accepts a
 # connection is the kernel's choice.

@@ -1,25 +1,29 @@
 """`make deploy` as the tests drive it, in either mode: the real command with its own bounded load
 (GETs and websockets, recorded in .lab/deploy/timeline.json), plus an upload kept in flight until
-the process holding it is told to stop, then finished well inside what a graceful stop promises."""
+the process holding it is told to stop, then finished well inside what a graceful stop promises,
+and Socket.IO clients of every transport held across it, each left to reconnect by itself."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
+import statistics
 import subprocess
 import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import requests
 
 import labsettings
-from labctl import deploy, paths, traffic
+from labctl import deploy, paths, sioclient, traffic
 from support.lab import Lab
 
 CHUNK = 64 * 1024
@@ -183,3 +187,77 @@ def delete_upload(lab: Lab, name: str) -> None:
 
 def names_in(directory: Path) -> Callable[[], list[str]]:
     return lambda: sorted(p.name for p in directory.iterdir()) if directory.is_dir() else []
+
+
+# Socket.IO clients held across a deploy, connected BATCH at a time (sioclient.connect_batch: the
+# kernel spreads connections in flight together over the workers): websocket ones first (one
+# connection holds the session, no routing needed), which find the processes nginx hands sessions
+# to; then polling and default (polling, then the upgrade) ones, SIO_PER_PROCESS per process found
+# (6 in compose and on Swarm: 16 + 12 + 12 clients).
+SIO_WEBSOCKETS = 16
+SIO_PER_PROCESS = 2
+# Each client reconnects on its own backoff (python-socketio: 1 s doubling to 5 s, jittered), also
+# again when its first try met a process that was stopping too.
+SIO_SETTLE_S = 30
+
+
+@dataclass
+class HeldSocketio:
+    clients: list[sioclient.SioClient]
+    before: set[tuple[str, int]]  # the processes (host, pid) holding their sessions before
+
+    def spread(self) -> str:
+        """How many clients of each transport, on how many processes."""
+        of = {t: [c for c in self.clients if c.transport == t] for t in sioclient.TRANSPORTS}
+        return ", ".join(f"{t} {len(cs)} on {len(sioclient.workers(cs))}" for t, cs in of.items())
+
+    def _back(self, client: sioclient.SioClient) -> bool:
+        kinds = [kind for _, kind in client.history]
+        return client.connected and "disconnect" in kinds and kinds[-1] == "connect"
+
+    def assert_every_client_came_back(self) -> str:
+        """Each client was sent away by the deploy, connected again by itself (a new session, on
+        a process the deploy started) and answers an ``echo``: a line saying how long it took."""
+        deadline = time.monotonic() + SIO_SETTLE_S
+        while not all(self._back(c) for c in self.clients) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        away = [(c.transport, c.worker, [k for _, k in c.history]) for c in self.clients if not self._back(c)]
+        assert not away, (
+            f"{len(away)} of {len(self.clients)} Socket.IO clients were not connected again "
+            f"{SIO_SETTLE_S} s after the deploy (or the deploy never sent them away): {away[:5]}"
+        )
+        after: set[tuple[str, int]] = set()
+        for client in self.clients:
+            served = client.info()["served_by"]
+            after.add((served["host"], served["pid"]))
+            assert (served["host"], served["pid"]) not in self.before, (
+                f"a {client.transport} client is still on a process from before the deploy: {served}"
+            )
+            text = f"after the deploy {uuid.uuid4().hex[:8]}"
+            assert client.call("echo", text) == text, f"{client.transport} client on {served}: echo's ack"
+        gaps = [gap for c in self.clients for gap in c.reconnect_seconds()]
+        twice = sum(len(c.reconnect_seconds()) > 1 for c in self.clients)
+        return (
+            f"{len(self.clients)} Socket.IO clients ({self.spread()}) on {len(self.before)} "
+            f"processes, each reconnected by itself (now on {len(after)} new process(es)), echo ok; "
+            f"reconnect {min(gaps):.2f}-{max(gaps):.2f} s (median {statistics.median(gaps):.2f} s), "
+            f"{twice} of them twice or more"
+        )
+
+
+@contextmanager
+def socketio_held(lab: Lab) -> Iterator[HeldSocketio]:
+    """Socket.IO clients of every transport spread over the app's processes, reconnecting by
+    themselves (python-socketio's own reconnection); all closed at the end."""
+    clients: list[sioclient.SioClient] = []
+    try:
+        for _ in range(SIO_WEBSOCKETS // sioclient.BATCH):
+            clients.extend(sioclient.connect_batch(lab.endpoint, "websocket", reconnect=True))
+        found = sioclient.workers(clients)
+        assert len(found) >= 2, f"{len(clients)} Socket.IO websocket clients all sat on {found}"
+        for transport in ("polling", "default"):
+            for _ in range(math.ceil(SIO_PER_PROCESS * len(found) / sioclient.BATCH)):
+                clients.extend(sioclient.connect_batch(lab.endpoint, transport, reconnect=True))
+        yield HeldSocketio(clients, sioclient.workers(clients))
+    finally:
+        sioclient.close_all(clients)

@@ -1,6 +1,7 @@
-"""`make swarm-deploy` of a new app image under load: Swarm replaces every app task start-first,
-the load's requests all succeed, its websockets are closed with 1001/1012 and reconnect, an
-upload in flight on a task being stopped finishes, nothing partial is left."""
+"""`make swarm-deploy` of a new app image under load, Socket.IO clients connected: Swarm replaces
+every app task start-first, the load's requests all succeed, its websockets are closed with
+1001/1012 and reconnect, an upload in flight on a task being stopped finishes, nothing partial is
+left, every Socket.IO client reconnects by itself to a new task."""
 
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ def running_image() -> str:
     return spec("app")["TaskTemplate"]["ContainerSpec"]["Image"].split("@")[0]
 
 
-def test_a_rolling_update_to_a_new_image_under_load_drops_nothing(lab, new_app_code):
+def test_a_rolling_update_to_a_new_image_under_load_drops_nothing(lab, new_app_code, held_socketio):
     before = {task.id for task in swarm.running_tasks("app")}
     image_before = running_image()
     run = run_deploy(
@@ -54,5 +55,6 @@ def test_a_rolling_update_to_a_new_image_under_load_drops_nothing(lab, new_app_c
         assert not [line for line in run.output if "docker service update --force" in line], (
             "a new image must roll by itself (its new tag changes the service), not by --force"
         )
+        print(f"make swarm-deploy, Socket.IO: {held_socketio.assert_every_client_came_back()}")
     finally:
         delete_upload(lab, run.upload.name)

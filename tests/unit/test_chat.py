@@ -9,7 +9,9 @@ import gevent
 import pytest
 from gevent import socket as gsocket
 
-from labapp import chat, wssend
+from labapp import chat
+from labapp.patches import wssend
+from labapp.patches.wsclose import Close
 from labctl import wsclient
 
 
@@ -87,7 +89,7 @@ def test_close_all_tells_each_member_why():
     sockets = [FakeSocket(), FakeSocket()]
     for client_id, ws in enumerate(sockets):
         members.add(client_id, ws)
-    members.close_all(chat.CLOSE_TRY_AGAIN_LATER, chat.BROKER_DOWN_REASON)
+    members.close_all(Close.TRY_AGAIN_LATER, chat.BROKER_DOWN_REASON)
     assert all(ws.closes == [(1013, chat.BROKER_DOWN_REASON)] for ws in sockets)
     assert len(members) == 0
 

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from labctl.diagnose import gunicornconf
+from labctl.diagnose import check, gunicornconf
+from labctl.diagnose.config import load
 
 pytestmark = pytest.mark.no_stack
 
@@ -37,3 +38,21 @@ def test_command_line_config_file_then_options(tmp_path: Path) -> None:
     gunicorn = gunicornconf.load_gunicorn(tmp_path / "cmd")
     assert (gunicorn.value("workers"), gunicorn.value("keepalive")) == (3, 20)
     assert (gunicorn.where("workers"), gunicorn.where("keepalive")) == ("gunicorn.conf.py:1", "cmd:1")
+
+
+def test_nginx_sizes_are_read_with_their_unit(tmp_path: Path) -> None:
+    """large_client_header_buffers 4 1g: a request line up to 1 GiB passes nginx, far over
+    gunicorn's limit_request_line (4094)."""
+    (tmp_path / "site.conf").write_text(
+        "server {\n    listen 80;\n    large_client_header_buffers 4 1g;\n"
+        "    location / { proxy_pass http://127.0.0.1:8000; }\n}\n"
+    )
+    (tmp_path / "gunicorn.conf.py").write_text('worker_class = "sync"\n')
+    site = check.site_for(load(tmp_path / "site.conf"), None, None)
+    found = gunicornconf.judge(site, gunicornconf.load_gunicorn(tmp_path / "gunicorn.conf.py"))
+    limits = [f for f in found if f.behaviour is gunicornconf.HEADER_LIMITS]
+    assert [f.finding.fix for f in limits] == [
+        "limit_request_line = 1073741824 in gunicorn (or the same bound in nginx)",
+        "limit_request_field_size = 1073741824 in gunicorn (or the same bound in nginx)",
+    ]
+    assert all(f.nginx == "site.conf:3 (large_client_header_buffers 4 1g)" for f in limits), limits

@@ -131,11 +131,15 @@ def mode_comparisons(source: str) -> list[str]:
 
 
 @pytest.mark.parametrize(
-    "path", [p for p in SOURCES if p != LABCTL / "stack.py"], ids=lambda p: str(p.relative_to(LABCTL))
+    "path",
+    [*(p for p in SOURCES if p != LABCTL / "stack.py"), *paths.SCENARIOS.glob("*/check.py")],
+    ids=lambda p: str(p.relative_to(paths.ROOT)),
 )
 def test_only_stack_branches_on_the_mode(path: Path) -> None:
     found = mode_comparisons(path.read_text())
-    assert found == [], f"labctl/{path.relative_to(LABCTL)} compares with a mode: {found} (ask labctl.stack)"
+    assert found == [], (
+        f"{path.relative_to(paths.ROOT)} compares with a mode: {found} (ask labctl.stack's Stack)"
+    )
 
 
 def test_the_mode_reader_sees_every_form() -> None:

@@ -10,7 +10,7 @@ from gevent import socket as gsocket
 from geventwebsocket.handler import WebSocketHandler
 
 from labapp import patches
-from labapp.patches import wsupgrade
+from labapp.patches import wsdeflate, wsupgrade
 
 KEY = "dGhlIHNhbXBsZSBub25jZQ=="
 
@@ -63,12 +63,29 @@ def test_only_websocket_routes_are_upgraded_where_stock_upgrades_any(
         assert answer_head(app, handshake(path)).split(b" ")[1] == status
 
 
+@pytest.mark.parametrize("upgrade", ["stock", "routes only"])
 @pytest.mark.parametrize("setting, agreed", [("0", False), ("1", True)])
-def test_permessage_deflate_is_agreed_only_when_on(app, monkeypatch, setting, agreed):
+def test_permessage_deflate_is_agreed_only_when_on_whichever_upgrade(
+    app, monkeypatch, upgrade, setting, agreed
+):
+    """LAB_WS_DEFLATE is its own patch (wsdeflate's, of the handler's start_response), read as the
+    patches are installed: on or off whether LAB_FIX_WS_UPGRADE's upgrade answers the handshake."""
+    upgrades = {
+        "stock": patches.stock(wsupgrade.UPGRADE),
+        "routes only": wsupgrade.upgrade_websocket_routes_only,
+    }
+    monkeypatch.setattr(WebSocketHandler, "upgrade_websocket", upgrades[upgrade])
     monkeypatch.setenv("LAB_WS_DEFLATE", setting)
-    monkeypatch.setattr(WebSocketHandler, "upgrade_websocket", wsupgrade.upgrade_websocket_routes_only)
     offer = "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits"
-    head = answer_head(app, handshake("/ws/echo", offer))
+    try:
+        patches.install(wsdeflate.PATCHES)
+        stock = WebSocketHandler.start_response is patches.stock(wsdeflate.START_RESPONSE)
+        head = answer_head(app, handshake("/ws/echo", offer))
+        unoffered = answer_head(app, handshake("/ws/echo"))
+    finally:
+        monkeypatch.undo()
+        patches.install(wsdeflate.PATCHES)
+    assert stock is not agreed, "off: the handler's own start_response"
     assert head.startswith(b"HTTP/1.1 101")
     assert (b"\r\nSec-WebSocket-Extensions: permessage-deflate\r\n" in head + b"\r\n") is agreed
-    assert b"Sec-WebSocket-Extensions" not in answer_head(app, handshake("/ws/echo"))  # no offer, no answer
+    assert b"Sec-WebSocket-Extensions" not in unoffered  # no offer, no answer

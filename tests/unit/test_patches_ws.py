@@ -1,16 +1,23 @@
-"""labapp.patches.wsread and wsclose: gevent-websocket's reader and close-code check, compared with
-the stock ones on the same frames."""
+"""labapp.patches.wsread, wssend and wsclose: gevent-websocket's reader, writer and close frames,
+compared with the stock ones on the same frames, over a real socket pair; the writer's deadline
+(close 1008) and cap (close 1009)."""
 
 from __future__ import annotations
 
+import array
+import fcntl
 import io
 import os
 import struct
+import termios
+import time
 import zlib
 from types import SimpleNamespace
 
 import gevent
 import pytest
+from gevent import socket
+from gevent.event import Event
 from geventwebsocket.exceptions import ProtocolError, WebSocketError
 from geventwebsocket.websocket import Header, WebSocket
 
@@ -40,25 +47,76 @@ def frame(
     return head + mask + wsread.unmask(payload, mask)
 
 
-def websocket(data: bytes) -> tuple[WebSocket, list[bytes]]:
-    """A WebSocket reading ``data``; the list collects what it sends."""
-    sent: list[bytes] = []
+class Peer:
+    """The client's end of the socket pair under a WebSocket: a greenlet reads whatever the server
+    side sends (``reading`` clear: it stops reading, as a client that does not read)."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.data = bytearray()
+        self.reading = Event()
+        self.reading.set()
+        self.reader = gevent.spawn(self._read)
+
+    def _read(self) -> None:
+        while self.reading.wait() and (chunk := self.sock.recv(1 << 16)):
+            self.data.extend(chunk)
+
+    def sent(self) -> bytes:
+        """Everything sent so far (once the socket pair holds nothing unread), taken."""
+        self.reading.set()
+        waiting = array.array("i", [0])
+        while fcntl.ioctl(self.sock.fileno(), termios.FIONREAD, waiting) == 0 and waiting[0]:
+            gevent.sleep(0.001)  # a timer: the loop polls the sockets (sleep(0) may not)
+        data, self.data = bytes(self.data), bytearray()
+        return data
+
+
+def websocket(data: bytes = b"") -> tuple[WebSocket, Peer]:
+    """A WebSocket reading ``data`` and sending to a real socket, the peer's end to read from."""
+    ours, theirs = socket.socketpair()
     rfile = io.BufferedReader(io.BytesIO(data), 1024)
     handler = SimpleNamespace(
-        rfile=rfile, server=SimpleNamespace(application=None), logger=SimpleNamespace(debug=lambda *_: None)
+        socket=ours,
+        rfile=rfile,
+        server=SimpleNamespace(application=None),
+        logger=SimpleNamespace(debug=lambda *_: None),
     )
-    stream = SimpleNamespace(read=rfile.read, write=sent.append, handler=handler)
-    return WebSocket({}, stream, handler), sent
+    stream = SimpleNamespace(read=rfile.read, write=ours.sendall, handler=handler)
+    return WebSocket({}, stream, handler), Peer(theirs)
 
 
-def outcome(read, data: bytes) -> tuple[object, list[bytes]]:
+def outcome(read, data: bytes) -> tuple[object, bytes]:
     """What one read_message makes of ``data``: the message or the exception's type, and the sends."""
-    ws, sent = websocket(data)
+    ws, peer = websocket(data)
     try:
         result: object = read(ws)
     except (WebSocketError, UnicodeError) as error:
         result = type(error) if not isinstance(error, UnicodeError) else UnicodeError
-    return result, sent
+    return result, peer.sent()
+
+
+def frames_of(data: bytes) -> list[tuple[int, int, bytes]]:
+    """(flags, opcode, payload) of each unmasked server frame in ``data``."""
+    frames = []
+    at = 0
+    while at < len(data):
+        first, size = data[at], data[at + 1] & 0x7F
+        at += 2
+        if size == 126:
+            (size,) = struct.unpack("!H", data[at : at + 2])
+            at += 2
+        elif size == 127:
+            (size,) = struct.unpack("!Q", data[at : at + 8])
+            at += 8
+        frames.append((first & 0xF0, first & 0x0F, data[at : at + size]))
+        at += size
+    return frames
+
+
+def message_of(frames: list[tuple[int, int, bytes]]) -> tuple[int, bytes]:
+    """The first message's opcode and payload, its fragments joined."""
+    return frames[0][1], b"".join(payload for _, opcode, payload in frames if opcode != CLOSE)
 
 
 SNOWMAN = "\u2603 caf\u00e9 \U0001f600".encode()
@@ -147,41 +205,116 @@ SENDS = {
     "None sent as text": (None, TEXT),
     "a binary": (b"\x00\x01", BINARY),
     "a bytearray": (bytearray(b"abc"), BINARY),
+    "an empty binary": (b"", BINARY),
     "a ping": ("p", PING),
     "a pong": (b"p", PONG),
+    "a 64 KiB binary (one fragment)": (os.urandom(wssend.FRAGMENT), BINARY),
     "a 1 MiB text": ("\u2603" * (1024 * 1024 // 3), TEXT),
     "a 1 MiB binary": (os.urandom(1024 * 1024), BINARY),
 }
 
 
 @pytest.mark.parametrize("message, opcode", SENDS.values(), ids=SENDS.keys())
-def test_frames_sent_are_gevent_websockets(message, opcode):
+def test_messages_sent_are_gevent_websockets_in_fragments(message, opcode):
+    """Up to FRAGMENT bytes the stock writer's very frame; a larger message the same once its
+    fragments are joined (RFC 6455 5.4: FIN on the last, continuations after the first)."""
     wire = []
     for send in (STOCK_SEND, wssend.send_frame):
-        ws, sent = websocket(b"")
+        ws, peer = websocket()
         send(ws, message, opcode)
-        wire.append(b"".join(sent))
-    assert wire[0] == wire[1]
+        wire.append(peer.sent())
+    stock, ours = frames_of(wire[0]), frames_of(wire[1])
+    if len(stock[0][2]) <= wssend.FRAGMENT:
+        assert wire[1] == wire[0]
+    assert message_of(ours) == message_of(stock)
+    assert [f[1] for f in ours] == [opcode] + [CONT] * (len(ours) - 1)
+    assert [f[0] for f in ours] == [0] * (len(ours) - 1) + [0x80]
+    assert all(len(f[2]) <= wssend.FRAGMENT for f in ours)
 
 
-def test_a_large_frame_is_sent_in_pieces_letting_the_worker_run(monkeypatch):
+def test_a_large_message_is_sent_in_pieces_letting_the_worker_run(monkeypatch):
     monkeypatch.setattr(wsread, "YIELD_EVERY_S", 0.0)
     ticks = []
     other = gevent.spawn(lambda: [ticks.append(gevent.sleep(0)) for _ in iter(int, 1)])
     gevent.sleep(0)
-    ws, sent = websocket(b"")
+    ws, peer = websocket()
     wssend.send_frame(ws, b"x" * (4 * wsread.CHUNK), BINARY)
     other.kill()
-    assert len(sent) == 5 and len(ticks) >= 4  # the header, four pieces, a turn for the other after each
+    fragments = 4 * wsread.CHUNK // wssend.FRAGMENT
+    assert len(frames_of(peer.sent())) == fragments
+    assert len(ticks) >= fragments - 1  # a turn for the other after each fragment
+
+
+def test_a_compressed_message_is_fragmented_with_rsv1_on_its_first_frame_only():
+    message = "h\u00e9llo " * 40_000 + os.urandom(150 * 1024).hex()
+    ws, peer = websocket()
+    wsdeflate.agree(ws.handler, wsdeflate.negotiate("permessage-deflate"))
+    wssend.send_frame(ws, message, TEXT)
+    frames = frames_of(peer.sent())
+    assert len(frames) > 1 and frames[0][:2] == (wsdeflate.RSV1, TEXT)
+    assert all(f[0] & wsdeflate.RSV1 == 0 for f in frames[1:])
+    compressed = b"".join(f[2] for f in frames)
+    assert zlib.decompressobj(-15).decompress(compressed + b"\x00\x00\xff\xff").decode() == message
+
+
+DEADLINE_S = 0.3  # LAB_WS_SEND_TIMEOUT_S here
+UNREAD = 4 * 1024 * 1024  # far more than a socket pair holds
+
+
+@pytest.mark.parametrize("reads_later", [True, False], ids=["reads later", "never reads"])
+def test_a_peer_that_does_not_read_gets_1008_and_the_reason_within_the_deadline(monkeypatch, reads_later):
+    """Where the stock writer waits for as long as the peer stays: the message's fragment in flight
+    is finished, 1008 with the reason follows (if the peer takes them within the deadline again),
+    and the connection is ended, its reader woken (EOF)."""
+    monkeypatch.setattr(wssend, "SEND_TIMEOUT_S", DEADLINE_S)
+    stock_ws, stock_peer = websocket()
+    stock_peer.reading.clear()
+    with pytest.raises(gevent.Timeout), gevent.Timeout(3 * DEADLINE_S):
+        STOCK_SEND(stock_ws, os.urandom(UNREAD), BINARY)
+
+    ws, peer = websocket()
+    peer.reading.clear()
+    if reads_later:
+        gevent.spawn_later(1.5 * DEADLINE_S, peer.reading.set)
+    started = time.monotonic()
+    with pytest.raises(WebSocketError, match=r"did not read a message within 0\.3 s"):
+        wssend.send_frame(ws, os.urandom(UNREAD), BINARY)
+    took = time.monotonic() - started
+    data = peer.sent()  # reading again: what the kernel held, then the end of the connection
+    peer.reader.join(1)
+    assert ws.closed and peer.reader.dead, "the connection was not ended"
+    assert took < 2 * DEADLINE_S + 0.2, f"the send took {took:.2f}s (deadline {DEADLINE_S}s)"
+    assert len(data) < UNREAD
+    if reads_later:
+        frames = frames_of(data)
+        assert [f[1] for f in frames[1:-1]] == [CONT] * (len(frames) - 2) and frames[-1][1] == CLOSE
+        assert not any(f[0] & 0x80 for f in frames[:-1]), "the message was sent whole: it was not held up"
+        code, reason = struct.unpack("!H", frames[-1][2][:2])[0], frames[-1][2][2:].decode()
+        assert code == 1008 and "LAB_WS_SEND_TIMEOUT_S" in reason
+
+
+def test_a_message_over_the_cap_is_not_sent_but_closed_1009(monkeypatch):
+    monkeypatch.setattr(wssend, "SEND_MAX_BYTES", 1000)
+    ws, peer = websocket()
+    wssend.send_frame(ws, b"x" * 1000, BINARY)  # at the cap: sent
+    with pytest.raises(WebSocketError, match="over the send cap"):
+        wssend.send_frame(ws, b"x" * 1001, BINARY)
+    frames = frames_of(peer.sent())
+    assert [(f[1], f[2][:2]) for f in frames] == [(BINARY, b"xx"), (CLOSE, struct.pack("!H", 1009))]
+    assert b"LAB_WS_SEND_MAX_BYTES" in frames[1][2] and ws.closed
 
 
 def test_close_sends_the_status_code_where_stock_sends_the_reason():
     frames = []
     for close in (STOCK_CLOSE, wsclose.close):
-        ws, sent = websocket(b"")
+        ws, peer = websocket()
         close(ws, 1001, b"going away")
-        frames.append(b"".join(sent))
+        frames.append(peer.sent())
     assert frames == [b"\x88\x0db'going away'", b"\x88\x0c\x03\xe9going away"]
+
+
+def test_a_close_reason_is_cut_to_fit_between_characters():
+    assert wsclose.payload(1000, "\u00e9" * 100) == b"\x03\xe8" + ("\u00e9" * 61).encode()
 
 
 SENDABLE = [1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014, 3000, 4000, 4999]
@@ -202,9 +335,9 @@ def test_close_codes_differ_from_stock_only_where_stock_was_wrong():
 
 
 def test_a_registered_close_code_is_echoed():
-    ws, sent = websocket(frame(CLOSE, struct.pack("!H", 1013)))
+    ws, peer = websocket(frame(CLOSE, struct.pack("!H", 1013)))
     assert wsread.read_message(ws) is None
-    assert sent[-1][2:4] == struct.pack("!H", 1013)
+    assert peer.sent()[2:4] == struct.pack("!H", 1013)
 
 
 def test_patches_are_written_for_the_installed_libraries():
@@ -296,19 +429,17 @@ def test_a_deflate_bomb_stops_at_the_cap():
 
 @pytest.mark.parametrize("offer", ["permessage-deflate", "permessage-deflate; server_no_context_takeover"])
 def test_sent_messages_are_compressed_and_decode(offer):
-    ws, sent = websocket(b"")
+    ws, peer = websocket()
     wsdeflate.agree(ws.handler, wsdeflate.negotiate(offer))
     decompressor = zlib.decompressobj(-15)
     for message in ("h\u00e9llo " * 1000, "", "h\u00e9llo " * 1000):
-        sent.clear()
         wssend.send_frame(ws, message, TEXT)
-        wire = b"".join(sent)
+        wire = peer.sent()
         assert wire[0] == 0x80 | 0x40 | TEXT  # FIN, RSV1, text
         payload = wire[4:] if wire[1] == 126 else wire[2:]
         assert decompressor.decompress(payload + b"\x00\x00\xff\xff").decode() == message
-    sent.clear()
     wssend.send_frame(ws, b"pong", PONG)
-    assert sent == [b"\x8a\x04pong"]  # control frames are never compressed
+    assert peer.sent() == b"\x8a\x04pong"  # control frames are never compressed
 
 
 def test_a_sender_that_ends_its_stream_starts_a_new_one_next_message():

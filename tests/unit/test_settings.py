@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import ast
 import os
 import runpy
 from pathlib import Path
@@ -108,3 +109,64 @@ def test_an_app_setting_is_replaced_by_its_field_name_and_only_an_app_setting():
         settings.replace(fix_prxy=False)
     with pytest.raises(KeyError):
         settings[labsettings.GUNICORN_WORKERS]
+
+
+def _environ_reads(source: str) -> list[str]:
+    """Reads of a LAB_* name from os.environ in ``source``: os.environ[...], os.environ.get(...),
+    os.getenv(...), "..." in os.environ."""
+
+    def is_environ(node: ast.expr) -> bool:
+        return isinstance(node, ast.Attribute) and node.attr == "environ" and ast.unparse(node.value) == "os"
+
+    def lab_name(node: ast.expr | None) -> bool:
+        return isinstance(node, ast.Constant) and str(node.value).startswith("LAB_")
+
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Load) and is_environ(node.value):
+            if lab_name(node.slice):
+                found.append(ast.unparse(node))
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.args:
+            environ_get = node.func.attr == "get" and is_environ(node.func.value)
+            getenv = node.func.attr == "getenv" and ast.unparse(node.func.value) == "os"
+            if (environ_get or getenv) and lab_name(node.args[0]):
+                found.append(ast.unparse(node))
+        elif isinstance(node, ast.Compare) and lab_name(node.left) and any(map(is_environ, node.comparators)):
+            found.append(ast.unparse(node))
+    return found
+
+
+ROOT = GUNICORN_CONF.parents[2]
+TOOL_SOURCES = sorted(
+    p
+    for p in [
+        *(ROOT / "scripts" / "labctl").rglob("*.py"),
+        *(ROOT / "services" / "app").rglob("*.py"),
+        *(ROOT / "nginx" / "scenarios").glob("*/check.py"),
+    ]
+    if p.name != "labsettings.py"
+)
+
+
+@pytest.mark.parametrize("path", TOOL_SOURCES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_the_tools_read_lab_settings_through_their_declarations(path):
+    found = _environ_reads(path.read_text())
+    assert found == [], f"{path.relative_to(ROOT)} reads {found}: read labsettings.<SETTING>.value() instead"
+
+
+def test_the_environ_reader_sees_every_form():
+    source = """
+os.environ.get("LAB_A", "")
+os.environ["LAB_B"]
+os.getenv("LAB_C")
+if "LAB_D" in os.environ: pass
+os.environ.get("HOME")
+os.environ["LAB_E"] = "1"  # a write: the tests' (and setdefault's) way
+env.get("LAB_F")
+"""
+    assert _environ_reads(source) == [
+        "os.environ.get('LAB_A', '')",
+        "os.environ['LAB_B']",
+        "os.getenv('LAB_C')",
+        "'LAB_D' in os.environ",
+    ]

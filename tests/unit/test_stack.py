@@ -3,12 +3,13 @@ written once for the three modes, on a driver that fails the way compose's and s
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from labctl import runstate, stack
+from labctl import native, runstate, stack
 from labctl.health import StartFailed
 
 
@@ -34,6 +35,9 @@ class FailingStack:
 
     def log_tail(self, lines: int = 60) -> dict[str, str]:
         return {"app": f"({lines} lines) worker failed to boot\n"}
+
+    def logs_written(self) -> contextlib.AbstractContextManager[dict[str, str]]:
+        return contextlib.nullcontext({})
 
     def nginx_container(self) -> str | None:
         return None
@@ -93,3 +97,17 @@ def test_the_same_modes_stack_is_started_again(record: Callable[[str], None]) ->
 def test_each_mode_is_one_driver() -> None:
     assert sorted(stack.BY_MODE) == ["compose", "native", "swarm"]
     assert {driver.DOWN for driver in stack.DRIVERS} == {"make native-down", "make down", "make swarm-down"}
+
+
+def test_native_logs_written_are_what_each_log_got_during_the_block(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app, error = tmp_path / "app.log", tmp_path / "error.log"
+    app.write_text("before\n")
+    monkeypatch.setattr(native, "log_files", lambda: {"app": app, "nginx error": error})
+    with native.logs_written() as written:
+        assert written == {}  # filled when the block ends
+        with app.open("a") as log:
+            log.write("WORKER TIMEOUT\n")
+        error.write_text("upstream prematurely closed connection\n")  # a log the block saw begin
+    assert written == {"app": "WORKER TIMEOUT\n", "nginx error": "upstream prematurely closed connection\n"}

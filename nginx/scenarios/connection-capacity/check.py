@@ -12,22 +12,13 @@ import time
 from pathlib import Path
 
 import labsettings
-from labctl import native, paths, probe, procs, stack, wsclient
-from labctl.bench.bench_stack import cpu_seconds
+from labctl import probe, procs, stack, wsclient
 from labctl.checks import Observation, classify
 from labctl.endpoints import Endpoint
 
 CAP = int(labsettings.read_env_file(Path(__file__).with_name("app.env"))["GUNICORN_WORKER_CONNECTIONS"])
 HANG_S = 3.0  # a free worker answers /healthz in milliseconds
 IDLE_CPU = 0.2  # of one core, app and nginx together: idle, not busy serving
-
-
-def _stack_pids() -> list[int]:
-    masters = [
-        procs.pid_from_file(native.GUNICORN_PID, str(paths.APP_DIR / "gunicorn.conf.py")),
-        procs.pid_from_file(native.NGINX_PID, str(paths.NGINX_PREFIX)),
-    ]
-    return sorted(pid for master in masters if master for pid in procs.children(master))
 
 
 def _healthz(endpoint: Endpoint) -> int | str:
@@ -38,8 +29,7 @@ def _healthz(endpoint: Endpoint) -> int | str:
 
 
 def observe(endpoint: Endpoint) -> Observation:
-    if stack.running_mode() != "native":
-        return Observation(None, "reading the app's and nginx's CPU counters needs the native stack")
+    running = stack.require()
     with contextlib.ExitStack() as sockets:
         opened: list[wsclient.WebSocket] = []
         refused = ""
@@ -53,11 +43,11 @@ def observe(endpoint: Endpoint) -> Observation:
                 refused = f"; websocket {len(opened) + 1} answered {handshake.status}"
                 break
             opened.append(sockets.enter_context(conn))
-        pids = _stack_pids()
-        cpu_before, started = cpu_seconds(pids), time.monotonic()
+        pids = [pid for group in running.process_groups().values() for pid in group]
+        cpu_before, started = procs.cpu_seconds(pids), time.monotonic()
         health = _healthz(endpoint)
         waited = time.monotonic() - started
-        busy = (cpu_seconds(pids) - cpu_before) / waited
+        busy = (procs.cpu_seconds(pids) - cpu_before) / waited
     # Over a hang only: a few milliseconds of an answer are too short for the kernel's CPU ticks.
     meanwhile = f", the app and nginx using {busy:.0%} of a core meanwhile" if waited >= 1 else ""
     seen = f"{len(opened)} websockets open{refused}; then /healthz: {health} after {waited:.1f} s{meanwhile}"

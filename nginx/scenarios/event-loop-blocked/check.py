@@ -11,7 +11,7 @@ import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from labctl import native, probe, stack
+from labctl import probe, stack
 from labctl.checks import Observation, classify
 from labctl.endpoints import Endpoint
 
@@ -44,19 +44,14 @@ def blocking_function(log: str) -> str | None:
 
 
 def observe(endpoint: Endpoint) -> Observation:
-    if stack.running_mode() != "native":
-        return Observation(None, "reading gunicorn's log needs the native stack")
-    offset = native.APP_LOG.stat().st_size if native.APP_LOG.exists() else 0
-    with ThreadPoolExecutor(max_workers=1) as pool:
+    with stack.require().logs_written() as written, ThreadPoolExecutor(max_workers=1) as pool:
         work = pool.submit(_status, endpoint, f"/cpu?seconds={CPU_S:g}", CPU_S + 20)
         time.sleep(PROBE_AFTER_S)
         started = time.monotonic()
         health = _status(endpoint, "/healthz", STALL_S)
         waited = time.monotonic() - started
         cpu = work.result()
-    with native.APP_LOG.open("rb") as log_file:
-        log_file.seek(offset)
-        log = log_file.read().decode(errors="replace")
+    log = written["app"]
     timeouts = log.count("WORKER TIMEOUT")
     blocker = blocking_function(log)
     seen = (

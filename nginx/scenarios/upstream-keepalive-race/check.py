@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import labsettings
-from labctl import keepalive, native, paths, probe, procs, stack
+from labctl import keepalive, probe, stack
 from labctl.checks import Observation, classify
 from labctl.endpoints import Endpoint
 
@@ -64,21 +64,14 @@ def _sweep(endpoint: Endpoint) -> list[int | str]:
 
 
 def observe(endpoint: Endpoint) -> Observation:
-    if stack.running_mode() != "native":
-        return Observation(None, "pausing nginx's workers and reading its error log needs the native stack")
-    offset = native.NGINX_ERROR_LOG.stat().st_size
-    swept = _sweep(endpoint)
-    master = procs.pid_from_file(native.NGINX_PID, str(paths.NGINX_PREFIX))
-    paused = keepalive.paused(endpoint, master, KEEPALIVE_S, "POST")
-    # The same for a GET: nginx retries an idempotent request that failed on a pooled connection.
-    paused_get = keepalive.paused(endpoint, master, KEEPALIVE_S, "GET")
-    with native.NGINX_ERROR_LOG.open("rb") as log:
-        log.seek(offset)
-        said = [
-            line
-            for line in log.read().decode(errors="replace").splitlines()
-            if any(s in line for s in NGINX_SAYS)
-        ]
+    running = stack.require()
+    with running.logs_written() as written:
+        swept = _sweep(endpoint)
+        workers = running.process_groups()["nginx"]
+        paused = keepalive.paused(endpoint, workers, KEEPALIVE_S, "POST")
+        # The same for a GET: nginx retries an idempotent request that failed on a pooled connection.
+        paused_get = keepalive.paused(endpoint, workers, KEEPALIVE_S, "GET")
+    said = [line for line in written["nginx error"].splitlines() if any(s in line for s in NGINX_SAYS)]
     why = said[-1].split(": *", 1)[-1].partition(" ")[2].split(", client:", 1)[0] if said else "nothing"
     seen = (
         f"{len(swept)} POSTs, {CLIENTS} at a time, after {KEEPALIVE_S:g} s idle (+/- a few ms): "

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
 import re
 import resource
 import shutil
@@ -132,35 +131,6 @@ def broker_pids() -> list[int]:
 
 def nginx_worker_pids() -> list[int]:
     return sorted(children(int(native.NGINX_PID.read_text().strip())))
-
-
-def cpu_times(pids: list[int]) -> tuple[float, float]:
-    """User and system CPU seconds the processes (all their threads) have used so far
-    (/proc/PID/stat utime, stime)."""
-    user = system = 0
-    for pid in pids:
-        fields = procs.stat_fields(pid)
-        user += int(fields[11])  # fields 14 and 15 of stat(5)
-        system += int(fields[12])
-    ticks = os.sysconf("SC_CLK_TCK")
-    return user / ticks, system / ticks
-
-
-def cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU the processes have used so far."""
-    return sum(cpu_times(pids))
-
-
-def rss_kib(pid: int) -> int:
-    match = re.search(r"^VmRSS:\s+(\d+) kB", Path(f"/proc/{pid}/status").read_text(), re.MULTILINE)
-    if match is None:
-        raise RuntimeError(f"no VmRSS for pid {pid}")
-    return int(match.group(1))
-
-
-def rss_by_pid(pids: list[int]) -> dict[str, int]:
-    """VmRSS in KiB of each process, by pid (as details.json keeps them)."""
-    return {str(pid): rss_kib(pid) for pid in pids}
 
 
 def kib_each(before: dict[str, int], after: dict[str, int], count: int) -> float:

@@ -14,7 +14,7 @@ import socket
 import time
 from dataclasses import dataclass
 
-from .. import endpoints, wsclient
+from .. import endpoints, procs, wsclient
 from . import bench_stack
 from .settings import BenchSettings
 
@@ -34,7 +34,7 @@ class Hostile:
 
 
 def workers_rss_kib(pids: list[int]) -> int:
-    return sum(bench_stack.rss_kib(pid) for pid in pids)
+    return sum(procs.rss_kib(pid) for pid in pids)
 
 
 def slow_uploads(count: int, pids: list[int]) -> float:

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import labsettings
 
-from .. import compose, endpoints, nginx, paths, probe
+from .. import compose, endpoints, nginx, paths, probe, procs
 from .. import stack as lab_stack
 from ..health import wait_healthy
 from . import bench_stack
@@ -170,11 +170,11 @@ def run(settings: BenchSettings) -> dict[str, Any]:
         server_cpu = {name: dict.fromkeys(groups, 0.0) for name in PROTOCOLS}
         for _ in range(settings.protocol_rounds):  # alternated: background load hits all three
             for name in PROTOCOLS:
-                before = {group: bench_stack.cpu_seconds(pids) for group, pids in groups.items()}
+                before = {group: procs.cpu_seconds(pids) for group, pids in groups.items()}
                 load = aioquic_load(endpoint, port, settings) if name == "h3" else h2load(url, name, settings)
                 rounds[name].append(load)
                 for group, pids in groups.items():
-                    server_cpu[name][group] += bench_stack.cpu_seconds(pids) - before[group]
+                    server_cpu[name][group] += procs.cpu_seconds(pids) - before[group]
     summary: dict[str, Any] = {"stack": where, "path": PATH, "in_flight": settings.protocol_in_flight}
     for name, loads in rounds.items():
         # A round with errored requests is failed, not a rate: its rate is of what the client

@@ -8,7 +8,7 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
-from .. import endpoints, paths
+from .. import endpoints, paths, procs
 from ..health import wait_healthy
 from . import bench_stack, nginxlog, record, wrk
 from .settings import BenchSettings
@@ -38,11 +38,11 @@ def run(settings: BenchSettings) -> dict[str, Any]:
     cpu = {name: dict.fromkeys([*processes, "wrk"], 0.0) for name in urls}
     for number in range(settings.proxy_rounds):
         for name, url in sorted(urls.items(), reverse=bool(number % 2)):
-            before = {group: bench_stack.cpu_seconds(pids) for group, pids in processes.items()}
+            before = {group: procs.cpu_seconds(pids) for group, pids in processes.items()}
             wrk_before = bench_stack.children_cpu_seconds()
             rounds[name].append(wrk.run(url, settings.proxy_connections, settings.proxy_seconds))
             for group, pids in processes.items():
-                cpu[name][group] += bench_stack.cpu_seconds(pids) - before[group]
+                cpu[name][group] += procs.cpu_seconds(pids) - before[group]
             cpu[name]["wrk"] += bench_stack.children_cpu_seconds() - wrk_before
     summary: dict[str, Any] = {name: _combine(runs) for name, runs in rounds.items()}
     for name, runs in rounds.items():

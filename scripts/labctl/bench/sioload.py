@@ -16,7 +16,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
-from .. import endpoints, wsclient
+from .. import endpoints, procs, wsclient
 from . import bench_stack
 from .settings import BenchSettings
 from .wsfleet import CONNECT_TIMEOUT_S, Fleet, Member
@@ -89,7 +89,7 @@ def _measure(settings: BenchSettings, fleet: Fleet, result: SioResult) -> None:
         warm.open(PATH, 4, 4, 30, 1, hello=False, opener=open_sio_client)
         warm.broadcast("bench warm-up", RECEIVE_TIMEOUT_S, '42["chat",{"msg":"bench warm-up"}]')
     time.sleep(0.5)
-    result.rss_before_kib = bench_stack.rss_by_pid(pids)
+    result.rss_before_kib = procs.rss_by_pid(pids)
     started = time.monotonic()
     while result.attempted < settings.socketio_max_connections and result.failures < MAX_FAILURES:
         left = settings.socketio_ramp_timeout_s - (time.monotonic() - started)
@@ -113,7 +113,7 @@ def _measure(settings: BenchSettings, fleet: Fleet, result: SioResult) -> None:
     result.ramp_s = round(time.monotonic() - started, 2)
     time.sleep(1.0)
     result.pings_answered += fleet.answer(b"2", "3")
-    result.rss_after_kib = bench_stack.rss_by_pid(pids)
+    result.rss_after_kib = procs.rss_by_pid(pids)
     result.clients_per_worker = dict(Counter(member.worker for member in fleet.members))
     if len(fleet.members) < 2:
         return

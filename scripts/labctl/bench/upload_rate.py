@@ -33,7 +33,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .. import endpoints, paths
+from .. import endpoints, paths, procs
 from . import bench_stack
 
 MIB = 1024 * 1024
@@ -133,14 +133,14 @@ class RssSampler:
 
     def __init__(self, pid: int) -> None:
         self.pid = pid
-        self.baseline_kib = bench_stack.rss_kib(pid)
+        self.baseline_kib = procs.rss_kib(pid)
         self.peak_kib = self.baseline_kib
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
 
     def _sample(self) -> None:
         while not self._stop.wait(0.02):
-            self.peak_kib = max(self.peak_kib, bench_stack.rss_kib(self.pid))
+            self.peak_kib = max(self.peak_kib, procs.rss_kib(self.pid))
 
     @contextlib.contextmanager
     def running(self) -> Iterator[RssSampler]:
@@ -215,14 +215,14 @@ def check(target: Target, status: int, body: bytes, size: int, sha256: str) -> N
 
 def measure(target: Target, block: bytes, size: int, sha256: str, pids: dict[str, int]) -> UploadResult:
     servers = {APP: [pids[APP]], IDEAL: [pids[IDEAL]], "nginx": bench_stack.nginx_worker_pids()}
-    cpu_before = {name: bench_stack.cpu_times(group) for name, group in servers.items()}
+    cpu_before = {name: procs.cpu_times(group) for name, group in servers.items()}
     try:
         with RssSampler(pids[APP]).running() as sampler:
             seconds, cpu_share, status, body = send(target, block, size)
         used = {
             name: [
                 (after - before) / seconds
-                for after, before in zip(bench_stack.cpu_times(group), cpu_before[name], strict=True)
+                for after, before in zip(procs.cpu_times(group), cpu_before[name], strict=True)
             ]
             for name, group in servers.items()
         }

@@ -10,6 +10,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
+from .. import procs
 from . import bench_stack
 from .settings import BenchSettings
 from .wsfleet import Fleet
@@ -53,7 +54,7 @@ def percentile(values: list[float], share: float) -> float:
 
 def cpu_now(groups: dict[str, list[int]]) -> dict[str, float]:
     """CPU seconds used so far by each group of processes, and by this client (``client``)."""
-    used = {name: bench_stack.cpu_seconds(pids) for name, pids in groups.items()}
+    used = {name: procs.cpu_seconds(pids) for name, pids in groups.items()}
     used["client"] = time.process_time()
     return used
 
@@ -82,8 +83,8 @@ def _measure(settings: BenchSettings, fleet: Fleet, result: WsResult) -> None:
     _echo_round_trips(BenchSettings(ws_echo_clients=4, ws_echo_messages=2))
     time.sleep(0.5)
     nginx = bench_stack.nginx_worker_pids()
-    result.rss_before_kib = bench_stack.rss_by_pid(workers)
-    result.nginx_rss_before_kib = bench_stack.rss_by_pid(nginx)
+    result.rss_before_kib = procs.rss_by_pid(workers)
+    result.nginx_rss_before_kib = procs.rss_by_pid(nginx)
     ramp = fleet.open(
         "/ws/chat?whoami=1",
         settings.ws_max_connections,
@@ -95,8 +96,8 @@ def _measure(settings: BenchSettings, fleet: Fleet, result: WsResult) -> None:
     result.attempted, result.failures, result.first_error = ramp.attempted, ramp.failures, ramp.first_error
     result.ramp_s = ramp.seconds
     time.sleep(1.0)
-    result.rss_after_kib = bench_stack.rss_by_pid(workers)
-    result.nginx_rss_after_kib = bench_stack.rss_by_pid(nginx)
+    result.rss_after_kib = procs.rss_by_pid(workers)
+    result.nginx_rss_after_kib = procs.rss_by_pid(nginx)
     result.clients_per_worker = dict(Counter(member.worker for member in fleet.members))
     if len(fleet.members) < 2:
         return

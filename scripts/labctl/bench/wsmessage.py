@@ -18,7 +18,7 @@ from websockets import __version__ as client_version
 from websockets.asyncio.client import connect as async_connect
 from websockets.sync.client import ClientConnection, connect
 
-from .. import endpoints
+from .. import endpoints, procs
 from . import bench_stack
 
 REFERENCE = Path(__file__).resolve().parent / "reference_echo.py"
@@ -180,12 +180,12 @@ def kib_per_connection(count: int, deflate: bool) -> float:
         done.set()
         await warm
         await asyncio.sleep(0.5)
-        before = bench_stack.rss_kib(worker)
+        before = procs.rss_kib(worker)
         ready, done = asyncio.Event(), asyncio.Event()
         held = asyncio.create_task(_hold(url, count, deflate, ready, done))
         await ready.wait()
         await asyncio.sleep(0.5)
-        after = bench_stack.rss_kib(worker)
+        after = procs.rss_kib(worker)
         done.set()
         await held
         return round((after - before) / count, 1)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import labsettings
 
-from .. import behaviours, catalogue, keepalive, native, paths
+from .. import behaviours, catalogue, keepalive, native, paths, procs
 from .. import probe as http_probe
 from ..behaviours import BROKEN, NOT_PROBED, NOTE, OK, Behaviour, Finding, Site
 from ..behaviours.body import REQUEST_BODY, body_limit_mib
@@ -74,8 +74,8 @@ class Outcome:
     rows: list[Row]
     matches: list[tuple[str, str]]  # (scenario, what its check saw)
     notes: list[str]
-    # With --gunicorn: what the probes between the layers saw broken (a probe's id -> what it saw).
-    between: dict[str, str] = field(default_factory=dict)
+    # With --gunicorn: what the probes between the layers saw broken (its behaviour -> what it saw).
+    between: dict[Behaviour, str] = field(default_factory=dict)
 
     @property
     def broken(self) -> list[Row]:
@@ -340,20 +340,23 @@ def hold_slots(site: Site, endpoint: Endpoint, slots: int) -> behaviours.Result 
     return next(iter(probe_capacity(behaviours.Probe(endpoint, options))), None)
 
 
-def between_layers(site: Site, endpoint: Endpoint, layered: Layered, nginx_master: int) -> dict[str, str]:
+def between_layers(
+    site: Site, endpoint: Endpoint, layered: Layered, nginx_master: int
+) -> dict[Behaviour, str]:
     """The --gunicorn findings a probe can confirm, probed: the worker's websocket slots held
     (ws-worker), a POST on a pooled connection across gunicorn's keepalive (keepalive-race)."""
-    seen: dict[str, str] = {}
+    seen: dict[Behaviour, str] = {}
     held = hold_slots(site, endpoint, layered.slots) if layered.slots else None
     if held is not None and held.verdict == BROKEN:
-        seen[held.behaviour.id] = held.seen
+        seen[held.behaviour] = held.seen
     if layered.keepalive_s is not None and layered.keepalive_s <= RACE_MAX_S:
         try:
-            post = keepalive.paused(endpoint, nginx_master, layered.keepalive_s, "POST")
+            workers = sorted(procs.children(nginx_master))
+            post = keepalive.paused(endpoint, workers, layered.keepalive_s, "POST")
         except (OSError, http.client.HTTPException):
             return seen
         if post == 502:
-            seen["keepalive-race"] = (
+            seen[gunicornconf.KEEPALIVE_RACE] = (
                 f"POST {keepalive.PATH} on a connection nginx pooled, held in nginx (paused) across "
                 f"gunicorn's keepalive {layered.keepalive_s:g} s: 502"
             )
@@ -361,11 +364,11 @@ def between_layers(site: Site, endpoint: Endpoint, layered: Layered, nginx_maste
 
 
 def run(
-    path: Path, args: argparse.Namespace, in_namespace: bool, layered: Layered | None = None
+    site: Site, args: argparse.Namespace, in_namespace: bool, layered: Layered | None = None
 ) -> tuple[Outcome, Plan, Site, list[str]]:
-    """``layered``: the lab's app under the user's gunicorn settings (--gunicorn), else the lab's."""
-    config = load(path)
-    site = site_for(config, args.public_https_port, args.public_http_port)
+    """``site``: the user's config (site_for); ``layered``: the lab's app under the user's gunicorn
+    settings (--gunicorn), else the lab's."""
+    config = site.config
     site = replace(site, routes=replace(routes_for(site), socketio=args.socketio_path or SOCKETIO_PATH))
     sio_location = socketio_location(site)
     if sio_location is None:  # no Socket.IO in this config: nothing to probe
@@ -471,18 +474,19 @@ def main(args: argparse.Namespace, argv: list[str]) -> int:
         "judged as your public ports"
     )
     try:
-        layers = gunicornconf.judge(args.conf, args.gunicorn) if args.gunicorn else []
+        site = site_for(load(args.conf), args.public_https_port, args.public_http_port)
         users = gunicornconf.load_gunicorn(args.gunicorn) if args.gunicorn else None
+        layers = gunicornconf.judge(site, users) if users else []
         flags = gunicornconf.applied_flags(users) if users else []
         layered = None
         if users is not None:
-            race = any(f.behaviour == "keepalive-race" and f.verdict == BROKEN for f in layers)
+            race = any(f.behaviour is gunicornconf.KEEPALIVE_RACE and f.verdict == BROKEN for f in layers)
             keepalive_s = float(users.value("keepalive")) if race else None
             layered = Layered(
                 [*native.gunicorn_command(), *flags], gunicornconf.websocket_slots(users), keepalive_s
             )
-        outcome, plan, site, warnings = run(args.conf, args, in_namespace, layered)
-        broken = {r.behaviour.id: r.seen for r in outcome.rows if r.verdict == BROKEN}
+        outcome, plan, site, warnings = run(site, args, in_namespace, layered)
+        broken = {r.behaviour: r.seen for r in outcome.rows if r.verdict == BROKEN}
         layers = gunicornconf.confirm(layers, {**broken, **outcome.between})
         if flags:
             mode += f"; the lab's app ran with your gunicorn settings: {' '.join(flags)}"
@@ -506,7 +510,7 @@ def main(args: argparse.Namespace, argv: list[str]) -> int:
                     "rows": [r.as_json() for r in outcome.rows],
                     "matches": outcome.matches,
                     "changes": [asdict(c) for c in plan.changes],
-                    "gunicorn": [asdict(f) for f in layers],
+                    "gunicorn": [f.as_json() for f in layers],
                     "warnings": [{"message": w, "fix": refusals.fix_for(w) or ""} for w in warnings],
                 },
                 indent=1,

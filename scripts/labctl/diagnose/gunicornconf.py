@@ -27,8 +27,12 @@ from typing import Any
 from gunicorn.app.base import Application
 from gunicorn.config import Config as GunicornConfig
 
-from ..behaviours import BROKEN, NOTE, OK
-from .config import Config, ConfigError, Directive, effective, load, proxy_headers, seconds
+from ..behaviours import BROKEN, NOTE, OK, Behaviour, Finding, Site
+from ..behaviours.capacity import CAPACITY
+from ..behaviours.core import HIGH, LOW, MEDIUM
+from ..behaviours.websockets import WS_OPEN, WS_UPGRADE
+from ..probe import MIB
+from .config import Config, ConfigError, Directive, effective, proxy_headers, seconds, size_mib
 
 NGINX_UPSTREAM_KEEPALIVE_TIMEOUT_S = 60.0  # the upstream module's default keepalive_timeout
 NGINX_PROXY_READ_TIMEOUT_S = 60.0
@@ -46,7 +50,49 @@ PYWSGI = {
     "gunicorn.workers.ggevent.GeventPyWSGIWorker",
     "geventwebsocket.gunicorn.workers.GeventWebSocketWorker",
 }
-SECURE_HEADERS_DEFAULT = "gunicorn's default"
+
+# What only the two configs together show (CAPACITY, the probes' own, is judged here too). Not in
+# the behaviours' registry: their rules read a gunicorn config beside nginx's, which no Site holds.
+KEEPALIVE_RACE = Behaviour(
+    "keepalive-race",
+    "nginx's upstream pool never reuses a connection the app server closed",
+    "the app server closes idle keep-alive connections before nginx's upstream keepalive_timeout: now "
+    "and then a POST gets 502; keep the app server's keep-alive above nginx's",
+    MEDIUM,
+    ("upstream-keepalive-race",),
+)
+WORKER_TIMEOUT = Behaviour(
+    "worker-timeout",
+    "a long request ends in nginx's timeout, not in a killed worker",
+    "gunicorn's timeout kills a worker busy longer than it: every request on it gets 502",
+    MEDIUM,
+    ("event-loop-blocked",),
+)
+GRACEFUL_TIMEOUT = Behaviour(
+    "graceful-timeout",
+    "a reload or stop lets running requests finish",
+    "gunicorn's graceful_timeout is shorter than requests nginx lets run: a deploy cuts them (502)",
+    LOW,
+)
+FORWARDED_TRUST = Behaviour(
+    "forwarded-trust",
+    "gunicorn believes nginx's X-Forwarded-Proto",
+    "the app builds http:// URLs: gunicorn ignores the forwarded scheme nginx sends",
+    HIGH,
+    ("scheme-lost",),
+)
+HEADER_LIMITS = Behaviour(
+    "header-limits",
+    "what nginx passes, gunicorn accepts",
+    "a request line or header nginx passes is over gunicorn's limit: 400 from gunicorn, not in your format",
+    LOW,
+)
+WS_WORKER = Behaviour(
+    "ws-worker",
+    "the worker class holds the websockets nginx upgrades",
+    "a sync or gthread worker spends a worker or thread per websocket for its whole life",
+    HIGH,
+)
 
 
 class GunicornConfigError(ConfigError):
@@ -192,14 +238,53 @@ def load_gunicorn(path: Path) -> Gunicorn:
 
 
 @dataclass(frozen=True)
-class Finding:
-    behaviour: str
+class Judged:
+    """A judgement of both configs: nginx's side as a rule's Finding (the behaviour, the directive
+    as written or "missing: ...", where, the fix), gunicorn's setting beside it, the verdict."""
+
+    finding: Finding
     verdict: str  # broken, note or ok
     seen: str
-    nginx: str  # file:line (or what nginx uses when the file does not say)
-    gunicorn: str
-    fix: str = ""
+    gunicorn: str  # file:line
+    confirmed_by: tuple[Behaviour, ...] = ()  # the probes whose broken result confirms it
     confirmed: str = ""  # what a probe saw of it, with the user's settings in front of the lab's app
+
+    @property
+    def behaviour(self) -> Behaviour:
+        return self.finding.behaviour
+
+    @property
+    def nginx(self) -> str:
+        """file:line (directive), the directive as written or what nginx uses when unset."""
+        file, line = self.finding.where
+        return f"{Path(file).name}:{line or ''} ({self.finding.directive})"
+
+    def as_json(self) -> dict[str, str]:
+        return {
+            "behaviour": self.behaviour.id,
+            "verdict": self.verdict,
+            "seen": self.seen,
+            "nginx": self.nginx,
+            "gunicorn": self.gunicorn,
+            "fix": self.finding.fix,
+            "confirmed": self.confirmed,
+        }
+
+
+def _judged(
+    behaviour: Behaviour,
+    verdict: str,
+    seen: str,
+    nginx: tuple[Directive | None, Directive, str],
+    gunicorn: str,
+    fix: str = "",
+    confirmed_by: tuple[Behaviour, ...] = (),
+) -> Judged:
+    """``nginx``: the directive (None when unset), the block it belongs in, and what nginx uses then."""
+    directive, block, unset = nginx
+    at = directive or block
+    written = " ".join([directive.name, *directive.args]) if directive else f"missing: {unset}"
+    return Judged(Finding(behaviour, at.where, written, fix), verdict, seen, gunicorn, confirmed_by)
 
 
 # The user's settings `lab check` runs the lab's app with (where they apply: how gunicorn serves,
@@ -239,34 +324,17 @@ def websocket_slots(gunicorn: Gunicorn) -> int | None:
     return None
 
 
-# The probes (labctl.behaviours' ids) whose broken result confirms a finding here: a websocket
-# refused, or the slots held (`lab check` holds one more websocket than the workers have slots).
-CONFIRMED_BY = {"ws-worker": ("ws-upgrade", "ws-open", "capacity"), "keepalive-race": ("keepalive-race",)}
-
-
-def confirm(found: list[Finding], broken: dict[str, str]) -> list[Finding]:
-    """Each finding a probe confirmed (``broken``: a broken behaviour's id -> what it saw) says so."""
+def confirm(found: list[Judged], broken: dict[Behaviour, str]) -> list[Judged]:
+    """Each finding a probe confirmed (``broken``: a broken behaviour -> what it saw) says so."""
     confirmed = []
-    for finding in found:
-        seen = next((broken[b] for b in CONFIRMED_BY.get(finding.behaviour, ()) if b in broken), "")
-        confirmed.append(replace(finding, confirmed=seen) if seen and finding.verdict == BROKEN else finding)
+    for judged in found:
+        seen = next((broken[b] for b in judged.confirmed_by if b in broken), "")
+        confirmed.append(replace(judged, confirmed=seen) if seen and judged.verdict == BROKEN else judged)
     return confirmed
-
-
-def _at(directive: Directive | None, default: str) -> str:
-    if directive is None:
-        return default
-    file, line = directive.where
-    return f"{Path(file).name}:{line}"
 
 
 def _proxied(config: Config) -> list[Directive]:
     return [d.parent for d in config.root.walk() if d.name == "proxy_pass" and d.parent is not None]
-
-
-def _is_websocket(location: Directive) -> bool:
-    path = " ".join(location.args).lower()
-    return "upgrade" in proxy_headers(location) or "socket.io" in path or "/ws" in path
 
 
 def _upstream(config: Config, location: Directive) -> Directive | None:
@@ -277,7 +345,7 @@ def _upstream(config: Config, location: Directive) -> Directive | None:
     return config.upstreams().get(name)
 
 
-def _keepalive(config: Config, gunicorn: Gunicorn, locations: list[Directive]) -> list[Finding]:
+def _keepalive(config: Config, gunicorn: Gunicorn, locations: list[Directive]) -> list[Judged]:
     pooled = [
         u for u in {_upstream(config, loc) for loc in locations} if u is not None and u.children("keepalive")
     ]
@@ -286,10 +354,7 @@ def _keepalive(config: Config, gunicorn: Gunicorn, locations: list[Directive]) -
     upstream = pooled[0]
     timeout_directive = next(iter(upstream.children("keepalive_timeout")), None)
     nginx_s = seconds(timeout_directive.args[0]) if timeout_directive else NGINX_UPSTREAM_KEEPALIVE_TIMEOUT_S
-    nginx_at = _at(
-        timeout_directive,
-        f"{_at(upstream.children('keepalive')[0], '')} (keepalive_timeout 60s, the default)",
-    )
+    nginx = (timeout_directive, upstream.children("keepalive")[0], "keepalive_timeout 60s, the default")
     worker = gunicorn.worker_class
     if worker in SYNC or worker in PYWSGI:
         why = (
@@ -297,85 +362,69 @@ def _keepalive(config: Config, gunicorn: Gunicorn, locations: list[Directive]) -
             if worker in SYNC
             else "never closes an idle connection"
         )
-        return [
-            Finding(
-                "keepalive-race",
-                OK,
-                f"{worker} {why}: nginx's pool meets no close",
-                nginx_at,
-                gunicorn.where_worker_class(),
-            )
-        ]
+        seen = f"{worker} {why}: nginx's pool meets no close"
+        return [_judged(KEEPALIVE_RACE, OK, seen, nginx, gunicorn.where_worker_class())]
     app_s = float(gunicorn.value("keepalive"))
     if app_s > nginx_s:
-        return [
-            Finding(
-                "keepalive-race",
-                OK,
-                f"gunicorn keepalive {app_s:g}s above nginx's upstream keepalive_timeout {nginx_s:g}s",
-                nginx_at,
-                gunicorn.where("keepalive"),
-            )
-        ]
+        seen = f"gunicorn keepalive {app_s:g}s above nginx's upstream keepalive_timeout {nginx_s:g}s"
+        return [_judged(KEEPALIVE_RACE, OK, seen, nginx, gunicorn.where("keepalive"))]
     return [
-        Finding(
-            "keepalive-race",
+        _judged(
+            KEEPALIVE_RACE,
             BROKEN,
             f"gunicorn closes idle connections after keepalive {app_s:g}s, nginx reuses them for "
-            f"{nginx_s:g}s: "
-            "now and then a POST gets 502 (upstream-keepalive-race)",
-            nginx_at,
+            f"{nginx_s:g}s: now and then a POST gets 502 (upstream-keepalive-race)",
+            nginx,
             gunicorn.where("keepalive"),
             f"keepalive above {nginx_s:g} in gunicorn (e.g. {nginx_s + 15:g}), or nginx's "
             f"upstream keepalive_timeout below {app_s:g}s",
+            confirmed_by=(KEEPALIVE_RACE,),  # check.between_layers: a POST held in nginx across the close
         )
     ]
 
 
-def _timeouts(gunicorn: Gunicorn, locations: list[Directive]) -> list[Finding]:
-    found: list[Finding] = []
-    plain = [loc for loc in locations if not _is_websocket(loc)] or locations
-    location = plain[0]
+def _timeouts(site: Site, gunicorn: Gunicorn, locations: list[Directive]) -> list[Judged]:
+    found: list[Judged] = []
+    websockets = site.websocket_locations()
+    location = next((loc for loc in locations if loc not in websockets), locations[0])
     directive = next(iter(effective(location, "proxy_read_timeout")), None)
     read_s = seconds(directive.args[0]) if directive else NGINX_PROXY_READ_TIMEOUT_S
-    nginx_at = _at(directive, f"{_at(location, '')} (proxy_read_timeout 60s, the default)")
+    nginx = (directive, location, "proxy_read_timeout 60s, the default")
     timeout = float(gunicorn.value("timeout"))
     worker = gunicorn.worker_class
     if worker in SYNC and timeout and timeout < read_s:
         found.append(
-            Finding(
-                "worker-timeout",
+            _judged(
+                WORKER_TIMEOUT,
                 BROKEN,
-                f"a request longer than gunicorn's timeout {timeout:g}s kills its {worker} "
-                "worker (WORKER TIMEOUT, "
-                f"502) while nginx would wait {read_s:g}s: what should be a 504 is a 502 and a lost worker",
-                nginx_at,
+                f"a request longer than gunicorn's timeout {timeout:g}s kills its {worker} worker (WORKER "
+                f"TIMEOUT, 502) while nginx would wait {read_s:g}s: what should be a 504 is a 502 and a "
+                "lost worker",
+                nginx,
                 gunicorn.where("timeout"),
                 f"timeout above proxy_read_timeout ({read_s:g}s), or move long work out of the request",
             )
         )
     elif timeout and worker not in THREADED:  # gthread's heartbeat runs beside its request threads
         found.append(
-            Finding(
-                "worker-timeout",
+            _judged(
+                WORKER_TIMEOUT,
                 NOTE,
-                f"{worker}: timeout {timeout:g}s is a heartbeat deadline; code that holds the "
-                "loop longer gets the worker killed "
-                "with every request on it (event-loop-blocked)",
-                nginx_at,
+                f"{worker}: timeout {timeout:g}s is a heartbeat deadline; code that holds the loop longer "
+                "gets the worker killed with every request on it (event-loop-blocked)",
+                nginx,
                 gunicorn.where("timeout"),
             )
         )
     graceful = float(gunicorn.value("graceful_timeout"))
     if graceful < read_s:
         found.append(
-            Finding(
-                "graceful-timeout",
+            _judged(
+                GRACEFUL_TIMEOUT,
                 NOTE,
-                "a reload or stop cuts requests still running after graceful_timeout "
-                f"{graceful:g}s; nginx lets them run "
-                f"{read_s:g}s: during a deploy they end in 502",
-                nginx_at,
+                f"a reload or stop cuts requests still running after graceful_timeout {graceful:g}s; "
+                f"nginx lets them run {read_s:g}s: during a deploy they end in 502",
+                nginx,
                 gunicorn.where("graceful_timeout"),
                 "graceful_timeout above your longest request",
             )
@@ -383,7 +432,8 @@ def _timeouts(gunicorn: Gunicorn, locations: list[Directive]) -> list[Finding]:
     return found
 
 
-def _capacity(config: Config, gunicorn: Gunicorn, locations: list[Directive]) -> list[Finding]:
+def _capacity(site: Site, gunicorn: Gunicorn) -> list[Judged]:
+    config = site.config
     events = next(iter(config.root.children("events")), None)
     connections = next(iter(events.children("worker_connections")), None) if events else None
     per_worker = int(connections.args[0]) if connections else NGINX_WORKER_CONNECTIONS
@@ -401,19 +451,17 @@ def _capacity(config: Config, gunicorn: Gunicorn, locations: list[Directive]) ->
         else int(gunicorn.value("worker_connections"))
     )
     app_sockets = workers * per_app_worker
-    websockets = [loc for loc in locations if _is_websocket(loc)]
     seen = (
-        f"nginx holds {nginx_sockets} proxied connections ({nginx_workers} workers x "
-        f"{per_worker} worker_connections / 2: "
-        f"a websocket takes two); gunicorn {app_sockets} ({workers} workers x {per_app_worker}); "
-        "past the lower, new requests hang while the CPU idles (connection-capacity)"
+        f"nginx holds {nginx_sockets} proxied connections ({nginx_workers} workers x {per_worker} "
+        f"worker_connections / 2: a websocket takes two); gunicorn {app_sockets} ({workers} workers x "
+        f"{per_app_worker}); past the lower, new requests hang while the CPU idles (connection-capacity)"
     )
-    nginx_at = _at(
+    nginx = (
         connections,
-        f"{config.path.name}: (worker_connections {NGINX_WORKER_CONNECTIONS}, the default, "
-        "unless your nginx.conf sets it)",
+        events or config.root,
+        f"worker_connections {NGINX_WORKER_CONNECTIONS}, the default, unless your nginx.conf sets it",
     )
-    verdict = BROKEN if websockets and min(nginx_sockets, app_sockets) < 100 else NOTE
+    verdict = BROKEN if site.websocket_locations() and min(nginx_sockets, app_sockets) < 100 else NOTE
     where = (
         "worker_connections"
         if worker not in SYNC | THREADED
@@ -422,33 +470,32 @@ def _capacity(config: Config, gunicorn: Gunicorn, locations: list[Directive]) ->
         else "workers"
     )
     return [
-        Finding(
-            "capacity",
+        _judged(
+            CAPACITY,
             verdict,
             seen,
-            nginx_at,
+            nginx,
             gunicorn.where(where),
             "size both above the websockets and streams you hold open",
         )
     ]
 
 
-def _forwarded(config: Config, gunicorn: Gunicorn, locations: list[Directive]) -> list[Finding]:
+def _forwarded(config: Config, gunicorn: Gunicorn, locations: list[Directive]) -> list[Judged]:
     location = locations[0]
-    headers = proxy_headers(location)
-    proto = headers.get("x-forwarded-proto")
+    proto = proxy_headers(location).get("x-forwarded-proto")
     worker = gunicorn.worker_class
     gunicorn_at = gunicorn.where("forwarded_allow_ips")
-    nginx_at = _at(proto, f"{_at(location, '')} (no X-Forwarded-Proto)")
+    nginx = (proto, location, "proxy_set_header X-Forwarded-Proto")
     if worker in PYWSGI:
         return [
-            Finding(
-                "forwarded-trust",
+            _judged(
+                FORWARDED_TRUST,
                 NOTE,
-                f"{worker} bypasses gunicorn's HTTP layer: forwarded_allow_ips and "
-                "secure_scheme_headers are ignored, "
-                "the app sees http:// and nginx's address unless it applies ProxyFix (one trusted hop)",
-                nginx_at,
+                f"{worker} bypasses gunicorn's HTTP layer: forwarded_allow_ips and secure_scheme_headers "
+                "are ignored, the app sees http:// and nginx's address unless it applies ProxyFix (one "
+                "trusted hop)",
+                nginx,
                 gunicorn_at,
                 "werkzeug.middleware.proxy_fix.ProxyFix(app, x_for=1, x_proto=1, x_host=1) in the app",
             )
@@ -456,15 +503,15 @@ def _forwarded(config: Config, gunicorn: Gunicorn, locations: list[Directive]) -
     secure = {name.lower() for name in gunicorn.value("secure_scheme_headers")}
     if proto is None or "x-forwarded-proto" not in secure:
         return [
-            Finding(
-                "forwarded-trust",
+            _judged(
+                FORWARDED_TRUST,
                 BROKEN,
-                "nginx sends no X-Forwarded-Proto that gunicorn's secure_scheme_headers know: "
-                "the app builds http:// URLs",
-                nginx_at,
+                "nginx sends no X-Forwarded-Proto that gunicorn's secure_scheme_headers know: the app "
+                "builds http:// URLs",
+                nginx,
                 gunicorn.where("secure_scheme_headers"),
-                "proxy_set_header X-Forwarded-Proto $scheme; (gunicorn's default "
-                "secure_scheme_headers read it)",
+                "proxy_set_header X-Forwarded-Proto $scheme; "
+                "(gunicorn's default secure_scheme_headers read it)",
             )
         ]
     allowed = gunicorn.value("forwarded_allow_ips")
@@ -473,38 +520,27 @@ def _forwarded(config: Config, gunicorn: Gunicorn, locations: list[Directive]) -
     servers = [s.args[0] for s in upstream.children("server")] if upstream else [target]
     local = all(s.startswith(("unix:", "127.", "localhost", "[::1]")) for s in servers)
     if "*" in allowed or local:
-        return [
-            Finding(
-                "forwarded-trust",
-                OK,
-                f"gunicorn trusts nginx's X-Forwarded-Proto (forwarded_allow_ips {','.join(allowed)})",
-                nginx_at,
-                gunicorn_at,
-            )
-        ]
+        seen = f"gunicorn trusts nginx's X-Forwarded-Proto (forwarded_allow_ips {','.join(allowed)})"
+        return [_judged(FORWARDED_TRUST, OK, seen, nginx, gunicorn_at)]
     return [
-        Finding(
-            "forwarded-trust",
+        _judged(
+            FORWARDED_TRUST,
             BROKEN,
             f"nginx reaches gunicorn at {', '.join(servers)}, from an address outside forwarded_allow_ips "
-            f"({','.join(allowed)}): gunicorn ignores X-Forwarded-Proto and the app builds "
-            "http:// URLs (scheme-lost)",
-            nginx_at,
+            f"({','.join(allowed)}): gunicorn ignores X-Forwarded-Proto and the app builds http:// URLs "
+            "(scheme-lost)",
+            nginx,
             gunicorn_at,
             "forwarded_allow_ips = nginx's address as gunicorn sees it",
         )
     ]
 
 
-def _size_bytes(value: str) -> int:
-    number, unit = value[:-1] if value[-1:].isalpha() else value, value[-1:].lower()
-    return int(number) * {"k": 1024, "m": 1024 * 1024}.get(unit, 1)
-
-
-def _limits(gunicorn: Gunicorn, locations: list[Directive]) -> list[Finding]:
+def _limits(gunicorn: Gunicorn, locations: list[Directive]) -> list[Judged]:
     directive = next(iter(effective(locations[0], "large_client_header_buffers")), None)
-    size = _size_bytes(directive.args[1] if directive and len(directive.args) > 1 else NGINX_HEADER_BUFFER)
-    nginx_at = _at(directive, f"{_at(locations[0], '')} (large_client_header_buffers 4 8k, the default)")
+    buffer = directive.args[1] if directive and len(directive.args) > 1 else NGINX_HEADER_BUFFER
+    size = round(size_mib(buffer) * MIB)
+    nginx = (directive, locations[0], f"large_client_header_buffers 4 {NGINX_HEADER_BUFFER}, the default")
     if gunicorn.worker_class in PYWSGI:
         return []  # gevent's pywsgi has its own limits, not gunicorn's settings
     found = []
@@ -512,13 +548,12 @@ def _limits(gunicorn: Gunicorn, locations: list[Directive]) -> list[Finding]:
         limit = int(gunicorn.value(name))
         if limit and limit < size - 2:
             found.append(
-                Finding(
-                    "header-limits",
+                _judged(
+                    HEADER_LIMITS,
                     BROKEN,
-                    f"a {what} of {limit + 1} to {size} bytes passes nginx and gunicorn answers "
-                    f"400 (its {name} {limit}), "
-                    "not in your error format",
-                    nginx_at,
+                    f"a {what} of {limit + 1} to {size} bytes passes nginx and gunicorn answers 400 (its "
+                    f"{name} {limit}), not in your error format",
+                    nginx,
                     gunicorn.where(name),
                     f"{name} = {size} in gunicorn (or the same bound in nginx)",
                 )
@@ -526,8 +561,8 @@ def _limits(gunicorn: Gunicorn, locations: list[Directive]) -> list[Finding]:
     return found
 
 
-def _websocket_worker(gunicorn: Gunicorn, locations: list[Directive]) -> list[Finding]:
-    websockets = [loc for loc in locations if _is_websocket(loc)]
+def _websocket_worker(site: Site, gunicorn: Gunicorn) -> list[Judged]:
+    websockets = site.websocket_locations()
     worker = gunicorn.worker_class
     if not websockets or not (worker in SYNC or worker in THREADED):
         return []
@@ -537,46 +572,44 @@ def _websocket_worker(gunicorn: Gunicorn, locations: list[Directive]) -> list[Fi
         else f"a thread (of {gunicorn.value('threads')} per worker)"
     )
     return [
-        Finding(
-            "ws-worker",
+        _judged(
+            WS_WORKER,
             BROKEN,
-            f"location {' '.join(websockets[0].args)} upgrades websockets, but gunicorn's "
-            f"{worker} worker cannot hold them: each "
-            f"takes {holds} for its whole life",
-            _at(websockets[0], ""),
+            f"location {' '.join(websockets[0].args)} upgrades websockets, but gunicorn's {worker} worker "
+            f"cannot hold them: each takes {holds} for its whole life",
+            (websockets[0], websockets[0], ""),
             gunicorn.where_worker_class(),
-            "an async worker: geventwebsocket.gunicorn.workers.GeventWebSocketWorker, or "
-            "eventlet (Flask-SocketIO)",
+            "an async worker: geventwebsocket.gunicorn.workers.GeventWebSocketWorker, or eventlet "
+            "(Flask-SocketIO)",
+            # a websocket refused, or the slots held (`lab check` holds one more than the workers have)
+            confirmed_by=(WS_UPGRADE, WS_OPEN, CAPACITY),
         )
     ]
 
 
-def judge(nginx_conf: Path, gunicorn_conf: Path) -> list[Finding]:
-    """The findings of the two configs together. Raises ConfigError (exit 2) on either."""
-    gunicorn = load_gunicorn(gunicorn_conf)
-    config = load(nginx_conf)
-    locations = _proxied(config)
+def judge(site: Site, gunicorn: Gunicorn) -> list[Judged]:
+    """The findings of the two configs together: the nginx config as `lab check` reads it and
+    the gunicorn config as gunicorn does (load_gunicorn)."""
+    locations = _proxied(site.config)
     return [
-        *_keepalive(config, gunicorn, locations),
-        *_timeouts(gunicorn, locations),
-        *_capacity(config, gunicorn, locations),
-        *_forwarded(config, gunicorn, locations),
+        *_keepalive(site.config, gunicorn, locations),
+        *_timeouts(site, gunicorn, locations),
+        *_capacity(site, gunicorn),
+        *_forwarded(site.config, gunicorn, locations),
         *_limits(gunicorn, locations),
-        *_websocket_worker(gunicorn, locations),
+        *_websocket_worker(site, gunicorn),
     ]
 
 
-def report(found: list[Finding]) -> str:
+def report(found: list[Judged]) -> str:
     lines = ["", "between nginx and gunicorn (--gunicorn):"]
-    for finding in found:
-        lines.append(
-            f"  {finding.behaviour:<17} "
-            f"{finding.verdict.upper() if finding.verdict == BROKEN else finding.verdict:<8} {finding.seen}"
-        )
-        lines.append(f"  {'':<26} nginx {finding.nginx}; gunicorn {finding.gunicorn}")
-        if finding.verdict == BROKEN:
-            how = f"confirmed: {finding.confirmed}" if finding.confirmed else "read from the configs"
+    for judged in found:
+        verdict = judged.verdict.upper() if judged.verdict == BROKEN else judged.verdict
+        lines.append(f"  {judged.behaviour.id:<17} {verdict:<8} {judged.seen}")
+        lines.append(f"  {'':<26} nginx {judged.nginx}; gunicorn {judged.gunicorn}")
+        if judged.verdict == BROKEN:
+            how = f"confirmed: {judged.confirmed}" if judged.confirmed else "read from the configs"
             lines.append(f"  {'':<26}   {how}")
-        if finding.fix and finding.verdict == BROKEN:
-            lines.append(f"  {'':<26}   fix: {finding.fix}")
+        if judged.finding.fix and judged.verdict == BROKEN:
+            lines.append(f"  {'':<26}   fix: {judged.finding.fix}")
     return "\n".join(lines)

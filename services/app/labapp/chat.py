@@ -11,7 +11,7 @@ Two rooms, one interface (``Room``):
 
 A broker that is down or slow touches chat only. Every Redis call has a timeout, the relay is a
 greenlet of its own (no request greenlet waits on it), and sends to members are bounded in time
-(``wssend.SEND_TIMEOUT_S``: a member that does not take a frame is cut, not waited for).
+(LAB_WS_SEND_TIMEOUT_S: a member that does not take a frame is cut, not waited for).
 When the relay loses Redis it closes its members with 1013 and a reason: pub/sub keeps no history,
 so whatever was published meanwhile is gone for them, and saying so beats a silent gap. It
 reconnects with backoff; until then new clients get the same 1013, and /healthz says
@@ -34,6 +34,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from . import wssend
+from .patches.wsclose import Close
 
 log = logging.getLogger("labapp.chat")
 
@@ -45,7 +46,6 @@ SENDER_IDS = "lab:chat:sender-ids"  # INCRBY: blocks of ids, unique across every
 # joining greenlet has read its id and added the socket), and cost 34.0 KiB per idle chat socket
 # instead of 29.7 (make bench, 6000 connections).
 ID_BLOCK = 1_000_000
-CLOSE_TRY_AGAIN_LATER = 1013
 BROKER_DOWN_REASON = "chat broker unreachable: reconnect in a moment"
 BROKER_OK, BROKER_UNREACHABLE, BROKER_OFF = "ok", "unreachable", "off"
 
@@ -98,7 +98,7 @@ class Members:
     def close_all(self, code: int, reason: str) -> None:
         for client_id, ws in list(self._sockets.items()):
             self.remove(client_id)
-            wssend.close_within(ws, code, reason)
+            ws.close(code, reason)
 
 
 class LocalRoom:
@@ -268,7 +268,7 @@ class RedisRoom:
             log.warning("chat broker lost (%s): closing %d sockets with 1013", error, len(self.members))
         self.state = BROKER_UNREACHABLE
         self._ids.discard()
-        self.members.close_all(CLOSE_TRY_AGAIN_LATER, BROKER_DOWN_REASON)
+        self.members.close_all(Close.TRY_AGAIN_LATER, BROKER_DOWN_REASON)
 
 
 def make_room(fix_broker: bool, broker_url: str) -> Room:

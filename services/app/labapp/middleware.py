@@ -2,7 +2,7 @@
 X-Request-ID or making one), body draining (LAB_FIX_DRAIN_BODY), ProxyFix for one hop
 (LAB_FIX_PROXY); and CloseWhenStopping, which closes each keep-alive connection after its
 response once the worker is told to stop. (The bounded body behind a constant Connection:
-upgrade is labapp.wssend's: a patch of gevent-websocket's handler, not a layer.)
+upgrade is labapp/patches/wsupgrade.py's: a patch of gevent-websocket's handler, not a layer.)
 
 gevent-websocket's worker bypasses gunicorn's HTTP layer (no forwarded-header handling, no
 access log), so these live in the app where every worker class gets them.

@@ -40,6 +40,7 @@ from labsettings import AppSettings
 
 from . import chat, sioslots
 from .middleware import REQUEST_ID_KEY, Environ, StartResponse, WSGIApp
+from .patches.wsclose import Close
 from .views.debug import served_by
 from .views.websockets import BoundedReceiver, going_away_on_shutdown
 
@@ -47,8 +48,7 @@ log = logging.getLogger("labapp.realtime")
 
 EXTENSION = "lab.socketio"  # the SocketIO object in app.extensions
 CHANNEL = "lab:socketio"  # the Redis manager's pub/sub channel (the raw chat's is lab:chat)
-BROKER_WATCH_S = 0.5
-CLOSE_POLICY_VIOLATION = 1008  # how often a worker looks at its chat relay's broker state
+BROKER_WATCH_S = 0.5  # how often a worker looks at its chat relay's broker state
 
 
 def _manager(settings: AppSettings) -> socketio.RedisManager | None:
@@ -65,7 +65,9 @@ def _manager(settings: AppSettings) -> socketio.RedisManager | None:
 class BoundedSocket:
     """gevent-websocket's socket as Engine.IO's gevent driver uses it, with the lab's bounded
     receive: gevent-websocket would read any announced length into memory before Engine.IO's own
-    size check; over the cap the client gets close 1009 and the reason (views.websockets)."""
+    size check; over the cap the client gets close 1009 and the reason (views.websockets). Its
+    sends are the lab's writer's (patches/wssend.py): a client that does not take a packet within
+    LAB_WS_SEND_TIMEOUT_S gets close 1008 and the reason, and its session ends."""
 
     def __init__(self, ws: Any, max_bytes: int) -> None:
         self.version, self.path, self.origin, self.protocol = ws.version, ws.path, ws.origin, ws.protocol
@@ -98,7 +100,7 @@ def _json_errors(engineio_app: WSGIApp) -> WSGIApp:
             if ws is not None:
                 # Refused after gevent-websocket's 101 (a foreign Origin): a close frame that says
                 # why, rather than the 400's body as a websocket message ("Invalid empty packet").
-                ws.close(CLOSE_POLICY_VIOLATION, msg)
+                ws.close(Close.POLICY_VIOLATION, msg)
                 return []
             request_id = environ.get(REQUEST_ID_KEY, "")
             body = json.dumps({"code": 400, "msg": msg, "request_id": request_id}).encode()

@@ -145,7 +145,7 @@ def install(patches: tuple[Patch, ...]) -> None:
 
 
 def all_patches() -> tuple[Patch, ...]:
-    from . import clienterrors, eiows, pywsgi, wsclose, wsread, wssend, wsupgrade
+    from . import clienterrors, eiows, pywsgi, wsclose, wsdeflate, wsread, wssend, wsupgrade
 
     return (
         pywsgi.PATCHES
@@ -153,6 +153,7 @@ def all_patches() -> tuple[Patch, ...]:
         + wssend.PATCHES
         + wsclose.PATCHES
         + wsupgrade.PATCHES
+        + wsdeflate.PATCHES
         + clienterrors.PATCHES
         + eiows.PATCHES
     )

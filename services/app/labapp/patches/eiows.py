@@ -15,12 +15,14 @@ the raw chat's time per client.
    then the session sends each packet as it is sent (``send``), and its queue is dropped (a
    shared no-op stands in for what close still puts there). Sessions on another websocket
    implementation than gevent-websocket keep the stock handler.
-2. ``send``: on such a session, the packet goes out at once as one frame through
+2. ``send``: on such a session, the packet goes out at once, bounded as every websocket send
+   (patches/wssend.py: the cap, close 1009; the deadline, close 1008 and the reason; then its
+   reader ends the session). A text packet of one fragment as one frame through
    ``labapp.wssend.send_frame_within`` (one non-blocking ``send`` while the socket has room; the
-   socket's lock and a deadline otherwise; a peer that does not take it is cut and its reader
-   ends the session). The frame is built once per packet object and kept on it, as Engine.IO
+   socket's lock otherwise), the frame built once per packet object and kept on it, as Engine.IO
    keeps the encoded packet (``Packet.encode_cache``): a broadcast's one packet goes to every
-   client as the same bytes, which is how the raw chat's relay sends. Other sessions: stock.
+   client as the same bytes, which is how the raw chat's relay sends. A binary or larger packet
+   through ``ws.send`` (the writer's fragments). Other sessions: stock.
 3. ``close``: nothing waits in the queue of such a session (``wait`` would join a queue no one
    reads): the stock close without waiting, then the websocket's close frame, which the stock
    writer sent on its way out.
@@ -30,6 +32,7 @@ the raw chat's time per client.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from typing import Any
@@ -37,17 +40,19 @@ from typing import Any
 import gevent
 from engineio import exceptions, packet
 from engineio.socket import Socket
+from geventwebsocket.exceptions import WebSocketError
 
 import labsettings
 
 from .. import wssend
 from . import Patch, stock
+from .wsclose import Close
+from .wssend import FRAGMENT
 
 log = logging.getLogger("labapp.patches.eiows")
 
 _DIRECT = "_lab_websocket"  # on a Socket: the gevent-websocket socket it sends to directly
 _FRAME = "_lab_frame"  # on a Packet: its text frame, built once
-CLOSE_NORMAL = 1000
 
 
 def _stock(name: str) -> Any:
@@ -64,11 +69,11 @@ def _websocket_of(ws: Any) -> Any:
 
 def _send_packet(websocket: Any, pkt: packet.Packet) -> None:
     encoded = pkt.encode()
-    if not isinstance(encoded, str):  # a binary packet: a binary frame, as the stock writer sends it
-        try:
+    if not isinstance(encoded, str) or len(encoded) > FRAGMENT:
+        # Binary, or more than one fragment: the patched writer's fragments (a binary packet: a
+        # binary frame, as the stock writer sends it). Not sent whole: closed with the reason, or cut.
+        with contextlib.suppress(WebSocketError):
             websocket.send(encoded)
-        except OSError:
-            wssend.cut(websocket)
         return
     frame = getattr(pkt, _FRAME, None)
     if frame is None:
@@ -105,7 +110,7 @@ def _go_direct(self: Socket, websocket: Any) -> bool:
             break
         self.queue.task_done()
         if pkt is None:  # closed before the upgrade finished: as the stock writer, close
-            wssend.close_within(websocket, CLOSE_NORMAL, "")
+            websocket.close(Close.NORMAL)
             return False
         _send_packet(websocket, pkt)
     setattr(self, _DIRECT, websocket)  # the queue was empty, with no switch since the last look
@@ -210,7 +215,7 @@ def close(self: Socket, wait: bool = True, abort: bool = False, reason: Any = No
         return
     _stock("close")(self, False, abort, reason)  # every packet already went out as it was sent
     if not websocket.closed:
-        wssend.close_within(websocket, CLOSE_NORMAL, "")
+        websocket.close(Close.NORMAL)
 
 
 def _ping(self: Socket) -> None:

@@ -16,6 +16,7 @@ unassigned 1016-2999, 5000 and over) is a protocol error (1002).
 from __future__ import annotations
 
 import struct
+from enum import IntEnum
 
 from geventwebsocket.exceptions import WebSocketError
 from geventwebsocket.websocket import WebSocket
@@ -28,13 +29,30 @@ from . import Patch
 SENDABLE = ((1000, 1003), (1007, 1014), (3000, 4999))
 
 
-def close(self: WebSocket, code: int = 1000, message: bytes | str | None = b"") -> None:
+class Close(IntEnum):
+    """The close codes the app sends (RFC 6455 section 7.4.1, IANA's registry): declared here only."""
+
+    NORMAL = 1000
+    GOING_AWAY = 1001  # the worker stops (graceful stop, reload): reconnect
+    PROTOCOL_ERROR = 1002
+    INVALID_PAYLOAD = 1007  # invalid UTF-8 in a text message
+    POLICY_VIOLATION = 1008  # a message not read within LAB_WS_SEND_TIMEOUT_S; a foreign Origin
+    MESSAGE_TOO_BIG = 1009  # over LAB_WS_MAX_MESSAGE (read) or LAB_WS_SEND_MAX_BYTES (sent)
+    TRY_AGAIN_LATER = 1013  # the chat's broker is unreachable
+
+
+def payload(code: int, message: bytes | str | None = b"") -> bytes:
+    """A close frame's payload: the status code, then the reason cut to fit a control frame (at
+    most 125 bytes: the code's 2 and 123 of reason), never inside a UTF-8 character."""
+    reason = message.encode() if isinstance(message, str) else (message or b"")
+    return struct.pack("!H", code) + reason[:123].decode("utf-8", "ignore").encode()
+
+
+def close(self: WebSocket, code: int = Close.NORMAL, message: bytes | str | None = b"") -> None:
     if self.closed:
         return
-    reason = message.encode() if isinstance(message, str) else (message or b"")
     try:
-        # A control frame carries at most 125 bytes: the status code and 123 of reason.
-        self.send_frame(struct.pack("!H", code) + reason[:123], opcode=self.OPCODE_CLOSE)
+        self.send_frame(payload(code, message), opcode=self.OPCODE_CLOSE)
     except WebSocketError:
         pass  # the peer is gone; the socket is closed by the handler either way
     finally:

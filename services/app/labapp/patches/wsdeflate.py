@@ -2,9 +2,10 @@
 
 Off by default: a connection that uses it holds a zlib compressor (about 100 KiB at MEM_LEVEL 5)
 and a decompressor (about 40 KiB), made at its first compressed message. When on, the
-handshake (``wsupgrade``) accepts the first permessage-deflate offer it can honour
-(``negotiate``), the reader (``wsread``) inflates messages whose first frame has RSV1 set, and
-the writer (``wssend``) compresses every text and binary message.
+handshake's 101 (this module's patch of the handler's ``start_response``, whichever upgrade
+answers it) accepts the first permessage-deflate offer it can honour (``negotiate``), the reader
+(``wsread``) inflates messages whose first frame has RSV1 set, and the writer (``wssend``)
+compresses every text and binary message.
 
 Offers and answers (RFC 7692 section 7.1): ``server_no_context_takeover`` is honoured (a fresh
 compressor per message) and said back; ``client_no_context_takeover`` is said back (the
@@ -18,11 +19,15 @@ declined; with none accepted the connection goes on uncompressed.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from geventwebsocket.exceptions import ProtocolError
+
+import labsettings
+
+from . import Patch, stock
 
 NAME = "permessage-deflate"
 _TAIL = b"\x00\x00\xff\xff"  # what a sync flush ends with; a sender leaves it out (section 7.2.1)
@@ -57,7 +62,7 @@ class Deflate:
             params.append(f"server_max_window_bits={self.server_window_bits}")
         return "; ".join(params)
 
-    def compress(self, pieces: list[Any]) -> list[bytes]:
+    def compress(self, pieces: Iterable[Any]) -> list[bytes]:
         """One message's payload, compressed (the sync flush's tail left out)."""
         if self._compressor is None or self.server_no_context_takeover:
             bits = -self.server_window_bits  # negative: raw deflate, no zlib header
@@ -138,3 +143,34 @@ def of(handler: Any) -> Deflate | None:
 
 def agree(handler: Any, deflate: Deflate) -> None:
     setattr(handler, _STATE, deflate)
+
+
+START_RESPONSE = "geventwebsocket.handler:WebSocketHandler.start_response"
+
+
+def start_response_agreeing_deflate(
+    self: Any, status: str, headers: list[tuple[str, str]], exc_info: Any = None
+) -> Any:
+    """The handler's start_response; a 101 to a permessage-deflate offer it can honour says the
+    agreement (Sec-WebSocket-Extensions) and keeps it for the connection's reader and writer."""
+    if status.startswith("101") and (offers := self.environ.get("HTTP_SEC_WEBSOCKET_EXTENSIONS")):
+        deflate = negotiate(offers)
+        if deflate is not None:
+            agree(self, deflate)
+            headers = [*headers, ("Sec-WebSocket-Extensions", deflate.answer())]
+    return stock(START_RESPONSE)(self, status, headers, exc_info)
+
+
+PATCHES = (
+    Patch(
+        target=START_RESPONSE,
+        replacement=start_response_agreeing_deflate,
+        why="no websocket extension: every message sent as it is, however well it would compress",
+        upstream="gevent-websocket (jgelens/gevent-websocket): no permessage-deflate (RFC 7692); "
+        "unreleased since 0.10.1",
+        distribution="gevent-websocket",
+        version="0.10.1",
+        digest="f7acf7d65444",
+        setting=labsettings.WS_DEFLATE,
+    ),
+)

@@ -28,7 +28,7 @@ from werkzeug.exceptions import HTTPException
 
 import labsettings
 
-from . import Patch, stock, wsdeflate
+from . import Patch, stock
 
 UPGRADE = "geventwebsocket.handler:WebSocketHandler.upgrade_websocket"
 GET_ENVIRON = "geventwebsocket.handler:WebSocketHandler.get_environ"
@@ -49,32 +49,10 @@ def upgrade_websocket_routes_only(self: WebSocketHandler) -> Any:
     url_map = getattr(self.application, "url_map", None)
     if url_map is not None and not is_websocket_route(url_map, self.environ):
         return None  # not upgraded: the app answers it as a plain request
-    result = _upgrade_offering_deflate(self)
+    result = stock(UPGRADE)(self)
     if hasattr(self, "websocket"):
         self.headers = type(self).headers  # upgraded: nothing reads the parsed headers again
     return result
-
-
-def _upgrade_offering_deflate(self: WebSocketHandler) -> Any:
-    """The stock upgrade; with LAB_WS_DEFLATE, permessage-deflate agreed when the client offers it
-    (wsdeflate), said in the 101."""
-    offers = self.environ.get("HTTP_SEC_WEBSOCKET_EXTENSIONS", "")
-    deflate = wsdeflate.negotiate(offers) if offers and labsettings.WS_DEFLATE.value() else None
-    if deflate is None:
-        return stock(UPGRADE)(self)
-    start_response = self.start_response
-
-    def start_saying_deflate(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-        if status.startswith("101"):
-            wsdeflate.agree(self, deflate)
-            headers = [*headers, ("Sec-WebSocket-Extensions", deflate.answer())]
-        return start_response(status, headers, exc_info)
-
-    self.start_response = start_saying_deflate  # this handshake only: the class's method after
-    try:
-        return stock(UPGRADE)(self)
-    finally:
-        del self.start_response
 
 
 def environ_with_bounded_input(self: WebSocketHandler) -> dict[str, Any]:

@@ -18,14 +18,11 @@ from labsettings import AppSettings
 from .. import chat, wssend
 from ..middleware import CloseWhenStopping
 from ..patches import wsread
+from ..patches.wsclose import Close
 from .debug import served_by
 
 WS_KEY = "wsgi.websocket"
-CLOSE_GOING_AWAY = 1001
 GOING_AWAY_REASON = "server restarting: reconnect"
-CLOSE_PROTOCOL_ERROR = 1002
-CLOSE_INVALID_PAYLOAD = 1007
-CLOSE_MESSAGE_TOO_BIG = 1009
 # How much of a refused over-limit frame is read and thrown away before closing, at most.
 DISCARD_CHUNK = 64 * 1024
 DISCARD_MAX_BYTES = 4 * 1024 * 1024
@@ -76,11 +73,11 @@ class BoundedReceiver:
         try:
             return self.ws.read_message()
         except UnicodeError:
-            self.ws.close(CLOSE_INVALID_PAYLOAD, b"invalid UTF-8 in a text message")
+            self.ws.close(Close.INVALID_PAYLOAD, b"invalid UTF-8 in a text message")
         except ProtocolError:
-            self.ws.close(CLOSE_PROTOCOL_ERROR, b"protocol error")
+            self.ws.close(Close.PROTOCOL_ERROR, b"protocol error")
         except wsread.MessageTooBig:
-            self.ws.close(CLOSE_MESSAGE_TOO_BIG, f"message over {self.max_bytes} bytes".encode())
+            self.ws.close(Close.MESSAGE_TOO_BIG, f"message over {self.max_bytes} bytes".encode())
             self._discard_unread()
         except (WebSocketError, OSError):
             self.ws.closed = True  # the connection dropped mid-frame
@@ -93,9 +90,14 @@ class BoundedReceiver:
 
 
 def send(ws: Any, message: str | bytes) -> bool:
-    """``message`` within the app's send deadline and cap (labapp.wssend)."""
-    settings: AppSettings = current_app.config["LAB"]
-    return wssend.send_message(ws, message, settings[lab.WS_SEND_TIMEOUT_S], settings[lab.WS_SEND_MAX_BYTES])
+    """``message`` to ``ws`` within the send deadline and cap (labapp/patches/wssend.py); False
+    when it was not sent whole: the peer is gone, or it was closed with 1008 (not read in time)
+    or 1009 (over the cap)."""
+    try:
+        ws.send(message)
+    except WebSocketError:
+        return False
+    return True
 
 
 def bounded_receiver(ws: Any) -> BoundedReceiver:
@@ -119,10 +121,10 @@ def going_away_on_shutdown(ws: Any) -> Iterator[None]:
     _open.add(ws)
     try:
         if CloseWhenStopping.stopping:  # accepted between the signal and the worker's last accept
-            ws.close(CLOSE_GOING_AWAY, GOING_AWAY_REASON)
+            ws.close(Close.GOING_AWAY, GOING_AWAY_REASON)
         yield
     except GreenletExit:
-        ws.close(CLOSE_GOING_AWAY, GOING_AWAY_REASON)
+        ws.close(Close.GOING_AWAY, GOING_AWAY_REASON)
         raise
     finally:
         _open.discard(ws)
@@ -134,7 +136,7 @@ def close_all_going_away() -> None:
 
     def close_each() -> None:
         for ws in list(_open):
-            wssend.close_within(ws, CLOSE_GOING_AWAY, GOING_AWAY_REASON)
+            ws.close(Close.GOING_AWAY, GOING_AWAY_REASON)
 
     gevent.spawn(close_each)
 
@@ -156,7 +158,7 @@ def chat_session(ws: Any, room: chat.Room, whoami: bool) -> None:
     try:
         client_id = room.join(ws)
     except chat.BrokerDown as down:
-        ws.close(chat.CLOSE_TRY_AGAIN_LATER, str(down))
+        ws.close(Close.TRY_AGAIN_LATER, str(down))
         return
     try:
         if whoami:  # the client's id and its worker: the lab page shows them, the checks count them
@@ -167,7 +169,7 @@ def chat_session(ws: Any, room: chat.Room, whoami: bool) -> None:
             if isinstance(message, str):
                 room.publish(client_id, message)
     except chat.BrokerDown as down:
-        ws.close(chat.CLOSE_TRY_AGAIN_LATER, str(down))
+        ws.close(Close.TRY_AGAIN_LATER, str(down))
     finally:
         room.leave(client_id)
 
@@ -218,7 +220,7 @@ def make_blueprint(websocket_flag: bool, any_path: bool = False) -> Blueprint:
     def info() -> Response:
         ws = _socket()
         send(ws, info_message())
-        wssend.close_within(ws, 1000, "info sent")
+        ws.close(Close.NORMAL, "info sent")
         return Response(status=204)
 
     return bp
