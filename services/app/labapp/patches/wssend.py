@@ -112,11 +112,13 @@ def send_by(sock: Any, data: bytes | memoryview, deadline: float) -> int:
 
 @contextlib.contextmanager
 def holding_lock(ws: Any, deadline: float) -> Iterator[None]:
-    """The socket's send lock, waited for until ``deadline``; past it the connection is cut
-    (WebSocketError): the greenlet holding it is stuck on a peer that does not read."""
+    """The socket's send lock, waited for until ``deadline``; past it the socket is closed to
+    further sends (WebSocketError). The greenlet holding it is on a peer that does not read, and
+    is bounded itself: it ends the connection with 1008 and the reason, or cuts it; cutting it
+    here would lose that close frame (several greenlets send to a Socket.IO session at once)."""
     lock = send_lock(ws.handler)
     if not lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
-        cut(ws)
+        ws.closed = True
         raise WebSocketError(f"the socket was not free to send within {SEND_TIMEOUT_S:g} s")
     try:
         yield
