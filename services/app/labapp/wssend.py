@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from geventwebsocket.exceptions import WebSocketError
 from geventwebsocket.websocket import WebSocket
 
 from .patches import wssend
@@ -42,7 +43,9 @@ def send_frame_within(ws: Any, frame: bytes) -> bool:
         return False
     try:
         wssend.send_whole(ws, frame, WebSocket.OPCODE_TEXT, _payload_size(frame))
-    except OSError:  # WebSocketError too: closed with the reason, or cut
+    except WebSocketError:  # the writer closed it with the reason, or cut it
+        return False
+    except OSError:  # the peer is gone
         wssend.cut(ws)
         return False
     return True
