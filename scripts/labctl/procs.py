@@ -41,6 +41,11 @@ def rss_kib(pid: int) -> int:
     return int(match.group(1))
 
 
+def rss_by_pid(pids: list[int]) -> dict[str, int]:
+    """VmRSS in KiB of each process, by pid (as the bench's details.json keeps them)."""
+    return {str(pid): rss_kib(pid) for pid in pids}
+
+
 def is_zombie(pid: int) -> bool:
     try:
         return stat_fields(pid)[0] == "Z"

@@ -352,6 +352,14 @@ FIX_WS_CLOSE_CODES = Setting(
     "accept the close codes RFC 6455 and IANA allow (stock: 1012-1014 refused, 5000+ echoed)",
     "app",
 )
+FIX_SOCKETIO_SEND = Setting(
+    "LAB_FIX_SOCKETIO_SEND",
+    "1",
+    flag,
+    "Engine.IO websocket sessions send each packet at once, a broadcast's frame built once, pings "
+    "on a timer (stock python-engineio: a writer and a pinger greenlet parked per client)",
+    "app",
+)
 WS_DEFLATE = Setting(
     "LAB_WS_DEFLATE",
     "0",

@@ -13,7 +13,7 @@ import threading
 import pytest
 
 from labctl import paths, venv
-from labctl.bench import chart, ideal_receiver, loop, record, runner, upload_rate, wrk, wsload
+from labctl.bench import chart, ideal_receiver, loop, record, runner, sioload, upload_rate, wrk, wsload
 from labctl.bench.settings import QUICK, BenchSettings
 
 WRK_STDOUT = """Running 5s test @ https://localhost:8443/healthz
@@ -264,3 +264,15 @@ def test_ideal_receiver_stores_like_the_app_and_leaves_nothing_partial(tmp_path)
         with pytest.raises(ConnectionError, match="body ended after 1000 of"):
             ideal_receiver.handle(server, buffer, tmp_path)
     assert [p.name for p in tmp_path.iterdir()] == ["x.bin"]
+
+
+def test_socketio_memory_is_counted_whole_and_by_side():
+    # Two app workers and two nginx workers, 1,000 clients: each side's growth alone, and both.
+    result = sioload.SioResult(
+        app_pids=["11", "12"],
+        rss_before_kib={"11": 60_000, "12": 60_000, "21": 15_000, "22": 15_000},
+        rss_after_kib={"11": 76_000, "12": 76_000, "21": 40_000, "22": 40_000},
+    )
+    sioload.count_shares(result, 1000)
+    assert (result.app_kib_per_connection, result.nginx_kib_per_connection) == (32.0, 50.0)
+    assert result.kib_per_connection == 82.0

@@ -22,6 +22,7 @@ from geventwebsocket.exceptions import ProtocolError, WebSocketError
 from geventwebsocket.websocket import Header, WebSocket
 
 from labapp import patches
+from labapp import wssend as labwssend
 from labapp.patches import wsclose, wsdeflate, wsread, wssend
 
 TEXT, BINARY, CONT, CLOSE, PING, PONG = 1, 2, 0, 8, 9, 10
@@ -448,3 +449,41 @@ def test_a_sender_that_ends_its_stream_starts_a_new_one_next_message():
     ws, _ = websocket(frame(BINARY, ended, rsv=0x40) + frame(BINARY, deflated(b"second"), rsv=0x40))
     wsdeflate.agree(ws.handler, wsdeflate.negotiate("permessage-deflate; client_no_context_takeover"))
     assert (wsread.read_message(ws), wsread.read_message(ws)) == (b"first", b"second")
+
+
+def test_a_message_of_one_frame_the_socket_takes_makes_no_lock():
+    """A Semaphore is 1.5 KiB a socket: made only once a frame was not taken at once."""
+    ws, peer = websocket()
+    wssend.send_frame(ws, "small", TEXT)
+    wssend.send_frame(ws, b"p", PONG)
+    assert wssend.made_lock(ws.handler) is None
+    assert [f[1] for f in frames_of(peer.sent())] == [TEXT, PONG]
+    wssend.send_frame(ws, os.urandom(2 * wssend.FRAGMENT), BINARY)  # fragments: under the lock
+    assert wssend.made_lock(ws.handler) is not None
+
+
+def test_frames_built_once_from_greenlets_at_once_to_a_peer_that_does_not_read_get_1008(monkeypatch):
+    """As Socket.IO sends (patches/eiows.py: each event's greenlet): one greenlet holds the lock on
+    a frame the peer does not take, others wait for it past their deadline; the holder's 1008 and
+    reason still reach the peer once it reads (a waiter that gave up does not cut it)."""
+    monkeypatch.setattr(wssend, "SEND_TIMEOUT_S", DEADLINE_S)
+    ws, peer = websocket()
+    peer.reading.clear()
+    built = labwssend.text_frame("x" * (UNREAD // 4))
+    senders = [gevent.spawn(labwssend.send_frame_within, ws, built) for _ in range(3)]
+    gevent.spawn_later(1.5 * DEADLINE_S, peer.reading.set)
+    gevent.joinall(senders, timeout=5)
+    assert [sender.value for sender in senders] == [False] * 3
+    frames = frames_of(peer.sent())
+    code, reason = struct.unpack("!H", frames[-1][2][:2])[0], frames[-1][2][2:].decode()
+    assert frames[-1][1] == CLOSE and code == 1008 and "LAB_WS_SEND_TIMEOUT_S" in reason
+
+
+def test_a_frame_built_once_over_the_cap_is_closed_1009(monkeypatch):
+    monkeypatch.setattr(wssend, "SEND_MAX_BYTES", 70_000)
+    ws, peer = websocket()
+    assert labwssend.send_frame_within(ws, labwssend.text_frame("x" * 70_000))  # at the cap: sent
+    assert not labwssend.send_frame_within(ws, labwssend.text_frame("x" * 70_001))
+    frames = frames_of(peer.sent())
+    assert [(f[1], f[2][:2]) for f in frames] == [(TEXT, b"xx"), (CLOSE, struct.pack("!H", 1009))]
+    assert b"LAB_WS_SEND_MAX_BYTES" in frames[1][2] and ws.closed

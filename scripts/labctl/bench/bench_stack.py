@@ -133,6 +133,11 @@ def nginx_worker_pids() -> list[int]:
     return sorted(children(int(native.NGINX_PID.read_text().strip())))
 
 
+def kib_each(before: dict[str, int], after: dict[str, int], count: int) -> float:
+    """The processes' summed RSS growth, in KiB per one of ``count`` (connections)."""
+    return round((sum(after.values()) - sum(before.values())) / count, 1)
+
+
 def open_files_limit(pid: int) -> int:
     """The soft RLIMIT_NOFILE a running process got (what caps its sockets)."""
     match = re.search(r"^Max open files\s+(\d+)", Path(f"/proc/{pid}/limits").read_text(), re.MULTILINE)

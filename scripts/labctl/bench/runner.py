@@ -143,7 +143,8 @@ class Run:
         )
         before, after = sum(result.rss_before_kib.values()), sum(result.rss_after_kib.values())
         self.notes["ws.kib_per_connection"] = (
-            f"workers' RSS {before // 1024} -> {after // 1024} MiB; echo round trip at that load "
+            f"workers' RSS {before // 1024} -> {after // 1024} MiB (nginx's workers, not counted: "
+            f"{result.nginx_kib_per_connection} KiB each); echo round trip at that load "
             f"p50 {result.echo_p50_ms} p99 {result.echo_p99_ms} ms"
         )
         self.notes["ws.broadcast_ms"] = (
@@ -208,14 +209,16 @@ class Run:
             f"ramp stopped by: {stop}"
         )
         before, after = sum(result.rss_before_kib.values()), sum(result.rss_after_kib.values())
-        app = sum(result.rss_after_kib[p] - result.rss_before_kib[p] for p in result.app_pids)
         self.notes["socketio.kib_per_connection"] = (
-            f"app workers' + nginx workers' RSS {before // 1024} -> {after // 1024} MiB; the app's share "
-            f"{app / max(1, result.attempted - result.failures):.1f} KiB (as ws.kib_per_connection counts)"
+            f"app workers' + nginx workers' RSS {before // 1024} -> {after // 1024} MiB: app "
+            f"{result.app_kib_per_connection} (ws.kib_per_connection counts this share: "
+            f"{ws.get('kib_per_connection')}) + nginx {result.nginx_kib_per_connection} KiB "
+            f"(the raw chat's nginx share {ws.get('nginx_kib_per_connection')})"
         )
         self.notes["socketio.broadcast_vs_ws_ratio"] = (
             f"ms per client of one chat event via the Redis manager to {result.held - 1} clients "
-            f"(median of {result.broadcast_runs_ms}) / the raw chat's to {ws.get('held', 0) - 1} (same run)"
+            f"(median of {result.broadcast_runs_ms}; CPU ms each: {result.broadcast_cpu_ms}) / the raw "
+            f"chat's to {ws.get('held', 0) - 1} (same run; CPU ms each: {ws.get('broadcast_cpu_ms')})"
         )
 
     def measure_hostile(self) -> None:

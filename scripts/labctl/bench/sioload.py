@@ -20,7 +20,7 @@ from .. import endpoints, procs, wsclient
 from . import bench_stack
 from .settings import BenchSettings
 from .wsfleet import CONNECT_TIMEOUT_S, Fleet, Member
-from .wsload import MAX_FAILURES, RECEIVE_TIMEOUT_S
+from .wsload import MAX_FAILURES, RECEIVE_TIMEOUT_S, cpu_ms_each, cpu_now
 
 PATH = "/socket.io/?EIO=4&transport=websocket"
 BATCH = 500  # clients opened between two rounds of answering pings
@@ -38,9 +38,15 @@ class SioResult:
     app_pids: list[str] = field(default_factory=list)  # which of the pids below are the app's workers
     rss_before_kib: dict[str, int] = field(default_factory=dict)  # app workers and nginx workers
     rss_after_kib: dict[str, int] = field(default_factory=dict)
-    kib_per_connection: float | None = None
+    kib_per_connection: float | None = None  # both
+    # Each share alone: the app's is what ws.kib_per_connection counts, nginx's what ws's
+    # nginx_kib_per_connection does.
+    app_kib_per_connection: float | None = None
+    nginx_kib_per_connection: float | None = None
     broadcast_ms: float | None = None
     broadcast_runs_ms: list[float] = field(default_factory=list)
+    # CPU milliseconds per broadcast (mean), as ws.broadcast_cpu_ms: app workers, nginx, Redis, client.
+    broadcast_cpu_ms: dict[str, float] = field(default_factory=dict)
 
 
 def _packet(ws: wsclient.WebSocket, prefix: bytes) -> bytes:
@@ -74,10 +80,6 @@ def open_sio_client(context: ssl.SSLContext) -> Member:
     return Member(ws, f"{info['served_by']['host']}/{info['served_by']['pid']}")
 
 
-def _rss(pids: list[int]) -> dict[str, int]:
-    return {str(pid): procs.rss_kib(pid) for pid in pids}
-
-
 def _measure(settings: BenchSettings, fleet: Fleet, result: SioResult) -> None:
     app = bench_stack.app_worker_pids()
     result.app_pids = [str(pid) for pid in app]
@@ -87,7 +89,7 @@ def _measure(settings: BenchSettings, fleet: Fleet, result: SioResult) -> None:
         warm.open(PATH, 4, 4, 30, 1, hello=False, opener=open_sio_client)
         warm.broadcast("bench warm-up", RECEIVE_TIMEOUT_S, '42["chat",{"msg":"bench warm-up"}]')
     time.sleep(0.5)
-    result.rss_before_kib = _rss(pids)
+    result.rss_before_kib = procs.rss_by_pid(pids)
     started = time.monotonic()
     while result.attempted < settings.socketio_max_connections and result.failures < MAX_FAILURES:
         left = settings.socketio_ramp_timeout_s - (time.monotonic() - started)
@@ -111,21 +113,37 @@ def _measure(settings: BenchSettings, fleet: Fleet, result: SioResult) -> None:
     result.ramp_s = round(time.monotonic() - started, 2)
     time.sleep(1.0)
     result.pings_answered += fleet.answer(b"2", "3")
-    result.rss_after_kib = _rss(pids)
+    result.rss_after_kib = procs.rss_by_pid(pids)
     result.clients_per_worker = dict(Counter(member.worker for member in fleet.members))
     if len(fleet.members) < 2:
         return
     reached = len(fleet.members) - 1
+    groups = {"app": app, "nginx": bench_stack.nginx_worker_pids(), "redis": bench_stack.broker_pids()}
+    before = cpu_now(groups)
     for run in range(settings.ws_broadcasts):
         token = f"bench sio broadcast {run}"
         elapsed, got = fleet.broadcast(token, RECEIVE_TIMEOUT_S, f'42["chat",{{"msg":"{token}"}}]')
         result.broadcast_runs_ms.append(elapsed)
         reached = min(reached, got)
         result.pings_answered += fleet.answer(b"2", "3")
+    after = cpu_now(groups)
+    result.broadcast_cpu_ms = cpu_ms_each(before, after, settings.ws_broadcasts)
     result.held = 1 + reached
     result.broadcast_ms = statistics.median(result.broadcast_runs_ms)
-    growth = sum(result.rss_after_kib.values()) - sum(result.rss_before_kib.values())
-    result.kib_per_connection = round(growth / len(fleet.members), 1)
+    count_shares(result, len(fleet.members))
+
+
+def count_shares(result: SioResult, count: int) -> None:
+    """The RSS growth per one of ``count`` clients: app and nginx together, and each alone."""
+    result.kib_per_connection = bench_stack.kib_each(result.rss_before_kib, result.rss_after_kib, count)
+    app_pids = set(result.app_pids)
+
+    def share(of_app: bool) -> float:
+        before = {pid: kib for pid, kib in result.rss_before_kib.items() if (pid in app_pids) == of_app}
+        after = {pid: kib for pid, kib in result.rss_after_kib.items() if (pid in app_pids) == of_app}
+        return bench_stack.kib_each(before, after, count)
+
+    result.app_kib_per_connection, result.nginx_kib_per_connection = share(True), share(False)
 
 
 def run(settings: BenchSettings) -> SioResult:

@@ -31,6 +31,11 @@ class WsResult:
     rss_before_kib: dict[str, int] = field(default_factory=dict)  # per worker pid, summed below
     rss_after_kib: dict[str, int] = field(default_factory=dict)
     kib_per_connection: float | None = None
+    # nginx's workers, the same way: not in kib_per_connection (the app's), beside socketio's, which
+    # counts both (same TLS server, the same websocket buffers: the two nginx shares compare).
+    nginx_rss_before_kib: dict[str, int] = field(default_factory=dict)
+    nginx_rss_after_kib: dict[str, int] = field(default_factory=dict)
+    nginx_kib_per_connection: float | None = None
     echo_p50_ms: float | None = None
     echo_p99_ms: float | None = None
     reached: int = 0  # the fewest other clients any one broadcast reached
@@ -47,10 +52,16 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(share * len(ordered)) - 1))]
 
 
-def _cpu_now(groups: dict[str, list[int]]) -> dict[str, float]:
+def cpu_now(groups: dict[str, list[int]]) -> dict[str, float]:
+    """CPU seconds used so far by each group of processes, and by this client (``client``)."""
     used = {name: procs.cpu_seconds(pids) for name, pids in groups.items()}
     used["client"] = time.process_time()
     return used
+
+
+def cpu_ms_each(before: dict[str, float], after: dict[str, float], runs: int) -> dict[str, float]:
+    """CPU milliseconds per run of each group between two ``cpu_now``."""
+    return {name: round((after[name] - before[name]) * 1000 / runs, 1) for name in after}
 
 
 def _echo_round_trips(settings: BenchSettings) -> list[float]:
@@ -71,7 +82,9 @@ def _measure(settings: BenchSettings, fleet: Fleet, result: WsResult) -> None:
     # Warm the code paths first, so their one-off allocations are not charged to connections.
     _echo_round_trips(BenchSettings(ws_echo_clients=4, ws_echo_messages=2))
     time.sleep(0.5)
-    result.rss_before_kib = {str(pid): procs.rss_kib(pid) for pid in workers}
+    nginx = bench_stack.nginx_worker_pids()
+    result.rss_before_kib = procs.rss_by_pid(workers)
+    result.nginx_rss_before_kib = procs.rss_by_pid(nginx)
     ramp = fleet.open(
         "/ws/chat?whoami=1",
         settings.ws_max_connections,
@@ -83,26 +96,28 @@ def _measure(settings: BenchSettings, fleet: Fleet, result: WsResult) -> None:
     result.attempted, result.failures, result.first_error = ramp.attempted, ramp.failures, ramp.first_error
     result.ramp_s = ramp.seconds
     time.sleep(1.0)
-    result.rss_after_kib = {str(pid): procs.rss_kib(pid) for pid in workers}
+    result.rss_after_kib = procs.rss_by_pid(workers)
+    result.nginx_rss_after_kib = procs.rss_by_pid(nginx)
     result.clients_per_worker = dict(Counter(member.worker for member in fleet.members))
     if len(fleet.members) < 2:
         return
-    groups = {"app": workers, "nginx": bench_stack.nginx_worker_pids(), "redis": bench_stack.broker_pids()}
-    before = _cpu_now(groups)
+    groups = {"app": workers, "nginx": nginx, "redis": bench_stack.broker_pids()}
+    before = cpu_now(groups)
     reached = len(fleet.members) - 1
     for run in range(settings.ws_broadcasts):
         elapsed, got = fleet.broadcast(f"bench broadcast {run}", RECEIVE_TIMEOUT_S)
         result.broadcast_runs_ms.append(elapsed)
         reached = min(reached, got)
-    after = _cpu_now(groups)
-    result.broadcast_cpu_ms = {
-        name: round((after[name] - before[name]) * 1000 / settings.ws_broadcasts, 1) for name in after
-    }
+    after = cpu_now(groups)
+    result.broadcast_cpu_ms = cpu_ms_each(before, after, settings.ws_broadcasts)
     result.reached = reached
     result.held = 1 + reached
     result.broadcast_ms = statistics.median(result.broadcast_runs_ms)
-    growth = sum(result.rss_after_kib.values()) - sum(result.rss_before_kib.values())
-    result.kib_per_connection = round(growth / len(fleet.members), 1)
+    count = len(fleet.members)
+    result.kib_per_connection = bench_stack.kib_each(result.rss_before_kib, result.rss_after_kib, count)
+    result.nginx_kib_per_connection = bench_stack.kib_each(
+        result.nginx_rss_before_kib, result.nginx_rss_after_kib, count
+    )
     samples = _echo_round_trips(settings)
     result.echo_p50_ms = round(percentile(samples, 0.50), 2)
     result.echo_p99_ms = round(percentile(samples, 0.99), 2)

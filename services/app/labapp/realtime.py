@@ -71,6 +71,7 @@ class BoundedSocket:
 
     def __init__(self, ws: Any, max_bytes: int) -> None:
         self.version, self.path, self.origin, self.protocol = ws.version, ws.path, ws.origin, ws.protocol
+        self.websocket = ws  # the socket itself: patches/eiows.py sends frames to it directly
         self.receive = BoundedReceiver(ws, max_bytes).receive
         self.send = ws.send
         self.close = ws.close
@@ -138,9 +139,18 @@ def install(app: Flask, settings: AppSettings) -> SocketIO:
         logger=False,
         engineio_logger=False,
     )
-    # Flask-SocketIO's middleware is an object: calling one recurses in C, which every parked
-    # greenlet's copied stack pays (middleware.install). Only /socket.io/ goes through it.
-    sio_wsgi: WSGIApp = app.wsgi_app
+    # Engine.IO's request handler itself, with the one key Flask-SocketIO's events read, not
+    # Flask-SocketIO's middleware and Engine.IO's WSGIApp under it: those copy the environ and
+    # define a class (eventlet's socket holder) per request, which a websocket session keeps for
+    # life, and each is an object whose call recurses in C, which every parked greenlet's copied
+    # stack pays (middleware.install). The other paths never reach it (dispatch, below).
+    eio = sio.server.eio
+
+    def sio_app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        environ["flask.app"] = app
+        return eio.handle_request(environ, start_response)
+
+    sio_wsgi: WSGIApp = sio_app
     if settings[lab.FIX_JSON_ERRORS]:
         sio_wsgi = _json_errors(sio_wsgi)
     max_bytes = settings[lab.SOCKETIO_MAX_MESSAGE]

@@ -145,7 +145,7 @@ def install(patches: tuple[Patch, ...]) -> None:
 
 
 def all_patches() -> tuple[Patch, ...]:
-    from . import bodyinput, clienterrors, pywsgi, wsclose, wsdeflate, wsread, wssend, wsupgrade
+    from . import bodyinput, clienterrors, eiows, pywsgi, wsclose, wsdeflate, wsread, wssend, wsupgrade
 
     return (
         pywsgi.PATCHES
@@ -156,4 +156,5 @@ def all_patches() -> tuple[Patch, ...]:
         + wsupgrade.PATCHES
         + wsdeflate.PATCHES
         + clienterrors.PATCHES
+        + eiows.PATCHES
     )

@@ -1,14 +1,17 @@
 """gevent-websocket's frame writer: whole frames for a socket several greenlets share, large
 messages in pieces that let the worker's other clients run, and every send bounded in time and
 size (issue 28). Every frame the app sends goes through it: Socket.IO's websocket transport
-(Engine.IO's writer calls ``ws.send``), the echo and info routes, pongs and close frames; the chat
-relay's frames encoded once for many sockets (labapp/wssend.py) take the same lock and deadline.
+(``ws.send``, or a packet's frame built once, patches/eiows.py), the echo and info routes, pongs
+and close frames; frames encoded once for many sockets (labapp/wssend.py: the chat relay, a
+Socket.IO broadcast) through ``send_whole``, with the same lock, cap, deadline and close.
 
 1. Whole frames. gevent-websocket writes header and payload with one ``sendall``, which a gevent
    socket may do in several writes, yielding in between: a frame another greenlet sends meanwhile
    (the chat relay, a close from the broker watcher or the graceful stop) would land inside it and
    corrupt the stream. Each socket gets a lock, taken per message (kept on its handler: WebSocket
-   has __slots__).
+   has __slots__). It is made only when needed (a Semaphore is 1.5 KiB a socket): a message of one
+   frame, while no other greenlet is inside a frame, goes out with one non-blocking send, which
+   does not switch; only what the socket does not take at once is sent under the lock.
 2. Large messages in pieces. The stock writer encodes the whole payload, copies it once more
    behind the header and hands it to one ``sendall``, which yields only when the kernel's buffer
    is full: over loopback 16 MiB went out in one go, the worker's other clients waiting 200-340 ms.
@@ -69,6 +72,11 @@ def send_lock(handler: Any) -> Semaphore:
     return lock
 
 
+def made_lock(handler: Any) -> Semaphore | None:
+    """``handler``'s send lock if a frame ever needed it (None: no greenlet can be inside a frame)."""
+    return getattr(handler, _LOCK, None)
+
+
 def frame(fin: bool, opcode: int, data: bytes | memoryview, flags: int = 0) -> bytes:
     """One unmasked (server-to-client) frame."""
     return bytes(Header.encode_header(fin, opcode, b"", len(data), flags)) + data
@@ -104,11 +112,13 @@ def send_by(sock: Any, data: bytes | memoryview, deadline: float) -> int:
 
 @contextlib.contextmanager
 def holding_lock(ws: Any, deadline: float) -> Iterator[None]:
-    """The socket's send lock, waited for until ``deadline``; past it the connection is cut
-    (WebSocketError): the greenlet holding it is stuck on a peer that does not read."""
+    """The socket's send lock, waited for until ``deadline``; past it the socket is closed to
+    further sends (WebSocketError). The greenlet holding it is on a peer that does not read, and
+    is bounded itself: it ends the connection with 1008 and the reason, or cuts it; cutting it
+    here would lose that close frame (several greenlets send to a Socket.IO session at once)."""
     lock = send_lock(ws.handler)
     if not lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
-        cut(ws)
+        ws.closed = True
         raise WebSocketError(f"the socket was not free to send within {SEND_TIMEOUT_S:g} s")
     try:
         yield
@@ -158,22 +168,61 @@ def send_frame(self: WebSocket, message: Any, opcode: int) -> None:
     pacer = Pacer()
     pieces = _pieces(message, opcode, pacer)
     size = sum(len(piece) for piece in pieces)
-    if opcode in _DATA and size > SEND_MAX_BYTES:
-        reason = f"a message of {size} bytes is over the send cap (LAB_WS_SEND_MAX_BYTES)"
-        self.close(Close.MESSAGE_TOO_BIG, reason)
-        raise WebSocketError(reason)
-    sock = self.handler.socket
+    _within_cap(self, opcode, size)
     try:
+        if opcode not in _DATA or (size <= FRAGMENT and wsdeflate.of(self.handler) is None):
+            _send_alone(self, frame(True, opcode, b"".join(pieces)), opcode, deadline)
+            return
         with holding_lock(self, deadline):
             for data in _frames(self, pieces, opcode):
-                sent = send_by(sock, data, deadline)
-                if sent < len(data):
-                    raise WebSocketError(_late(self, sock, data[sent:], opcode))
+                _send_or_late(self, data, opcode, deadline)
                 pacer.tick()
     except WebSocketError:  # an OSError too
         raise
     except OSError:
         raise WebSocketError(MSG_SOCKET_DEAD) from None
+
+
+def send_whole(ws: WebSocket, data: bytes, opcode: int, size: int) -> None:
+    """``data``, one whole frame already built (``size`` bytes of payload: a frame encoded once
+    for many sockets), under the cap and the deadline as ``send_frame`` sends a message; raises
+    WebSocketError (an OSError) when it was not sent."""
+    deadline = time.monotonic() + SEND_TIMEOUT_S
+    _within_cap(ws, opcode, size)
+    _send_alone(ws, data, opcode, deadline)
+
+
+def _within_cap(ws: WebSocket, opcode: int, size: int) -> None:
+    """A text or binary message over SEND_MAX_BYTES is not sent: close 1009 and the reason."""
+    if opcode in _DATA and size > SEND_MAX_BYTES:
+        reason = f"a message of {size} bytes is over the send cap (LAB_WS_SEND_MAX_BYTES)"
+        ws.close(Close.MESSAGE_TOO_BIG, reason)
+        raise WebSocketError(reason)
+
+
+def _send_alone(ws: WebSocket, data: bytes, opcode: int, deadline: float) -> None:
+    """A message that is one frame. While no other greenlet is inside a frame (the socket's lock
+    never made, or free) one non-blocking send that takes it all is atomic: no lock, no timer (a
+    Semaphore is 1.5 KiB a socket, made only when needed). Otherwise the rest under the lock,
+    taken before any switch, so the rest of the frame goes out before anyone else's."""
+    sock = ws.handler.socket
+    sent = 0
+    made = made_lock(ws.handler)
+    if made is None or not made.locked():
+        with contextlib.suppress(BlockingIOError):  # full: the rest under the lock below
+            sent = sock.send(data, 0, 0.0)  # timeout 0.0: never waits
+        if sent == len(data):
+            return
+    with holding_lock(ws, deadline):
+        _send_or_late(ws, data[sent:], opcode, deadline)
+
+
+def _send_or_late(ws: WebSocket, data: bytes, opcode: int, deadline: float) -> None:
+    """``data`` by the deadline, else the message is late (``_late``: WebSocketError)."""
+    sock = ws.handler.socket
+    sent = send_by(sock, data, deadline)
+    if sent < len(data):
+        raise WebSocketError(_late(ws, sock, data[sent:], opcode))
 
 
 def _late(ws: WebSocket, sock: Any, rest: bytes, opcode: int) -> str:
