@@ -242,9 +242,13 @@ def probe_ws_scheme(p: Probe) -> Iterator[Result]:
 @rule(WS_UPGRADE, WS_SCHEME, WS_IDLE)
 def rule_websocket(site: Site) -> Iterator[Finding]:
     """The websocket location(s): the config's own (those that forward Upgrade) when the lab's
-    /ws/* requests do not reach them, else where those requests land."""
-    if site.probes_miss_the_websocket_location():
-        for location in site.websocket_locations():
+    /ws/* requests do not reach them, every one of them (also where `lab check` sent its probes
+    to one: BinderHub's /hub/ and /user/ regexes both lack X-Forwarded-Proto), else where those
+    requests land."""
+    dedicated = site.websocket_locations()
+    sent_to_one = site.routes.ws != LAB_ECHO and site.location(site.routes.ws) in dedicated
+    if site.probes_miss_the_websocket_location() or (dedicated and sent_to_one):
+        for location in dedicated:
             yield from _websocket_location(site, location)
     elif (probed := site.location(site.routes.ws)) is not None:
         yield from _websocket_location(site, probed)
