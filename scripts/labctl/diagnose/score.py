@@ -18,11 +18,13 @@ import time
 import tomllib
 from collections import Counter
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import paths
 from ..nginx import nginx_version
+from . import sandbox
 from .config import SYSTEM_CONF_DIR
 
 BROKEN = {"broken", "static"}
@@ -31,6 +33,8 @@ CORPORA = {
     "holdout": paths.ROOT / "tests" / "diagnose" / "holdout",
 }
 CHECK_TIMEOUT_S = 120
+SCORE_DIR = paths.LAB / "score"  # a directory per config, so that runs go side by side
+SIDE_BY_SIDE = 4  # configs checked at once (each waits on its probes most of its time)
 Key = tuple[str, int, str]  # behaviour, line of the user's file, directive
 
 
@@ -138,9 +142,10 @@ class Outcome:
         return self.reported - set(self.expected.wanted)
 
 
-def judge(case: Expected) -> Outcome:
+def judge(case: Expected, workdir: Path | None = None) -> Outcome:
+    """``case`` through `lab check`, writing under ``workdir`` (its own, to run beside others)."""
     start = time.monotonic()
-    code, report, stderr = run_check(case.site)
+    code, report, stderr = run_check(case.site, ["--workdir", str(workdir)] if workdir else [])
     reported, elsewhere = reported_keys(report, case.site)
     # A broken row that names no line of the user's file cannot be acted on: a false alarm here.
     reported |= {(str(r["behaviour"]), 0, directive_key(str(r["directive"]))) for r in elsewhere}
@@ -197,8 +202,15 @@ class Score:
 
 
 def score(name: str, corpus: Path) -> Score:
-    """Every config of CORPUS through `lab check`, one at a time (each run uses .lab/check/)."""
-    return Score(name, [judge(case) for case in cases(corpus)])
+    """Every config of CORPUS through `lab check`: side by side where each run gets its own network
+    namespace (its own loopback and ports) and its own directory under .lab/score/; else one at a
+    time on the lab's ports. The configs are independent; most of a run is waiting on its probes."""
+    chosen = cases(corpus)
+    if sandbox.namespace_command() is None:
+        return Score(name, [judge(case) for case in chosen])
+    sandbox.lab_ca()  # made once, before the runs that all sign with it
+    with ThreadPoolExecutor(SIDE_BY_SIDE) as pool:
+        return Score(name, list(pool.map(lambda c: judge(c, SCORE_DIR / name / c.case), chosen)))
 
 
 def run(args: argparse.Namespace) -> int:
