@@ -9,12 +9,13 @@ private network namespace where the machine allows it.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
-from labctl.diagnose.score import Key, expected, reported_keys, run_check
+from labctl.diagnose.score import Key, expected, reported_keys, run_check, side_by_side
 
 CORPUS = Path(__file__).parent / "corpus"
 CASES = sorted(p.name for p in CORPUS.iterdir() if (p / "expected.toml").is_file())
@@ -34,8 +35,15 @@ def expected_findings(case: str) -> tuple[dict[str, object], set[Key]]:
     return found.data, set(found.wanted)
 
 
+@functools.cache
+def checked() -> dict[str, tuple[int, dict[str, object], str]]:
+    """Every corpus config through `lab check` once, side by side where the machine allows it."""
+    sites = {case: CORPUS / case / "site.conf" for case in CASES}
+    return side_by_side("corpus-test", sites, lambda site, workdir: run_check(site, workdir=workdir))
+
+
 def lab_check(case: str) -> tuple[int, dict[str, object], str]:
-    return run_check(CORPUS / case / "site.conf")
+    return checked()[case]
 
 
 @pytest.mark.parametrize("case", CASES)

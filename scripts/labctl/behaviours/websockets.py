@@ -8,10 +8,11 @@ import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from .. import probe as http_probe
 from .. import wsclient
-from ..diagnose.config import Directive, effective, proxy_headers, seconds
+from ..diagnose.config import Directive, effective, proxy_headers, seconds, upstream_path
 from .core import (
     BROKEN,
     HIGH,
@@ -23,6 +24,7 @@ from .core import (
     Finding,
     Probe,
     Result,
+    Routes,
     Site,
     at,
     header_value,
@@ -38,6 +40,9 @@ HANDSHAKE_SEEN_HEADER = "x-lab-handshake-seen"  # the lab app's note on a refuse
 HTTP11_DEFAULT = (1, 29, 7)
 IDLE_S = 65
 DEFAULT_READ_TIMEOUT_S = 60
+# The lab's app serves its echo at this path only: reached under another one (lab check's app
+# echoes on any path and first says which), the config rewrote it on the way.
+LAB_ECHO = Routes().ws
 
 WS_UPGRADE = Behaviour(
     "ws-upgrade",
@@ -136,17 +141,21 @@ def probe_websocket(p: Probe) -> Iterator[Result]:
         yield result(WS_IDLE, NOT_PROBED, "no websocket to hold idle")
         return
     with conn:
-        yield result(WS_UPGRADE, OK, f"{route}: 101, Sec-WebSocket-Accept verified")
         conn.settimeout(http_probe.TIMEOUT)
+        said: list[bytes] = []  # what the app sent before its pong (lab check's echo: the path it got)
         try:
             conn.sock.sendall(wsclient.encode_frame(wsclient.OP_PING, b"lab-probe"))
-            opcode, payload = _next_non_data(conn)
-        except TimeoutError:
-            yield result(WS_OPEN, BROKEN, f"101, then no answer to a ping within {http_probe.TIMEOUT:g} s")
+            opcode, payload = _next_non_data(conn, said)
+        except OSError as error:  # a TimeoutError among them
+            yield _upgraded(route, said)
+            then = (
+                f"no answer to a ping within {http_probe.TIMEOUT:g} s"
+                if isinstance(error, TimeoutError)
+                else f"the connection dropped ({type(error).__name__})"
+            )
+            yield result(WS_OPEN, BROKEN, f"101, then {then}")
             return
-        except OSError as error:
-            yield result(WS_OPEN, BROKEN, f"101, then the connection dropped ({type(error).__name__})")
-            return
+        yield _upgraded(route, said)
         if opcode == wsclient.OP_CLOSE:
             yield result(WS_OPEN, BROKEN, f"101, then a close frame {wsclient.close_code(payload)}")
             return
@@ -157,12 +166,33 @@ def probe_websocket(p: Probe) -> Iterator[Result]:
             yield result(WS_IDLE, NOT_PROBED, "not asked (--idle SECONDS, e.g. 65: past nginx's 60s default)")
 
 
-def _next_non_data(conn: wsclient.WebSocket) -> tuple[int, bytes]:
-    """The next pong or close, skipping any data frame the route sends on its own."""
+def _next_non_data(conn: wsclient.WebSocket, said: list[bytes] | None = None) -> tuple[int, bytes]:
+    """The next pong or close, skipping any data frame the route sends on its own (its text
+    frames kept in ``said``)."""
     while True:
         opcode, payload = conn.recv()
         if opcode in (wsclient.OP_PONG, wsclient.OP_CLOSE):
             return opcode, payload
+        if said is not None and opcode == wsclient.OP_TEXT:
+            said.append(payload)
+
+
+def _upgraded(route: str, said: list[bytes]) -> Result:
+    """The handshake's verdict: upgraded, unless the lab's echo was reached under another path
+    (lab check's app echoes on any path and first says which: the config rewrote the path, so
+    the lab's app itself would have answered 404)."""
+    seen = f"{route}: 101, Sec-WebSocket-Accept verified"
+    asked = urlsplit(route).path
+    for payload in said if route == LAB_ECHO else []:
+        try:
+            got = json.loads(payload).get("path")
+        except (ValueError, AttributeError):
+            continue
+        if isinstance(got, str) and got != asked:
+            return result(
+                WS_UPGRADE, BROKEN, f"{seen}, but the app got the path {got}: no such websocket route"
+            )
+    return result(WS_UPGRADE, OK, seen)
 
 
 def _hold_idle(conn: wsclient.WebSocket, idle_s: float) -> Result:
@@ -212,12 +242,31 @@ def probe_ws_scheme(p: Probe) -> Iterator[Result]:
 @rule(WS_UPGRADE, WS_SCHEME, WS_IDLE)
 def rule_websocket(site: Site) -> Iterator[Finding]:
     """The websocket location(s): the config's own (those that forward Upgrade) when the lab's
-    /ws/* requests do not reach them, else where those requests land."""
-    if site.probes_miss_the_websocket_location():
-        for location in site.websocket_locations():
+    /ws/* requests do not reach them, every one of them (also where `lab check` sent its probes
+    to one: BinderHub's /hub/ and /user/ regexes both lack X-Forwarded-Proto), else where those
+    requests land."""
+    dedicated = site.websocket_locations()
+    sent_to_one = site.routes.ws != LAB_ECHO and site.location(site.routes.ws) in dedicated
+    if site.probes_miss_the_websocket_location() or (dedicated and sent_to_one):
+        for location in dedicated:
             yield from _websocket_location(site, location)
     elif (probed := site.location(site.routes.ws)) is not None:
         yield from _websocket_location(site, probed)
+        yield from _rewritten(probed, site.routes.ws)
+
+
+def _rewritten(location: Directive, route: str | None) -> Iterator[Finding]:
+    """A proxy_pass URI that replaces the location's prefix: the app's websocket route (the
+    lab's /ws/echo) reaches the app under another path (``location /ws/ { proxy_pass
+    http://websocket/; }`` sends /echo), where no websocket is served."""
+    asked = urlsplit(route or "").path
+    sent = upstream_path(location, asked)
+    if sent is not None and sent != asked:
+        fix = (
+            f"{asked} reaches the app as {sent}: drop the URI from proxy_pass (`proxy_pass "
+            "http://host:port;` passes the path as requested), or give the one the app serves"
+        )
+        yield at(location.children("proxy_pass")[0], WS_UPGRADE, fix)
 
 
 def carries_upgrade(site: Site, value: str) -> bool:

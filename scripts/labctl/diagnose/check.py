@@ -380,6 +380,7 @@ def run(
         labsettings.HTTPS_PORT.value(),
         labsettings.HTTP_PORT.value(),
         labsettings.APP_PORT.value(),
+        args.workdir,
     )
     sandbox.prepare(place)
     try:
@@ -496,9 +497,8 @@ def main(args: argparse.Namespace, argv: list[str]) -> int:
         print(f"lab check: {error}", file=sys.stderr)
         return 2
     except (RuntimeError, OSError, ValueError, subprocess.CalledProcessError) as error:
-        print(
-            f"lab check: could not run {args.conf}: {error} (logs: {sandbox.BASE / 'logs'})", file=sys.stderr
-        )
+        logs = (args.workdir or sandbox.BASE) / "logs"
+        print(f"lab check: could not run {args.conf}: {error} (logs: {logs})", file=sys.stderr)
         return 2
     if args.html is not None:
         from . import page  # imports this module: only when asked

@@ -299,6 +299,28 @@ def proxying_location(server: Directive, uri: str) -> Directive | None:
     return None
 
 
+def upstream_path(location: Directive, path: str) -> str | None:
+    """The path nginx sends upstream for ``path`` in ``location`` when its proxy_pass carries a
+    URI (``proxy_pass http://app/;``): that URI replaces the part of the path the location's
+    prefix matched (nginx's proxy_pass docs). None where the path goes upstream as requested
+    (no URI, or one with variables) or where the location is no prefix or exact match."""
+    passes = location.children("proxy_pass")
+    url = passes[0].args[0] if passes and passes[0].args else ""
+    rest = url.partition("://")[2]
+    if "$" in url or not rest:
+        return None
+    # A unix socket's URI follows a colon: http://unix:/run/app.sock:/uri
+    uri = (
+        rest[len("unix:") :].partition(":")[2]
+        if rest.startswith("unix:")
+        else rest[len(rest.split("/")[0]) :]
+    )
+    modifier, prefix = location_pattern(location)
+    if not uri or modifier not in ("", "^~", "=") or not path.startswith(prefix):
+        return None
+    return uri + path[len(prefix) :]
+
+
 def effective(node: Directive, name: str) -> list[Directive]:
     """The ``name`` directives in force at ``node`` (a location, server or http block): its own,
     else the nearest enclosing level's (nginx inherits a directive only where it is not set)."""

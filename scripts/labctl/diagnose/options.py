@@ -42,6 +42,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-namespace", action="store_true", help="remap ports instead of a network namespace"
     )
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        metavar="DIR",
+        help="where the run writes (default .lab/check/): runs with their own run side by side (namespaces)",
+    )
 
 
 def add_score_arguments(parser: argparse.ArgumentParser) -> None:

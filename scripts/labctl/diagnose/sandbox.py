@@ -53,8 +53,11 @@ def loopback_up() -> None:
         fcntl.ioctl(sock, siocsifflags, struct.pack("16sh", b"lo", flags | iff_up))
 
 
-def where(in_namespace: bool, https_port: int, http_port: int, app_port: int) -> Where:
-    return Where(BASE, BASE / "certs", in_namespace, https_port, http_port, app_port)
+def where(
+    in_namespace: bool, https_port: int, http_port: int, app_port: int, base: Path | None = None
+) -> Where:
+    base = base or BASE
+    return Where(base, base / "certs", in_namespace, https_port, http_port, app_port)
 
 
 def prepare(place: Where) -> None:
@@ -72,10 +75,15 @@ def san_for(name: str) -> str:
     return f"IP:{name.strip('[]')}"
 
 
+def lab_ca() -> None:
+    """The lab's CA (made once, kept): before runs side by side, so none of them makes it at once."""
+    subprocess.run(["sh", str(paths.SCRIPTS / "certs.sh"), str(paths.CERTS)], check=True, capture_output=True)
+
+
 def mint_certificate(names: list[str], out: Path) -> None:
     """A server certificate for ``names`` (and 127.0.0.1, ::1), signed by the lab's CA, so the
     probes verify TLS for the config's own server_name."""
-    subprocess.run(["sh", str(paths.SCRIPTS / "certs.sh"), str(paths.CERTS)], check=True, capture_output=True)
+    lab_ca()
     sans = ",".join([*(san_for(name) for name in names), "IP:127.0.0.1", "IP:::1"])
     extensions = out / "server.ext"
     extensions.write_text(

@@ -17,12 +17,15 @@ import sys
 import time
 import tomllib
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from .. import paths
 from ..nginx import nginx_version
+from . import sandbox
 from .config import SYSTEM_CONF_DIR
 
 BROKEN = {"broken", "static"}
@@ -31,7 +34,11 @@ CORPORA = {
     "holdout": paths.ROOT / "tests" / "diagnose" / "holdout",
 }
 CHECK_TIMEOUT_S = 120
+SCORE_DIR = paths.LAB / "score"  # a directory per config, so that runs go side by side
+SIDE_BY_SIDE = 4  # configs checked at once (each waits on its probes most of its time)
 Key = tuple[str, int, str]  # behaviour, line of the user's file, directive
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 def directive_key(text: str) -> str:
@@ -85,10 +92,14 @@ def cases(corpus: Path) -> list[Expected]:
     return [expected(p) for p in sorted(corpus.iterdir()) if (p / "expected.toml").is_file()]
 
 
-def run_check(site: Path, extra: Iterable[str] = ()) -> tuple[int, dict[str, object], str]:
-    """`lab check --json SITE` as a user runs it: exit code, the report, stderr."""
+def run_check(
+    site: Path, extra: Iterable[str] = (), workdir: Path | None = None
+) -> tuple[int, dict[str, object], str]:
+    """`lab check --json SITE` as a user runs it (writing under ``workdir``, its own, to run beside
+    others): exit code, the report, stderr."""
+    own = ["--workdir", str(workdir)] if workdir else []
     result = subprocess.run(
-        [sys.executable, str(paths.SCRIPTS / "lab"), "check", "--json", *extra, str(site)],
+        [sys.executable, str(paths.SCRIPTS / "lab"), "check", "--json", *own, *extra, str(site)],
         capture_output=True,
         text=True,
         timeout=CHECK_TIMEOUT_S,
@@ -138,9 +149,10 @@ class Outcome:
         return self.reported - set(self.expected.wanted)
 
 
-def judge(case: Expected) -> Outcome:
+def judge(case: Expected, workdir: Path | None = None) -> Outcome:
+    """``case`` through `lab check`, writing under ``workdir`` (its own, to run beside others)."""
     start = time.monotonic()
-    code, report, stderr = run_check(case.site)
+    code, report, stderr = run_check(case.site, workdir=workdir)
     reported, elsewhere = reported_keys(report, case.site)
     # A broken row that names no line of the user's file cannot be acted on: a false alarm here.
     reported |= {(str(r["behaviour"]), 0, directive_key(str(r["directive"]))) for r in elsewhere}
@@ -196,9 +208,22 @@ class Score:
         return out
 
 
+def side_by_side(name: str, items: dict[str, T], run: Callable[[T, Path | None], R]) -> dict[str, R]:
+    """``run(item, workdir)`` for each named item, `lab check` runs that are independent: side by
+    side where each gets its own network namespace (its own loopback and ports) and its own
+    directory (.lab/score/NAME/ITEM); else one at a time on the lab's ports (workdir None). Most of
+    a run is waiting on its probes."""
+    if sandbox.namespace_command() is None:
+        return {key: run(item, None) for key, item in items.items()}
+    sandbox.lab_ca()  # made once, before the runs that all sign with it
+    with ThreadPoolExecutor(SIDE_BY_SIDE) as pool:
+        done = pool.map(lambda key: run(items[key], SCORE_DIR / name / key), items)
+        return dict(zip(items, done, strict=True))
+
+
 def score(name: str, corpus: Path) -> Score:
-    """Every config of CORPUS through `lab check`, one at a time (each run uses .lab/check/)."""
-    return Score(name, [judge(case) for case in cases(corpus)])
+    """Every config of CORPUS through `lab check` (side by side where it can)."""
+    return Score(name, list(side_by_side(name, {c.case: c for c in cases(corpus)}, judge).values()))
 
 
 def run(args: argparse.Namespace) -> int:
