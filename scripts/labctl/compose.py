@@ -469,13 +469,14 @@ def deploy(
     require_engine()
     name = project_name or project()
     env = env if env is not None else started_env()
-    # `LAB_FIX_ROLLING_DEPLOY=0 make deploy`, else as the stack was started
-    rolling = labsettings.FIX_ROLLING_DEPLOY.value(None if labsettings.FIX_ROLLING_DEPLOY.is_set() else env)
     old = containers("app", name)
     if not old or not nginx_env(name):
         raise SystemExit("lab: no compose stack with an app is running here: `make up` first")
     replicas = len(old)
     merged = compose_env(env)  # made once: each compose_env() runs `docker image inspect` per stand-in
+    # `LAB_FIX_ROLLING_DEPLOY=0 make deploy`, else as the stack runs (its scenario's app.env included)
+    rolling_fix = labsettings.FIX_ROLLING_DEPLOY
+    rolling = rolling_fix.value(None if rolling_fix.is_set() else merged)
 
     def compose(*args: str) -> subprocess.CompletedProcess[str]:
         return run(*args, project_name=name, env=merged)
