@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
-from ..diagnose.config import Directive, location_pattern, proxy_headers
+from ..diagnose.config import Directive, location_pattern, proxy_headers, upstream_path
 from .core import (
     BROKEN,
     MEDIUM,
@@ -56,13 +56,9 @@ def stripped_prefix(location: Directive) -> tuple[str, Directive] | None:
     if modifier not in ("", "^~") or not pattern.startswith("/") or pattern == "/" or not passes:
         return None
     prefix = pattern.rstrip("/")
-    target = passes[0].args[0] if passes[0].args else ""
-    rest = target.split("://", 1)[-1]
-    if "/" in rest:
-        uri = rest[rest.index("/") :]
-        if "$" in uri or uri.rstrip("/") == prefix:
-            return None
-        return prefix, passes[0]
+    uri = upstream_path(location, pattern)
+    if uri is not None:
+        return None if uri.rstrip("/") == prefix else (prefix, passes[0])
     for rewrite in location.children("rewrite"):
         cuts = rewrite.args[:1] and rewrite.args[0].startswith(f"^{prefix}")
         if cuts and rewrite.args[-1] == "break":
