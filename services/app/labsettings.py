@@ -758,6 +758,20 @@ REGISTRY = Setting(
     "a registry every swarm node pulls the app image from (swarm-up pushes it); empty: one node",
     "swarm",
 )
+SWARM_NODES = Setting(
+    "LAB_SWARM_NODES",
+    "1",
+    count,
+    "Swarm nodes swarm-up runs: 1 is this engine; more are Docker engines in containers (docs/SCALING.md)",
+    "swarm",
+)
+NODE_NAME = Setting(
+    "LAB_NODE_NAME",
+    "",
+    str,
+    "the Swarm node running this app task (compose.swarm.yaml: {{.Node.Hostname}}), in served_by",
+    "swarm",
+)
 SWARM_ADVERTISE_ADDR = Setting(
     "LAB_SWARM_ADVERTISE_ADDR",
     "127.0.0.1",
