@@ -549,25 +549,27 @@ def containers(name: str, running: bool = True) -> list[str]:
 
 def log_tail(lines: int = 60) -> dict[str, str]:
     """nginx's access log (its stdout), error log (stderr), the app's output (every task's, the
-    exited ones too), from the containers on this node. Not `docker service logs`, which would
+    exited ones too, on every node), from the containers themselves. Not `docker service logs`, which would
     gather them from every node but was seen to hang here (for 10 minutes, until killed)."""
     nginx = containers("nginx")
     if not nginx:
         return {"nginx": "(no running nginx task on this node)"}
     tail = ["logs", "--tail", str(lines)]
     logs = subprocess.run(["docker", *tail, nginx[0]], text=True, capture_output=True, timeout=LOGS_TIMEOUT_S)
-    app = "".join(
-        subprocess.run(
-            ["docker", *tail, cid],
-            text=True,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            timeout=LOGS_TIMEOUT_S,
-        ).stdout
-        for cid in containers("app", running=False)
-    )
+    # Every node's app tasks (the exited ones too): a request is logged where its task ran.
+    app = ""
+    for env in swarmnodes.engines():
+        listed = subprocess.run(
+            ["docker", "ps", "-aq", "--filter", f"label=com.docker.swarm.service.name={service('app')}"],
+            env=env, text=True, capture_output=True, timeout=LOGS_TIMEOUT_S,
+        )  # fmt: skip
+        for cid in listed.stdout.split():
+            app += subprocess.run(
+                ["docker", *tail, cid], env=env, text=True,
+                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=LOGS_TIMEOUT_S,
+            ).stdout  # fmt: skip
     return {
         "nginx access": logs.stdout,
         "nginx error": logs.stderr,
-        "app": app or "(no app task on this node)",
+        "app": app or "(no app task)",
     }

@@ -46,6 +46,15 @@ LABEL = "com.proxylab.swarm"
 NODE_LABEL = "com.proxylab.swarm-node"
 OVERLAY = paths.ROOT / "compose.swarm-nodes.yaml"
 ENGINE_TIMEOUT_S = 60
+# The uploads' shared volume: GlusterFS, one brick per node (a volume of the host's engine, like
+# /var/lib/docker), replica 3, mounted with its FUSE client at SHARED_UPLOADS on every node, which
+# compose.swarm-nodes.yaml binds into the app tasks and nginx.
+GLUSTER_VOLUME = "lab-uploads"
+BRICK_ROOT = "/bricks"
+SHARED_UPLOADS = "/mnt/lab-uploads"
+# The app image's user (services/app/Dockerfile): it owns the uploads directory.
+APP_UID_GID = "10001:10001"
+GLUSTER_TIMEOUT_S = 60
 # What --privileged gives, less CAP_SYS_RESOURCE, which this host's engine does not hold itself
 # (its bounding set lacks it: --privileged fails with "unable to apply caps: operation not
 # permitted"): every other capability, no seccomp or AppArmor profile, /proc and /sys unmasked,
@@ -56,10 +65,11 @@ PRIVILEGES = (
     "--security-opt", "systempaths=unconfined",
     "--device-cgroup-rule", "a *:* rwm", "--device", "/dev/fuse",
 )  # fmt: skip
+# glusterd (daemonised) then dockerd, in the foreground.
 # Unprivileged, Docker mounts /sys and the cgroup hierarchies read-only: dockerd must write
 # there (its containers' cgroups), so they are mounted read-write again first.
 NODE_START = (
-    "mount -o remount,rw /sys && "
+    "mount -o remount,rw /sys && glusterd && "
     "for d in /sys/fs/cgroup /sys/fs/cgroup/*; do mount -o remount,bind,rw $d; done && "
     "exec dockerd -H unix:///var/run/docker.sock -H unix:///run/lab/docker.sock --storage-driver overlay2"
 )
@@ -271,6 +281,7 @@ def start_node(node: int, network: str, ports: list[str]) -> None:
         *PRIVILEGES,
         "--network", network, *labels(node), *published,
         "-v", f"{stack_name()}-node{node}-docker:/var/lib/docker",
+        "-v", f"{stack_name()}-node{node}-brick:{BRICK_ROOT}",
         "--mount", f"type=bind,src={paths.ROOT},dst={paths.ROOT},readonly",
         "--mount", f"type=bind,src={OUT / f'node{node}'},dst=/run/lab",
         "--mount", f"type=bind,src={paths.CA},dst=/etc/docker/certs.d/{REGISTRY_HOST}/ca.crt,readonly",
@@ -315,10 +326,63 @@ def up(count: int, env: Mapping[str, str], images: list[str]) -> None:
         node_docker(node, "swarm", "join", "--token", token, f"{address}:2377")
     for node in range(1, count + 1):
         node_docker(1, "node", "update", "--label-add", f"{NODE_LABEL}={node}", f"node{node}")
+    shared_uploads(count)
     STATE.write_text(json.dumps({"manager": socket_url(1), "nodes": count}) + "\n")
     print(f"lab: swarm of {count} nodes; pushing {len(images)} images to {REGISTRY_HOST}", flush=True)
     publish(images)
     print(f"lab: nodes and registry ready in {time.monotonic() - started:.0f}s", flush=True)
+
+
+def on_node(node: int, *command: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """A command in node ``node``'s container (its gluster CLI, a mount)."""
+    return host_docker("exec", container(node), *command, check=check)
+
+
+def shared_uploads(count: int) -> None:
+    """The GlusterFS volume every node mounts at SHARED_UPLOADS: the peers probed from node 1,
+    a replica-``count`` volume of one brick per node, then the FUSE mount on each node."""
+    started = time.monotonic()
+    gluster = ("gluster", "--mode=script")
+    for node in range(2, count + 1):
+        on_node(1, *gluster, "peer", "probe", f"node{node}")
+    bricks = [f"node{node}:{BRICK_ROOT}/{GLUSTER_VOLUME}" for node in range(1, count + 1)]
+    end = time.monotonic() + GLUSTER_TIMEOUT_S
+    # A peer just probed is not "in cluster" at once: volume create says so, and is asked again.
+    while (
+        made := on_node(
+            1,
+            *gluster,
+            "volume",
+            "create",
+            GLUSTER_VOLUME,
+            "replica",
+            str(count),
+            *bricks,
+            "force",
+            check=False,
+        )  # fmt: skip
+    ).returncode != 0:
+        if time.monotonic() > end:
+            raise SystemExit(f"lab: gluster volume create failed: {made.stdout}{made.stderr}".strip())
+        time.sleep(1)
+    on_node(1, *gluster, "volume", "start", GLUSTER_VOLUME)
+    for node in range(1, count + 1):
+        on_node(node, "mkdir", "-p", SHARED_UPLOADS)
+        on_node(node, "mount", "-t", "glusterfs", f"node{node}:/{GLUSTER_VOLUME}", SHARED_UPLOADS)
+    on_node(1, "chown", APP_UID_GID, SHARED_UPLOADS)
+    print(
+        f"lab: GlusterFS volume {GLUSTER_VOLUME} (replica {count}) mounted at {SHARED_UPLOADS} on every node "
+        f"({time.monotonic() - started:.0f}s)",
+        flush=True,
+    )
+
+
+def engines() -> list[dict[str, str]]:
+    """The environment of a docker command on each node's engine (only the manager's, which is
+    this process's, on one node)."""
+    if (state := read_state()) is None:
+        return [dict(os.environ)]
+    return [{**host_env(), "DOCKER_HOST": socket_url(node)} for node in range(1, state["nodes"] + 1)]
 
 
 def down() -> None:
