@@ -16,6 +16,7 @@ pulls it. Reload, dump and logs reach the nginx task's container on this node.
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import time
@@ -256,6 +257,7 @@ class Task:
     container: str  # its container's id ('' before it has one): the app's hostname is its first 12
     exit_code: int | None
     error: str
+    node_id: str  # the node Swarm placed it on
 
     @property
     def host(self) -> str:
@@ -282,9 +284,22 @@ def tasks(name: str) -> list[Task]:
                 container=container.get("ContainerID", ""),
                 exit_code=container.get("ExitCode"),
                 error=status.get("Err", ""),
+                node_id=task.get("NodeID", ""),
             )
         )
     return found
+
+
+def node_names() -> dict[str, str]:
+    """Every node of the swarm: its hostname by its id."""
+    listed = docker("node", "ls", "--format", "{{.ID}} {{.Hostname}}", check=False).stdout.split()
+    return dict(zip(listed[::2], listed[1::2], strict=True))
+
+
+def task_docker(task: Task, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """docker on the engine of the node that runs ``task`` (its container is there)."""
+    env = swarmnodes.engines().get(node_names().get(task.node_id, ""), dict(os.environ))
+    return subprocess.run(["docker", *args], env=env, check=check, text=True, capture_output=True)
 
 
 def running_tasks(name: str) -> list[Task]:
@@ -558,7 +573,7 @@ def log_tail(lines: int = 60) -> dict[str, str]:
     logs = subprocess.run(["docker", *tail, nginx[0]], text=True, capture_output=True, timeout=LOGS_TIMEOUT_S)
     # Every node's app tasks (the exited ones too): a request is logged where its task ran.
     app = ""
-    for env in swarmnodes.engines():
+    for env in swarmnodes.engines().values():
         listed = subprocess.run(
             ["docker", "ps", "-aq", "--filter", f"label=com.docker.swarm.service.name={service('app')}"],
             env=env, text=True, capture_output=True, timeout=LOGS_TIMEOUT_S,

@@ -367,8 +367,7 @@ def shared_uploads(count: int) -> None:
         time.sleep(1)
     on_node(1, *gluster, "volume", "start", GLUSTER_VOLUME)
     for node in range(1, count + 1):
-        on_node(node, "mkdir", "-p", SHARED_UPLOADS)
-        on_node(node, "mount", "-t", "glusterfs", f"node{node}:/{GLUSTER_VOLUME}", SHARED_UPLOADS)
+        mount_shared(node)
     on_node(1, "chown", APP_UID_GID, SHARED_UPLOADS)
     print(
         f"lab: GlusterFS volume {GLUSTER_VOLUME} (replica {count}) mounted at {SHARED_UPLOADS} on every node "
@@ -377,12 +376,31 @@ def shared_uploads(count: int) -> None:
     )
 
 
-def engines() -> list[dict[str, str]]:
-    """The environment of a docker command on each node's engine (only the manager's, which is
-    this process's, on one node)."""
+def mount_shared(node: int) -> None:
+    """The GlusterFS client mount (FUSE) on node ``node``, through its own glusterd."""
+    on_node(node, "mkdir", "-p", SHARED_UPLOADS)
+    on_node(node, "mount", "-t", "glusterfs", f"node{node}:/{GLUSTER_VOLUME}", SHARED_UPLOADS)
+
+
+def engines() -> dict[str, dict[str, str]]:
+    """The environment of a docker command on each node's engine, by node name (one node: this
+    process's engine, named "")."""
     if (state := read_state()) is None:
-        return [dict(os.environ)]
-    return [{**host_env(), "DOCKER_HOST": socket_url(node)} for node in range(1, state["nodes"] + 1)]
+        return {"": dict(os.environ)}
+    return {f"node{n}": {**host_env(), "DOCKER_HOST": socket_url(n)} for n in range(1, state["nodes"] + 1)}
+
+
+def stop(node: int) -> None:
+    """`docker stop` of node ``node``'s container: the machine lost, as its peers see it."""
+    host_docker("stop", container(node))
+
+
+def restart(node: int) -> None:
+    """The stopped node's container started again: its dockerd rejoins the swarm by itself (its
+    state is on its volume), glusterd heals the brick; the FUSE mount is made again."""
+    host_docker("start", container(node))
+    wait_engine(node)
+    mount_shared(node)
 
 
 def down() -> None:
