@@ -160,7 +160,7 @@ def stack_file(config: Mapping[str, object]) -> dict:
 def render(env: Mapping[str, str], image: str) -> dict:
     """The stack for these settings (a compose.compose_env()) and this app image."""
     # Several nodes: nginx and redis placed on the manager, uploads on the shared volume.
-    overrides = (OVERLAY, swarmnodes.OVERLAY) if swarmnodes.wanted(env) > 1 else (OVERLAY,)
+    overrides = (OVERLAY, *swarmnodes.overlays(env))
     result = compose.run(
         "config", "--format", "json",
         project_name=stack_name(), env={**env, "LAB_APP_IMAGE": image},
@@ -181,7 +181,7 @@ def stack_deploy(stack: Mapping[str, object], env: Mapping[str, str], only: str 
         services: Mapping[str, object] = stack["services"]  # type: ignore[assignment]
         path = OUT / f"{only}.json"
         path.write_text(json.dumps({**stack, "services": {only: services[only]}}, indent=1) + "\n")
-    registry = bool(labsettings.REGISTRY.value(env))
+    registry = bool(registry_of(env))
     # Without a registry there is no digest to look up (`always` would ask Docker Hub for it).
     resolve = (
         ["--resolve-image", "always", "--with-registry-auth"] if registry else ["--resolve-image", "never"]
@@ -206,10 +206,18 @@ def without_tag(image: str) -> str:
     return name if name and "/" not in tag else image
 
 
+def registry_of(env: Mapping[str, str]) -> str:
+    """Where the app image is pushed and pulled from: LAB_REGISTRY (several nodes: theirs),
+    none when LAB_SWARM_REGISTRY=0 leaves the image on the manager (registry-missing)."""
+    if swarmnodes.running() and not labsettings.SWARM_REGISTRY.value(env):
+        return ""
+    return labsettings.REGISTRY.value(env).rstrip("/")
+
+
 def repository(env: Mapping[str, str]) -> str:
-    """What the stack's app image is called, less its tag: in LAB_REGISTRY when set."""
+    """What the stack's app image is called, less its tag: in its registry when there is one."""
     name = without_tag(built_image(env))
-    if registry := labsettings.REGISTRY.value(env).rstrip("/"):
+    if registry := registry_of(env):
         return f"{registry}/{name.rsplit('/', 1)[-1]}"
     return name
 
@@ -224,10 +232,13 @@ def build_image(env: Mapping[str, str], note: Callable[[str], None]) -> str:
     image_id = swarmnodes.host_docker("image", "inspect", "--format", "{{.Id}}", built).stdout.strip()
     tagged = f"{repository(env)}:{BUILD_TAG}{image_id.removeprefix('sha256:')[:12]}"
     swarmnodes.host_docker("tag", built, tagged)
-    if swarmnodes.running():
+    if swarmnodes.running() and not registry_of(env):
+        note(f"loading {tagged} into the manager only (LAB_SWARM_REGISTRY=0: no other node has it)")
+        swarmnodes.load([tagged])
+    elif swarmnodes.running():
         note(f"pushing {tagged} from the manager (every node pulls it)")
         swarmnodes.publish([tagged])
-    elif labsettings.REGISTRY.value(env):
+    elif registry_of(env):
         note(f"pushing {tagged} (LAB_REGISTRY: every node pulls it)")
         swarmnodes.host_docker("push", tagged)
     note(f"app image {tagged} built in {time.monotonic() - started:.1f}s")
@@ -237,10 +248,13 @@ def build_image(env: Mapping[str, str], note: Callable[[str], None]) -> str:
 def remove_build_tags(env: Mapping[str, str]) -> None:
     """The build-<id> tags swarm-up and swarm-deploy made (the images stay while another tag,
     LAB_APP_IMAGE's own, holds them)."""
-    listed = swarmnodes.host_docker(
-        "image", "ls", "--format", "{{.Repository}}:{{.Tag}}", repository(env), check=False
-    )
-    tags = [tag for tag in listed.stdout.split() if tag.split(":")[-1].startswith(BUILD_TAG)]
+    tags = []
+    # Its local name too: registry-missing's image is never pushed.
+    for name in {repository(env), without_tag(built_image(env))}:
+        listed = swarmnodes.host_docker(
+            "image", "ls", "--format", "{{.Repository}}:{{.Tag}}", name, check=False
+        )
+        tags += [tag for tag in listed.stdout.split() if tag.split(":")[-1].startswith(BUILD_TAG)]
     if tags:
         swarmnodes.host_docker("image", "rm", *tags, check=False)
 
@@ -562,6 +576,16 @@ def containers(name: str, running: bool = True) -> list[str]:
     return result.stdout.split()
 
 
+def service_containers(name: str, env: Mapping[str, str]) -> list[str]:
+    """Every container of the service's tasks (the exited ones too) on the engine ``env`` reaches
+    (one of swarmnodes.engines())."""
+    listed = subprocess.run(
+        ["docker", "ps", "-aq", "--filter", f"label=com.docker.swarm.service.name={service(name)}"],
+        env=env, text=True, capture_output=True, timeout=LOGS_TIMEOUT_S,
+    )  # fmt: skip
+    return listed.stdout.split()
+
+
 def log_tail(lines: int = 60) -> dict[str, str]:
     """nginx's access log (its stdout), error log (stderr), the app's output (every task's, the
     exited ones too, on every node), from the containers themselves. Not `docker service logs`, which would
@@ -574,11 +598,7 @@ def log_tail(lines: int = 60) -> dict[str, str]:
     # Every node's app tasks (the exited ones too): a request is logged where its task ran.
     app = ""
     for env in swarmnodes.engines().values():
-        listed = subprocess.run(
-            ["docker", "ps", "-aq", "--filter", f"label=com.docker.swarm.service.name={service('app')}"],
-            env=env, text=True, capture_output=True, timeout=LOGS_TIMEOUT_S,
-        )  # fmt: skip
-        for cid in listed.stdout.split():
+        for cid in service_containers("app", env):
             app += subprocess.run(
                 ["docker", *tail, cid], env=env, text=True,
                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=LOGS_TIMEOUT_S,

@@ -45,6 +45,7 @@ REGISTRY_HOST = "registry:5000"
 LABEL = "com.proxylab.swarm"
 NODE_LABEL = "com.proxylab.swarm-node"
 OVERLAY = paths.ROOT / "compose.swarm-nodes.yaml"
+SHARED_OVERLAY = paths.ROOT / "compose.swarm-shared.yaml"
 ENGINE_TIMEOUT_S = 60
 # The uploads' shared volume: GlusterFS, one brick per node (a volume of the host's engine, like
 # /var/lib/docker), replica 3, mounted with its FUSE client at SHARED_UPLOADS on every node, which
@@ -110,6 +111,13 @@ def wanted(env: Mapping[str, str] | None = None) -> int:
     return labsettings.SWARM_NODES.value(env)
 
 
+def overlays(env: Mapping[str, str]) -> tuple[Path, ...]:
+    """What goes over compose.swarm.yaml for LAB_SWARM_NODES (nothing on one node)."""
+    if wanted(env) == 1:
+        return ()
+    return (OVERLAY, SHARED_OVERLAY) if labsettings.SWARM_SHARED_UPLOADS.value(env) else (OVERLAY,)
+
+
 def host_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
     """``env`` (the process's) without DOCKER_HOST: the host's own engine."""
     return {k: v for k, v in (os.environ if env is None else env).items() if k != "DOCKER_HOST"}
@@ -137,6 +145,11 @@ def stack_name() -> str:
     """`<compose project>-swarm`: its networks and volume never share a name with the compose
     stack's, whatever else runs; every node, volume and network of the nodes starts with it."""
     return f"{compose.project()}-swarm"
+
+
+def network_name() -> str:
+    """The nodes' own network on the host's engine (the registry is on it too)."""
+    return f"{stack_name()}-nodes"
 
 
 def container(node: int) -> str:
@@ -194,11 +207,10 @@ def registry_name(image: str) -> str:
     return image if image.startswith(f"{REGISTRY_HOST}/") else f"{REGISTRY_HOST}/{image}"
 
 
-def publish(images: list[str]) -> None:
-    """Load the host's ``images`` into the manager (`docker save | docker load`) and push them
-    to the registry from there, by their registry names, verifying its certificate."""
+def load(images: list[str]) -> None:
+    """The host's ``images`` loaded into the manager's engine (`docker save | docker load`)."""
     save = subprocess.Popen(["docker", "save", *images], env=host_env(), stdout=subprocess.PIPE)
-    load = subprocess.run(
+    loaded = subprocess.run(
         ["docker", "-H", socket_url(1), "load", "-q"],
         env=host_env(),
         stdin=save.stdout,
@@ -207,8 +219,14 @@ def publish(images: list[str]) -> None:
     )
     assert save.stdout is not None
     save.stdout.close()
-    if save.wait() != 0 or load.returncode != 0:
-        raise SystemExit(f"lab: loading {images} into the manager failed: {load.stderr.strip()}")
+    if save.wait() != 0 or loaded.returncode != 0:
+        raise SystemExit(f"lab: loading {images} into the manager failed: {loaded.stderr.strip()}")
+
+
+def publish(images: list[str]) -> None:
+    """Load the host's ``images`` into the manager and push them to the registry from there, by
+    their registry names, verifying its certificate."""
+    load(images)
     for image in images:
         target = registry_name(image)
         if target != image:
@@ -303,7 +321,7 @@ def up(count: int, env: Mapping[str, str], images: list[str]) -> None:
     """The nodes, joined; the registry, holding ``images`` (the host's stand-ins)."""
     started = time.monotonic()
     build_images()
-    network = f"{stack_name()}-nodes"
+    network = network_name()
     host_docker("network", "create", *labels(), network)
     start_registry(network)
     https, http = labsettings.HTTPS_PORT.value(env), labsettings.HTTP_PORT.value(env)
@@ -348,20 +366,8 @@ def shared_uploads(count: int) -> None:
     bricks = [f"node{node}:{BRICK_ROOT}/{GLUSTER_VOLUME}" for node in range(1, count + 1)]
     end = time.monotonic() + GLUSTER_TIMEOUT_S
     # A peer just probed is not "in cluster" at once: volume create says so, and is asked again.
-    while (
-        made := on_node(
-            1,
-            *gluster,
-            "volume",
-            "create",
-            GLUSTER_VOLUME,
-            "replica",
-            str(count),
-            *bricks,
-            "force",
-            check=False,
-        )  # fmt: skip
-    ).returncode != 0:
+    create = (*gluster, "volume", "create", GLUSTER_VOLUME, "replica", str(count), *bricks, "force")
+    while (made := on_node(1, *create, check=False)).returncode != 0:
         if time.monotonic() > end:
             raise SystemExit(f"lab: gluster volume create failed: {made.stdout}{made.stderr}".strip())
         time.sleep(1)
@@ -397,10 +403,19 @@ def stop(node: int) -> None:
 
 def restart(node: int) -> None:
     """The stopped node's container started again: its dockerd rejoins the swarm by itself (its
-    state is on its volume), glusterd heals the brick; the FUSE mount is made again."""
+    state is on its volume), glusterd heals the brick; the FUSE mount is made again. Returns once
+    the manager sees the node ready."""
     host_docker("start", container(node))
     wait_engine(node)
     mount_shared(node)
+    end = time.monotonic() + ENGINE_TIMEOUT_S
+    while (
+        node_docker(1, "node", "inspect", "--format", "{{.Status.State}}", f"node{node}").stdout.strip()
+        != "ready"
+    ):
+        if time.monotonic() > end:
+            raise SystemExit(f"lab: node{node} not ready again in the swarm after {ENGINE_TIMEOUT_S}s")
+        time.sleep(0.5)
 
 
 def down() -> None:
@@ -410,8 +425,12 @@ def down() -> None:
     found = host_docker("ps", "-aq", "--filter", label, check=False).stdout.split()
     if found:
         host_docker("rm", "-f", "-v", *found, check=False)
-    volumes = [name for name in host_docker("volume", "ls", "-q", check=False).stdout.split()
-               if name.startswith(f"{stack_name()}-node") or name == f"{stack_name()}-registry-data"]  # fmt: skip
+    ours = (f"{stack_name()}-node", f"{stack_name()}-registry-data")
+    volumes = [
+        name
+        for name in host_docker("volume", "ls", "-q", check=False).stdout.split()
+        if name.startswith(ours)
+    ]
     if volumes:
         host_docker("volume", "rm", "-f", *volumes, check=False)
     networks = host_docker("network", "ls", "-q", "--filter", label, check=False).stdout.split()

@@ -765,6 +765,20 @@ SWARM_NODES = Setting(
     "Swarm nodes swarm-up runs: 1 is this engine; more are Docker engines in containers (docs/SCALING.md)",
     "swarm",
 )
+SWARM_SHARED_UPLOADS = Setting(
+    "LAB_SWARM_SHARED_UPLOADS",
+    "1",
+    flag,
+    "several swarm nodes: uploads on the GlusterFS volume every node mounts; 0: each node's own (uploads-node-local)",
+    "swarm",
+)
+SWARM_REGISTRY = Setting(
+    "LAB_SWARM_REGISTRY",
+    "1",
+    flag,
+    "several swarm nodes: the app image pushed to their registry, every node pulls it; 0: on the manager only (registry-missing)",
+    "swarm",
+)
 NODE_NAME = Setting(
     "LAB_NODE_NAME",
     "",

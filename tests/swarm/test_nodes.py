@@ -6,17 +6,14 @@ the requests in flight, its tasks rescheduled, the websockets reconnected."""
 from __future__ import annotations
 
 import hashlib
-import os
-import subprocess
 import time
-import uuid
 from collections.abc import Iterator
 
 import pytest
 
 from labctl import swarm, swarmnodes, traffic
 from support.lab import Lab
-from support.swarmctl import upload_dir_names
+from support.swarmctl import upload_dir_names, uploads_over_nodes
 
 UPLOADS = 12  # spread by nginx over 3 nodes: each node takes some (asserted)
 UPLOAD_BYTES = 4 * 1024 * 1024
@@ -38,22 +35,6 @@ def app_nodes() -> dict[str, int]:
     found: dict[str, int] = {}
     for task in swarm.running_tasks("app"):
         found[names[task.node_id]] = found.get(names[task.node_id], 0) + 1
-    return found
-
-
-def request_nodes(request_ids: set[str], nodes: dict[str, dict[str, str]]) -> dict[str, str]:
-    """The node whose app task logged each request id (each node's app containers' logs)."""
-    found = {}
-    for node, env in nodes.items():
-        listed = subprocess.run(
-            ["docker", "ps", "-aq", "--filter", f"label=com.docker.swarm.service.name={swarm.service('app')}"],
-            env=env, text=True, capture_output=True, check=True,
-        )  # fmt: skip
-        for cid in listed.stdout.split():
-            logs = subprocess.run(
-                ["docker", "logs", cid], env=env, text=True, capture_output=True, check=True
-            )
-            found.update({rid: node for rid in request_ids if rid in logs.stdout + logs.stderr})
     return found
 
 
@@ -83,27 +64,18 @@ def uploads(lab: Lab) -> Iterator[dict[str, str]]:
 
 
 def test_an_upload_taken_on_any_node_downloads_intact_through_nginx(http, lab, nodes, uploads):
-    ids = {}
-    for _ in range(UPLOADS):
-        name = f"nodes-{uuid.uuid4().hex[:8]}.bin"
-        body = os.urandom(UPLOAD_BYTES)
-        response = http.put(f"{lab.url}/upload/{name}", data=body, timeout=60)
-        assert response.status_code == 201, response.text
-        uploads[name] = hashlib.sha256(body).hexdigest()
-        assert response.json()["sha256"] == uploads[name]
-        ids[response.headers["X-Request-ID"]] = name
-    taken = request_nodes(set(ids), nodes)
-    by_node = {node: [ids[rid] for rid, n in taken.items() if n == node] for node in nodes}
+    sent = uploads_over_nodes(http, lab, UPLOADS, UPLOAD_BYTES)
+    uploads.update({upload.name: upload.sha256 for upload in sent})
+    by_node = {node: [u.name for u in sent if u.node == node] for node in nodes}
     assert all(by_node.values()), f"uploads per node {by_node}: every node should have taken some"
-    for node, names in by_node.items():
-        for name in names:
-            download = http.get(f"{lab.url}/files/{name}", timeout=60)
-            assert download.status_code == 200, (
-                f"{name}, taken on {node}: download {download.status_code} from nginx on node1: the "
-                "uploads are not on storage every node shares (compose.swarm-nodes.yaml's bind of "
-                f"{swarmnodes.SHARED_UPLOADS}, the GlusterFS mount)"
-            )
-            assert hashlib.sha256(download.content).hexdigest() == uploads[name], f"{name} ({node}) differs"
+    for upload in sent:
+        download = http.get(f"{lab.url}/files/{upload.name}", timeout=60)
+        assert download.status_code == 200, (
+            f"{upload.name}, taken on {upload.node}: download {download.status_code} from nginx on node1: "
+            "the uploads are not on storage every node shares (compose.swarm-shared.yaml's bind of "
+            f"{swarmnodes.SHARED_UPLOADS}, the GlusterFS mount)"
+        )
+        assert hashlib.sha256(download.content).hexdigest() == upload.sha256, f"{upload.name} differs"
     assert not [n for n in upload_dir_names() if n.startswith(".partial-")], "a partial file is left"
 
 
@@ -152,8 +124,6 @@ def test_a_worker_lost_under_load_costs_only_its_requests_in_flight(lab):
             time.sleep(5)
     finally:
         swarmnodes.restart(number)
-        wait_for(lambda: "Ready" in swarm.docker("node", "inspect", "--format", "{{.Status.State}}", node).stdout.title(),
-                 f"{node} ready again")  # fmt: skip
     recording = running.recording
     lost = time.monotonic() - stopped
     print(f"{node} stopped: tasks rescheduled in {took:.1f}s (of {lost:.0f}s); {recording.summary()}")
