@@ -769,14 +769,14 @@ SWARM_SHARED_UPLOADS = Setting(
     "LAB_SWARM_SHARED_UPLOADS",
     "1",
     flag,
-    "several swarm nodes: uploads on the GlusterFS volume every node mounts; 0: each node's own (uploads-node-local)",
+    "several swarm nodes: uploads on GlusterFS, on every node; 0: one volume per node (uploads-node-local)",
     "swarm",
 )
 SWARM_REGISTRY = Setting(
     "LAB_SWARM_REGISTRY",
     "1",
     flag,
-    "several swarm nodes: the app image pushed to their registry, every node pulls it; 0: on the manager only (registry-missing)",
+    "several swarm nodes: the app image pushed to their registry; 0: on the manager only (registry-missing)",
     "swarm",
 )
 NODE_NAME = Setting(
