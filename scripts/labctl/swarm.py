@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 import subprocess
 import time
@@ -26,7 +27,7 @@ from pathlib import Path
 
 import labsettings
 
-from . import compose, paths, runstate
+from . import compose, paths, runstate, swarmnodes
 from .endpoints import print_ready
 from .health import StartFailed, wait_healthy
 
@@ -47,14 +48,14 @@ POLL_S = 0.25
 LOGS_TIMEOUT_S = 30
 # What an image built by swarm-up is tagged: a new tag per new image makes a service update roll.
 BUILD_TAG = "build-"
+# The images the stack runs besides the app's: pushed to the registry of several nodes.
+BASE_IMAGES = {"LAB_NGINX_IMAGE": labsettings.NGINX_IMAGE, "LAB_REDIS_IMAGE": labsettings.REDIS_IMAGE}
 # The states of a service's UpdateStatus that end an update without the new tasks.
 UPDATE_FAILED = ("paused", "rollback_started", "rollback_paused", "rollback_completed")
 
 
 def stack_name() -> str:
-    """`<compose project>-swarm`: its networks and volume never share a name with the compose
-    stack's, whatever else runs."""
-    return f"{compose.project()}-swarm"
+    return swarmnodes.stack_name()
 
 
 def service(name: str) -> str:
@@ -62,6 +63,8 @@ def service(name: str) -> str:
 
 
 def docker(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """docker on the swarm's manager: this engine, or node 1 of LAB_SWARM_NODES' (swarmnodes)."""
+    swarmnodes.use_manager()
     return compose.docker(*args, check=check)
 
 
@@ -157,10 +160,12 @@ def stack_file(config: Mapping[str, object]) -> dict:
 
 def render(env: Mapping[str, str], image: str) -> dict:
     """The stack for these settings (a compose.compose_env()) and this app image."""
+    # Several nodes: nginx and redis placed on the manager, uploads on the shared volume.
+    overrides = (OVERLAY, *swarmnodes.overlays(env))
     result = compose.run(
         "config", "--format", "json",
         project_name=stack_name(), env={**env, "LAB_APP_IMAGE": image},
-        overrides=(OVERLAY,), capture=True, check=False,
+        overrides=overrides, capture=True, check=False,
     )  # fmt: skip
     if result.returncode != 0:
         raise SystemExit(f"lab: `docker compose config` of compose.yaml + {OVERLAY.name}: {result.stderr}")
@@ -177,7 +182,7 @@ def stack_deploy(stack: Mapping[str, object], env: Mapping[str, str], only: str 
         services: Mapping[str, object] = stack["services"]  # type: ignore[assignment]
         path = OUT / f"{only}.json"
         path.write_text(json.dumps({**stack, "services": {only: services[only]}}, indent=1) + "\n")
-    registry = bool(labsettings.REGISTRY.value(env))
+    registry = bool(registry_of(env))
     # Without a registry there is no digest to look up (`always` would ask Docker Hub for it).
     resolve = (
         ["--resolve-image", "always", "--with-registry-auth"] if registry else ["--resolve-image", "never"]
@@ -202,21 +207,41 @@ def without_tag(image: str) -> str:
     return name if name and "/" not in tag else image
 
 
+def registry_of(env: Mapping[str, str]) -> str:
+    """Where the app image is pushed and pulled from: LAB_REGISTRY (several nodes: theirs),
+    none when LAB_SWARM_REGISTRY=0 leaves the image on the manager (registry-missing)."""
+    if swarmnodes.running() and not labsettings.SWARM_REGISTRY.value(env):
+        return ""
+    return labsettings.REGISTRY.value(env).rstrip("/")
+
+
+def repository(env: Mapping[str, str]) -> str:
+    """What the stack's app image is called, less its tag: in its registry when there is one."""
+    name = without_tag(built_image(env))
+    if registry := registry_of(env):
+        return f"{registry}/{name.rsplit('/', 1)[-1]}"
+    return name
+
+
 def build_image(env: Mapping[str, str], note: Callable[[str], None]) -> str:
-    """Build LAB_APP_IMAGE as `make up` does, with ``env`` (a compose.compose_env()), then tag it
-    with its id (pushed to LAB_REGISTRY when set): the name the stack runs."""
+    """Build LAB_APP_IMAGE as `make up` does, with ``env`` (a compose.compose_env()), on this
+    engine, then tag it with its id (pushed to LAB_REGISTRY when set; with several nodes through
+    the manager): the name the stack runs."""
     started = time.monotonic()
-    compose.build_app(env, stack_name())
+    compose.build_app(swarmnodes.host_env(env), stack_name())
     built = built_image(env)
-    image_id = docker("image", "inspect", "--format", "{{.Id}}", built).stdout.strip()
-    repository = without_tag(built)
-    if registry := labsettings.REGISTRY.value(env).rstrip("/"):
-        repository = f"{registry}/{repository.rsplit('/', 1)[-1]}"
-    tagged = f"{repository}:{BUILD_TAG}{image_id.removeprefix('sha256:')[:12]}"
-    docker("tag", built, tagged)
-    if registry:
+    image_id = swarmnodes.host_docker("image", "inspect", "--format", "{{.Id}}", built).stdout.strip()
+    tagged = f"{repository(env)}:{BUILD_TAG}{image_id.removeprefix('sha256:')[:12]}"
+    swarmnodes.host_docker("tag", built, tagged)
+    if swarmnodes.running() and not registry_of(env):
+        note(f"loading {tagged} into the manager only (LAB_SWARM_REGISTRY=0: no other node has it)")
+        swarmnodes.load([tagged])
+    elif swarmnodes.running():
+        note(f"pushing {tagged} from the manager (every node pulls it)")
+        swarmnodes.publish([tagged])
+    elif registry_of(env):
         note(f"pushing {tagged} (LAB_REGISTRY: every node pulls it)")
-        docker("push", tagged)
+        swarmnodes.host_docker("push", tagged)
     note(f"app image {tagged} built in {time.monotonic() - started:.1f}s")
     return tagged
 
@@ -224,12 +249,15 @@ def build_image(env: Mapping[str, str], note: Callable[[str], None]) -> str:
 def remove_build_tags(env: Mapping[str, str]) -> None:
     """The build-<id> tags swarm-up and swarm-deploy made (the images stay while another tag,
     LAB_APP_IMAGE's own, holds them)."""
-    listed = docker(
-        "image", "ls", "--format", "{{.Repository}}:{{.Tag}}", without_tag(built_image(env)), check=False
-    )
-    tags = [tag for tag in listed.stdout.split() if tag.split(":")[-1].startswith(BUILD_TAG)]
+    tags = []
+    # Its local name too: registry-missing's image is never pushed.
+    for name in {repository(env), without_tag(built_image(env))}:
+        listed = swarmnodes.host_docker(
+            "image", "ls", "--format", "{{.Repository}}:{{.Tag}}", name, check=False
+        )
+        tags += [tag for tag in listed.stdout.split() if tag.split(":")[-1].startswith(BUILD_TAG)]
     if tags:
-        docker("image", "rm", *tags, check=False)
+        swarmnodes.host_docker("image", "rm", *tags, check=False)
 
 
 # -- services and tasks ---------------------------------------------------------------------------
@@ -244,6 +272,7 @@ class Task:
     container: str  # its container's id ('' before it has one): the app's hostname is its first 12
     exit_code: int | None
     error: str
+    node_id: str  # the node Swarm placed it on
 
     @property
     def host(self) -> str:
@@ -270,9 +299,22 @@ def tasks(name: str) -> list[Task]:
                 container=container.get("ContainerID", ""),
                 exit_code=container.get("ExitCode"),
                 error=status.get("Err", ""),
+                node_id=task.get("NodeID", ""),
             )
         )
     return found
+
+
+def node_names() -> dict[str, str]:
+    """Every node of the swarm: its hostname by its id."""
+    listed = docker("node", "ls", "--format", "{{.ID}} {{.Hostname}}", check=False).stdout.split()
+    return dict(zip(listed[::2], listed[1::2], strict=True))
+
+
+def task_docker(task: Task, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """docker on the engine of the node that runs ``task`` (its container is there)."""
+    env = swarmnodes.engines().get(node_names().get(task.node_id, ""), dict(os.environ))
+    return subprocess.run(["docker", *args], env=env, check=check, text=True, capture_output=True)
 
 
 def running_tasks(name: str) -> list[Task]:
@@ -344,15 +386,14 @@ def up() -> None:
     print(f"lab: swarm up (Compose {compose.compose_version()}, stack {stack_name()})", flush=True)
     started = time.monotonic()
     env = compose.compose_env()
-    join(env)
     # Made here, as the user (a bind mount's missing source would be created as root, or not at
     # all: Swarm refuses a task whose bind source is missing).
     paths.CERTS.mkdir(parents=True, exist_ok=True)
-    certs = compose.run(
-        "run", "--rm", "--no-deps", "certs", project_name=stack_name(), env=env, capture=True, check=False
-    )
-    if certs.returncode != 0:
-        raise SystemExit(f"lab: making the certificates failed:\n{certs.stdout}{certs.stderr}")
+    if (nodes := swarmnodes.wanted(env)) > 1:
+        env = nodes_up(env, nodes)
+    else:
+        join(env)
+        make_certs(env)
     image = build_image(env, lambda text: print(f"lab: {text}", flush=True))
     stack = render(env, image)
     stack_deploy(stack, env)
@@ -373,6 +414,9 @@ def up() -> None:
         f"swarm ({stack_name()}: nginx + {tasks_wanted} app tasks + redis)", time.monotonic() - started
     )
     https, http = labsettings.HTTPS_PORT.value(env), labsettings.HTTP_PORT.value(env)
+    if swarmnodes.running():
+        print(f"  {nodes} nodes (containers {swarmnodes.container(1)} ...): `make swarm-down` removes them")
+        return
     print(
         f"  NOTE: published with `mode: host`, ports {https} and {http} listen on EVERY interface of "
         "this machine, not only on 127.0.0.1 as `make up`'s do: anyone who reaches this host reaches "
@@ -381,18 +425,48 @@ def up() -> None:
     )
 
 
+def make_certs(env: Mapping[str, str]) -> None:
+    """compose.yaml's one-shot certs service, on the engine ``env`` names: nginx's copy of the
+    server key (the tls volume) and the CA the app verifies nginx with (the ca volume)."""
+    certs = compose.run(
+        "run", "--rm", "--no-deps", "certs", project_name=stack_name(), env=env, capture=True, check=False
+    )
+    if certs.returncode != 0:
+        raise SystemExit(f"lab: making the certificates failed:\n{certs.stdout}{certs.stderr}")
+
+
+def nodes_up(env: Mapping[str, str], nodes: int) -> dict[str, str]:
+    """LAB_SWARM_NODES engines in containers (swarmnodes), the base images in their registry, the
+    certificates' volumes on each node; returns ``env`` with the images by their registry names,
+    and points this process's docker commands at the manager."""
+    images = {key: setting.value(env) for key, setting in BASE_IMAGES.items()}
+    swarmnodes.up(nodes, env, list(images.values()))
+    swarmnodes.use_manager()
+    moved = {
+        **env,
+        "LAB_REGISTRY": swarmnodes.REGISTRY_HOST,
+        **{key: swarmnodes.registry_name(image) for key, image in images.items()},
+    }
+    for node in range(1, nodes + 1):
+        make_certs({**moved, "DOCKER_HOST": swarmnodes.socket_url(node)})
+    return moved
+
+
 def down(volumes: bool = False) -> None:
     """Remove the stack (and wait until its containers and network are gone), then leave the
     swarm if swarm-up made it. Safe to run when nothing is up."""
     compose.require_engine()
     env = compose.compose_env(compose.started_env() if runstate.recorded(MODE) else None)
-    if node_state() == "active" and services_here():
-        docker("stack", "rm", stack_name())
-        wait_removed()
-        print(f"lab: swarm stack {stack_name()} removed")
-    if volumes:
-        for volume in stack_volumes():
-            docker("volume", "rm", "-f", volume, check=False)
+    # Several nodes: their engines go, and the stack, its volumes and the swarm with them.
+    if not swarmnodes.running():
+        if node_state() == "active" and services_here():
+            docker("stack", "rm", stack_name())
+            wait_removed()
+            print(f"lab: swarm stack {stack_name()} removed")
+        if volumes:
+            for volume in stack_volumes():
+                docker("volume", "rm", "-f", volume, check=False)
+    swarmnodes.down()
     remove_build_tags(env)
     leave_if_joined()
     runstate.clear(MODE)
@@ -503,10 +577,20 @@ def containers(name: str, running: bool = True) -> list[str]:
     return result.stdout.split()
 
 
+def service_containers(name: str, env: Mapping[str, str]) -> list[str]:
+    """Every container of the service's tasks (the exited ones too) on the engine ``env`` reaches
+    (one of swarmnodes.engines())."""
+    listed = subprocess.run(
+        ["docker", "ps", "-aq", "--filter", f"label=com.docker.swarm.service.name={service(name)}"],
+        env=env, text=True, capture_output=True, timeout=LOGS_TIMEOUT_S,
+    )  # fmt: skip
+    return listed.stdout.split()
+
+
 def log_tail(lines: int = 60) -> dict[str, str]:
     """nginx's access log (its stdout), error log (stderr), the app's output (every task's, the
-    exited ones too), from the containers on this node. Not `docker service logs`, which would
-    gather them from every node but was seen to hang here (for 10 minutes, until killed)."""
+    exited ones too, on every node), from the containers themselves. Not `docker service logs`,
+    which would gather them but was seen to hang here (for 10 minutes, until killed)."""
     return _logs(["--tail", str(lines)])
 
 
@@ -520,26 +604,24 @@ def logs_written() -> Iterator[dict[str, str]]:
 
 
 def _logs(which: list[str]) -> dict[str, str]:
-    """The logs of the tasks on this node as `docker logs` with ``which`` selects them."""
+    """The logs of nginx's task and of every node's app tasks as `docker logs` with ``which``
+    selects them."""
     nginx = containers("nginx")
     if not nginx:
         return {"nginx": "(no running nginx task on this node)"}
     logs = subprocess.run(
         ["docker", "logs", *which, nginx[0]], text=True, capture_output=True, timeout=LOGS_TIMEOUT_S
     )
-    apps = containers("app", running=False)
-    app = "".join(
-        subprocess.run(
-            ["docker", "logs", *which, cid],
-            text=True,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            timeout=LOGS_TIMEOUT_S,
-        ).stdout
-        for cid in apps
-    )
+    # Every node's app tasks (the exited ones too): a request is logged where its task ran.
+    app = ""
+    for env in swarmnodes.engines().values():
+        for cid in service_containers("app", env):
+            app += subprocess.run(
+                ["docker", "logs", *which, cid], env=env, text=True,
+                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=LOGS_TIMEOUT_S,
+            ).stdout  # fmt: skip
     return {
         "nginx access": logs.stdout,
         "nginx error": logs.stderr,
-        "app": app if apps else "(no app task on this node)",
+        "app": app or "(no app task)",
     }

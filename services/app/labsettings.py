@@ -779,6 +779,34 @@ REGISTRY = Setting(
     "a registry every swarm node pulls the app image from (swarm-up pushes it); empty: one node",
     "swarm",
 )
+SWARM_NODES = Setting(
+    "LAB_SWARM_NODES",
+    "1",
+    count,
+    "Swarm nodes swarm-up runs: 1 is this engine; more are Docker engines in containers (docs/SCALING.md)",
+    "swarm",
+)
+SWARM_SHARED_UPLOADS = Setting(
+    "LAB_SWARM_SHARED_UPLOADS",
+    "1",
+    flag,
+    "several swarm nodes: uploads on GlusterFS, on every node; 0: one volume per node (uploads-node-local)",
+    "swarm",
+)
+SWARM_REGISTRY = Setting(
+    "LAB_SWARM_REGISTRY",
+    "1",
+    flag,
+    "several swarm nodes: the app image pushed to their registry; 0: on the manager only (registry-missing)",
+    "swarm",
+)
+NODE_NAME = Setting(
+    "LAB_NODE_NAME",
+    "",
+    str,
+    "the Swarm node running this app task (compose.swarm.yaml: {{.Node.Hostname}}), in served_by",
+    "swarm",
+)
 SWARM_ADVERTISE_ADDR = Setting(
     "LAB_SWARM_ADVERTISE_ADDR",
     "127.0.0.1",

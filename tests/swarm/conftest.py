@@ -6,6 +6,8 @@ stack of this checkout: run them after the integration suite, not during it (`ma
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 import requests
 
@@ -29,3 +31,13 @@ def lab() -> Lab:
 def http(lab: Lab) -> requests.Session:
     with lab.session() as session:
         yield session
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
+    """A failed swarm check shows the manager's view of the nodes (`docker node ls`)."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.when == "call" and report.failed:
+        nodes = swarm.docker("node", "ls", check=False)
+        report.sections.append(("docker node ls (the manager's view)", nodes.stdout + nodes.stderr))

@@ -15,13 +15,19 @@ from __future__ import annotations
 
 import json
 
-from labctl import compose
+from labctl import compose, swarmnodes
 from support.lab import access_log_entry
 
 
 def gwbridge_gateway() -> str:
-    network = json.loads(compose.docker("network", "inspect", "docker_gwbridge").stdout)[0]
-    return network["IPAM"]["Config"][0]["Gateway"]
+    """docker_gwbridge's gateway; on several nodes the gateway of the nodes' network on this host,
+    from which this host's docker-proxy connects to node 1's published port (node 1's engine then
+    NATs it to nginx, keeping that address)."""
+    if swarmnodes.running():
+        inspected = swarmnodes.host_docker("network", "inspect", swarmnodes.network_name())
+    else:
+        inspected = compose.docker("network", "inspect", "docker_gwbridge")
+    return json.loads(inspected.stdout)[0]["IPAM"]["Config"][0]["Gateway"]
 
 
 def test_a_loopback_client_is_seen_as_the_gwbridge_gateway(lab, http):

@@ -12,7 +12,7 @@ import time
 import pytest
 
 import labsettings
-from labctl import compose, swarm
+from labctl import compose, paths, swarm, swarmnodes
 from support.swarmctl import served_by_hosts, spec, task_hosts
 
 NANOSECONDS = 1e9
@@ -64,7 +64,12 @@ def test_the_app_has_three_tasks_or_more_updated_start_first_with_rollback():
     assert container["StopSignal"] == "SIGTERM"
     tasks = swarm.running_tasks("app")
     assert len(tasks) == app["Mode"]["Replicated"]["Replicas"], tasks
-    health = {t.name: compose.inspect(t.container)["State"].get("Health", {}).get("Status") for t in tasks}
+    health = {
+        t.name: swarm.task_docker(
+            t, "inspect", "--format", "{{.State.Health.Status}}", t.container
+        ).stdout.strip()
+        for t in tasks
+    }
     assert set(health.values()) == {"healthy"}, f"the app tasks' healthcheck (the image's): {health}"
 
 
@@ -76,13 +81,18 @@ def test_redis_is_a_service_of_the_stack():
 def test_uploads_are_on_the_stacks_volume_read_only_for_nginx():
     def volumes(name: str) -> dict[str, bool]:
         mounts = spec(name)["TaskTemplate"]["ContainerSpec"]["Mounts"]
-        return {m["Source"]: m.get("ReadOnly", False) for m in mounts if m["Type"] == "volume"}
+        return {m["Source"]: m.get("ReadOnly", False) for m in mounts if m["Type"] in ("volume", "bind")}
 
     app, nginx = volumes("app"), volumes("nginx")
     volume = f"{swarm.stack_name()}_{{}}".format
+    # Several nodes: the GlusterFS mount every node has (compose.swarm-nodes.yaml), not a volume,
+    # which would be each node's own.
+    uploads = swarmnodes.SHARED_UPLOADS if swarmnodes.running() else volume("uploads")
+    checkout = {source for source in {**app, **nginx} if source.startswith(str(paths.ROOT))}
+    app, nginx = ({k: v for k, v in mounts.items() if k not in checkout} for mounts in (app, nginx))
     # The app writes uploads and reads the lab's CA (its outbound HTTPS call, /debug/outbound).
-    assert app == {volume("uploads"): False, volume("ca"): True}, app
-    assert nginx == {volume("uploads"): True, volume("tls"): True, volume("nginx-temp"): False}, (
+    assert app == {uploads: False, volume("ca"): True}, app
+    assert nginx == {uploads: True, volume("tls"): True, volume("nginx-temp"): False}, (
         "nginx reads uploads and its own copy of the key (written by the certs one-shot swarm-up "
         f"runs), and buffers request bodies in its temp volume: {nginx}"
     )
@@ -101,7 +111,7 @@ def test_compose_yamls_hardening_holds_on_the_swarm_service(name: str):
     limits = task["Resources"]["Limits"]
     assert {"NanoCPUs", "MemoryBytes", "Pids"} <= set(limits), f"{name}: limits {limits}"
     running = swarm.running_tasks(name)[0]
-    assert compose.docker("exec", running.container, "id", "-u").stdout.strip() != "0", (
+    assert swarm.task_docker(running, "exec", running.container, "id", "-u").stdout.strip() != "0", (
         f"{name}'s task runs as root in Swarm"
     )
 

@@ -60,3 +60,9 @@ def test_debug_settings_lists_every_fix(client):
     body = client.get("/debug/settings").get_json()
     assert body["max_upload_mb"] == 4
     assert all(body[k] is True for k in ("fix_proxy", "fix_drain_body", "fix_json_errors", "fix_form_memory"))
+
+
+def test_served_by_names_the_swarm_node(client, monkeypatch):
+    """On Swarm, compose.swarm.yaml sets LAB_NODE_NAME from the task's {{.Node.Hostname}}."""
+    monkeypatch.setenv("LAB_NODE_NAME", "node2")
+    assert client.get("/debug/request").get_json()["served_by"]["node"] == "node2"

@@ -31,6 +31,8 @@ LAYERS: list[set[str]] = [
     {"catalogue"},  # the scenario folders
     {"hints"},
     {"native", "compose", "balancer"},  # one mode each, never each other; the balancer in front
+    {"offline"},  # stand-in images built with debootstrap (`make offline-images`, the swarm's nodes)
+    {"swarmnodes"},  # several Docker engines in containers, a registry: the swarm's nodes
     {"swarm"},  # the third mode: compose's file and image, deployed as a Swarm stack
     {"stack"},  # the only module that branches on the mode
     # the commands
@@ -40,7 +42,6 @@ LAYERS: list[set[str]] = [
         "docs",
         "logs",
         "lint",
-        "offline",
         "upload",
         "bench",
         "conformance",

@@ -20,8 +20,10 @@ bp = Blueprint("debug", __name__)
 
 
 def served_by() -> dict[str, object]:
-    """Which process answered: the host (a container's is its id) and the worker's pid."""
-    return {"host": socket.gethostname(), "pid": os.getpid()}
+    """Which process answered: the host (a container's is its id) and the worker's pid; on Swarm
+    also the node (LAB_NODE_NAME, set from the task's template)."""
+    node = lab.NODE_NAME.value()
+    return {"host": socket.gethostname(), "pid": os.getpid(), **({"node": node} if node else {})}
 
 
 def request_view() -> dict[str, object]:
