@@ -45,6 +45,9 @@ set -eu
 : "${LAB_LIMIT_WS_HANDSHAKES:?websocket handshakes a second from one client address}"
 : "${LAB_KEEPALIVE_REQUESTS:?requests over one client connection before nginx closes it}"
 : "${LAB_SOCKETIO_SLOT_RE:?regex of the app workers' own /socket.io/ host:port (labapp/sioslots.py)}"
+# The app's processes as upstream servers (socketio-no-sticky's round robin): natively each
+# worker's own port; in Docker the service name, which nginx resolves to every replica.
+: "${LAB_SOCKETIO_SLOTS:=server $LAB_UPSTREAM;}"
 # The workers' user when the master runs as root; empty: no user directive.
 : "${LAB_NGINX_USER?set it, empty when the master does not run as root}"
 # Derived unless given: listen where the public ports are, proxy to the upstream itself.
@@ -181,6 +184,7 @@ render() {
             -e "s|{{LAB_KEEPALIVE_REQUESTS}}|$LAB_KEEPALIVE_REQUESTS|g" \
             -e "s|{{LAB_ALT_SVC}}|$LAB_ALT_SVC|g" \
             -e "s#{{LAB_SOCKETIO_SLOT_RE}}#$slot_re#g" \
+            -e "s|{{LAB_SOCKETIO_SLOTS}}|$LAB_SOCKETIO_SLOTS|g" \
             "$f"
     done
     if grep -rn '{{LAB_[A-Z_]*}}' "$out" >&2; then

@@ -95,6 +95,7 @@ def native_env() -> dict[str, str]:
         "LAB_NGINX_PREFIX": str(paths.NGINX_PREFIX),
         "LAB_UPSTREAM": f"127.0.0.1:{labsettings.APP_PORT.value()}",
         "LAB_SOCKETIO_SLOT_RE": socketio_slot_re(),
+        "LAB_SOCKETIO_SLOTS": " ".join(f"server 127.0.0.1:{port};" for port in socketio_ports()),
         # The keepalive pool; never resolved through DNS natively (see snippets/upstream.conf).
         "LAB_PROXY_TARGET": "lab_app",
         "LAB_RESOLVER": "127.0.0.1",
