@@ -285,26 +285,38 @@ def scenario_candidates(routes: behaviours.Routes) -> list[catalogue.Scenario]:
     ]
 
 
+def peers_marked_down(config: Config) -> bool:
+    """An upstream of several servers: nginx takes one out for fail_timeout after a failed request
+    (max_fails 1 by default), so a check's failure (a header too big) beside the probes would send
+    them to another server, or to none ("no live upstreams")."""
+    return any(len(upstream.children("server")) > 1 for upstream in config.upstreams().values())
+
+
 def probed_and_matched(
     endpoint: Endpoint,
     routes: behaviours.Routes,
     probing: Callable[[], list[behaviours.Result]],
+    side_by_side: bool = True,
 ) -> tuple[list[behaviours.Result], list[tuple[str, str]]]:
-    """The probes (``probing``) and the catalogue's symptoms the run shows, side by side: the
-    checks, each a few independent requests (some waiting seconds on purpose), run while the
-    probes do. Not matched: a scenario whose behaviour a probe found broken (its row says it, with
-    the line). A check that sends a body with no deadline of its own waits for the probes and, where
-    they saw a request body go unanswered, is not run (it would wait out its upload's deadline for
-    "no answer": neither symptom nor health, never a match)."""
+    """The probes (``probing``) and the catalogue's symptoms the run shows. With ``side_by_side``
+    the checks, each a few independent requests (some waiting seconds on purpose), run while the
+    probes do; else after them (peers_marked_down). Not matched: a scenario whose behaviour a probe
+    found broken (its row says it, with the line). A check that sends a body with no deadline of
+    its own waits for the probes and, where they saw a request body go unanswered, is not run (it
+    would wait out its upload's deadline for "no answer": neither symptom nor health, never a match)."""
     candidates = scenario_candidates(routes)
-    early = [s for s in candidates if not _waits_on_a_body(s)]
+    early = [s for s in candidates if side_by_side and not _waits_on_a_body(s)]
     with ThreadPoolExecutor(max_workers=max(1, len(early))) as pool:
         pending = {s.name: pool.submit(s.observe, endpoint) for s in early}
         results = probing()
         observed = {name: future.result() for name, future in pending.items()}
     hang = any(r.behaviour is REQUEST_BODY and "no answer" in r.seen for r in results)
     shown = {r.behaviour for r in results if r.verdict == BROKEN}
-    late = [s for s in candidates if s.name not in observed and s.behaviour not in shown and not hang]
+    late = [
+        s
+        for s in candidates
+        if s.name not in observed and s.behaviour not in shown and not (hang and _waits_on_a_body(s))
+    ]
     observed.update((s.name, seen) for s, seen in catalogue.matching(late, endpoint))
     matches = [
         (s.name, observed[s.name].seen)
@@ -430,6 +442,7 @@ def run(
             endpoint,
             site.routes,
             lambda: sticky_from_text(judged_where_probed(site, behaviours.run(endpoint, options))),
+            side_by_side=not peers_marked_down(config),
         )
         between = between_layers(site, endpoint, layered, server.pid) if layered else {}
     answered = next((r.status for r in results if r.behaviour is ERROR_FORMAT and r.status), None)
