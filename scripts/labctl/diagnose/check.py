@@ -17,6 +17,8 @@ import re
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
@@ -267,29 +269,61 @@ def sticky_from_text(results: list[behaviours.Result]) -> list[behaviours.Result
     ]
 
 
-def scenario_matches(
-    endpoint: Endpoint, routes: behaviours.Routes, results: list[behaviours.Result], bodies_hang: bool = False
-) -> list[tuple[str, str]]:
-    """The catalogue's symptoms the run shows; not the scenarios whose check reads this
-    checkout's own stack (early-reject counts its kernel's resets), nor those whose behaviour a
-    probe already found broken (its row says it, with the line), nor the websocket ones when the
-    probes went to the config's own websocket location (their checks ask the lab's /ws/*, which
-    such a config does not serve as websockets), nor, where the probes saw a request body go
-    unanswered, those that would wait out their upload's deadline for "no answer" (neither
-    symptom nor health: never a match)."""
+def scenario_candidates(routes: behaviours.Routes) -> list[catalogue.Scenario]:
+    """The catalogue's scenarios whose symptom a run can show: not those whose check reads this
+    checkout's own stack (early-reject counts its kernel's resets), nor the websocket ones when the
+    probes go to the config's own websocket location (their checks ask the lab's /ws/*, which such
+    a config does not serve as websockets)."""
     own_websocket = routes.ws != behaviours.Routes().ws
-    shown = {r.behaviour for r in results if r.verdict == BROKEN}
-    candidates = [
+    return [
         s
         for s in catalogue.scenarios()
         if s.checked
         and not s.compose_only
         and not s.lab_stack_only
-        and s.behaviour not in shown
         and not (own_websocket and s.behaviour in WEBSOCKET_BEHAVIOURS)
-        and not (bodies_hang and _waits_on_a_body(s))
     ]
-    return [(scenario.name, seen.seen) for scenario, seen in catalogue.matching(candidates, endpoint)]
+
+
+def peers_marked_down(config: Config) -> bool:
+    """An upstream of several servers: nginx takes one out for fail_timeout after a failed request
+    (max_fails 1 by default), so a check's failure (a header too big) beside the probes would send
+    them to another server, or to none ("no live upstreams")."""
+    return any(len(upstream.children("server")) > 1 for upstream in config.upstreams().values())
+
+
+def probed_and_matched(
+    endpoint: Endpoint,
+    routes: behaviours.Routes,
+    probing: Callable[[], list[behaviours.Result]],
+    side_by_side: bool = True,
+) -> tuple[list[behaviours.Result], list[tuple[str, str]]]:
+    """The probes (``probing``) and the catalogue's symptoms the run shows. With ``side_by_side``
+    the checks, each a few independent requests (some waiting seconds on purpose), run while the
+    probes do; else after them (peers_marked_down). Not matched: a scenario whose behaviour a probe
+    found broken (its row says it, with the line). A check that sends a body with no deadline of
+    its own waits for the probes and, where they saw a request body go unanswered, is not run (it
+    would wait out its upload's deadline for "no answer": neither symptom nor health, never a match)."""
+    candidates = scenario_candidates(routes)
+    early = [s for s in candidates if side_by_side and not _waits_on_a_body(s)]
+    with ThreadPoolExecutor(max_workers=max(1, len(early))) as pool:
+        pending = {s.name: pool.submit(s.observe, endpoint) for s in early}
+        results = probing()
+        observed = {name: future.result() for name, future in pending.items()}
+    hang = any(r.behaviour is REQUEST_BODY and "no answer" in r.seen for r in results)
+    shown = {r.behaviour for r in results if r.verdict == BROKEN}
+    late = [
+        s
+        for s in candidates
+        if s.name not in observed and s.behaviour not in shown and not (hang and _waits_on_a_body(s))
+    ]
+    observed.update((s.name, seen) for s, seen in catalogue.matching(late, endpoint))
+    matches = [
+        (s.name, observed[s.name].seen)
+        for s in candidates
+        if s.name in observed and s.behaviour not in shown and observed[s.name].present is True
+    ]
+    return results, matches
 
 
 def websocket_probe_path(site: Site, location: Directive) -> str | None:
@@ -404,9 +438,12 @@ def run(
     with sandbox.running(
         plan, place, layered.app_command if layered else None, socketio_path=site.routes.socketio
     ) as server:
-        results = sticky_from_text(judged_where_probed(site, behaviours.run(endpoint, options)))
-        hang = any(r.behaviour is REQUEST_BODY and "no answer" in r.seen for r in results)
-        matches = scenario_matches(endpoint, site.routes, results, bodies_hang=hang)
+        results, matches = probed_and_matched(
+            endpoint,
+            site.routes,
+            lambda: sticky_from_text(judged_where_probed(site, behaviours.run(endpoint, options))),
+            side_by_side=not peers_marked_down(config),
+        )
         between = between_layers(site, endpoint, layered, server.pid) if layered else {}
     answered = next((r.status for r in results if r.behaviour is ERROR_FORMAT and r.status), None)
     rows = merge(results, behaviours.findings(replace(site, bad_gateway_answered=answered)))
