@@ -56,6 +56,14 @@ class Watcher:
         return code
 
 
+def _as_a_terminal_starts_it() -> None:
+    """SIGINT as a shell in a terminal leaves it for the command it starts: the default. A suite
+    run in the background of a non-interactive shell (`make test &`) inherits SIGINT ignored, and
+    Python then installs no KeyboardInterrupt: the watcher would never see the test's Ctrl-C
+    (seen: the test timing out only when so launched)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @contextmanager
 def watching(env: Mapping[str, str] | None = None) -> Iterator[Watcher]:
     """`scripts/lab watch` in its own process group (its own "terminal"), until it says it watches;
@@ -68,6 +76,7 @@ def watching(env: Mapping[str, str] | None = None) -> Iterator[Watcher]:
         stdin=subprocess.DEVNULL,
         text=True,
         start_new_session=True,
+        preexec_fn=_as_a_terminal_starts_it,
     )
     try:
         watcher = Watcher(process)
