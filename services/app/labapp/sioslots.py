@@ -54,12 +54,15 @@ def _bind_first_free(host: str, ports: list[int]) -> socket.socket | None:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
+            # Inside the try: two workers booting at once may both bind a port (SO_REUSEADDR, no
+            # listener yet); the second's listen is then refused, and it takes the next port
+            # (seen: a worker exiting on EADDRINUSE here took gunicorn down, "Worker failed to boot").
+            sock.listen(2048)
         except OSError as error:
             sock.close()
             if error.errno != errno.EADDRINUSE:
                 raise
             continue
-        sock.listen(2048)
         return sock
     return None
 
