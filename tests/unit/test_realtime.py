@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import socket
+from types import SimpleNamespace
 
 import pytest
+from werkzeug.test import EnvironBuilder
 
 from labapp import sioslots
 
@@ -76,3 +78,44 @@ def test_lab_check_s_app_keeps_socketio_for_engineio_and_echoes_a_plain_websocke
     assert polling.status_code == 200 and polling.get_data(as_text=True).startswith("0{"), polling.data
     plain = client.get("/socket.io/", headers={"Sec-WebSocket-Version": "13"})
     assert plain.status_code == 400 and "is a websocket" in plain.get_json()["msg"]
+
+
+class _RefusedSocket:
+    """gevent-websocket's socket as far as a refused Engine.IO websocket uses it."""
+
+    version, origin, protocol, closed = "13", None, None, False
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.handler = SimpleNamespace()  # where the lab's patches keep their per-socket state
+        self.sent: list[str] = []
+        self.closed_with: tuple[int, str] | None = None
+
+    def send(self, message: str) -> None:
+        self.sent.append(message)
+
+    def receive(self) -> None:
+        return None
+
+    def close(self, code: int, reason: str) -> None:
+        self.closed_with = (code, reason)
+
+
+@pytest.mark.parametrize(
+    ("query", "sent_first"),
+    [
+        # The upgrade of a polling session that reached another worker: a packet that is not the
+        # probe's pong first (python-engineio's client crashed on a close frame there).
+        ("EIO=4&transport=websocket&sid=nope", ["1"]),
+        # A websocket session of its own refused: the close frame alone.
+        ("EIO=3&transport=websocket", []),
+    ],
+)
+def test_a_refused_websocket_says_why_in_its_close_frame(make_app, query, sent_first):
+    app = make_app(fix_broker=False)
+    ws = _RefusedSocket(f"/socket.io/?{query}")
+    environ = EnvironBuilder(path="/socket.io/", query_string=query, environ_base={"wsgi.websocket": ws})
+    # As gevent-websocket runs it: the handshake is answered already, the app's body is the session.
+    assert list(app.wsgi_app(environ.get_environ(), lambda *_: None)) == []
+    assert ws.sent == sent_first
+    assert ws.closed_with is not None and ws.closed_with[0] == 1008, ws.closed_with

@@ -62,6 +62,9 @@ def _manager(settings: AppSettings) -> socketio.RedisManager | None:
     )
 
 
+ENGINEIO_CLOSE_PACKET = "1"  # Engine.IO's "close" packet type, no payload
+
+
 class BoundedSocket:
     """gevent-websocket's socket as Engine.IO's gevent driver uses it, with the lab's bounded
     receive: gevent-websocket would read any announced length into memory before Engine.IO's own
@@ -100,6 +103,13 @@ def _json_errors(engineio_app: WSGIApp) -> WSGIApp:
             if ws is not None:
                 # Refused after gevent-websocket's 101 (a foreign Origin): a close frame that says
                 # why, rather than the 400's body as a websocket message ("Invalid empty packet").
+                if "sid" in urllib.parse.parse_qs(environ.get("QUERY_STRING", "")):
+                    # The upgrade of a polling session, refused (it reached another worker than
+                    # the session's): first an Engine.IO packet that is not the probe's pong,
+                    # which clients take as "no upgrade, stay on polling". python-engineio's
+                    # client decodes a close frame there as a packet (TypeError) and its
+                    # reconnection ends: seen during a native `make deploy`.
+                    ws.send(ENGINEIO_CLOSE_PACKET)
                 ws.close(Close.POLICY_VIOLATION, msg)
                 return []
             request_id = environ.get(REQUEST_ID_KEY, "")
