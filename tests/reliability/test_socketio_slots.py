@@ -82,7 +82,9 @@ def _handshakes(lab: Lab, count: int) -> list[requests.Response]:
 
 
 def _without_cookie(answers: list[requests.Response]) -> list[str]:
-    return [f"{a.status_code} {a.text[:60]}" for a in answers if a.status_code == 200 and COOKIE not in a.cookies]
+    return [
+        f"{a.status_code} {a.text[:60]}" for a in answers if a.status_code == 200 and COOKIE not in a.cookies
+    ]
 
 
 def _websocket_client_on(lab: Lab, pid: int, timeout: float = 10) -> sioclient.SioClient:

@@ -37,8 +37,6 @@ RETRY_S = 0.1  # a slot held by a stopping worker is free within its SIGTERM han
 GIVE_UP_S = 30.0  # then the worker serves the shared port only, and says so
 
 
-
-
 class State(enum.Enum):
     """Where this worker is with its slot, which says what a new polling session gets."""
 
@@ -133,7 +131,9 @@ def serve(worker: Any) -> None:
             environ=environ,
         )
         server.start()
-        _server, _announced, _state = server, f"{_reachable_host(host)}:{sock.getsockname()[1]}", State.SERVING
+        _server = server
+        _announced = f"{_reachable_host(host)}:{sock.getsockname()[1]}"
+        _state = State.SERVING
         worker.log.info("socketio: worker %s serves slot %s", worker.pid, _announced)
 
     def wait_for_a_slot() -> None:
