@@ -76,15 +76,28 @@ class _Worker:
 def slots(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
     """Two free slot ports (LAB_SOCKETIO_PORT), this module's state as a fresh worker's; whatever a
     test served is closed at the end."""
-    first = _free_ports(1)[0]
+    first = _two_free_ports_in_a_row()
     monkeypatch.setenv("LAB_SOCKETIO_PORT", str(first))
     monkeypatch.setattr(sioslots, "_state", sioslots.State.NONE)
+    monkeypatch.setattr(sioslots, "_stopping", False)
     monkeypatch.setattr(sioslots, "_announced", None)
     monkeypatch.setattr(sioslots, "_server", None)
     monkeypatch.setattr(sioslots, "RETRY_S", 0.01)
     yield [first, first + 1]
     if sioslots._server is not None:
         sioslots._server.close()
+
+
+def _two_free_ports_in_a_row() -> int:
+    """A port that, with the next one, nothing uses (an outgoing connection's local port counts)."""
+    for _ in range(50):
+        first = _free_ports(1)[0]
+        try:
+            _listen_on(first + 1).close()
+        except OSError:
+            continue
+        return first
+    raise AssertionError("no two free ports in a row")
 
 
 def _listen_on(port: int) -> socket.socket:
@@ -159,3 +172,16 @@ def test_a_worker_told_to_stop_while_waiting_leaves_the_freed_slot_to_its_succes
     finally:
         for sock in held:
             sock.close()
+
+
+def test_a_stop_signal_while_the_slot_is_being_served_frees_it_all_the_same(slots: list[int]) -> None:
+    class SignalledWhileStarting(WSGIServer):
+        def start(self) -> None:
+            super().start()
+            sioslots.stop()  # SIGTERM's handler runs between two of serve's lines
+
+    worker = _Worker(workers=2)
+    worker.server_class = SignalledWhileStarting
+    sioslots.serve(worker)
+    assert sioslots.state() is sioslots.State.STOPPING and sioslots.announced() is None
+    _listen_on(slots[0]).close()

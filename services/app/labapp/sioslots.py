@@ -48,32 +48,38 @@ class State(enum.Enum):
 
 
 _state = State.NONE
+_stopping = False  # set once, by stop(), whatever the state was (a signal may come at any point)
 # This worker's slot as nginx may reach it ("host:port"), while it serves one.
 _announced: str | None = None
 _server: Any = None  # the gevent server on the slot, closed on the worker's stop
 
 
 def state() -> State:
-    return _state
+    return State.STOPPING if _stopping else _state
 
 
 def announced() -> str | None:
-    return _announced if _state is State.SERVING else None
+    return _announced if state() is State.SERVING else None
 
 
 def refuses_new_sessions() -> bool:
     """A polling session begun now would not stay reachable: this worker has no slot yet (a
     session without a cookie: its polls and upgrade go to any worker) or is stopping (its cookie
     would name the slot its successor takes)."""
-    return _state in (State.WAITING, State.STOPPING)
+    return state() in (State.WAITING, State.STOPPING)
 
 
 def stop() -> None:
     """From the worker's SIGTERM handler: no new sessions, and the slot freed at once (closed,
     not only no longer accepted), so that the worker replacing this one finds it free when it
     boots, instead of waiting for this one to exit (measured: 2-3 s after gunicorn's HUP)."""
-    global _state, _server
-    _state = State.STOPPING
+    global _stopping
+    _stopping = True
+    _close_server()
+
+
+def _close_server() -> None:
+    global _server
     if _server is not None:
         _server.close()
         _server = None
@@ -117,9 +123,6 @@ def serve(worker: Any) -> None:
 
     def serve_on(sock: socket.socket) -> None:
         global _announced, _server, _state
-        if _state is State.STOPPING:  # freed after this worker was told to stop: its successor's
-            sock.close()
-            return
         environ = base_environ(worker.cfg)
         environ.update({"wsgi.multithread": True, "SERVER_SOFTWARE": VERSION})
         server = worker.server_class(
@@ -132,6 +135,9 @@ def serve(worker: Any) -> None:
         )
         server.start()
         _server = server
+        if _stopping:  # told to stop (a signal) since it bound the port: the port is its successor's
+            _close_server()
+            return
         _announced = f"{_reachable_host(host)}:{sock.getsockname()[1]}"
         _state = State.SERVING
         worker.log.info("socketio: worker %s serves slot %s", worker.pid, _announced)
@@ -139,8 +145,10 @@ def serve(worker: Any) -> None:
     def wait_for_a_slot() -> None:
         global _state
         waited = 0.0
-        while (sock := _bind_first_free(host, ports)) is None:
-            if _state is State.STOPPING or not worker.alive:
+        while not _stopping and worker.alive:  # once told to stop, a freed port is its successor's
+            sock = _bind_first_free(host, ports)
+            if sock is not None:
+                serve_on(sock)
                 return
             if waited >= GIVE_UP_S:
                 _state = State.GAVE_UP
@@ -153,7 +161,6 @@ def serve(worker: Any) -> None:
                 return
             gevent.sleep(RETRY_S)
             waited += RETRY_S
-        serve_on(sock)
 
     # Before the worker accepts anything when a slot is free (a fresh start, a reload whose old
     # workers freed theirs on SIGTERM): a session begun on it is then always announced. Otherwise
