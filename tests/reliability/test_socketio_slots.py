@@ -39,8 +39,11 @@ COOKIE = "lab_sio"
 
 
 def _take_a_free_port(ports: list[int]) -> socket.socket | None:
+    """As a worker takes its slot: SO_REUSEADDR, so that the stopped worker's connections still
+    open or in TIME_WAIT on that port do not keep it; only a listener does."""
     for port in ports:
         sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
             sock.listen(16)
