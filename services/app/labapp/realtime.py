@@ -18,7 +18,8 @@ Broker down (the chat relay's state, labapp.chat): connected clients get a ``bro
 ones are refused with the reason, a chat message gets it in its ack; the Redis manager reconnects
 by itself. Engine.IO's own 400s (``"Invalid session"``, the protocol version) come back in the
 lab's JSON envelope, their message kept. Which process a session's requests reach is nginx's
-job: labapp.sioslots and docs/SOCKETIO.md.
+job: labapp.sioslots and docs/SOCKETIO.md; a worker that could not keep a new polling session
+reachable (waiting for its slot, or stopping) answers its handshake 503 with Retry-After.
 """
 
 from __future__ import annotations
