@@ -7,10 +7,11 @@ import json
 import socket
 from types import SimpleNamespace
 
+import gevent
 import pytest
 from werkzeug.test import EnvironBuilder
 
-from labapp import realtime, sioslots
+from labapp import chat, realtime, sioslots
 
 HANDSHAKE = "/socket.io/?EIO=4&transport=polling"
 
@@ -144,3 +145,44 @@ def test_a_refused_websocket_says_why_in_its_close_frame(make_app, query, sent_f
     assert list(app.wsgi_app(environ.get_environ(), lambda *_: None)) == []
     assert ws.sent == sent_first
     assert ws.closed_with is not None and ws.closed_with[0] == 1008, ws.closed_with
+
+
+@pytest.fixture
+def broker_news(app, monkeypatch) -> list[tuple[str, dict, dict]]:
+    """What ``realtime.start`` tells this worker's Socket.IO clients (``sio.server.emit``), with
+    the chat relay's Redis calls answered in place (the relay itself is never started)."""
+    told: list[tuple[str, dict, dict]] = []
+    monkeypatch.setattr(chat.room_of(app), "_reserve_ids", lambda count: count)
+    monkeypatch.setattr(
+        app.extensions[realtime.EXTENSION].server, "emit", lambda *args, **kw: told.append((*args, kw))
+    )
+    realtime.start(app)
+    return told
+
+
+def test_a_broker_lost_within_a_moment_of_its_return_is_told(app, broker_news):
+    room = chat.room_of(app)
+    room._subscribed()
+    room._lost(ConnectionError("redis-server killed again"))  # a watcher that looked every 0.5 s missed this
+    gevent.sleep(0.05)
+    assert broker_news == [
+        ("broker", {"state": "ok", "msg": ""}, {"ignore_queue": True}),
+        ("broker", {"state": "unreachable", "msg": chat.BROKER_DOWN_REASON}, {"ignore_queue": True}),
+    ]
+
+
+def test_a_failed_telling_does_not_end_the_next(app, broker_news, monkeypatch):
+    room = chat.room_of(app)
+    server = app.extensions[realtime.EXTENSION].server
+    emit = server.emit
+
+    def fails_once(*args, **kw):
+        monkeypatch.setattr(server, "emit", emit)
+        raise RuntimeError("a client's socket went away mid-emit")
+
+    monkeypatch.setattr(server, "emit", fails_once)
+    room._subscribed()
+    gevent.sleep(0.05)
+    room._lost(ConnectionError("redis-server killed"))
+    gevent.sleep(0.05)
+    assert [news[1]["state"] for news in broker_news] == ["unreachable"]

@@ -63,6 +63,7 @@ class Room(Protocol):
     state: str  # BROKER_OK, BROKER_UNREACHABLE or BROKER_OFF (no broker: LocalRoom)
 
     def start(self) -> None: ...
+    def watch(self, on_change: Callable[[str], None]) -> None: ...
     def join(self, ws: Any) -> int: ...
     def leave(self, client_id: int) -> None: ...
     def publish(self, sender: int, text: str) -> None: ...
@@ -112,6 +113,9 @@ class LocalRoom:
 
     def start(self) -> None:
         pass
+
+    def watch(self, on_change: Callable[[str], None]) -> None:
+        pass  # no broker: the state never changes
 
     def join(self, ws: Any) -> int:
         client_id = next(self._ids)
@@ -182,11 +186,18 @@ class RedisRoom:
         self.state = BROKER_UNREACHABLE
         self._ids = IdBlock()
         self._relay: gevent.Greenlet | None = None
+        self._watchers: list[Callable[[str], None]] = []
 
     def start(self) -> None:
         """The relay greenlet (gunicornhooks' post_worker_init, once per worker)."""
         if self._relay is None:
             self._relay = gevent.spawn(self._relay_forever)
+
+    def watch(self, on_change: Callable[[str], None]) -> None:
+        """``on_change(state)`` at every change of the broker's state, in order, from the relay's
+        greenlet (so it must not block). Every change: a watcher that looked every so often missed
+        a broker lost within one look of its return, and never told that worker's clients."""
+        self._watchers.append(on_change)
 
     def join(self, ws: Any) -> int:
         if self.state != BROKER_OK:
@@ -253,7 +264,7 @@ class RedisRoom:
         self._ids.fill(self._reserve_ids)  # before any join: joins never wait for Redis
         if self.state != BROKER_OK:
             log.info("chat broker reachable: relaying %s", CHANNEL)
-        self.state = BROKER_OK
+        self._set_state(BROKER_OK)
 
     def _deliver(self, frame: str) -> None:
         try:
@@ -266,9 +277,15 @@ class RedisRoom:
     def _lost(self, error: Exception) -> None:
         if self.state == BROKER_OK:
             log.warning("chat broker lost (%s): closing %d sockets with 1013", error, len(self.members))
-        self.state = BROKER_UNREACHABLE
+        self._set_state(BROKER_UNREACHABLE)
         self._ids.discard()
         self.members.close_all(Close.TRY_AGAIN_LATER, BROKER_DOWN_REASON)
+
+    def _set_state(self, state: str) -> None:
+        if state != self.state:
+            self.state = state
+            for on_change in self._watchers:
+                on_change(state)
 
 
 def make_room(fix_broker: bool, broker_url: str) -> Room:

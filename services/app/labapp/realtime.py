@@ -31,6 +31,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import gevent
+import gevent.queue
 import socketio
 from flask import Flask, request
 from flask_socketio import SocketIO, emit
@@ -49,7 +50,6 @@ log = logging.getLogger("labapp.realtime")
 
 EXTENSION = "lab.socketio"  # the SocketIO object in app.extensions
 CHANNEL = "lab:socketio"  # the Redis manager's pub/sub channel (the raw chat's is lab:chat)
-BROKER_WATCH_S = 0.5  # how often a worker looks at its chat relay's broker state
 
 
 def _manager(settings: AppSettings) -> socketio.RedisManager | None:
@@ -253,24 +253,22 @@ def _register_events(sio: SocketIO, app: Flask) -> None:
 
 
 def start(app: Flask) -> None:
-    """Per worker (gunicorn.conf.py's post_worker_init): tell this worker's clients when the broker
-    goes and comes back. Locally (``ignore_queue``): the queue is what is down."""
+    """Per worker (gunicorn.conf.py's post_worker_init): tell this worker's clients each time the
+    broker goes and comes back, in order. Locally (``ignore_queue``): the queue is what is down."""
     sio: SocketIO = app.extensions[EXTENSION]
-    room = chat.room_of(app)
-    if room.state == chat.BROKER_OFF:
-        return
+    changes: gevent.queue.Queue[str] = gevent.queue.Queue()
+    chat.room_of(app).watch(changes.put)
 
-    def watch() -> None:
-        told = chat.BROKER_OK
-        while True:
-            gevent.sleep(BROKER_WATCH_S)
-            if room.state != told:
-                told = room.state
-                reason = chat.BROKER_DOWN_REASON if told == chat.BROKER_UNREACHABLE else ""
-                log.info("socketio: broker %s, telling this worker's clients", told)
-                sio.server.emit("broker", {"state": told, "msg": reason}, ignore_queue=True)
+    def tell() -> None:
+        for state in changes:
+            reason = chat.BROKER_DOWN_REASON if state == chat.BROKER_UNREACHABLE else ""
+            log.info("socketio: broker %s, telling this worker's clients", state)
+            try:
+                sio.server.emit("broker", {"state": state, "msg": reason}, ignore_queue=True)
+            except Exception:  # a bug must not end the telling for the worker's life
+                log.exception("socketio: telling the broker's state failed")
 
-    gevent.spawn(watch)
+    gevent.spawn(tell)
 
 
 def going_away(app: Flask) -> None:
