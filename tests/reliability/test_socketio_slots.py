@@ -102,10 +102,10 @@ def _websocket_client_on(lab: Lab, pid: int, timeout: float = 10) -> sioclient.S
         except socketio.exceptions.ConnectionError:
             time.sleep(0.1)
             continue
-        mine = [client for client in batch if client.worker[1] == pid]
-        sioclient.close_all([client for client in batch if client not in mine[:1]])
-        if mine:
-            return mine[0]
+        keep = next((client for client in batch if client.worker[1] == pid), None)
+        sioclient.close_all([client for client in batch if client is not keep])
+        if keep is not None:
+            return keep
     raise AssertionError(f"no websocket-only client reached worker {pid} in {timeout:g}s")
 
 
