@@ -48,6 +48,9 @@ set -eu
 # The app's processes as upstream servers (socketio-no-sticky's round robin): natively each
 # worker's own port; in Docker the service name, which nginx resolves to every replica.
 : "${LAB_SOCKETIO_SLOTS:=server $LAB_UPSTREAM;}"
+# Where a new Socket.IO session goes (snippets/socketio-map.conf): natively an upstream{} naming
+# the app thrice (a refused handshake is retried); in Docker the service name, every replica.
+: "${LAB_SOCKETIO_NEW_TARGET:=$LAB_UPSTREAM}"
 # The workers' user when the master runs as root; empty: no user directive.
 : "${LAB_NGINX_USER?set it, empty when the master does not run as root}"
 # Derived unless given: listen where the public ports are, proxy to the upstream itself.
@@ -162,6 +165,7 @@ render() {
         sed -i \
             -e "s|{{LAB_UPSTREAM}}|$LAB_UPSTREAM|g" \
             -e "s|{{LAB_PROXY_TARGET}}|$LAB_PROXY_TARGET|g" \
+            -e "s|{{LAB_SOCKETIO_NEW_TARGET}}|$LAB_SOCKETIO_NEW_TARGET|g" \
             -e "s|{{LAB_RESOLVER}}|$LAB_RESOLVER|g" \
             -e "s|{{LAB_LISTEN_HTTPS}}|$LAB_LISTEN_HTTPS|g" \
             -e "s|{{LAB_LISTEN_HTTP}}|$LAB_LISTEN_HTTP|g" \

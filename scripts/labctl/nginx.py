@@ -98,6 +98,8 @@ def native_env() -> dict[str, str]:
         "LAB_SOCKETIO_SLOTS": " ".join(f"server 127.0.0.1:{port};" for port in socketio_ports()),
         # The keepalive pool; never resolved through DNS natively (see snippets/upstream.conf).
         "LAB_PROXY_TARGET": "lab_app",
+        # A new Socket.IO session: the app thrice, so a refused handshake is retried (nginx.conf).
+        "LAB_SOCKETIO_NEW_TARGET": "lab_sio_new",
         "LAB_RESOLVER": "127.0.0.1",
         "LAB_HTTPS_PORT": str(https),
         "LAB_HTTP_PORT": str(http),

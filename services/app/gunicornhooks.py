@@ -180,6 +180,9 @@ class Lifecycle:
             # keep-alive connection after its response and every websocket with 1001 at once, so
             # nothing is still in flight when graceful_timeout runs out
             # (labapp.middleware.CloseWhenStopping, labapp.views.websockets.going_away_on_shutdown).
+            # First: no new Socket.IO session here, and this worker's slot port freed for the
+            # worker replacing it (labapp.sioslots).
+            sioslots.stop()
             for server in servers:
                 server.stop_accepting()
             CloseWhenStopping.stop()

@@ -25,6 +25,8 @@ def test_native_env_points_nginx_at_the_keepalive_pool(monkeypatch):
     env = nginx.native_env()
     assert env["LAB_UPSTREAM"] == "127.0.0.1:8123"
     assert env["LAB_PROXY_TARGET"] == "lab_app"
+    # A new Socket.IO session: the app thrice, so that a handshake refused 503 is tried again.
+    assert env["LAB_SOCKETIO_NEW_TARGET"] == "lab_sio_new"
 
 
 STARTED = {"LAB_UPSTREAM": "127.0.0.1:8001", "LAB_MAX_UPLOAD_MB": "512", "LAB_SCENARIO": "host-drops-port"}

@@ -45,6 +45,7 @@ def test_without_json_errors_engineio_answers_its_own_way(make_app):
 def test_a_new_session_names_its_workers_slot_and_its_requests_do_not(make_app, monkeypatch):
     # No Redis manager: its listener needs gevent's patching, which a worker has and pytest has not.
     client = make_app(fix_broker=False).test_client()
+    monkeypatch.setattr(sioslots, "_state", sioslots.State.SERVING)
     monkeypatch.setattr(sioslots, "_announced", "127.0.0.1:8001")
     hello = client.get(HANDSHAKE)
     assert hello.status_code == 200 and hello.data.startswith(b"0{"), hello.data
@@ -56,6 +57,30 @@ def test_a_new_session_names_its_workers_slot_and_its_requests_do_not(make_app, 
 
 def test_no_slot_no_header(make_app):
     assert sioslots.SLOT_HEADER not in make_app(fix_broker=False).test_client().get(HANDSHAKE).headers
+
+
+@pytest.mark.parametrize("state", [sioslots.State.WAITING, sioslots.State.STOPPING])
+def test_a_worker_that_cannot_keep_a_session_refuses_a_new_polling_one(make_app, monkeypatch, state):
+    client = make_app(fix_broker=False).test_client()
+    monkeypatch.setattr(sioslots, "_state", state)
+    monkeypatch.setattr(sioslots, "_announced", "127.0.0.1:8001")  # a stopping worker's, freed
+    refused = client.get(HANDSHAKE, headers={"X-Request-ID": "abc123"})
+    assert refused.status_code == 503
+    assert refused.headers["Retry-After"] == "1"
+    assert sioslots.SLOT_HEADER not in refused.headers
+    assert refused.get_json() == {"code": 503, "msg": realtime.NO_SLOT_MSG, "request_id": "abc123"}
+    # A session's own requests are Engine.IO's as before (its cookie routed them).
+    assert client.get(f"{HANDSHAKE}&sid=nope").status_code == 400
+
+
+@pytest.mark.parametrize("state", [sioslots.State.NONE, sioslots.State.GAVE_UP])
+def test_a_worker_without_slots_makes_sessions_without_a_cookie(make_app, monkeypatch, state):
+    # No slots at all (a single process, a worker class without gevent's servers) or none freed
+    # within GIVE_UP_S: the worker serves as it can rather than refusing for ever.
+    monkeypatch.setattr(sioslots, "_state", state)
+    hello = make_app(fix_broker=False).test_client().get(HANDSHAKE)
+    assert hello.status_code == 200 and hello.data.startswith(b"0{"), hello.data
+    assert sioslots.SLOT_HEADER not in hello.headers
 
 
 def test_a_worker_on_every_interface_is_reached_by_its_host_name():

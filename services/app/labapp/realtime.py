@@ -18,7 +18,8 @@ Broker down (the chat relay's state, labapp.chat): connected clients get a ``bro
 ones are refused with the reason, a chat message gets it in its ack; the Redis manager reconnects
 by itself. Engine.IO's own 400s (``"Invalid session"``, the protocol version) come back in the
 lab's JSON envelope, their message kept. Which process a session's requests reach is nginx's
-job: labapp.sioslots and docs/SOCKETIO.md.
+job: labapp.sioslots and docs/SOCKETIO.md; a worker that could not keep a new polling session
+reachable (waiting for its slot, or stopping) answers its handshake 503 with Retry-After.
 """
 
 from __future__ import annotations
@@ -122,6 +123,30 @@ def _json_errors(engineio_app: WSGIApp) -> WSGIApp:
     return wsgi
 
 
+# A new polling session on a worker that cannot keep it reachable (sioslots.refuses_new_sessions):
+# 503 in the lab's envelope. A handshake is idempotent: nginx tries it on the next server
+# (snippets/socketio.conf), a client on its own once Retry-After has passed (python-socketio and
+# socket.io-client reconnect with backoff). A slot is free again within a moment of a reload.
+NO_SLOT_RETRY_AFTER_S = 1
+NO_SLOT_MSG = (
+    "this worker cannot keep a new Socket.IO session (it is starting or stopping): try again, "
+    "another worker will take it"
+)
+
+
+def _no_slot(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+    body = json.dumps({"code": 503, "msg": NO_SLOT_MSG, "request_id": environ.get(REQUEST_ID_KEY, "")})
+    start_response(
+        "503 Service Unavailable",
+        [
+            ("Content-Type", "application/json"),
+            ("Content-Length", str(len(body))),
+            ("Retry-After", str(NO_SLOT_RETRY_AFTER_S)),
+        ],
+    )
+    return [body.encode()]
+
+
 def _with_header(start_response: StartResponse, name: str, value: str) -> StartResponse:
     def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
         return start_response(status, [*headers, (name, value)], exc_info)
@@ -173,10 +198,15 @@ def install(app: Flask, settings: AppSettings) -> SocketIO:
             return flask_wsgi(environ, start_response)
         ws = environ.get("wsgi.websocket")
         if ws is None:
-            slot = sioslots.announced()
-            if slot and "sid" not in urllib.parse.parse_qs(environ.get("QUERY_STRING", "")):
-                return sio_wsgi(environ, _with_header(start_response, sioslots.SLOT_HEADER, slot))
+            if "sid" not in urllib.parse.parse_qs(environ.get("QUERY_STRING", "")):  # a new session
+                if sioslots.refuses_new_sessions():
+                    return _no_slot(environ, start_response)
+                slot = sioslots.announced()
+                if slot:
+                    return sio_wsgi(environ, _with_header(start_response, sioslots.SLOT_HEADER, slot))
             return sio_wsgi(environ, start_response)
+        # A websocket: a session of its own (one connection, nothing to route) or the upgrade of
+        # a polling one (its cookie routed it); on a stopping worker closed with 1001 at once.
         environ["wsgi.websocket"] = BoundedSocket(ws, max_bytes)
         with going_away_on_shutdown(ws):  # closed with 1001 on the worker's graceful stop
             return sio_wsgi(environ, start_response)
