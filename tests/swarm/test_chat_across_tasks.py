@@ -5,7 +5,6 @@ are named."""
 
 from __future__ import annotations
 
-import queue
 import uuid
 
 from labctl import sioclient as sio
@@ -61,15 +60,11 @@ def test_a_socketio_message_reaches_clients_on_every_task(lab):
         sender = clients[0]
         receivers = [c for c in clients[1:] if c.worker[0] != sender.worker[0]]
         text = f"socket.io across tasks {uuid.uuid4().hex[:8]}"
-        assert sender.call("chat", {"msg": text}) == {"ok": True}
-        missed = []
-        for client in receivers:
-            try:
-                got = client.chat.get(timeout=sio.TIMEOUT_S)
-            except queue.Empty:
-                missed.append(client.worker)
-                continue
-            assert got == {"from": sender.sid, "msg": text}, got
+        relayed = sio.chat_relayed(sender, receivers, text)
+        missed = [client.worker for client, got in relayed if got is None]
+        assert all(got == {"from": sender.sid, "msg": text} for _, got in relayed if got), [
+            (client.worker, got) for client, got in relayed
+        ]
         assert missed == [], (
             f"a Socket.IO chat message from task {sender.worker[0]} missed clients on "
             f"{sorted(set(missed))}: {BROKER_HINT}"
