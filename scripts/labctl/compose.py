@@ -354,12 +354,17 @@ def nginx_source() -> Path:
     return NGINX_SOURCE
 
 
-def process_groups(nginx: str | None = None, apps: Sequence[str] | None = None) -> dict[str, list[int]]:
+def process_groups(
+    nginx: str | None = None, apps: Sequence[str] | None = None, host_pid: Callable[[int], int] = int
+) -> dict[str, list[int]]:
     """The workers of nginx (``nginx``: this container) and of every app replica (``apps``: these
-    containers), by their host PIDs: the children of each container's first process."""
+    containers), by their host PIDs: the children of each container's first process. ``host_pid``:
+    the host's PID of the engine's State.Pid (another for an engine in a container of its own)."""
 
     def workers(containers: Sequence[str]) -> list[int]:
-        return sorted(pid for cid in containers for pid in procs.children(inspect(cid)["State"]["Pid"]))
+        return sorted(
+            pid for cid in containers for pid in procs.children(host_pid(inspect(cid)["State"]["Pid"]))
+        )
 
     nginx = nginx or container_id("nginx")
     return {

@@ -25,9 +25,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import labsettings
 
@@ -106,6 +106,31 @@ STANDINS = (
     ),
 )
 PYTHON, NGINX, REDIS = STANDINS
+# The swarm's nodes (LAB_SWARM_NODES > 1, scripts/labctl/swarmnodes.py) and their registry: one
+# image, Debian's dockerd, GlusterFS (the uploads' shared volume) and docker-registry. Built here
+# beside the stand-ins when LAB_SWARM_NODES > 1 (CI: its debootstrap overlaps theirs), else by
+# swarm-up when missing.
+SWARM_NODE = StandIn(
+    name=f"proxylab/swarm-node:{SUITE}",
+    replaces="docker:dind",
+    packages=(
+        "docker.io",
+        "iptables",
+        "ca-certificates",
+        "procps",
+        "glusterfs-server",
+        "glusterfs-client",
+        "docker-registry",
+    ),
+    setup="command -v dockerd && command -v glusterd && command -v docker-registry",
+    changes=(f"ENV PATH={HOST_PATH}", 'CMD ["dockerd"]'),
+)
+
+
+def standins() -> tuple[StandIn, ...]:
+    """What `make offline-images` builds: the stand-ins, and the swarm nodes' image when
+    LAB_SWARM_NODES > 1."""
+    return (*STANDINS, SWARM_NODE) if labsettings.SWARM_NODES.value() > 1 else STANDINS
 
 
 def env_file_text() -> str:
@@ -191,6 +216,46 @@ def import_rootfs(standin: StandIn, rootfs: Path) -> None:
         raise SystemExit(f"lab: importing {standin.name} failed: {imported.stderr.strip()}")
 
 
+def build_standins(todo: Sequence[StandIn], started: float) -> None:
+    """Each of ``todo`` debootstrapped into /var/tmp and imported as its image. The debootstraps
+    run side by side (downloads, then dpkg unpacking: one core each at most), each imported as
+    soon as it is done; nothing keeps running or is left behind when one fails."""
+    paths.LOGS.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="proxylab-standins-", dir="/var/tmp"))
+    running: dict[StandIn, tuple[subprocess.Popen[bytes], Path]] = {}
+    try:
+        for standin in todo:
+            log = paths.LOGS / f"debootstrap-{standin.name.split('/')[1].split(':')[0]}.log"
+            print(
+                f"lab: debootstrap {SUITE} for {standin.name} (stands in for {standin.replaces}; "
+                f"log {log.relative_to(paths.ROOT)})",
+                flush=True,
+            )
+            running[standin] = (debootstrap(standin, work / standin.name.replace("/", "_"), log), log)
+        for standin, (process, log) in running.items():
+            rootfs = work / standin.name.replace("/", "_")
+            if process.wait() != 0:
+                # A mirror hiccup is the usual cause: one more try, alone, before giving up.
+                print(f"lab: debootstrap for {standin.name} failed, retrying once", flush=True)
+                shutil.rmtree(rootfs, ignore_errors=True)
+                if debootstrap(standin, rootfs, log).wait() != 0:
+                    tail = log.read_text(errors="replace").splitlines()[-15:]
+                    raise SystemExit(f"lab: debootstrap for {standin.name} failed:\n  " + "\n  ".join(tail))
+            import_rootfs(standin, rootfs)
+            # The rootfs is not needed once imported: free the disk while the others finish.
+            shutil.rmtree(rootfs, ignore_errors=True)
+            print(f"lab: imported {standin.name} ({time.monotonic() - started:.0f}s)", flush=True)
+    except BaseException:
+        # Nothing keeps writing into the directories about to be removed.
+        for process, _ in running.values():
+            if process.poll() is None:
+                process.terminate()
+                process.wait()
+        raise
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def verify() -> None:
     """The stand-ins must match what they replace: Python minor, nginx + openssl + user nginx,
     redis-server + redis-cli (the healthcheck) + user redis."""
@@ -215,7 +280,8 @@ def verify() -> None:
 def build(force: bool = False) -> int:
     compose.require_engine()
     started = time.monotonic()
-    todo = [s for s in STANDINS if force or not compose.image_exists(s.name)]
+    wanted = standins()
+    todo = [s for s in wanted if force or not compose.image_exists(s.name)]
     if todo:
         if os.geteuid() != 0:
             raise SystemExit("lab: debootstrap needs root: `sudo make offline-images`")
@@ -232,42 +298,15 @@ def build(force: bool = False) -> int:
         )
         wheels = download_wheelhouse()
 
-    paths.LOGS.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix="proxylab-standins-", dir="/var/tmp"))
-    running: dict[StandIn, tuple[subprocess.Popen[bytes], Path]] = {}
     try:
-        # The debootstraps run side by side: mostly downloads and unpacking.
-        for standin in todo:
-            log = paths.LOGS / f"debootstrap-{standin.name.split('/')[1].split(':')[0]}.log"
-            print(
-                f"lab: debootstrap {SUITE} for {standin.name} (stands in for {standin.replaces}; "
-                f"log {log.relative_to(paths.ROOT)})",
-                flush=True,
-            )
-            running[standin] = (debootstrap(standin, work / standin.name.replace("/", "_"), log), log)
-        for standin, (process, log) in running.items():
-            rootfs = work / standin.name.replace("/", "_")
-            if process.wait() != 0:
-                # A mirror hiccup is the usual cause: one more try, alone, before giving up.
-                print(f"lab: debootstrap for {standin.name} failed, retrying once", flush=True)
-                shutil.rmtree(rootfs, ignore_errors=True)
-                if debootstrap(standin, rootfs, log).wait() != 0:
-                    tail = log.read_text(errors="replace").splitlines()[-15:]
-                    raise SystemExit(f"lab: debootstrap for {standin.name} failed:\n  " + "\n  ".join(tail))
-            import_rootfs(standin, rootfs)
-            print(f"lab: imported {standin.name} ({time.monotonic() - started:.0f}s)", flush=True)
+        build_standins(todo, started)
     except BaseException:
-        # Nothing keeps writing into the directories about to be removed.
-        processes: list[subprocess.Popen[Any]] = [p for p, _ in running.values()]
-        for process in processes + ([wheels] if wheels else []):
-            if process.poll() is None:
-                process.terminate()
-                process.wait()
+        if wheels is not None and wheels.poll() is None:
+            wheels.terminate()
+            wheels.wait()
         shutil.rmtree(WHEEL_DOWNLOAD, ignore_errors=True)
         raise
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    for standin in STANDINS:
+    for standin in wanted:
         if standin not in todo:
             print(f"lab: {standin.name} already built (--force rebuilds it)")
 

@@ -207,6 +207,21 @@ def spread(
     return clients
 
 
+def chat_relayed(sender: SioClient, receivers: list[SioClient], text: str) -> list[tuple[SioClient, Any]]:
+    """``sender`` chats ``text`` (its ack must be ok); what each of ``receivers`` then got (None:
+    nothing within TIMEOUT_S)."""
+    acked = sender.call("chat", {"msg": text})
+    if acked != {"ok": True}:
+        raise AssertionError(f"chat from {sender.worker}: ack {acked!r}, not {{'ok': True}}")
+    got: list[tuple[SioClient, Any]] = []
+    for client in receivers:
+        try:
+            got.append((client, client.chat.get(timeout=TIMEOUT_S)))
+        except queue.Empty:
+            got.append((client, None))
+    return got
+
+
 def close_all(clients: list[SioClient]) -> None:
     for client in clients:
         client.close()

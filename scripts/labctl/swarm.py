@@ -563,7 +563,12 @@ def nginx_source() -> Path:
 
 
 def process_groups() -> dict[str, list[int]]:
-    """The workers of the nginx task and of the app tasks on this node."""
+    """The workers of the nginx task and of the app tasks on this node (on several nodes, the
+    manager's: its engine's PIDs are those of its container's namespace, mapped to the host's)."""
+    if swarmnodes.running():
+        return compose.process_groups(
+            nginx_container(), containers("app"), lambda pid: swarmnodes.host_pid(1, pid)
+        )
     return compose.process_groups(nginx_container(), containers("app"))
 
 

@@ -2,9 +2,10 @@
 in a container of the host's engine (docker-in-docker), one manager and the others workers,
 joined over a network of their own, pulling every image from a real registry they trust.
 
-- One image for the nodes and the registry, built like `make offline-images`' stand-ins
-  (debootstrap of Debian trixie, `docker import`): Debian's docker.io, glusterfs (the uploads'
-  shared volume) and docker-registry. Built once, when missing (about 2.5 minutes).
+- One image for the nodes and the registry, a stand-in of `make offline-images` (debootstrap of
+  Debian trixie, `docker import`): Debian's docker.io, glusterfs (the uploads' shared volume) and
+  docker-registry. `LAB_SWARM_NODES=3 make offline-images` builds it beside the others; swarm-up
+  builds it when missing.
 - Each node runs privileged (dockerd makes namespaces, cgroups, iptables rules, overlay mounts)
   with its /var/lib/docker on a volume of the host's engine (overlay2 refuses to stack on the
   container's own overlay root), labelled com.proxylab.swarm-node=<n>, hostname node<n>, and the
@@ -27,16 +28,14 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
-import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
 
 import labsettings
 
-from . import compose, offline, paths
+from . import compose, offline, paths, procs
 
 OUT = paths.LAB / "swarm"
 # Written once the nodes have joined: what DOCKER_HOST reaches the manager, and every node's.
@@ -73,23 +72,6 @@ NODE_START = (
     "mount -o remount,rw /sys && glusterd && "
     "for d in /sys/fs/cgroup /sys/fs/cgroup/*; do mount -o remount,bind,rw $d; done && "
     "exec dockerd -H unix:///var/run/docker.sock -H unix:///run/lab/docker.sock --storage-driver overlay2"
-)
-# What a node's dockerd needs of the host: the kernel's, through --privileged.
-NODE_IMAGE = offline.StandIn(
-    name=f"proxylab/swarm-node:{offline.SUITE}",
-    replaces="docker:dind",
-    # The registry's container runs it too (one debootstrap): Debian's docker-registry.
-    packages=(
-        "docker.io",
-        "iptables",
-        "ca-certificates",
-        "procps",
-        "glusterfs-server",
-        "glusterfs-client",
-        "docker-registry",
-    ),
-    setup="command -v dockerd && command -v glusterd && command -v docker-registry",
-    changes=(f"ENV PATH={offline.HOST_PATH}", 'CMD ["dockerd"]'),
 )
 REGISTRY_CONFIG = """\
 version: 0.1
@@ -178,27 +160,10 @@ def running() -> bool:
 
 
 def build_images() -> None:
-    """The nodes' (and registry's) image, when missing (debootstrap, as `make offline-images`)."""
-    for standin in (NODE_IMAGE,):
-        if host_docker("image", "inspect", standin.name, check=False).returncode == 0:
-            continue
-        started = time.monotonic()
-        paths.LOGS.mkdir(parents=True, exist_ok=True)
-        log = paths.LOGS / f"debootstrap-{standin.name.split('/')[1].split(':')[0]}.log"
-        print(
-            f"lab: debootstrap {offline.SUITE} for {standin.name} (log {log.relative_to(paths.ROOT)})",
-            flush=True,
-        )
-        work = Path(tempfile.mkdtemp(prefix="proxylab-swarm-node-", dir="/var/tmp"))
-        try:
-            rootfs = work / "rootfs"
-            if offline.debootstrap(standin, rootfs, log).wait() != 0:
-                tail = log.read_text(errors="replace").splitlines()[-15:]
-                raise SystemExit(f"lab: debootstrap for {standin.name} failed:\n  " + "\n  ".join(tail))
-            offline.import_rootfs(standin, rootfs)
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
-        print(f"lab: built {standin.name} in {time.monotonic() - started:.0f}s", flush=True)
+    """The nodes' (and registry's) image, when missing: `LAB_SWARM_NODES=3 make offline-images`
+    builds it beside the stand-ins (CI), else it is debootstrapped here (about 2.5 minutes)."""
+    if host_docker("image", "inspect", offline.SWARM_NODE.name, check=False).returncode != 0:
+        offline.build_standins([offline.SWARM_NODE], time.monotonic())
 
 
 def registry_name(image: str) -> str:
@@ -282,7 +247,7 @@ def start_registry(network: str) -> None:
         "--network-alias", "registry", *labels(),
         "-v", f"{stack_name()}-registry-data:/var/lib/docker-registry",
         "--mount", f"type=bind,src={certs},dst=/certs,readonly",
-        NODE_IMAGE.name, "docker-registry", "serve", "/certs/config.yml",
+        offline.SWARM_NODE.name, "docker-registry", "serve", "/certs/config.yml",
     )  # fmt: skip
 
 
@@ -302,7 +267,7 @@ def start_node(node: int, network: str, ports: list[str]) -> None:
         "--mount", f"type=bind,src={paths.ROOT},dst={paths.ROOT},readonly",
         "--mount", f"type=bind,src={OUT / f'node{node}'},dst=/run/lab",
         "--mount", f"type=bind,src={paths.CA},dst=/etc/docker/certs.d/{REGISTRY_HOST}/ca.crt,readonly",
-        NODE_IMAGE.name, "sh", "-c", NODE_START,
+        offline.SWARM_NODE.name, "sh", "-c", NODE_START,
     )  # fmt: skip
 
 
@@ -385,6 +350,35 @@ def mount_shared(node: int) -> None:
     """The GlusterFS client mount (FUSE) on node ``node``, through its own glusterd."""
     on_node(node, "mkdir", "-p", SHARED_UPLOADS)
     on_node(node, "mount", "-t", "glusterfs", f"node{node}:/{GLUSTER_VOLUME}", SHARED_UPLOADS)
+
+
+def host_pid(node: int, pid: int) -> int:
+    """The host's PID of the process that node ``node``'s engine knows as ``pid`` (its State.Pid,
+    in the node container's PID namespace): a process under the node's container whose NSpid
+    (its PID in each namespace, the host's first) has ``pid`` second."""
+    root = int(host_docker("inspect", "--format", "{{.State.Pid}}", container(node)).stdout)
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            status = (entry / "status").read_text()
+        except OSError:
+            continue
+        ids = next((line.split()[1:] for line in status.splitlines() if line.startswith("NSpid:")), [])
+        if len(ids) > 1 and int(ids[1]) == pid and _descends(int(entry.name), root):
+            return int(entry.name)
+    raise SystemExit(f"lab: no process of node{node}'s container is its pid {pid}")
+
+
+def _descends(pid: int, ancestor: int) -> bool:
+    while pid > 1:
+        if pid == ancestor:
+            return True
+        try:
+            pid = int(procs.stat_fields(pid)[1])
+        except (OSError, IndexError, ValueError):
+            return False
+    return False
 
 
 def engines() -> dict[str, dict[str, str]]:

@@ -4,7 +4,6 @@ origins, and the answers to bad input."""
 
 from __future__ import annotations
 
-import queue
 import uuid
 
 import pytest
@@ -76,15 +75,11 @@ def test_chat_reaches_every_other_client_on_every_worker(lab, every_worker):
     try:
         sender, receivers = clients[0], clients[1:]
         text = f"to every worker {uuid.uuid4().hex[:8]}"
-        assert sender.call("chat", {"msg": text}) == {"ok": True}
-        missed = []
-        for client in receivers:
-            try:
-                got = client.chat.get(timeout=sio.TIMEOUT_S)
-            except queue.Empty:
-                missed.append(client.worker)
-                continue
-            assert got == {"from": sender.sid, "msg": text}, got
+        relayed = sio.chat_relayed(sender, receivers, text)
+        missed = [client.worker for client, got in relayed if got is None]
+        assert all(got == {"from": sender.sid, "msg": text} for _, got in relayed if got), [
+            (client.worker, got) for client, got in relayed
+        ]
         assert not missed, (
             f"chat from {sender.worker} missed clients on {sorted(set(missed))}: no message queue "
             "between the workers? " + hints.scenario("socketio-no-message-queue")

@@ -47,15 +47,16 @@ class Upload:
     node: str  # the node whose app task took it ('' when no log said)
 
 
-def request_nodes(request_ids: set[str]) -> dict[str, str]:
-    """The node whose app task logged each request id (every node's app containers' logs)."""
+def logged_on(marks: set[str]) -> dict[str, str]:
+    """The node whose app task logged each of ``marks`` (a request id, a unique path), from every
+    node's app containers' logs."""
     found = {}
     for node, env in swarmnodes.engines().items():
         for cid in swarm.service_containers("app", env):
             logs = subprocess.run(
                 ["docker", "logs", cid], env=env, text=True, capture_output=True, check=True
             )
-            found.update({rid: node for rid in request_ids if rid in logs.stdout + logs.stderr})
+            found.update({mark: node for mark in marks if mark in logs.stdout + logs.stderr})
     return found
 
 
@@ -71,5 +72,5 @@ def uploads_over_nodes(http: requests.Session, lab: Lab, count: int, size: int) 
         digest = hashlib.sha256(body).hexdigest()
         assert response.json()["sha256"] == digest, f"{name}: the server's sha256 differs"
         sent[response.headers["X-Request-ID"]] = (name, digest)
-    taken = request_nodes(set(sent))
+    taken = logged_on(set(sent))
     return [Upload(name, digest, taken.get(rid, "")) for rid, (name, digest) in sent.items()]
