@@ -13,8 +13,14 @@ from labctl import sse
 EVENTS = 4
 INTERVAL_S = 0.5
 CPU_S = 2.0
-# A loop kept free wakes a 10 ms sleeper late by a few ms; inline work would make it CPU_S late.
-LOOP_LAG_MS = 100
+# Work that holds the loop (inline, or a call that keeps the GIL) makes a 10 ms sleeper CPU_S late.
+# A loop kept free wakes it late only by the OS's scheduling: on 2 cores, with the work on one and
+# nginx, the workers and this test's client on the other, 2-81 ms here beside a CI run, and 161 ms
+# once in a CI run (100 ms was the bound then). A quarter of CPU_S keeps both apart.
+LOOP_LAG_MS = CPU_S * 1000 / 4
+# The requests sent meanwhile, one at a time with this pause: enough to see the worker answer, not
+# a flood that takes the core the loop needs (900 requests in the 1.2 s unpaced).
+MEANWHILE_PAUSE_S = 0.02
 
 
 def test_stream_events_arrive_as_they_are_written(lab):
@@ -62,6 +68,7 @@ def test_cpu_bound_request_leaves_its_worker_serving(lab):
                 started = time.monotonic()
                 response = session.get(f"{lab.url}/debug/request", timeout=10)
                 answers.append((response.json()["served_by"]["pid"], time.monotonic() - started))
+                time.sleep(MEANWHILE_PAUSE_S)
         return answers
 
     with ThreadPoolExecutor(max_workers=2) as pool:
