@@ -39,6 +39,10 @@ from .endpoints import Endpoint
 HTTP_METHODS = {"GET", "HEAD", "POST", "PUT", "DELETE"}
 WEBSOCKET = "WEBSOCKET"
 REPLY_TIMEOUT_S = 5.0
+# A request with a body waits this long per MiB on top of probe.TIMEOUT (a 2 MiB upload: 12 s).
+# Not a flat minute: where the app never answers such a request (connection-upgrade-always: it
+# reads the body until the connection closes), body-limit's check cost every diagnosis a minute.
+SECONDS_PER_BODY_MIB = 1.0
 OPERATORS = {"startswith", "contains", "in", "not", "not_in"}
 PLACEHOLDER = re.compile(r"\{([a-z_]+(?:\.[A-Za-z0-9_-]+)?)\}")
 
@@ -176,7 +180,7 @@ class Check:
             body = probe.pattern_body(length)
         if self.via_http and endpoint.http_url is None:
             return {"status": "no plain-HTTP entry point"}  # nothing to observe: neither verdict
-        timeout = self.timeout_s or (60 if self.body_mib else probe.TIMEOUT)
+        timeout = self.timeout_s or probe.TIMEOUT + self.body_mib * SECONDS_PER_BODY_MIB
         try:
             reply = probe.request(
                 endpoint,

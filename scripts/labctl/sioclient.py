@@ -193,13 +193,18 @@ def connect_batch(
 
 
 def spread(
-    endpoint: Endpoint, transport: str, over: set[tuple[str, int]], at_least: int = 2
+    endpoint: Endpoint, transport: str, over: set[tuple[str, int]] | int, at_least: int = 2
 ) -> list[SioClient]:
-    """Clients of ``transport`` until they sit on every worker of ``over`` (and at least
-    ``at_least`` clients), MAX_CLIENTS at most, BATCH at a time."""
+    """Clients of ``transport`` until they sit on every worker of ``over`` (a set), or on ``over``
+    workers (a count), and number at least ``at_least``; MAX_CLIENTS at most, BATCH at a time."""
+
+    def covered() -> bool:
+        found = workers(clients)
+        return over <= found if isinstance(over, set) else len(found) >= over
+
     clients: list[SioClient] = []
     try:
-        while len(clients) < at_least or (not over <= workers(clients) and len(clients) < MAX_CLIENTS):
+        while len(clients) < at_least or (not covered() and len(clients) < MAX_CLIENTS):
             clients.extend(connect_batch(endpoint, transport))
     except BaseException:
         close_all(clients)

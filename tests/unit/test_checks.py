@@ -71,3 +71,22 @@ def test_a_verdict_needs_one_answer_alone(symptom, healthy, verdict):
 def test_a_malformed_check_is_refused_when_the_catalogue_loads(block):
     with pytest.raises(ValueError):
         checks.Check.parse(block, "a description, not a request")
+
+
+@pytest.mark.parametrize(
+    ("block", "waits"), [({"body_mib": 2}, 12.0), ({}, 10.0), ({"body_mib": 2, "timeout_s": 3}, 3.0)]
+)
+def test_a_body_s_wait_grows_with_its_size_not_a_flat_minute(monkeypatch, block, waits):
+    """An app that never answers a body (connection-upgrade-always) costs a check its timeout:
+    probe.TIMEOUT plus a second per MiB, or the check's own ``timeout_s``."""
+    asked = []
+
+    def never_answered(*_args, timeout, **_kwargs):
+        asked.append(timeout)
+        raise TimeoutError
+
+    monkeypatch.setattr(checks.probe, "request", never_answered)
+    spec = {**block, "healthy": {"status": 201}, "symptom": {"status": 413}}
+    check = checks.Check.parse(spec, "PUT /upload/x")
+    assert check.answer(TLS) == {"status": "no answer", "content_type": f"(none within {waits:g} s)"}
+    assert asked == [waits]

@@ -196,12 +196,21 @@ def probe_socketio(p: Probe) -> Iterator[Result]:
             yield result(behaviour, BROKEN, f"{path}: {type(error).__name__}: {error}")
 
 
+def polling_sessions(p: Probe, path: str, first: Session | None = None) -> list[http_probe.Reply]:
+    """SESSIONS polling sessions at ``path`` (``first`` one of them), run side by side as clients
+    run theirs (a thread each, one more for its long-poll): every reply, a refused handshake's too."""
+    sessions = [*([first] if first else []), *(Session(p, path) for _ in range(SESSIONS - bool(first)))]
+    opened = [session for session in sessions if session.sid]
+    with ThreadPoolExecutor(2 * len(opened) or 1) as pool:
+        running = [pool.submit(session.exchange, pool) for session in opened]
+        exchanged = [reply for each in running for reply in each.result()]
+    return [session.reply for session in sessions if not session.sid] + exchanged
+
+
 def _sticky(p: Probe, first: Session) -> Result:
-    sessions = [first, *(Session(p, first.path) for _ in range(SESSIONS - 1))]
-    with ThreadPoolExecutor(2) as pool:
-        replies = [reply for session in sessions for reply in session.exchange(pool)]
+    replies = polling_sessions(p, first.path, first)
     refused = [_refusal(r) for r in replies if r.status != 200]
-    counted = f"{len(replies)} requests of {len(sessions)} polling sessions"
+    counted = f"{len(replies)} requests of {SESSIONS} polling sessions"
     if refused:
         return result(SIO_STICKY, BROKEN, f"{len(refused)} of {counted} refused: {refused[0]}")
     return result(SIO_STICKY, OK, f"{counted}, each on a new connection, answered")
