@@ -12,8 +12,19 @@ import threading
 
 import pytest
 
-from labctl import paths, venv
-from labctl.bench import chart, ideal_receiver, loop, record, runner, sioload, upload_rate, wrk, wsload
+from labctl import endpoints, nginx, paths, venv
+from labctl.bench import (
+    bench_stack,
+    chart,
+    ideal_receiver,
+    loop,
+    record,
+    runner,
+    sioload,
+    upload_rate,
+    wrk,
+    wsload,
+)
 from labctl.bench.settings import QUICK, BenchSettings
 
 WRK_STDOUT = """Running 5s test @ https://localhost:8443/healthz
@@ -276,3 +287,13 @@ def test_socketio_memory_is_counted_whole_and_by_side():
     sioload.count_shares(result, 1000)
     assert (result.app_kib_per_connection, result.nginx_kib_per_connection) == (32.0, 50.0)
     assert result.kib_per_connection == 82.0
+
+
+@pytest.mark.parametrize("workers", ["1", "2", "8"])
+def test_the_bench_s_own_ports_are_none_of_the_stack_s(monkeypatch, workers):
+    """The ideal receiver and the websocket reference beside a stack of any worker count: at the
+    app's port + 1 the receiver met a worker's Socket.IO port and the upload section failed."""
+    monkeypatch.setenv("GUNICORN_WORKERS", workers)
+    stack = {endpoints.app_port(), *nginx.socketio_ports()}
+    bench = {bench_stack.bench_port(0), bench_stack.bench_port(1)}
+    assert len(bench) == 2 and not bench & stack, (bench, stack)

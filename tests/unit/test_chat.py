@@ -94,11 +94,38 @@ def test_close_all_tells_each_member_why():
     assert len(members) == 0
 
 
-def test_a_redis_room_refuses_clients_until_its_relay_has_subscribed():
+def test_a_redis_room_whose_relay_never_answers_refuses_after_the_wait(monkeypatch):
+    monkeypatch.setattr(chat, "REDIS_TIMEOUT_S", 0.1)
     room = chat.RedisRoom("redis://redis:6379/0")  # never started: no relay, no connection
     assert room.state == chat.BROKER_UNREACHABLE
     with pytest.raises(chat.BrokerDown, match="unreachable"):
         room.join(FakeSocket())
+
+
+@pytest.fixture
+def fresh_room(monkeypatch) -> chat.RedisRoom:
+    """A worker's room before its relay's first answer (the relay's Redis calls answered in place)."""
+    room = chat.RedisRoom("redis://redis:6379/0")
+    monkeypatch.setattr(room, "_reserve_ids", lambda count: count)
+    return room
+
+
+def test_a_client_of_a_worker_just_started_waits_for_the_first_subscribe(fresh_room):
+    joining = gevent.spawn(fresh_room.join, FakeSocket())
+    gevent.sleep(0.05)
+    assert not joining.ready(), "refused before the relay's first answer"
+    fresh_room._subscribed()
+    assert joining.get(timeout=1) >= 1
+
+
+def test_a_broker_down_at_start_refuses_at_its_first_answer_then_at_once(fresh_room):
+    joining = gevent.spawn(fresh_room.join, FakeSocket())
+    gevent.sleep(0.05)
+    fresh_room._lost(ConnectionError("connection refused"))
+    with pytest.raises(chat.BrokerDown):
+        joining.get(timeout=1)
+    with gevent.Timeout(0.5, AssertionError("a room that had its answer waited again")):
+        assert not fresh_room.reachable()
 
 
 def test_ids_come_from_reserved_blocks_and_a_lost_broker_drops_the_block(monkeypatch):

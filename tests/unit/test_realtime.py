@@ -45,7 +45,6 @@ def test_without_json_errors_engineio_answers_its_own_way(make_app):
 def test_a_new_session_names_its_workers_slot_and_its_requests_do_not(make_app, monkeypatch):
     # No Redis manager: its listener needs gevent's patching, which a worker has and pytest has not.
     client = make_app(fix_broker=False).test_client()
-    monkeypatch.setattr(sioslots, "_state", sioslots.State.SERVING)
     monkeypatch.setattr(sioslots, "_announced", "127.0.0.1:8001")
     hello = client.get(HANDSHAKE)
     assert hello.status_code == 200 and hello.data.startswith(b"0{"), hello.data
@@ -59,11 +58,21 @@ def test_no_slot_no_header(make_app):
     assert sioslots.SLOT_HEADER not in make_app(fix_broker=False).test_client().get(HANDSHAKE).headers
 
 
-@pytest.mark.parametrize("state", [sioslots.State.WAITING, sioslots.State.STOPPING])
-def test_a_worker_that_cannot_keep_a_session_refuses_a_new_polling_one(make_app, monkeypatch, state):
+@pytest.mark.parametrize(
+    ("state", "stopping", "announced"),
+    [
+        (sioslots.State.WAITING, False, None),  # its slot still a stopping worker's
+        (sioslots.State.NONE, True, "127.0.0.1:8001"),  # a stopping worker's slot, freed
+    ],
+)
+def test_a_worker_that_cannot_keep_a_session_refuses_a_new_polling_one(
+    make_app, monkeypatch, state, stopping, announced
+):
     client = make_app(fix_broker=False).test_client()
     monkeypatch.setattr(sioslots, "_state", state)
-    monkeypatch.setattr(sioslots, "_announced", "127.0.0.1:8001")  # a stopping worker's, freed
+    monkeypatch.setattr(sioslots, "_stopping", stopping)
+    monkeypatch.setattr(sioslots, "_announced", announced)
+    assert sioslots.state() is (sioslots.State.STOPPING if stopping else state)
     refused = client.get(HANDSHAKE, headers={"X-Request-ID": "abc123"})
     assert refused.status_code == 503
     assert refused.headers["Retry-After"] == "1"

@@ -28,9 +28,17 @@ BASELINE_WORKER = "geventwebsocket.gunicorn.workers.GeventWebSocketWorker"
 BENCH_HOST = "bench.localhost"
 
 
+def bench_port(offset: int) -> int:
+    """A port of the bench's own servers (0: the ideal receiver, 1: the websocket reference): right
+    below the app's port, so each checkout's ports stay its own. Above it are the workers' own
+    /socket.io/ ports (nginx.socketio_ports), as many as the stack has workers: at the app's port
+    + 1 the ideal receiver found a worker's taken ("Address already in use") and the upload
+    section failed."""
+    return endpoints.app_port() - 1 - offset
+
+
 def ideal_port() -> int:
-    """The ideal receiver's port: next to the app's, so each checkout's ports stay its own."""
-    return endpoints.app_port() + 1
+    return bench_port(0)
 
 
 def render_overlay() -> Path:

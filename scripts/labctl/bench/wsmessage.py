@@ -131,7 +131,7 @@ def run(size: int, rounds: int) -> LargeMessageResult:
     result = LargeMessageResult(size=size)
     text = message(size)
     app = f"ws://127.0.0.1:{endpoints.app_port()}/ws/echo"
-    reference_port = endpoints.app_port() + 2  # +1 is the ideal receiver
+    reference_port = bench_stack.bench_port(1)
     with bench_stack.listening_script(REFERENCE, reference_port):
         reference = f"ws://127.0.0.1:{reference_port}/"
         for _ in range(rounds):

@@ -29,6 +29,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 import gevent
+import gevent.event
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
@@ -64,6 +65,7 @@ class Room(Protocol):
 
     def start(self) -> None: ...
     def watch(self, on_change: Callable[[str], None]) -> None: ...
+    def reachable(self) -> bool: ...
     def join(self, ws: Any) -> int: ...
     def leave(self, client_id: int) -> None: ...
     def publish(self, sender: int, text: str) -> None: ...
@@ -116,6 +118,9 @@ class LocalRoom:
 
     def watch(self, on_change: Callable[[str], None]) -> None:
         pass  # no broker: the state never changes
+
+    def reachable(self) -> bool:
+        return True
 
     def join(self, ws: Any) -> int:
         client_id = next(self._ids)
@@ -187,6 +192,7 @@ class RedisRoom:
         self._ids = IdBlock()
         self._relay: gevent.Greenlet | None = None
         self._watchers: list[Callable[[str], None]] = []
+        self._answered = gevent.event.Event()  # the relay's first answer: subscribed, or lost
 
     def start(self) -> None:
         """The relay greenlet (gunicornhooks' post_worker_init, once per worker)."""
@@ -199,8 +205,16 @@ class RedisRoom:
         a broker lost within one look of its return, and never told that worker's clients."""
         self._watchers.append(on_change)
 
+    def reachable(self) -> bool:
+        """Whether chat can take a client now. A worker just started waits for its relay's first
+        answer from the broker (at most REDIS_TIMEOUT_S): without the wait, a client that reached
+        it before its first SUBSCRIBE was refused as if the broker were down, and came back (a
+        reconnect at every reload); once answered, never waits."""
+        self._answered.wait(REDIS_TIMEOUT_S)
+        return self.state == BROKER_OK
+
     def join(self, ws: Any) -> int:
-        if self.state != BROKER_OK:
+        if not self.reachable():
             raise BrokerDown(BROKER_DOWN_REASON)
         try:
             client_id = self._ids.take(self._reserve_ids)
@@ -265,6 +279,7 @@ class RedisRoom:
         if self.state != BROKER_OK:
             log.info("chat broker reachable: relaying %s", CHANNEL)
         self._set_state(BROKER_OK)
+        self._answered.set()
 
     def _deliver(self, frame: str) -> None:
         try:
@@ -280,6 +295,7 @@ class RedisRoom:
         self._set_state(BROKER_UNREACHABLE)
         self._ids.discard()
         self.members.close_all(Close.TRY_AGAIN_LATER, BROKER_DOWN_REASON)
+        self._answered.set()
 
     def _set_state(self, state: str) -> None:
         if state != self.state:

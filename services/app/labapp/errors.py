@@ -12,6 +12,8 @@ from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.routing.exceptions import WebsocketMismatch
 
+from . import envelope
+
 log = logging.getLogger("labapp")
 
 WEBSOCKET_ONLY_MSG = "this endpoint is a websocket: connect with a websocket client (Upgrade: websocket)"
@@ -23,7 +25,7 @@ HANDSHAKE_SEEN_HEADER = "X-Lab-Handshake-Seen"
 
 
 def error_response(code: int, msg: str) -> Response:
-    response = jsonify(code=code, msg=msg, request_id=g.get("request_id", ""))
+    response = jsonify(envelope.fields(code, msg, g.get("request_id", "")))
     response.status_code = code
     return response
 

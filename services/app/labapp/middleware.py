@@ -25,6 +25,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 import labsettings as lab
 from labsettings import AppSettings
 
+from . import envelope
 from .body import TimedInput
 
 Environ = dict[str, Any]
@@ -182,20 +183,13 @@ def bounded_response_head(app: WSGIApp, limit_bytes: int) -> WSGIApp:
         close = getattr(body, "close", None)
         if close is not None:
             close()
-        error = json.dumps(
-            {
-                "code": 500,
-                "msg": f"the app refused to send a response head of {over[0]} bytes: over "
-                f"{limit_bytes} bytes (LAB_MAX_HEADER_KIB, nginx's proxy_buffer_size, less what the "
-                "app server adds)",
-                "request_id": environ.get(REQUEST_ID_KEY, ""),
-            }
-        ).encode()
-        start_response(
-            "500 INTERNAL SERVER ERROR",
-            [("Content-Type", "application/json"), ("Content-Length", str(len(error)))],
+        msg = (
+            f"the app refused to send a response head of {over[0]} bytes: over {limit_bytes} bytes "
+            "(LAB_MAX_HEADER_KIB, nginx's proxy_buffer_size, less what the app server adds)"
         )
-        return [error]
+        return envelope.answer(
+            start_response, "500 INTERNAL SERVER ERROR", msg, environ.get(REQUEST_ID_KEY, "")
+        )
 
     return wsgi
 

@@ -40,7 +40,7 @@ from werkzeug.routing import Rule
 import labsettings as lab
 from labsettings import AppSettings
 
-from . import chat, sioslots
+from . import chat, envelope, sioslots
 from .middleware import REQUEST_ID_KEY, Environ, StartResponse, WSGIApp
 from .patches.wsclose import Close
 from .views.debug import served_by
@@ -113,10 +113,9 @@ def _json_errors(engineio_app: WSGIApp) -> WSGIApp:
                     ws.send(ENGINEIO_CLOSE_PACKET)
                 ws.close(Close.POLICY_VIOLATION, msg)
                 return []
+            kept = [h for h in headers if h[0].lower() not in ("content-type", "content-length")]
             request_id = environ.get(REQUEST_ID_KEY, "")
-            body = json.dumps({"code": 400, "msg": msg, "request_id": request_id}).encode()
-            headers = [h for h in headers if h[0].lower() not in ("content-type", "content-length")]
-            headers.append(("Content-Type", "application/json"))
+            return envelope.answer(start_response, status, str(msg), request_id, kept, seen["exc_info"])
         start_response(status, headers, seen["exc_info"])
         return [body]
 
@@ -135,16 +134,9 @@ NO_SLOT_MSG = (
 
 
 def _no_slot(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
-    body = json.dumps({"code": 503, "msg": NO_SLOT_MSG, "request_id": environ.get(REQUEST_ID_KEY, "")})
-    start_response(
-        "503 Service Unavailable",
-        [
-            ("Content-Type", "application/json"),
-            ("Content-Length", str(len(body))),
-            ("Retry-After", str(NO_SLOT_RETRY_AFTER_S)),
-        ],
-    )
-    return [body.encode()]
+    retry = [("Retry-After", str(NO_SLOT_RETRY_AFTER_S))]
+    request_id = environ.get(REQUEST_ID_KEY, "")
+    return envelope.answer(start_response, "503 Service Unavailable", NO_SLOT_MSG, request_id, retry)
 
 
 def _with_header(start_response: StartResponse, name: str, value: str) -> StartResponse:
@@ -226,7 +218,7 @@ def _register_events(sio: SocketIO, app: Flask) -> None:
 
     @sio.on("connect")
     def connect(_auth: Any = None) -> None:
-        if room.state == chat.BROKER_UNREACHABLE:
+        if not room.reachable():
             raise socketio.exceptions.ConnectionRefusedError(chat.BROKER_DOWN_REASON)
 
     @sio.on("echo")
@@ -255,9 +247,12 @@ def _register_events(sio: SocketIO, app: Flask) -> None:
 def start(app: Flask) -> None:
     """Per worker (gunicorn.conf.py's post_worker_init): tell this worker's clients each time the
     broker goes and comes back, in order. Locally (``ignore_queue``): the queue is what is down."""
+    room = chat.room_of(app)
+    if room.state == chat.BROKER_OFF:  # no broker (LocalRoom): nothing to tell, ever
+        return
     sio: SocketIO = app.extensions[EXTENSION]
     changes: gevent.queue.Queue[str] = gevent.queue.Queue()
-    chat.room_of(app).watch(changes.put)
+    room.watch(changes.put)
 
     def tell() -> None:
         for state in changes:

@@ -47,19 +47,21 @@ class State(enum.Enum):
     STOPPING = "stopping"  # told to stop, its slot freed for its successor: new sessions refused
 
 
-_state = State.NONE
+_state = State.NONE  # before a slot is served: none, waiting or gave up (serving: _announced)
 _stopping = False  # set once, by stop(), whatever the state was (a signal may come at any point)
-# This worker's slot as nginx may reach it ("host:port"), while it serves one.
+# This worker's slot as nginx may reach it ("host:port"), once it serves one.
 _announced: str | None = None
 _server: Any = None  # the gevent server on the slot, closed on the worker's stop
 
 
 def state() -> State:
-    return State.STOPPING if _stopping else _state
+    if _stopping:
+        return State.STOPPING
+    return State.SERVING if _announced else _state
 
 
 def announced() -> str | None:
-    return _announced if state() is State.SERVING else None
+    return None if _stopping else _announced
 
 
 def refuses_new_sessions() -> bool:
@@ -122,7 +124,7 @@ def serve(worker: Any) -> None:
     ports = slot_ports(worker.cfg.workers, labsettings.SOCKETIO_PORT.value())
 
     def serve_on(sock: socket.socket) -> None:
-        global _announced, _server, _state
+        global _announced, _server
         environ = base_environ(worker.cfg)
         environ.update({"wsgi.multithread": True, "SERVER_SOFTWARE": VERSION})
         server = worker.server_class(
@@ -139,7 +141,6 @@ def serve(worker: Any) -> None:
             _close_server()
             return
         _announced = f"{_reachable_host(host)}:{sock.getsockname()[1]}"
-        _state = State.SERVING
         worker.log.info("socketio: worker %s serves slot %s", worker.pid, _announced)
 
     def wait_for_a_slot() -> None:

@@ -15,12 +15,12 @@ worker, bypassing gunicorn's parser) as the lab's JSON error naming that layer
 
 from __future__ import annotations
 
-import json
 import uuid
 from typing import Any
 
 import labsettings
 
+from .. import envelope
 from . import Patch, stock
 from .pywsgi import GEVENT, MAX_LINE
 
@@ -34,7 +34,7 @@ HANDLE_CLIENT_ERROR = "gevent.pywsgi:WSGIHandler._handle_client_error"
 
 def response(code: int, reason: str, msg: str) -> bytes:
     """A whole HTTP/1.1 answer carrying the envelope, closing the connection as gevent's do."""
-    body = json.dumps({"code": code, "msg": msg, "request_id": uuid.uuid4().hex}).encode() + b"\n"
+    body = envelope.body(code, msg, uuid.uuid4().hex) + b"\n"
     head = (
         f"HTTP/1.1 {code} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
         f"Content-Length: {len(body)}\r\n\r\n"

@@ -14,7 +14,8 @@ from werkzeug.http import dump_cookie
 
 import labsettings as lab
 
-from .. import chat
+from .. import chat, heap
+from ..errors import error_response
 
 bp = Blueprint("debug", __name__)
 
@@ -105,3 +106,13 @@ def outbound() -> Response:
 @bp.get("/debug/settings")
 def debug_settings() -> Response:
     return jsonify(current_app.config["LAB"].public())
+
+
+@bp.post("/debug/malloc-trim")
+def malloc_trim() -> Response:
+    """This worker's RSS, then glibc's free pages given back and its RSS again: growth that the
+    trim takes back was the allocator's, not the app's (labapp/heap.py)."""
+    before = heap.rss_kib()
+    if not heap.trim():
+        return error_response(501, "this worker's C library has no malloc_trim (not glibc)")
+    return jsonify(rss_kib_before=before, rss_kib_after=heap.rss_kib(), served_by=served_by())
