@@ -173,8 +173,8 @@ def cmd_test(_args: argparse.Namespace) -> int:
 
 def cmd_test_compose(_args: argparse.Namespace) -> int:
     """The compose path of CI: `make up` with three app replicas, the integration suite unchanged
-    (its HTTP/3 tests run here), Chromium over QUIC, the compose-only checks, then down. With no
-    registry, `make offline-images` first."""
+    (its HTTP/3 tests run here), Chromium over QUIC, the compose-only checks, then down with its
+    volumes (checked: none left). With no registry, `make offline-images` first."""
     os.environ.setdefault("LAB_MAX_UPLOAD_MB", TEST_UPLOAD_LIMIT_MB)
     # The integration suite, unchanged, against several replicas behind the one nginx.
     os.environ.setdefault("LAB_APP_REPLICAS", TEST_APP_REPLICAS)
@@ -187,7 +187,11 @@ def cmd_test_compose(_args: argparse.Namespace) -> int:
         results["browser h3 (compose)"] = pytest("tests/browser/test_http3.py")
         results["compose checks"] = pytest("tests/compose")
     finally:
-        compose.down()
+        compose.down(volumes=True)  # the test uploads and certificates with it: nothing left behind
+    left = compose.volumes_of(compose.project())
+    if left:
+        print(f"lab test-compose: down --volumes left {left}")
+    results["no volume of the stack left"] = int(bool(left))
     return summary(f"lab test-compose summary ({time.monotonic() - started:.0f}s)", results)
 
 

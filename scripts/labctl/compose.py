@@ -159,6 +159,13 @@ def docker(*args: str, check: bool = True, capture: bool = True) -> subprocess.C
     return subprocess.run(["docker", *args], check=check, text=True, capture_output=capture)
 
 
+def volumes_of(name: str, run_docker: Callable[..., subprocess.CompletedProcess[str]] = docker) -> list[str]:
+    """The volumes of project or stack ``name`` on the engine (Compose and `docker stack` both name
+    them ``<name>_<volume>``)."""
+    listed = run_docker("volume", "ls", "--format", "{{.Name}}", check=False)
+    return [volume for volume in listed.stdout.split() if volume.startswith(f"{name}_")]
+
+
 def container_id(service: str, project_name: str | None = None) -> str | None:
     """The (newest) container of a service of the project, running or not."""
     ids = containers(service, project_name, running=False)

@@ -475,8 +475,7 @@ def down(volumes: bool = False) -> None:
 def stack_volumes() -> list[str]:
     """Every volume of the stack: uploads, nginx's temp files, and its copy of the key, which the
     certs one-shot (a compose run) made before the stack, so only the name tells."""
-    listed = docker("volume", "ls", "--format", "{{.Name}}", check=False)
-    return [name for name in listed.stdout.split() if name.startswith(f"{stack_name()}_")]
+    return compose.volumes_of(stack_name(), docker)
 
 
 def wait_removed(timeout_s: float = REMOVE_TIMEOUT_S) -> None:
