@@ -77,6 +77,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="CI: sections 1-7 and 10 through nginx only; fails on FAILED or NON-STRICT over the baseline",
     )
+    parser.add_argument(
+        "--setup",
+        action="store_true",
+        help="only set the suite up under .lab/autobahn (CI does it in the background of make test)",
+    )
     parser.add_argument("--cases", default="*", help="comma-separated case patterns (default: all)")
     parser.add_argument(
         "--via", choices=("both", "direct", "nginx"), default="both", help="which agents (default: both)"
@@ -280,6 +285,8 @@ def run(via: str, cases: list[str]) -> Counter[str]:
 
 def main(args: argparse.Namespace) -> int:
     install()
+    if args.setup:
+        return 0
     cases = CORE_CASES if args.core else [case.strip() for case in args.cases.split(",") if case.strip()]
     native.up()
     try:
