@@ -1,5 +1,6 @@
 """labapp.patches.bodyinput: gevent's wsgi.input given ``bytes_ready`` and ``abandon``, compared
-with the stock Input on the same bodies; and the whole-body deadline on every route (labapp.body)."""
+with the stock Input on the same bodies; the whole-body deadline on every route, and a chunked
+body's chunks gathered into one buffer (labapp.body)."""
 
 from __future__ import annotations
 
@@ -12,15 +13,18 @@ from gevent import pywsgi
 from gevent import socket as gsocket
 
 from labapp import patches
+from labapp.body import Body, BufferPool, TimedInput
 from labapp.patches import bodyinput
 
 BODY = bytes(range(256)) * 64  # 16 KiB
 
 
+def framed(*parts: bytes) -> bytes:
+    return b"".join(f"{len(p):x}\r\n".encode() + p + b"\r\n" for p in parts)
+
+
 def chunked(data: bytes) -> bytes:
-    return (
-        b"".join(f"{len(p):x}\r\n".encode() + p + b"\r\n" for p in (data[:5000], data[5000:])) + b"0\r\n\r\n"
-    )
+    return framed(data[:5000], data[5000:]) + b"0\r\n\r\n"
 
 
 def arriving(wire: bytes, declared: int | None) -> tuple[pywsgi.Input, gsocket.socket]:
@@ -114,3 +118,54 @@ def test_the_drain_after_an_early_answer_stops_at_the_deadline(make_app):
         )
         response.close()
     assert response.status_code == 403 and time.monotonic() - started < 2
+
+
+def taken(body: Body, pool: BufferPool) -> list[tuple[bytes, bool]]:
+    """What each take gives while the socket holds bytes (as PendingUpload.receive reads a body),
+    and whether it lay in a buffer of the pool; every take within a second, or the test fails."""
+    found = []
+    with gevent.Timeout(1):
+        while bodyinput.waiting_on_socket(body._input.rfile) and (size := body.ready()):
+            data, buffer = body.take(size, pool)
+            found.append((bytes(data), buffer is not None))
+            if buffer is not None:
+                pool.give(buffer)
+    return found
+
+
+def chunked_body(wire: bytes) -> tuple[Body, gsocket.socket]:
+    raw, client = arriving(wire, None)
+    timed = TimedInput(raw, 60)
+    return Body({"wsgi.input": timed}, timed), client  # type: ignore[arg-type]
+
+
+def test_the_chunks_already_here_are_taken_in_one_buffer():
+    """nginx forwards a chunked body in chunks of 16 KiB or less: those already here come in one
+    take, one write (they came in two per chunk: the size line's byte, then the rest)."""
+    parts = [bytes([n]) * 8192 for n in range(12)]
+    body, client = chunked_body(framed(*parts) + b"0\r\n\r\n")
+    assert taken(body, BufferPool(keep=1)) == [(b"".join(parts), True)]
+    client.close()
+
+
+@pytest.mark.parametrize(
+    "sent, rest",
+    [
+        (framed(b"a" * 8192) + b"2000\r\n" + b"b" * 3000, b"b" * 5192 + b"\r\n"),
+        (b"2000\r\n" + b"a" * 8192, b"\r\n"),  # gevent reads a chunk's CRLF with its last byte
+        (framed(b"a" * 8192) + b"20", b"00\r\n" + b"b" * 8192 + b"\r\n"),  # half a size line
+    ],
+    ids=["mid-chunk", "before-crlf", "mid-size-line"],
+)
+def test_a_sender_that_stalls_gets_what_is_here_without_a_wait(sent, rest):
+    """What is here is gathered, and the take returns rather than wait for the framing's next
+    bytes holding a buffer; the body reads whole once the sender goes on."""
+    body, client = chunked_body(sent)
+    pool = BufferPool(keep=2)
+    first = taken(body, pool)
+    assert any(pooled for _, pooled in first), f"nothing gathered: {[len(d) for d, _ in first]}"
+    client.sendall(rest + b"0\r\n\r\n")
+    second = taken(body, pool)
+    whole, _client = arriving(sent + rest + b"0\r\n\r\n", None)
+    assert b"".join(data for data, _ in first + second) == whole.read()
+    client.close()
