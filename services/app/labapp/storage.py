@@ -27,6 +27,7 @@ import labsettings
 
 from .body import POOL, Body
 
+
 class PendingUpload:
     """A temp file in the upload dir that hashes what is written; ``commit`` renames it.
 
