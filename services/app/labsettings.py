@@ -251,6 +251,18 @@ MAX_HEADER_KIB = Setting(
 UPLOAD_DIR = Setting(
     "LAB_UPLOAD_DIR", "/srv/uploads", Path, "where uploads land (native mode: .lab/uploads)", "app"
 )
+# 16 KiB suits a local page cache: the kernel's copy is most of an upload's cost, cheaper in small
+# pieces on the lab's VMs (docs/BENCHMARKS.md, "Upload"). Through FUSE each os.write is a request
+# (on GlusterFS, to three replicas): compose.swarm-shared.yaml sets more there (docs/SCALING.md).
+UPLOAD_WRITE_KIB = Setting(
+    "LAB_UPLOAD_WRITE_KIB",
+    "16",
+    count,
+    "largest os.write of an upload in KiB: small for a local page cache, larger on a FUSE mount "
+    "(GlusterFS), where each write is a request",
+    "app",
+    public=True,
+)
 # An upload in flight is a temp file in UPLOAD_DIR named so (labapp.storage), renamed once whole.
 TEMP_PREFIX = ".partial-"
 
@@ -871,6 +883,10 @@ class AppSettings:
     @property
     def max_upload_bytes(self) -> int:
         return self[MAX_UPLOAD_MB] * capacity.MIB
+
+    @property
+    def upload_write_bytes(self) -> int:
+        return self[UPLOAD_WRITE_KIB] * capacity.KIB
 
     @property
     def self_url(self) -> str:

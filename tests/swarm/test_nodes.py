@@ -11,9 +11,10 @@ from collections.abc import Iterator
 
 import pytest
 
+import labsettings
 from labctl import swarm, swarmnodes, traffic
 from support.lab import Lab
-from support.swarmctl import upload_dir_names, uploads_over_nodes
+from support.swarmctl import spec, upload_dir_names, uploads_over_nodes
 
 UPLOADS = 12  # spread by nginx over 3 nodes: each node takes some (asserted)
 UPLOAD_BYTES = 4 * 1024 * 1024
@@ -77,6 +78,18 @@ def test_an_upload_taken_on_any_node_downloads_intact_through_nginx(http, lab, n
         )
         assert hashlib.sha256(download.content).hexdigest() == upload.sha256, f"{upload.name} differs"
     assert not [n for n in upload_dir_names() if n.startswith(".partial-")], "a partial file is left"
+
+
+def test_the_app_writes_onto_glusterfs_in_pieces_larger_than_a_local_disks(http, lab):
+    """compose.swarm-shared.yaml's LAB_UPLOAD_WRITE_KIB reaches every task: through FUSE each
+    os.write is a request to three replicas (docs/SCALING.md: 16 KiB pieces 44-51 MB/s, 1 MiB 53-66)."""
+    env = dict(line.split("=", 1) for line in spec("app")["TaskTemplate"]["ContainerSpec"]["Env"])
+    piece_kib = labsettings.UPLOAD_WRITE_KIB.value(env)
+    assert piece_kib > labsettings.UPLOAD_WRITE_KIB.value({}), (
+        f"the app's tasks write uploads onto GlusterFS in {piece_kib} KiB pieces, a local disk's default"
+    )
+    shown = {http.get(lab.url + "/debug/settings", timeout=10).json()["upload_write_kib"] for _ in range(30)}
+    assert shown == {piece_kib}, f"30 GETs of /debug/settings said {shown}, the service sets {piece_kib}"
 
 
 def load(lab: Lab) -> traffic.Load:

@@ -58,15 +58,19 @@ def redeploy(scenario: str, image: str) -> None:
     swarm.stack_deploy(swarm.render(env, image), env)
     # A spec the deploy changed is rolled out; one it sent again as it was is left alone.
     changed = [name for name, (spec_now, _) in update_marks().items() if spec_now != before[name][0]]
+    wait_rolled_out({name: (before[name][1], old[name]) for name in changed}, scenario or "baseline")
+    wait_healthy(f"https://localhost:{labsettings.HTTPS_PORT.value(env)}/healthz", paths.CA, 60)
+
+
+def wait_rolled_out(updates: dict[str, tuple[str, set[str]]], what: str) -> None:
+    """Until each service of ``updates`` (its update's start before, its tasks before) is
+    rolled_out, then the stack converged."""
     end = time.monotonic() + REDEPLOY_TIMEOUT_S
-    for name in changed:
-        while not rolled_out(name, before[name][1], old[name]):
-            assert time.monotonic() < end, (
-                f"{scenario or 'baseline'}: {name} not updated in {REDEPLOY_TIMEOUT_S}s"
-            )
+    for name, (started_before, old) in updates.items():
+        while not rolled_out(name, started_before, old):
+            assert time.monotonic() < end, f"{what}: {name} not updated in {REDEPLOY_TIMEOUT_S}s"
             time.sleep(1)
     swarm.wait_converged([*SERVICES, "redis"], timeout_s=REDEPLOY_TIMEOUT_S)
-    wait_healthy(f"https://localhost:{labsettings.HTTPS_PORT.value(env)}/healthz", paths.CA, 60)
 
 
 def rolled_out(name: str, started_before: str, old: set[str]) -> bool:
@@ -147,11 +151,14 @@ def test_registry_missing_rejects_the_tasks_of_the_other_nodes_and_not_under_the
         broken = rejected_by_node(before)
     finally:
         redeploy("", image)
-    # The baseline: every task replaced from the registry's image, wherever Swarm puts it. The
-    # CLI returns once the update is complete, monitor window included: the tests after this
-    # one scale the service, which an update still running would undo.
+    # The baseline: every task replaced from the registry's image, wherever Swarm puts it, and
+    # running. What is left of the update then is its monitor window, in which nothing changes
+    # unless a new task fails (which wait_converged reports): no need to wait it out, as this
+    # module runs last (conftest), so no later test scales the service under the update.
     old = {task.id for task in swarm.tasks("app")}
-    swarm.docker("service", "update", "--force", swarm.service("app"))
+    started_before = update_marks()["app"][1]
+    swarm.docker("service", "update", "--force", "--detach", swarm.service("app"))
+    wait_rolled_out({"app": (started_before, old)}, "baseline's forced update")
     baseline = rejected_by_node(old)
     names = swarm.node_names()
     running_on = sorted({names[task.node_id] for task in swarm.running_tasks("app")})

@@ -102,6 +102,14 @@ def test_app_settings_are_read_through_their_declarations(monkeypatch):
     assert "upload_dir" not in shown and "broker_url" not in shown
 
 
+def test_the_upload_write_piece_is_16_kib_unless_set_and_a_count():
+    assert labsettings.AppSettings.from_env({}).upload_write_bytes == 16 * 1024
+    settings = labsettings.AppSettings.from_env({"LAB_UPLOAD_WRITE_KIB": "1024"})
+    assert settings.upload_write_bytes == 1024 * 1024
+    with pytest.raises(ValueError, match="LAB_UPLOAD_WRITE_KIB: want 1 or more"):
+        labsettings.AppSettings.from_env({"LAB_UPLOAD_WRITE_KIB": "0"})
+
+
 def test_an_app_setting_is_replaced_by_its_field_name_and_only_an_app_setting():
     settings = labsettings.AppSettings.from_env({})
     assert settings.replace(fix_proxy=False)[labsettings.FIX_PROXY] is False

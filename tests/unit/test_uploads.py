@@ -66,6 +66,29 @@ def test_missing_file_field_is_a_400(app, client):
     assert files_in(app) == []
 
 
+@pytest.mark.parametrize("kib", [4, 16, 64])
+def test_an_upload_is_written_in_pieces_of_lab_upload_write_kib(make_app, monkeypatch, kib):
+    """Each os.write into the upload's file is LAB_UPLOAD_WRITE_KIB at most: small for a local
+    page cache (16, the default), larger on a FUSE mount, where each write is a request."""
+    app = make_app(upload_write_kib=kib)
+    directory = app.config["LAB"][lab.UPLOAD_DIR]
+    real_write = os.write
+    pieces: list[int] = []
+
+    def write(fd: int, data) -> int:
+        written = real_write(fd, data)
+        if os.readlink(f"/proc/self/fd/{fd}").startswith(str(directory)):
+            pieces.append(written)
+        return written
+
+    monkeypatch.setattr(os, "write", write)
+    client = app.test_client()
+    assert client.put("/upload/raw.bin", data=PAYLOAD).status_code == 201
+    assert client.post("/upload", data={"file": (io.BytesIO(PAYLOAD), "form.bin")}).status_code == 201
+    assert max(pieces) == kib * 1024 and sum(pieces) == 2 * len(PAYLOAD), pieces
+    assert (directory / "raw.bin").read_bytes() == (directory / "form.bin").read_bytes() == PAYLOAD
+
+
 def test_over_the_limit_is_413_and_leaves_nothing(app, client):
     too_big = b"x" * (app.config["LAB"].max_upload_bytes + 1)
     assert client.put("/upload/big.bin", data=too_big).status_code == 413
@@ -180,7 +203,7 @@ def test_gevent_input_body_shorter_than_declared_is_an_error():
 
 
 def test_receive_stores_every_chunk_in_order(tmp_path):
-    part = PendingUpload(tmp_path)
+    part = PendingUpload(tmp_path, 16 * 1024)
     source = io.BytesIO(BIG)
     part.receive(Body({"wsgi.input": TimedInput(source, 60)}, source))
     assert part.commit("big.bin") == {
@@ -199,7 +222,7 @@ def test_a_reader_error_mid_body_leaves_nothing_and_closes_the_file(tmp_path):
             return super().readinto(view)
 
     source = FailsThirdTime(BIG)
-    part = PendingUpload(tmp_path)
+    part = PendingUpload(tmp_path, 16 * 1024)
     with pytest.raises(OSError, match="went away"):
         part.receive(Body({"wsgi.input": TimedInput(source, 60)}, source))
     part.discard()

@@ -27,17 +27,18 @@ import labsettings
 
 from .body import POOL, Body
 
-# Each os.write at most this much. The kernel's copy into the page cache is most of an upload's
-# cost, and on the lab's VMs it is cheaper in small pieces: 1 GiB written in 16 KiB pieces cost
-# 0.5-0.85 s of system time, in 1 MiB pieces 1.8-2.2 s (32 KiB: 1.2, 256 KiB: 1.7), the pages
-# coming back from the hypervisor each time (docs/BENCHMARKS.md, "Upload").
-WRITE_PIECE = 16 * 1024
-
 
 class PendingUpload:
-    """A temp file in the upload dir that hashes what is written; ``commit`` renames it."""
+    """A temp file in the upload dir that hashes what is written; ``commit`` renames it.
 
-    def __init__(self, directory: Path) -> None:
+    Each os.write is at most ``piece`` bytes (LAB_UPLOAD_WRITE_KIB). On a local page cache the
+    kernel's copy is most of an upload's cost, and on the lab's VMs it is cheaper in small pieces:
+    1 GiB written in 16 KiB pieces cost 0.5-0.85 s of system time, in 1 MiB pieces 1.8-2.2 s
+    (32 KiB: 1.2, 256 KiB: 1.7), the pages coming back from the hypervisor each time
+    (docs/BENCHMARKS.md, "Upload"). On a FUSE mount (GlusterFS) each write is a request to the
+    filesystem's daemon instead, and larger pieces win (docs/SCALING.md)."""
+
+    def __init__(self, directory: Path, piece: int) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         # The worker's host and pid in the name: a SIGKILLed worker cannot discard its temp files,
         # so gunicorn's master removes them by pid when it reaps the worker (child_exit hook).
@@ -48,6 +49,7 @@ class PendingUpload:
         self.path = Path(path)
         self._fd = fd
         self._sha256 = hashlib.sha256()
+        self._piece = piece
         self.size = 0
         # The chunk a pool thread is hashing and writing, if any: the file is closed only after it.
         self._storing: Any = None
@@ -57,7 +59,7 @@ class PendingUpload:
         self._sha256.update(data)
         view = memoryview(data)
         while view:
-            view = view[os.write(self._fd, view[:WRITE_PIECE]) :]
+            view = view[os.write(self._fd, view[: self._piece]) :]
         self.size += len(data)
         return len(data)
 

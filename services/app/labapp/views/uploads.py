@@ -32,6 +32,11 @@ def _settings() -> AppSettings:
     return current_app.config["LAB"]
 
 
+def _pending() -> PendingUpload:
+    settings = _settings()
+    return PendingUpload(settings[lab.UPLOAD_DIR], settings.upload_write_bytes)
+
+
 def safe_name(raw: str) -> str:
     if "\x00" in raw:
         abort(400, "file name contains a NUL byte")
@@ -52,7 +57,7 @@ def upload_multipart() -> Response:
     pending: list[PendingUpload] = []
 
     def sink() -> PendingUpload:
-        part = PendingUpload(_settings()[lab.UPLOAD_DIR])
+        part = _pending()
         pending.append(part)
         return part
 
@@ -75,7 +80,7 @@ def upload_multipart() -> Response:
 def upload_raw(name: str) -> Response:
     name = safe_name(name)
     stream = cast(io.RawIOBase, request.stream)  # 413 here when Content-Length is over the limit
-    part = PendingUpload(_settings()[lab.UPLOAD_DIR])
+    part = _pending()
     try:
         # Read as it arrives, into the worker's pooled buffers with no copy in between
         # (labapp.patches.pywsgi gives gevent's wsgi.input the readinto Werkzeug's stream uses), the
