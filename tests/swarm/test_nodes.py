@@ -1,4 +1,4 @@
-"""Several nodes (`LAB_SWARM_NODES=3 make swarm-up`, run by hand): app tasks on every node,
+"""Several nodes (`LAB_SWARM_NODES=3 make swarm-up`; CI's swarm path): app tasks on every node,
 uploads taken on any node downloaded intact through the manager's nginx, a node drained under
 load dropping nothing, a worker lost under load (`docker stop` of its container) costing at most
 the requests in flight, its tasks rescheduled, the websockets reconnected."""
@@ -26,7 +26,7 @@ LOAD_S = 90
 def nodes() -> dict[str, dict[str, str]]:
     engines = swarmnodes.engines()
     if not swarmnodes.running():
-        pytest.skip("one node: these run on LAB_SWARM_NODES=3 (by hand: CI runs one node, docs/SCALING.md)")
+        pytest.skip("one node: these run on LAB_SWARM_NODES=3 (CI's swarm path, docs/SCALING.md)")
     return engines
 
 

@@ -1,5 +1,5 @@
 """The scenarios past one node, each under itself (symptom) and under the baseline (none), on the
-three-node swarm (`LAB_SWARM_NODES=3`, run by hand): uploads-node-local (uploads on each
+three-node swarm (`LAB_SWARM_NODES=3`, CI's swarm path): uploads-node-local (uploads on each
 node's own volume: a download through nginx 404s when a worker's task took the upload) and
 registry-missing (the app image on the manager only: the workers' tasks fail "No such image")."""
 
@@ -25,7 +25,7 @@ SERVICES = ("app", "nginx")
 @pytest.fixture(scope="module", autouse=True)
 def several_nodes() -> None:
     if not swarmnodes.running():
-        pytest.skip("one node: these run on LAB_SWARM_NODES=3 (by hand: CI runs one node, docs/SCALING.md)")
+        pytest.skip("one node: these run on LAB_SWARM_NODES=3 (CI's swarm path, docs/SCALING.md)")
 
 
 def scenario_env(scenario: str) -> dict[str, str]:
