@@ -15,7 +15,7 @@ import asyncio
 import queue
 import threading
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine, Hashable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -193,13 +193,18 @@ def connect_batch(
 
 
 def spread(
-    endpoint: Endpoint, transport: str, over: set[tuple[str, int]] | int, at_least: int = 2
+    endpoint: Endpoint,
+    transport: str,
+    over: set[Hashable] | int,
+    at_least: int = 2,
+    key: Callable[[SioClient], Hashable] = lambda client: client.worker,
 ) -> list[SioClient]:
-    """Clients of ``transport`` until they sit on every worker of ``over`` (a set), or on ``over``
-    workers (a count), and number at least ``at_least``; MAX_CLIENTS at most, BATCH at a time."""
+    """Clients of ``transport`` until they sit on every place of ``over`` (a set), or on ``over``
+    places (a count), and number at least ``at_least``; MAX_CLIENTS at most, BATCH at a time. A
+    client's place is its ``key``: by default its worker (host, pid); a swarm test's, its task's host."""
 
     def covered() -> bool:
-        found = workers(clients)
+        found = {key(client) for client in clients}
         return over <= found if isinstance(over, set) else len(found) >= over
 
     clients: list[SioClient] = []

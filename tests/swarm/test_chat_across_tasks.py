@@ -50,10 +50,8 @@ def test_a_socketio_message_reaches_clients_on_every_task(lab):
     """Websocket clients on every task, and one polling client (its every poll routed by nginx to
     the worker holding its session, wherever that task runs)."""
     hosts = task_hosts()
-    clients: list[sio.SioClient] = []
+    clients = sio.spread(lab.endpoint, "websocket", over=hosts, key=lambda client: client.worker[0])
     try:
-        while {c.worker[0] for c in clients} != hosts and len(clients) < sio.MAX_CLIENTS:
-            clients.extend(sio.connect_batch(lab.endpoint, "websocket"))
         clients.append(sio.connect(lab.endpoint, "polling"))
         on = {c.worker[0] for c in clients}
         assert on == hosts, f"{len(clients)} Socket.IO clients sat on tasks {sorted(on)} of {sorted(hosts)}"
