@@ -15,6 +15,7 @@ from gevent import socket as gsocket
 from labapp import patches
 from labapp.body import Body, BufferPool, TimedInput
 from labapp.patches import bodyinput
+from labapp.patches.pywsgi import READ_BUFFER
 
 BODY = bytes(range(256)) * 64  # 16 KiB
 
@@ -32,7 +33,8 @@ def arriving(wire: bytes, declared: int | None) -> tuple[pywsgi.Input, gsocket.s
     patches.install(bodyinput.PATCHES)
     server, client = gsocket.socketpair()
     client.sendall(wire)
-    return pywsgi.Input(server.makefile("rb"), declared, chunked_input=declared is None), client
+    rfile = server.makefile("rb", READ_BUFFER)  # the worker's read buffer (patches.pywsgi)
+    return pywsgi.Input(rfile, declared, chunked_input=declared is None), client
 
 
 @pytest.mark.parametrize("declared", [len(BODY), None], ids=["content-length", "chunked"])
@@ -164,8 +166,27 @@ def test_a_sender_that_stalls_gets_what_is_here_without_a_wait(sent, rest):
     pool = BufferPool(keep=2)
     first = taken(body, pool)
     assert any(pooled for _, pooled in first), f"nothing gathered: {[len(d) for d, _ in first]}"
+    assert pool.kept == 1, "the buffer is back in the pool while the sender stalls"
     client.sendall(rest + b"0\r\n\r\n")
     second = taken(body, pool)
     whole, _client = arriving(sent + rest + b"0\r\n\r\n", None)
     assert b"".join(data for data, _ in first + second) == whole.read()
+    client.close()
+
+
+@pytest.mark.parametrize("size_line", [b"1", b"1;ext=v"], ids=["plain", "extension"])
+def test_a_one_byte_chunk_is_taken_only_once_its_crlf_is_here(size_line):
+    """A one-byte chunk's byte is its last, and gevent reads the CRLF after it in the same read:
+    the gather stops there rather than read it and wait for the CRLF. The chunk comes while the
+    gather waits FILL_WAIT_S for a fast sender's next bytes (after 16 KiB)."""
+    body, client = chunked_body(framed(b"a" * 16384))
+    gevent.spawn_later(0.003, client.sendall, size_line + b"\r\nX")
+    pool = BufferPool(keep=2)
+    with gevent.Timeout(1):
+        data, buffer = body.take(body.ready(), pool)
+    assert len(data) == 16384 and buffer is not None
+    first = bytes(data)
+    pool.give(buffer)
+    client.sendall(b"\r\n0\r\n\r\n")
+    assert first + b"".join(data for data, _ in taken(body, pool)) == b"a" * 16384 + b"X"
     client.close()

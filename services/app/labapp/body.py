@@ -185,9 +185,9 @@ class Body:
         """How much more of a chunked body read() gives without waiting on the sender, for a chunk
         that holds ``got`` bytes: the rest of the sender's chunk under way as far as it is here
         (short of its last byte until the CRLF after it is here too: gevent reads that CRLF in
-        the same read); at a chunk's start 1 (the size line and one byte) once both are here and
-        the chunk is not the last. A fast sender's next bytes are waited for FILL_WAIT_S, as in
-        ``_more``."""
+        the same read); at a chunk's start 1 (the size line and one byte) once both are here, and
+        the CRLF too for a one-byte chunk, and the chunk is not the last. A fast sender's next
+        bytes are waited for FILL_WAIT_S, as in ``_more``."""
         body = self._input
         if got >= CHUNK or body.chunk_length == 0:
             return 0
@@ -207,10 +207,12 @@ class Body:
             return min(CHUNK - got, rest if here >= rest + 2 else min(rest - 1, here))
         line, newline, _ = buffered.partition(b"\n")
         try:
-            last = int(line.split(b";", 1)[0], 16) == 0
+            size = int(line.split(b";", 1)[0], 16)
         except ValueError:
             return 0  # a malformed size line: the next read says so, with no buffer held
-        return 1 if newline and not last and here > len(line) + 1 else 0
+        # The size line, its first byte, and for a one-byte chunk the CRLF read with that byte.
+        needed = len(line) + 1 + 1 + (2 if size == 1 else 0)
+        return 1 if newline and size > 0 and here >= needed else 0
 
     def _more(self, got: int) -> int:
         """How much more to read into a chunk that holds ``got`` bytes: what the kernel has; for a
