@@ -186,19 +186,12 @@ class Body:
         that holds ``got`` bytes: the rest of the sender's chunk under way as far as it is here
         (short of its last byte until the CRLF after it is here too: gevent reads that CRLF in
         the same read); at a chunk's start 1 (the size line and one byte) once both are here, and
-        the CRLF too for a one-byte chunk, and the chunk is not the last. A fast sender's next
-        bytes are waited for FILL_WAIT_S, as in ``_more``."""
+        the CRLF too for a one-byte chunk, and the chunk is not the last (``_waiting``: a fast
+        sender's next bytes are waited for FILL_WAIT_S, as in ``_more``)."""
         body = self._input
         if got >= CHUNK or body.chunk_length == 0:
             return 0
-        waiting = waiting_on_socket(body.rfile)
-        if not waiting and (self._fast or got >= FAST_BYTES):
-            try:
-                wait_read(body.rfile.fileno(), FILL_WAIT_S)
-            except TimeoutError:
-                return 0
-            waiting = waiting_on_socket(body.rfile)
-        if not waiting:
+        if not self._waiting(got):
             return 0  # what the read buffer may hold is left to ready(): a peek could wait
         buffered = body.rfile.peek(1)  # no wait: bytes are on the socket
         here = len(buffered) + waiting_on_socket(body.rfile)
@@ -226,10 +219,16 @@ class Body:
         left = min(CHUNK - got, (body.content_length or 0) - body.position)
         if left <= 0:
             return 0
-        if not (waiting := waiting_on_socket(body.rfile)) and (self._fast or got >= FAST_BYTES):
+        return min(left, self._waiting(got))
+
+    def _waiting(self, got: int) -> int:
+        """Bytes the kernel holds for the body now; for a sender that proved fast (FAST_BYTES in
+        this chunk, of ``got`` bytes, or the last), those that arrive within FILL_WAIT_S."""
+        rfile = self._input.rfile
+        if not (waiting := waiting_on_socket(rfile)) and (self._fast or got >= FAST_BYTES):
             try:
-                wait_read(body.rfile.fileno(), FILL_WAIT_S)
+                wait_read(rfile.fileno(), FILL_WAIT_S)
             except TimeoutError:
                 return 0
-            waiting = waiting_on_socket(body.rfile)
-        return min(left, waiting)
+            waiting = waiting_on_socket(rfile)
+        return waiting
